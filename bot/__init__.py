@@ -1,0 +1,1 @@
+"""Bot runtime: aiohttp app, router, templates, conversation log, feedback, review, widget."""

@@ -1,0 +1,1 @@
+"""Knowledge base: documents -> chunks -> embeddings -> FAISS index; dense + keyword search."""

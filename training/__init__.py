@@ -1,0 +1,1 @@
+"""Training: transcript import, example store, fine-tuning, calibration, evaluation, model registry."""

@@ -1,0 +1,55 @@
+"""Settings of intent-model training and calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from knowledge.settings import setting
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How the intent classifier is fine-tuned, calibrated and kept."""
+
+    base_model: str = setting("", "Local Hugging Face model folder to fine-tune; empty = the packaged all-MiniLM-L6-v2.")
+    max_length: int = setting(64, "Longest message in tokens; longer ones are truncated (support messages are short).")
+    batch_size: int = setting(32, "Examples per optimisation step.")
+    epochs: int = setting(4, "Most passes over the training data; early stopping may end sooner.")
+    min_steps: int = setting(300, "Least optimisation steps, so small bots still train long enough.")
+    encoder_lr: float = setting(5e-5, "Peak learning rate of the transformer encoder (AdamW).")
+    head_lr: float = setting(2e-3, "Peak learning rate of the classification head.")
+    weight_decay: float = setting(0.01, "AdamW weight decay.")
+    warmup: float = setting(0.1, "Share of steps with linearly rising learning rate, before linear decay.")
+    patience: int = setting(2, "Evaluations without validation improvement before training stops.")
+    val_fraction: float = setting(0.1, "Share of each intent held out (stratified) for early stopping and calibration.")
+    refit_below: int = setting(
+        3000, "With fewer examples than this, train again on all data after validation (k-fold-like use of small data)."
+    )
+    class_weighting: bool = setting(True, "Weight the loss by inverse square-root intent frequency (imbalanced intents).")
+    seed: int = setting(13, "Random seed for splits, initialisation and shuffling.")
+    device: str = setting("auto", "auto (CUDA with mixed precision when present, else CPU), cpu or cuda.")
+    target_precision: float = setting(0.9, "Precision of answered messages the answer threshold is chosen to reach.")
+    oos_share: float = setting(0.3, "Expected share of out-of-scope messages, used when choosing the threshold.")
+    oos_label: str = setting("out_of_scope", "Intent name that marks out-of-scope examples (used for calibration only).")
+    quantize: bool = setting(False, "Serve a dynamically int8-quantised copy of the model (CPU).")
+    keep_versions: int = setting(5, "Model versions kept on disk; older ones are pruned (the serving one never).")
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_length": 8 <= self.max_length <= 512,
+            "batch_size": self.batch_size >= 1,
+            "epochs": self.epochs >= 1,
+            "min_steps": self.min_steps >= 0,
+            "encoder_lr": 0 <= self.encoder_lr < 1,
+            "head_lr": 0 < self.head_lr < 1,
+            "warmup": 0 <= self.warmup < 1,
+            "patience": self.patience >= 1,
+            "val_fraction": 0 < self.val_fraction < 0.5,
+            "device": self.device in ("auto", "cpu", "cuda"),
+            "target_precision": 0 < self.target_precision < 1,
+            "oos_share": 0 <= self.oos_share < 1,
+            "keep_versions": self.keep_versions >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
