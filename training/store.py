@@ -5,6 +5,7 @@ Duplicates by normalised text are stored once. Writes are all-or-nothing per cal
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -70,33 +71,44 @@ class ExampleStore:
             )
             self.table.create_index(["norm"], unique=True)
             self.table.create_index(["intent"])
+        # transcript import: provenance lookups (idempotent re-import) and the record of each imported file
+        self.table.create_index(["provenance"], if_not_exists=True)
+        if not db["imports"].exists():
+            db["imports"].create(
+                {"id": int, "path": str, "sha256": str, "format": str, "created": float, "report": str},
+                pk="id", not_null={"path", "format"},
+            )
 
     def add(self, examples: Iterable[Example]) -> AddResult:
         """Insert new examples in one transaction; known texts are counted, not stored again."""
+        with transaction(self.db):
+            return self.insert(examples)
+
+    def insert(self, examples: Iterable[Example]) -> AddResult:
+        """`add` without its own transaction: for callers that group several writes in one `transaction`."""
         result = AddResult()
         now = time.time()
-        with transaction(self.db):
-            for ex in examples:
-                if ex.source not in SOURCES:
-                    raise ValueError(f"unknown example source {ex.source!r}; expected one of {SOURCES}")
-                if ex.split not in SPLITS:
-                    raise ValueError(f"unknown split {ex.split!r}; expected one of {SPLITS}")
-                norm = normalise(ex.text)
-                if not norm:
-                    continue
-                row = self.db.execute("select intent from examples where norm = ?", [norm]).fetchone()
-                if row is not None:
-                    result.duplicates += 1
-                    if ex.intent and row[0] and row[0] != ex.intent:
-                        result.conflicts.append(f"{ex.text!r}: stored as {row[0]}, not {ex.intent}")
-                    continue
-                self.db.execute(
-                    "insert into examples (text, norm, intent, source, split, provenance, label_method, created)"
-                    " values (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [ex.text.strip(), norm, ex.intent or None, ex.source, ex.split, ex.provenance,
-                     ex.label_method, now],
-                )
-                result.added += 1
+        for ex in examples:
+            if ex.source not in SOURCES:
+                raise ValueError(f"unknown example source {ex.source!r}; expected one of {SOURCES}")
+            if ex.split not in SPLITS:
+                raise ValueError(f"unknown split {ex.split!r}; expected one of {SPLITS}")
+            norm = normalise(ex.text)
+            if not norm:
+                continue
+            row = self.db.execute("select intent from examples where norm = ?", [norm]).fetchone()
+            if row is not None:
+                result.duplicates += 1
+                if ex.intent and row[0] and row[0] != ex.intent:
+                    result.conflicts.append(f"{ex.text!r}: stored as {row[0]}, not {ex.intent}")
+                continue
+            self.db.execute(
+                "insert into examples (text, norm, intent, source, split, provenance, label_method, created)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [ex.text.strip(), norm, ex.intent or None, ex.source, ex.split, ex.provenance,
+                 ex.label_method, now],
+            )
+            result.added += 1
         return result
 
     def examples(self, *, labelled: bool | None = True, split: str | None = None) -> list[Example]:
@@ -135,9 +147,146 @@ class ExampleStore:
     def has_provenance(self, provenance: str) -> bool:
         return self.db.execute("select 1 from examples where provenance = ? limit 1", [provenance]).fetchone() is not None
 
+    def has_text(self, text: str) -> bool:
+        """Whether an example with this normalised text is stored (the duplicate key of `add`)."""
+        norm = normalise(text)
+        return self.db.execute("select 1 from examples where norm = ? limit 1", [norm]).fetchone() is not None
+
+    def ids_for(self, texts: Iterable[str]) -> dict[str, int]:
+        """Example id of each stored text, keyed by its normalised form."""
+        found = {}
+        for text in texts:
+            norm = normalise(text)
+            row = self.db.execute("select id from examples where norm = ?", [norm]).fetchone()
+            if row is not None:
+                found[norm] = row[0]
+        return found
+
+    def unlabelled(self, exclude: Iterable[int] = (), limit: int | None = None) -> list[Example]:
+        """Unlabelled examples, newest first, leaving out the ids in `exclude` (e.g. dropped proposals)."""
+        skip = set(exclude)
+        rows = self.db.execute("select * from examples where intent is null order by id desc")
+        names = [d[0] for d in rows.description]
+        out = []
+        for values in rows:
+            row = dict(zip(names, values))
+            if row["id"] in skip:
+                continue
+            out.append(_example(row))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def record_import(self, path: str, sha256: str, format: str, report: str) -> int:
+        """Remember an imported file (call inside the import's transaction); returns the record id."""
+        cur = self.db.execute(
+            "insert into imports (path, sha256, format, created, report) values (?, ?, ?, ?, ?)",
+            [path, sha256, format, time.time(), report],
+        )
+        return cur.lastrowid
+
+    def imports(self) -> list[dict]:
+        """Imported files, oldest first: path, sha256, format, created, report (JSON)."""
+        return list(self.db["imports"].rows_where(order_by="id"))
+
 
 def _example(row: dict) -> Example:
     return Example(
         text=row["text"], intent=row["intent"], source=row["source"], split=row["split"] or "",
         provenance=row["provenance"] or "", label_method=row["label_method"] or "", id=row["id"],
+    )
+
+
+PROPOSAL_STATUSES = ("open", "accepted", "merged", "dropped")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed new intent: a cluster of unlabelled examples waiting for a person's decision."""
+
+    id: int
+    name: str
+    members: tuple[int, ...]  # example ids
+    examples: tuple[str, ...]  # representative texts, most typical first
+    status: str = "open"
+    intent: str = ""  # the intent its examples were given when accepted
+    created: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+class ProposalStore:
+    """The `intent_proposals` table. Methods do not open transactions: wrap them in `transaction(db)`
+    together with the example labelling or intents.yaml write they belong to."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        if not db["intent_proposals"].exists():
+            db["intent_proposals"].create(
+                {"id": int, "name": str, "members": str, "examples": str, "status": str, "intent": str,
+                 "created": float},
+                pk="id", not_null={"name", "members", "status"}, defaults={"status": "open", "intent": ""},
+            )
+
+    def replace_open(self, proposals: Iterable[tuple[str, Iterable[int], Iterable[str]]]) -> list[int]:
+        """Drop the open proposals and store these (name, member ids, representative texts) instead."""
+        self.db.execute("delete from intent_proposals where status = 'open'")
+        now, ids = time.time(), []
+        for name, members, examples in proposals:
+            cur = self.db.execute(
+                "insert into intent_proposals (name, members, examples, status, intent, created)"
+                " values (?, ?, ?, 'open', '', ?)",
+                [name, json.dumps(sorted(int(m) for m in members)), json.dumps(list(examples)), now],
+            )
+            ids.append(cur.lastrowid)
+        return ids
+
+    def proposals(self, status: str | None = "open") -> list[Proposal]:
+        """Proposals with this status (None = all), oldest first."""
+        rows = self.db["intent_proposals"].rows_where(
+            "status = ?" if status else None, [status] if status else [], order_by="id")
+        return [_proposal(r) for r in rows]
+
+    def get(self, proposal_id: int) -> Proposal:
+        rows = list(self.db["intent_proposals"].rows_where("id = ?", [proposal_id]))
+        if not rows:
+            raise ValueError(f"no intent proposal {proposal_id}; see `run_bot.py intents list`")
+        return _proposal(rows[0])
+
+    def update(self, proposal_id: int, *, name: str | None = None, members: Iterable[int] | None = None,
+               examples: Iterable[str] | None = None, status: str | None = None, intent: str | None = None) -> None:
+        if status is not None and status not in PROPOSAL_STATUSES:
+            raise ValueError(f"unknown proposal status {status!r}; expected one of {PROPOSAL_STATUSES}")
+        values = {"name": name, "status": status, "intent": intent,
+                  "members": None if members is None else json.dumps(sorted(int(m) for m in members)),
+                  "examples": None if examples is None else json.dumps(list(examples))}
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            self.db.execute(f"update intent_proposals set {sets} where id = ?", [*values.values(), proposal_id])
+
+    def label_members(self, proposal: Proposal, intent: str, method: str = "cluster") -> int:
+        """Give the still-unlabelled member examples `intent`; returns how many were labelled."""
+        labelled = 0
+        for example_id in proposal.members:
+            cur = self.db.execute(
+                "update examples set intent = ?, label_method = ? where id = ? and intent is null",
+                [intent, method, example_id],
+            )
+            labelled += cur.rowcount
+        return labelled
+
+    def dropped_members(self) -> set[int]:
+        """Example ids a person already rejected as a new intent (left out of later clustering)."""
+        rows = self.db.execute("select members from intent_proposals where status = 'dropped'").fetchall()
+        return {m for (members,) in rows for m in json.loads(members)}
+
+
+def _proposal(row: dict) -> Proposal:
+    return Proposal(
+        id=row["id"], name=row["name"], members=tuple(json.loads(row["members"])),
+        examples=tuple(json.loads(row["examples"] or "[]")), status=row["status"], intent=row["intent"] or "",
+        created=row["created"] or 0.0,
     )
