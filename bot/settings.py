@@ -26,10 +26,54 @@ class ServerSettings:
     port: int = setting(8080, "Port the server listens on.")
     admin_token: str = setting("", "Bearer token for admin and review endpoints; empty = read SUPPORTBOT_ADMIN_TOKEN.")
     allowed_origins: tuple[str, ...] = setting((), "Website origins allowed to call the chat API (CORS allow-list).")
+    max_body_bytes: int = setting(16384, "Largest request body accepted; bigger ones get 413.")
+    max_message_chars: int = setting(2000, "Longest chat message accepted, in characters; longer ones get 413.")
+    rate_limit: float = setting(2.0, "Sustained requests per second per client (conversation token, else IP); 0 = no limit.")
+    rate_burst: int = setting(20, "Requests a client may send at once before the rate limit applies.")
+    handoff_after_failures: int = setting(3, "Hand the conversation to a person after this many fallback answers in a row; 0 = never.")
+    handoff_webhook: str = setting("", "URL POSTed (JSON) when a conversation is handed off; empty = none.")
+    webhook_timeout: float = setting(5.0, "Seconds the handoff webhook may take; it never delays the chat answer.")
+    clarify_choices: int = setting(3, "Most intents offered as quick replies in a clarifying question.")
+    smalltalk_intents: tuple[str, ...] = setting(
+        ("greet", "thanks", "goodbye"), "Intents answered as small talk: never sent to the knowledge base, never a failure."
+    )
+    fallback_message: str = setting(
+        "Sorry, I'm not sure I understood. Could you rephrase, or would you like to talk to a person?",
+        "Answer when neither an intent nor the knowledge base is confident.",
+    )
+    clarify_message: str = setting("Did you mean one of these?", "Question asked when the top intents are too close to call.")
+    handoff_message: str = setting(
+        "I'm passing you to a person. A person will reply here soon.", "Answer when a conversation is handed off."
+    )
+    waiting_message: str = setting(
+        "A person will reply here soon.", "Answer to every message of a handed-off conversation until it is released."
+    )
+    watch_interval: float = setting(5.0, "Seconds between checks of the model registry's CURRENT pointer; 0 = only /admin/reload.")
+    batch_size: int = setting(32, "Most chat messages classified in one model call (concurrent requests are batched).")
+    batch_wait_ms: float = setting(2.0, "Milliseconds an idle model waits for more messages to batch with the first.")
+    worker_threads: int = setting(2, "Threads running model inference and knowledge-base search, off the event loop.")
+    access_log: bool = setting(True, "Log one line per HTTP request (never bodies, tokens or headers).")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"server.port must be 1..65535, not {self.port}")
+        checks = {
+            "max_body_bytes": self.max_body_bytes >= 256,
+            "max_message_chars": self.max_message_chars >= 1,
+            "rate_limit": self.rate_limit >= 0,
+            "rate_burst": self.rate_burst >= 1,
+            "handoff_after_failures": self.handoff_after_failures >= 0,
+            "webhook_timeout": self.webhook_timeout > 0,
+            "clarify_choices": self.clarify_choices >= 2,
+            "watch_interval": self.watch_interval >= 0,
+            "batch_size": self.batch_size >= 1,
+            "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
+            "worker_threads": self.worker_threads >= 1,
+            "handoff_webhook": self.handoff_webhook == "" or self.handoff_webhook.startswith(("http://", "https://")),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid server settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,229 @@
+"""The router: one message in, one reply out, with the `Decision` that explains it (logged whole).
+
+Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes: never
+the knowledge base), clarify (top intents too close: ask which), knowledge (no confident intent, or
+the intent routes there), fallback (nothing good: offer a person), handoff (asked for, routed there,
+or too many failures in a row). Thresholds come from the serving model's calibration, via
+`Prediction.unknown` / `.ambiguous` and `model.threshold`; none are constants here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
+
+from bot.folder import Entity, Intent
+from bot.settings import Settings
+from bot.templates import EntityExtractor, fill, slot_reply
+from training.classifier import Prediction
+
+ROUTES = ("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff")
+FLAGS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff")
+HANDOFF_VALUE = "/handoff"  # quick-reply value (and message) that asks for a person
+INTENT_VALUE = "/"  # quick-reply values "/<intent>" pick that intent without classifying
+
+
+class CalibratedClassifier(Protocol):
+    """What the router needs of a model version (training.classifier.IntentClassifier, or a test double)."""
+
+    version: str
+    threshold: float
+    margin: float
+
+    def predict(self, texts: Sequence[str], k: int = 3) -> list[Prediction]: ...
+
+
+class Knowledge(Protocol):
+    """knowledge.base.KnowledgeBase, or a test double; `answer()` returns a knowledge.base.Answer."""
+
+    def answer(self, query: str, tags: Sequence[str] = ()) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    url: str
+    score: float
+
+
+@dataclass(frozen=True)
+class QuickReply:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why the bot answered as it did; stored as JSON with every turn."""
+
+    route: str
+    reason: str
+    intent: str | None = None
+    confidence: float = 0.0  # calibrated probability of `intent` (or of the top intent when none)
+    alternatives: tuple[tuple[str, float], ...] = ()
+    sources: tuple[Source, ...] = ()
+    model_version: str = ""
+    latency_ms: float = 0.0
+    kb_score: float | None = None
+    slot: str | None = None  # the variable this turn asked for
+    flags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Reply:
+    answer: str
+    decision: Decision
+    quick_replies: tuple[QuickReply, ...] = ()
+
+    @property
+    def handoff(self) -> bool:
+        return self.decision.route == "handoff"
+
+
+@dataclass
+class Conversation:
+    """The state the router reads and updates; the conversation log loads and saves it."""
+
+    id: str
+    handoff: bool = False
+    failures: int = 0  # fallback answers in a row
+    pending: dict[str, str] | None = None  # {"intent", "variable"} asked for on the previous turn
+    slots: dict[str, str] = field(default_factory=dict)
+
+
+Classify = Callable[[str], Awaitable[Prediction]]
+Search = Callable[[str], Awaitable[Any]]
+
+
+class Router:
+    """Routes messages for one model version; a new version gets a new Router (hot reload)."""
+
+    def __init__(self, intents: Mapping[str, Intent], entities: Mapping[str, Entity], model: CalibratedClassifier,
+                 classify: Classify, search: Search | None, settings: Settings):
+        self.intents, self.model, self.classify, self.search = intents, model, classify, search
+        self.extractor = EntityExtractor(entities)
+        self.server = settings.server
+        self.oos_label = settings.train.oos_label
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    async def respond(self, text: str, convo: Conversation, action: str | None = None) -> Reply:
+        """Decide and answer; updates `convo` (slots, pending prompt, failures, handoff)."""
+        start = time.perf_counter()
+        reply = await self._respond(" ".join(text.split()), convo, action)
+        decision = dataclasses.replace(reply.decision, latency_ms=round((time.perf_counter() - start) * 1000, 2))
+        return dataclasses.replace(reply, decision=decision)
+
+    async def _respond(self, text: str, convo: Conversation, action: str | None) -> Reply:
+        if convo.handoff:
+            return self._reply("handoff", "conversation is waiting for a person", self.server.waiting_message)
+        if action == "handoff" or text.lower() == HANDOFF_VALUE:
+            return self._handoff(convo, "the user asked for a person", None)
+        found = self.extractor.extract(text)
+        convo.slots.update(found)
+        chosen = self._chosen_intent(text)
+        pending, convo.pending = (None, None) if chosen else (convo.pending, None)
+        asked = self.intents.get(pending["intent"]) if pending else None
+        if asked is not None and pending["variable"] in found:
+            return self._template(asked, None, convo, f"reply to the prompt for {pending['variable']}")
+        prediction = (Prediction(chosen, 1.0, [(chosen, 1.0)], False, False) if chosen
+                      else await self.classify(text))
+        if asked is not None and self._still_answering(text, prediction, asked, pending["variable"]):
+            convo.slots[pending["variable"]] = slot_reply(text)
+            return self._template(asked, None, convo, f"reply to the prompt for {pending['variable']}")
+        return await self._route(text, prediction, convo, "quick reply" if chosen else "")
+
+    async def _route(self, text: str, p: Prediction, convo: Conversation, why: str) -> Reply:
+        choices = self._known(p.top)
+        if p.ambiguous and not p.unknown and len(choices) > 1:
+            return self._clarify(convo, p, choices, "top intents are within the model's margin")
+        intent = self.intents.get(p.intent) if p.intent and p.intent != self.oos_label else None
+        if intent is None:
+            return await self._knowledge(text, p, convo, "no confident intent", choices)
+        if intent.route == "handoff":
+            return self._handoff(convo, f"intent {intent.name} routes to a person", p)
+        if intent.route == "knowledge":
+            return await self._knowledge(text, p, convo, f"intent {intent.name} routes to the knowledge base", [])
+        return self._template(intent, p, convo, why or "confident intent")
+
+    def _template(self, intent: Intent, p: Prediction | None, convo: Conversation, why: str) -> Reply:
+        filled = fill(intent, convo.slots)
+        if filled.missing:
+            convo.pending = {"intent": intent.name, "variable": filled.missing}
+            return self._reply("template", f"{why}; asking for {filled.missing}", filled.prompt, p,
+                               intent=intent.name, slot=filled.missing)
+        route = "smalltalk" if intent.name in self.server.smalltalk_intents else "template"
+        convo.failures = 0
+        return self._reply(route, why, filled.answer, p, intent=intent.name)
+
+    def _still_answering(self, text: str, p: Prediction, asked: Intent, variable: str) -> bool:
+        """A free-text reply to last turn's prompt fills the variable, unless it is about something else.
+
+        Entity variables (pattern or list) only take a matching value: asked once, a reply without
+        one is routed as a new message.
+        """
+        moved_on = p.intent is not None and not p.ambiguous and p.intent != asked.name
+        return not moved_on and variable not in self.extractor and bool(slot_reply(text))
+
+    async def _knowledge(self, text: str, p: Prediction, convo: Conversation, why: str,
+                         choices: list[tuple[str, float]]) -> Reply:
+        answer = await self.search(text) if self.search is not None else None
+        if answer is not None and answer.confident and answer.text:
+            convo.failures = 0
+            source = Source(answer.title, answer.url, round(float(answer.score), 4))
+            return self._reply("knowledge", f"{why}; the knowledge base is confident", answer.text, p,
+                               sources=(source,), kb_score=answer.score)
+        kb_score = float(answer.score) if answer is not None else None
+        if p.ambiguous and len(choices) > 1 and sum(c for _, c in choices[:2]) >= self.model.threshold:
+            return self._clarify(convo, p, choices, f"{why}, but the top two together clear the threshold",
+                                 kb_score=kb_score)
+        return self._fallback(convo, p, f"{why}; the knowledge base is not confident either", kb_score)
+
+    def _clarify(self, convo: Conversation, p: Prediction, choices: list[tuple[str, float]], why: str,
+                 kb_score: float | None = None) -> Reply:
+        replies = tuple(QuickReply(self.intents[name].description, INTENT_VALUE + name)
+                        for name, _ in choices[: self.server.clarify_choices])
+        return self._reply("clarify", why, self.server.clarify_message, p, quick_replies=replies,
+                           kb_score=kb_score)
+
+    def _fallback(self, convo: Conversation, p: Prediction, why: str, kb_score: float | None) -> Reply:
+        convo.failures += 1
+        limit = self.server.handoff_after_failures
+        if limit and convo.failures >= limit:
+            return self._handoff(convo, f"{convo.failures} failed turns in a row", p)
+        return self._reply("fallback", why, self.server.fallback_message, p,
+                           quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),), kb_score=kb_score)
+
+    def _handoff(self, convo: Conversation, why: str, p: Prediction | None) -> Reply:
+        convo.handoff, convo.failures, convo.pending = True, 0, None
+        return self._reply("handoff", why, self.server.handoff_message, p, flags=("handoff",))
+
+    def _chosen_intent(self, text: str) -> str | None:
+        name = text[len(INTENT_VALUE):] if text.startswith(INTENT_VALUE) else ""
+        return name if name in self.intents else None
+
+    def _known(self, top: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+        return [(name, c) for name, c in top if name in self.intents and name != self.oos_label]
+
+    def _reply(self, route: str, reason: str, answer: str, p: Prediction | None = None, *,
+               intent: str | None = None, quick_replies: tuple[QuickReply, ...] = (),
+               sources: tuple[Source, ...] = (), kb_score: float | None = None, slot: str | None = None,
+               flags: tuple[str, ...] = ()) -> Reply:
+        flags = flags + {"fallback": ("fallback",), "clarify": ("clarification",)}.get(route, ())
+        if p is not None and p.unknown:
+            flags = ("low_confidence",) + flags
+        decision = Decision(
+            route=route, reason=reason, intent=intent or (p.intent if p else None),
+            confidence=round(float(p.confidence), 4) if p else 0.0,
+            alternatives=tuple((name, round(float(c), 4)) for name, c in p.top) if p else (),
+            sources=sources, model_version=self.model.version,
+            kb_score=None if kb_score is None else round(float(kb_score), 4), slot=slot, flags=flags,
+        )
+        return Reply(answer=answer, decision=decision, quick_replies=quick_replies)

@@ -1,0 +1,102 @@
+"""Answer templates: find entity values in a message, fill `{variables}`, say which one is missing.
+
+Entities are defined per bot in intents.yaml (a regular expression or a list of values). Values come
+from the raw message (in memory only: the stored message is redacted) and from what the conversation
+already remembers.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import Mapping
+
+from bot.folder import Entity, Intent
+
+_FORMATTER = string.Formatter()
+
+
+def variables(template: str) -> list[str]:
+    """The `{names}` a template uses, in order of first use."""
+    names: list[str] = []
+    for _literal, name, _spec, _conv in _FORMATTER.parse(template):
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill every `{name}`; the caller has checked that none is missing."""
+    return "".join(
+        literal + (str(values[name]) if name else "")
+        for literal, name, _spec, _conv in _FORMATTER.parse(template)
+    )
+
+
+class EntityExtractor:
+    """Finds the bot's entities in a message: first match of a pattern, or a listed value (whole words)."""
+
+    def __init__(self, entities: Mapping[str, Entity]):
+        self.patterns: dict[str, re.Pattern] = {}
+        self.values: dict[str, tuple[re.Pattern, dict[str, str]]] = {}
+        for name, entity in entities.items():
+            if entity.pattern is not None:
+                self.patterns[name] = entity.pattern
+            if entity.values:
+                # Longest first, so "next day delivery" wins over "delivery".
+                listed = sorted(entity.values, key=len, reverse=True)
+                alternation = "|".join(re.escape(v) for v in listed)
+                self.values[name] = (
+                    re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE),
+                    {v.lower(): v for v in entity.values},
+                )
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.patterns or name in self.values
+
+    def extract(self, text: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, pattern in self.patterns.items():
+            m = pattern.search(text)
+            if m:
+                found[name] = _match_value(m)
+        for name, (pattern, canonical) in self.values.items():
+            if name in found:
+                continue
+            m = pattern.search(text)
+            if m:
+                found[name] = canonical.get(m.group(0).lower(), m.group(0))
+        return found
+
+
+def _match_value(m: re.Match) -> str:
+    """The first non-empty group if the pattern has groups (`order (\\w+)`), else the whole match."""
+    for group in m.groups():
+        if group:
+            return group.strip()
+    return m.group(0).strip()
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A template answer, or the variable to ask for first (with its prompt)."""
+
+    answer: str = ""
+    missing: str | None = None
+    prompt: str = ""
+
+
+def fill(intent: Intent, slots: Mapping[str, str]) -> Filled:
+    """Fill the intent's answer from the slots, or name the first missing variable and its prompt."""
+    for name in variables(intent.answer):
+        if not slots.get(name):
+            prompt = intent.prompts.get(name) or f"Could you tell me your {name.replace('_', ' ')}?"
+            return Filled(missing=name, prompt=prompt)
+    return Filled(answer=render(intent.answer, slots))
+
+
+def slot_reply(text: str, limit: int = 100) -> str:
+    """A free-text answer to a prompt, as a slot value: one line, trimmed, bounded."""
+    value = " ".join(text.split())
+    return value[:limit].rstrip(" .!?")

@@ -1,0 +1,169 @@
+"""Router decisions on a fixed-probability model: every route, slots across turns, handoff after failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from bot.router import HANDOFF_VALUE, Conversation, Router
+from runtime_doubles import FixedClassifier, ScriptedKnowledge
+
+
+def make_router(folder, model=None, kb=None, **server):
+    model = model or FixedClassifier()
+    kb = kb if kb is not None else ScriptedKnowledge()
+    settings = folder.settings
+    if server:
+        settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, **server))
+
+    async def classify(text):
+        return model.predict([text])[0]
+
+    async def search(text):
+        return kb.answer(text)
+
+    return Router(folder.intents, folder.entities, model, classify, search, settings), kb
+
+
+async def test_confident_intent_with_entity_gets_template_answer(folder):
+    router, kb = make_router(folder)
+    reply = await router.respond("Where is my order AB12345?", Conversation("c"))
+    d = reply.decision
+    assert (d.route, d.intent, reply.answer) == ("template", "track_order", "Order AB12345 is on its way.")
+    assert d.confidence == pytest.approx(0.93) and d.model_version == "v1" and d.flags == ()
+    assert kb.queries == []
+
+
+async def test_small_talk_never_reaches_the_knowledge_base(folder):
+    router, kb = make_router(folder)
+    reply = await router.respond("hello!", Conversation("c"))
+    assert (reply.decision.route, reply.answer) == ("smalltalk", "Hello! How can I help?")
+    assert kb.queries == []
+
+
+async def test_close_top_two_ask_which_with_quick_replies_that_resolve_directly(folder):
+    router, _ = make_router(folder)
+    convo = Conversation("c")
+    reply = await router.respond("cancel or track it", convo)
+    assert reply.decision.route == "clarify" and "clarification" in reply.decision.flags
+    assert [q.label for q in reply.quick_replies] == ["Cancel an order", "Track an order"]
+    chosen = await router.respond(reply.quick_replies[1].value, convo)
+    assert (chosen.decision.route, chosen.decision.intent) == ("template", "track_order")
+    assert chosen.answer == "What is your order number?"
+
+
+async def test_unknown_intent_goes_to_the_knowledge_base_with_sources(folder):
+    router, kb = make_router(folder)
+    reply = await router.respond("how long does shipping take", Conversation("c"))
+    d = reply.decision
+    assert d.route == "knowledge" and reply.answer == "Shipping takes 2-4 days."
+    assert [(s.title, s.url) for s in d.sources] == [("Shipping", "https://shop.example/shipping")]
+    assert d.intent is None and "low_confidence" in d.flags and d.kb_score == 0.8
+    assert kb.queries == ["how long does shipping take"]
+
+
+async def test_intent_routed_to_knowledge(folder):
+    router, kb = make_router(folder)
+    reply = await router.respond("does the jacket come in red", Conversation("c"))
+    assert (reply.decision.route, reply.decision.intent) == ("knowledge", "product_question")
+    assert reply.answer == "The jacket comes in red and blue." and "low_confidence" not in reply.decision.flags
+
+
+async def test_nothing_good_falls_back_offering_a_person(folder):
+    router, _ = make_router(folder)
+    convo = Conversation("c")
+    reply = await router.respond("blorp quux", convo)
+    assert reply.decision.route == "fallback" and reply.decision.flags == ("low_confidence", "fallback")
+    assert [(q.label, q.value) for q in reply.quick_replies] == [("Talk to a person", HANDOFF_VALUE)]
+    assert convo.failures == 1
+
+
+async def test_unknown_but_ambiguous_pair_clears_threshold_together_asks_which(folder):
+    router, _ = make_router(folder)  # 0.30 + 0.28 >= threshold 0.5, each alone below it
+    reply = await router.respond("that order thing", Conversation("c"))
+    assert reply.decision.route == "clarify" and reply.decision.kb_score == 0.1
+
+
+async def test_thresholds_come_from_the_model_not_the_code(folder):
+    strict, _ = make_router(folder, model=FixedClassifier(threshold=0.95))
+    reply = await strict.respond("Where is my order AB12345?", Conversation("c"))
+    assert reply.decision.route == "fallback" and "low_confidence" in reply.decision.flags
+
+
+async def test_slot_prompt_then_fill_across_two_turns(folder):
+    router, _ = make_router(folder)
+    convo = Conversation("c")
+    first = await router.respond("where is my parcel?", convo)
+    assert first.answer == "What is your order number?" and first.decision.slot == "order_id"
+    assert convo.pending == {"intent": "track_order", "variable": "order_id"}
+    second = await router.respond("it's ab12345", convo)
+    assert (second.decision.route, second.answer) == ("template", "Order ab12345 is on its way.")
+    assert convo.pending is None and convo.slots["order_id"] == "ab12345"
+    # Remembered: the next intent needing it does not ask again.
+    third = await router.respond("please cancel it", convo)
+    assert third.answer == "I have cancelled order ab12345."
+
+
+async def test_free_text_variable_takes_the_reply(folder):
+    router, _ = make_router(folder)
+    convo = Conversation("c")
+    assert (await router.respond("call me something", convo)).answer == "What should I call you?"
+    assert (await router.respond("Robin", convo)).answer == "Nice to meet you, Robin."
+
+
+async def test_entity_prompt_is_asked_once_then_the_message_is_routed_anew(folder):
+    router, _ = make_router(folder)
+    convo = Conversation("c")
+    await router.respond("where is my order", convo)
+    reply = await router.respond("how long does shipping take", convo)
+    assert reply.decision.route == "knowledge" and convo.pending is None
+
+
+async def test_list_entities_use_the_canonical_value(folder):
+    router, _ = make_router(folder)
+    assert router.extractor.extract("a DARK BLUE one") == {"color": "dark blue"}
+
+
+async def test_handoff_after_n_failures_then_bot_stays_quiet(folder):
+    router, kb = make_router(folder, handoff_after_failures=2)
+    convo = Conversation("c")
+    assert (await router.respond("blorp", convo)).decision.route == "fallback"
+    reply = await router.respond("quux", convo)
+    assert reply.handoff and reply.decision.reason == "2 failed turns in a row" and "handoff" in reply.decision.flags
+    assert convo.handoff
+    queries = len(kb.queries)
+    waiting = await router.respond("hello?", convo)
+    assert waiting.handoff and waiting.answer == "A person will reply here soon." and waiting.decision.flags == ()
+    assert len(kb.queries) == queries
+
+
+async def test_success_resets_the_failure_count(folder):
+    router, _ = make_router(folder, handoff_after_failures=2)
+    convo = Conversation("c")
+    await router.respond("blorp", convo)
+    await router.respond("hello", convo)
+    assert convo.failures == 0
+    assert (await router.respond("quux", convo)).decision.route == "fallback"
+
+
+@pytest.mark.parametrize("how", ["intent", "quick reply", "action"])
+async def test_handoff_routes(folder, how):
+    router, _ = make_router(folder)
+    convo = Conversation("c")
+    if how == "intent":
+        reply = await router.respond("I want a human", convo)
+    elif how == "quick reply":
+        reply = await router.respond(HANDOFF_VALUE, convo)
+    else:
+        reply = await router.respond("", convo, action="handoff")
+    assert reply.handoff and convo.handoff and reply.answer.endswith("A person will reply here soon.")
+
+
+async def test_decision_is_one_json_object_with_latency(folder):
+    router, _ = make_router(folder)
+    d = (await router.respond("does the jacket come in red", Conversation("c"))).decision
+    logged = json.loads(json.dumps(d.to_json()))
+    assert set(logged) >= {"route", "intent", "confidence", "alternatives", "sources", "model_version", "latency_ms"}
+    assert logged["sources"][0]["url"] == "https://shop.example/jackets" and logged["latency_ms"] >= 0
