@@ -1,0 +1,210 @@
+"""The conversation log: conversations, turns (with the whole decision), feedback, handoffs and flags.
+
+User text is redacted before it is written. Slot values that contain personal data (an e-mail the bot
+asked for) are never written: they live in this process's memory only, for the conversation's sake.
+Methods are synchronous and all-or-nothing; the web app calls them from its single writer thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import sqlite_utils
+
+from bot.router import FLAGS, Conversation, Reply
+from knowledge.database import transaction
+from training.redact import Redactor
+
+RATINGS = ("up", "down")
+PRIVATE_SLOT_CONVERSATIONS = 10_000  # conversations whose personal slot values are kept in memory
+
+SCHEMA = """
+create table if not exists conversations (
+    id text primary key, token_hash text not null, created real not null, updated real not null,
+    handoff integer not null default 0, failures integer not null default 0,
+    pending text, slots text not null default '{}', turns integer not null default 0
+);
+create table if not exists turns (
+    id integer primary key, conversation_id text not null references conversations(id), created real not null,
+    message text not null, answer text not null, route text not null, intent text, confidence real,
+    quick_replies text not null, sources text not null, decision text not null, model_version text,
+    latency_ms real
+);
+create index if not exists turns_conversation on turns(conversation_id);
+create index if not exists turns_route on turns(route);
+create table if not exists feedback (
+    id integer primary key, turn_id integer not null references turns(id),
+    conversation_id text not null references conversations(id), rating text not null, comment text,
+    created real not null
+);
+create table if not exists handoffs (
+    id integer primary key, conversation_id text not null references conversations(id),
+    turn_id integer references turns(id), reason text not null, created real not null, released real
+);
+create index if not exists handoffs_open on handoffs(conversation_id, released);
+create table if not exists flags (
+    id integer primary key, turn_id integer not null references turns(id),
+    conversation_id text not null references conversations(id), kind text not null, detail text,
+    created real not null, resolved real
+);
+create index if not exists flags_kind on flags(kind, resolved);
+create index if not exists flags_turn on flags(turn_id);
+"""
+
+
+class UnknownConversation(LookupError):
+    """No conversation (or turn) with that id: HTTP 404."""
+
+
+class ForeignConversation(PermissionError):
+    """The id exists but the token does not match: HTTP 403."""
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConversationLog:
+    """Owns the conversation tables of the shared database."""
+
+    def __init__(self, db: sqlite_utils.Database, redactor: Redactor):
+        self.db, self.redactor = db, redactor
+        self.db.executescript(SCHEMA)
+        self._private: OrderedDict[str, dict[str, str]] = OrderedDict()
+
+    # conversations
+    def new(self) -> tuple[Conversation, str]:
+        """A conversation id and its secret token; written with its first turn."""
+        return Conversation(id=uuid.uuid4().hex), secrets.token_urlsafe(24)
+
+    def open(self, conversation_id: str, token: str | None) -> Conversation:
+        row = self.db.execute(
+            "select token_hash, handoff, failures, pending, slots from conversations where id = ?", [conversation_id]
+        ).fetchone()
+        if row is None:
+            raise UnknownConversation(f"no conversation {conversation_id!r}")
+        if not token or not hmac.compare_digest(row[0], _hash(token)):
+            raise ForeignConversation("the token does not match this conversation")
+        slots = {**json.loads(row[4]), **self._private.get(conversation_id, {})}
+        return Conversation(conversation_id, bool(row[1]), row[2], json.loads(row[3]) if row[3] else None, slots)
+
+    def record_turn(self, convo: Conversation, message: str, reply: Reply, new_token: str | None = None) -> int:
+        """Store the turn, the conversation's new state, its flags and a new handoff; returns the turn id."""
+        now = time.time()
+        redact = self.redactor.redact
+        public = {k: v for k, v in convo.slots.items() if redact(v) == v}
+        private = {k: v for k, v in convo.slots.items() if k not in public}
+        d = reply.decision
+        with transaction(self.db):
+            if new_token is not None:
+                self.db.execute(
+                    "insert into conversations (id, token_hash, created, updated) values (?, ?, ?, ?)",
+                    [convo.id, _hash(new_token), now, now],
+                )
+            self.db.execute(
+                "update conversations set updated = ?, handoff = ?, failures = ?, pending = ?, slots = ?,"
+                " turns = turns + 1 where id = ?",
+                [now, int(convo.handoff), convo.failures, json.dumps(convo.pending) if convo.pending else None,
+                 json.dumps(public), convo.id],
+            )
+            turn_id = self.db.execute(
+                "insert into turns (conversation_id, created, message, answer, route, intent, confidence,"
+                " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [convo.id, now, redact(message), redact(reply.answer), d.route, d.intent, d.confidence,
+                 json.dumps([{"label": q.label, "value": q.value} for q in reply.quick_replies]),
+                 json.dumps([{"title": s.title, "url": s.url} for s in d.sources]),
+                 json.dumps(d.to_json()), d.model_version, d.latency_ms],
+            ).lastrowid
+            for kind in d.flags:
+                self._flag(turn_id, convo.id, kind, d.reason, now)
+            if "handoff" in d.flags:
+                self.db.execute(
+                    "insert into handoffs (conversation_id, turn_id, reason, created) values (?, ?, ?, ?)",
+                    [convo.id, turn_id, d.reason, now],
+                )
+        self._remember(convo.id, private)
+        return turn_id
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "select id, message, answer, quick_replies, sources, route, created from turns"
+            " where conversation_id = ? order by id", [conversation_id],
+        ).fetchall()
+        return [
+            {"turn_id": r[0], "message": r[1], "answer": r[2], "quick_replies": json.loads(r[3]),
+             "sources": json.loads(r[4]), "route": r[5], "created": r[6]}
+            for r in rows
+        ]
+
+    # feedback and handoffs
+    def feedback(self, conversation_id: str, turn_id: int, rating: str, comment: str = "") -> None:
+        if rating not in RATINGS:
+            raise ValueError(f"rating must be one of {RATINGS}, not {rating!r}")
+        turn = self.db.execute(
+            "select 1 from turns where id = ? and conversation_id = ?", [turn_id, conversation_id]
+        ).fetchone()
+        if turn is None:
+            raise UnknownConversation(f"no turn {turn_id} in this conversation")
+        now = time.time()
+        with transaction(self.db):
+            self.db.execute(
+                "insert into feedback (turn_id, conversation_id, rating, comment, created) values (?, ?, ?, ?, ?)",
+                [turn_id, conversation_id, rating, self.redactor.redact(comment), now],
+            )
+            if rating == "down":
+                self._flag(turn_id, conversation_id, "negative_feedback", "the user rated the answer down", now)
+
+    def open_handoffs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "select h.conversation_id, h.turn_id, h.reason, h.created, c.turns from handoffs h"
+            " join conversations c on c.id = h.conversation_id where h.released is null order by h.id"
+        ).fetchall()
+        return [{"conversation_id": r[0], "turn_id": r[1], "reason": r[2], "created": r[3], "turns": r[4]}
+                for r in rows]
+
+    def release(self, conversation_id: str) -> bool:
+        """Give the conversation back to the bot; False if it was not waiting for a person."""
+        with transaction(self.db):
+            cur = self.db.execute(
+                "update conversations set handoff = 0, failures = 0, pending = null where id = ? and handoff = 1",
+                [conversation_id],
+            )
+            self.db.execute(
+                "update handoffs set released = ? where conversation_id = ? and released is null",
+                [time.time(), conversation_id],
+            )
+        return cur.rowcount > 0
+
+    def stats(self) -> dict[str, Any]:
+        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "conversations": one("select count(*) from conversations"),
+            "turns": one("select count(*) from turns"),
+            "routes": dict(self.db.execute("select route, count(*) from turns group by route").fetchall()),
+            "open_handoffs": one("select count(*) from handoffs where released is null"),
+            "open_flags": dict(self.db.execute(
+                "select kind, count(*) from flags where resolved is null group by kind").fetchall()),
+            "feedback": dict(self.db.execute("select rating, count(*) from feedback group by rating").fetchall()),
+        }
+
+    def _flag(self, turn_id: int, conversation_id: str, kind: str, detail: str, now: float) -> None:
+        if kind not in FLAGS:
+            raise ValueError(f"unknown flag {kind!r}; expected one of {FLAGS}")
+        self.db.execute(
+            "insert into flags (turn_id, conversation_id, kind, detail, created) values (?, ?, ?, ?, ?)",
+            [turn_id, conversation_id, kind, detail, now],
+        )
+
+    def _remember(self, conversation_id: str, private: dict[str, str]) -> None:
+        self._private.pop(conversation_id, None)
+        if private:
+            self._private[conversation_id] = private
+            while len(self._private) > PRIVATE_SLOT_CONVERSATIONS:
+                self._private.popitem(last=False)

@@ -1,0 +1,89 @@
+"""Hot reload: the serving Router sits in a slot; a new model version swaps the reference.
+
+Requests in flight keep the Router (and model) they started with; once they finish, nothing refers
+to the old one and it is freed. Loading runs in a thread, so the event loop keeps serving meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Callable, Protocol
+
+from bot.router import CalibratedClassifier, Router
+from bot.settings import Settings
+
+log = logging.getLogger("supportbot.models")
+
+
+class ModelSource(Protocol):
+    """Where model versions come from: the registry on disk, or a test double."""
+
+    def current_version(self) -> str | None: ...
+
+    def load(self) -> CalibratedClassifier: ...
+
+
+class RegistrySource:
+    """The bot's model registry (models/CURRENT) and IntentClassifier.load."""
+
+    def __init__(self, settings: Settings):
+        from training.registry import ModelRegistry
+
+        self.registry = ModelRegistry(settings.models_path)
+        self.quantize = settings.train.quantize
+
+    def current_version(self) -> str | None:
+        return self.registry.current_version()
+
+    def load(self) -> CalibratedClassifier:
+        from training.classifier import IntentClassifier
+
+        path: Path | None = self.registry.current_path()
+        if path is None:
+            raise FileNotFoundError(
+                f"no model version in {self.registry.root}: train one first "
+                "(`python run_bot.py train --bot <folder>`, or `python run_bot.py demo`)"
+            )
+        return IntentClassifier.load(path, quantize=self.quantize)
+
+
+class ModelSlot:
+    def __init__(self, source: ModelSource, build: Callable[[CalibratedClassifier], Router]):
+        self.source, self.build = source, build
+        self.current: Router | None = None
+        self.error = "the model is loading"
+        self.reloads = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def version(self) -> str | None:
+        return self.current.version if self.current is not None else None
+
+    async def reload(self, force: bool = False) -> dict[str, str | bool | None]:
+        """Load the registry's current version if it is not the one serving (or if `force`)."""
+        async with self._lock:
+            previous = self.version
+            pointer = await asyncio.to_thread(self.source.current_version)
+            if previous is not None and pointer == previous and not force:
+                return {"previous": previous, "version": previous, "changed": False}
+            try:
+                model = await asyncio.to_thread(self.source.load)
+                router = self.build(model)
+            except Exception as e:
+                self.error = f"loading the model failed: {e}"
+                raise
+            self.current, self.error = router, ""  # the swap: one reference assignment
+            self.reloads += previous is not None
+            log.info("serving model version %s (was %s)", router.version, previous)
+            return {"previous": previous, "version": router.version, "changed": router.version != previous}
+
+    async def watch(self, interval: float) -> None:
+        """Poll the version pointer and reload when it moves; errors are logged, serving goes on."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload()
+            except Exception as e:
+                log.warning("model reload failed, still serving %s: %s", self.version, e)

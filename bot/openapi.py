@@ -1,0 +1,122 @@
+"""The machine-readable description of the HTTP API (OpenAPI 3.1), served at GET /openapi.json.
+
+A test checks that every route the app registers is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTES = ["template", "smalltalk", "clarify", "knowledge", "fallback", "handoff"]
+
+
+def _obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+STR, INT, BOOL, NUM = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
+LINKS = {"type": "array", "items": _obj(["title", "url"], title=STR, url=STR)}
+QUICK = {"type": "array", "items": _obj(["label", "value"], label=STR, value=STR)}
+ERROR = _obj(["error"], error=STR)
+
+SCHEMAS = {
+    "ChatRequest": _obj(
+        [], message={**STR, "description": "The user's text; a quick reply's value is sent as the message."},
+        conversation_id={**STR, "description": "Omit to start a conversation."},
+        token={**STR, "description": "The conversation's secret, required with conversation_id."},
+        action={"enum": ["handoff"], "description": "Hand the conversation to a person now."},
+    ),
+    "ChatReply": _obj(
+        ["conversation_id", "token", "turn_id", "answer", "quick_replies", "sources", "route", "handoff"],
+        conversation_id=STR, token=STR, turn_id=INT, answer=STR, quick_replies=QUICK, sources=LINKS,
+        route={"enum": ROUTES}, handoff={**BOOL, "description": "True while the conversation waits for a person."},
+    ),
+    "Feedback": _obj(
+        ["conversation_id", "token", "turn_id", "rating"], conversation_id=STR, token=STR, turn_id=INT,
+        rating={"enum": ["up", "down"]}, comment=STR,
+    ),
+    "Conversation": _obj(
+        ["conversation_id", "handoff", "turns"], conversation_id=STR, handoff=BOOL,
+        turns={"type": "array", "items": _obj(
+            ["turn_id", "message", "answer", "quick_replies", "sources", "route", "created"],
+            turn_id=INT, message={**STR, "description": "As stored: personal data redacted."}, answer=STR,
+            quick_replies=QUICK, sources=LINKS, route={"enum": ROUTES}, created={**NUM, "description": "Unix time."},
+        )},
+    ),
+    "Error": ERROR,
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Invalid JSON or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
+        403: "Foreign origin, wrong conversation token, or admin endpoints disabled (no token configured).",
+        404: "Unknown conversation or turn.", 413: "Body or message too large.",
+        415: "Not JSON, not UTF-8 text, or a non-text message.", 429: "Rate limit exceeded (see Retry-After).",
+        503: "The model or knowledge base is still loading (see /readyz).",
+    }
+    return {str(c): _json(_ref("Error"), reasons[c]) for c in codes}
+
+
+def _op(summary: str, ok: dict[str, Any], *codes: int, body: str | None = None, admin: bool = False,
+        params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **_errors(*codes)}}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if admin:
+        op["security"] = [{"admin": []}]
+    if params:
+        op["parameters"] = params
+    return op
+
+
+CONVERSATION_ID = {"name": "conversation_id", "in": "path", "required": True, "schema": STR}
+ANY_OBJECT = {"type": "object"}
+
+
+def spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "supportbot", "version": "1",
+                 "description": "Chat with a customer-service bot; admin endpoints need a bearer token."},
+        "paths": {
+            "/api/chat": {"post": _op("Send a message, get the bot's answer.", _json(_ref("ChatReply"), "The answer."),
+                                      400, 403, 404, 413, 415, 429, 503, body="ChatRequest")},
+            "/api/feedback": {"post": _op("Rate an answer (down flags the turn for review).",
+                                          _json(_obj(["ok"], ok=BOOL), "Stored."), 400, 403, 404, 413, 415, 429,
+                                          body="Feedback")},
+            "/api/conversations/{conversation_id}": {"get": _op(
+                "A conversation's turns; needs header X-Conversation-Token.", _json(_ref("Conversation"), "Turns."),
+                403, 404, 429,
+                params=[CONVERSATION_ID, {"name": "X-Conversation-Token", "in": "header", "required": True,
+                                          "schema": STR}])},
+            "/healthz": {"get": _op("The process is up.", _json(_obj(["ok"], ok=BOOL), "Up."))},
+            "/readyz": {"get": _op("Model and knowledge base are loaded.", _json(_obj(
+                ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL), "Ready."), 503)},
+            "/openapi.json": {"get": _op("This description.", _json(ANY_OBJECT, "OpenAPI 3.1."))},
+            "/admin/stats": {"get": _op("Counts of conversations, turns, routes, flags; model and batching.",
+                                        _json(ANY_OBJECT, "Statistics."), 401, 403, admin=True)},
+            "/admin/handoffs": {"get": _op("Conversations waiting for a person.", _json(_obj(
+                ["handoffs"], handoffs={"type": "array", "items": ANY_OBJECT}), "Open handoffs."), 401, 403,
+                admin=True)},
+            "/admin/handoffs/{conversation_id}/release": {"post": _op(
+                "Give a handed-off conversation back to the bot.", _json(_obj(["ok"], ok=BOOL), "Released."),
+                401, 403, 404, admin=True, params=[CONVERSATION_ID])},
+            "/admin/reload": {"post": _op(
+                "Serve the registry's current model version (body optional: {\"force\": true} reloads anyway).",
+                _json(_obj(["version", "changed"], previous=STR, version=STR, changed=BOOL), "Serving."),
+                400, 401, 403, admin=True)},
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        },
+    }

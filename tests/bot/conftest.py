@@ -1,0 +1,41 @@
+"""Fixtures for the bot runtime: the tiny test bot, its doubles, and a served app."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.app import create_app
+from bot.folder import BotFolder
+from runtime_doubles import FakeSource, ScriptedKnowledge, write_bot
+
+ADMIN = "test-admin-token"
+
+
+@pytest.fixture
+def folder(tmp_path) -> BotFolder:
+    return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"'])
+
+
+def load_folder(tmp_path: Path, *overrides: str) -> BotFolder:
+    return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', *overrides])
+
+
+@pytest.fixture
+def make_client(aiohttp_client, tmp_path):
+    """An aiohttp test client of the app with the doubles; waits until /readyz says ready."""
+
+    async def make(*overrides: str, source: FakeSource | None = None, knowledge: ScriptedKnowledge | None = None):
+        folder = load_folder(tmp_path, f'server.admin_token="{ADMIN}"', "server.watch_interval=0", *overrides)
+        kb = knowledge or ScriptedKnowledge()
+        app = create_app(folder.settings, folder, models=source or FakeSource(), open_knowledge=lambda: kb)
+        client = await aiohttp_client(app)
+        for _ in range(200):
+            if (await client.get("/readyz")).status == 200:
+                return client
+            await asyncio.sleep(0.01)
+        raise AssertionError("the app never became ready")
+
+    return make

@@ -1,0 +1,119 @@
+"""The HTTP API contract with aiohttp's test client: chat, history, feedback, health, OpenAPI, errors."""
+
+from __future__ import annotations
+
+import json
+
+from bot.app import RUNTIME
+from runtime_doubles import FakeSource
+
+
+async def chat(client, message, convo=None, **extra):
+    body = {"message": message, **extra}
+    if convo:
+        body.update(conversation_id=convo["conversation_id"], token=convo["token"])
+    response = await client.post("/api/chat", json=body)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_chat_contract_history_and_feedback(make_client):
+    client = await make_client()
+    first = await chat(client, "Where is my order AB12345?")
+    assert set(first) == {"conversation_id", "token", "turn_id", "answer", "quick_replies", "sources", "route",
+                          "handoff"}
+    assert (first["route"], first["answer"], first["handoff"]) == ("template", "Order AB12345 is on its way.", False)
+    second = await chat(client, "does the jacket come in red", first)
+    assert second["conversation_id"] == first["conversation_id"] and second["token"] == first["token"]
+    assert second["sources"] == [{"title": "Jackets", "url": "https://shop.example/jackets"}]
+
+    history = await client.get(f"/api/conversations/{first['conversation_id']}",
+                               headers={"X-Conversation-Token": first["token"]})
+    body = await history.json()
+    assert body["handoff"] is False
+    assert [(t["turn_id"], t["route"]) for t in body["turns"]] == [(first["turn_id"], "template"),
+                                                                  (second["turn_id"], "knowledge")]
+    assert body["turns"][1]["sources"] == second["sources"] and body["turns"][0]["created"] > 0
+
+    rated = await client.post("/api/feedback", json={
+        "conversation_id": first["conversation_id"], "token": first["token"], "turn_id": second["turn_id"],
+        "rating": "down", "comment": "not what I asked"})
+    assert (rated.status, await rated.json()) == (200, {"ok": True})
+    db = client.app[RUNTIME].log.db
+    assert [r["kind"] for r in db["flags"].rows_where("turn_id = ?", [second["turn_id"]])] == ["negative_feedback"]
+
+
+async def test_every_turn_is_in_the_database_with_its_decision(make_client):
+    client = await make_client()
+    convo = await chat(client, "mail the receipt to jo@example.com")
+    rows = list(client.app[RUNTIME].log.db["turns"].rows)
+    assert len(rows) == 1 and rows[0]["message"] == "mail the receipt to [EMAIL]"
+    assert json.loads(rows[0]["decision"])["intent"] == "send_receipt"
+    assert convo["answer"] == "The receipt goes to jo@example.com."  # the answer itself is not redacted
+
+
+async def test_clarify_quick_reply_and_slot_over_http(make_client):
+    client = await make_client()
+    asked = await chat(client, "cancel or track my order")
+    assert asked["route"] == "clarify"
+    prompt = await chat(client, asked["quick_replies"][0]["value"], asked)
+    assert prompt["answer"] == "Which order should I cancel?"
+    done = await chat(client, "XY98765", asked)
+    assert done["answer"] == "I have cancelled order XY98765."
+
+
+async def test_handoff_stops_the_bot_until_an_admin_releases_it(make_client):
+    client = await make_client()
+    auth = {"Authorization": "Bearer test-admin-token"}
+    convo = await chat(client, "", action="handoff")
+    assert convo["handoff"] and convo["route"] == "handoff"
+    waiting = await chat(client, "hello?", convo)
+    assert waiting["handoff"] and waiting["answer"] == "A person will reply here soon."
+    listed = await (await client.get("/admin/handoffs", headers=auth)).json()
+    assert [h["conversation_id"] for h in listed["handoffs"]] == [convo["conversation_id"]]
+    released = await client.post(f"/admin/handoffs/{convo['conversation_id']}/release", headers=auth)
+    assert released.status == 200
+    back = await chat(client, "hello", convo)
+    assert (back["route"], back["handoff"]) == ("smalltalk", False)
+    again = await client.post(f"/admin/handoffs/{convo['conversation_id']}/release", headers=auth)
+    assert again.status == 404
+
+
+async def test_health_readiness_and_openapi_cover_every_route(make_client):
+    client = await make_client()
+    assert (await client.get("/healthz")).status == 200
+    ready = await (await client.get("/readyz")).json()
+    assert ready == {"ready": True, "model_version": "v1", "knowledge": True}
+    spec = await (await client.get("/openapi.json")).json()
+    routes = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
+              if r.method not in ("HEAD", "OPTIONS") and not r.resource.canonical.startswith(("/widget", "/demo",
+                                                                                             "/static"))}
+    described = {(m, p) for p, ops in spec["paths"].items() for m in ops}
+    assert routes <= described and routes
+    assert spec["openapi"].startswith("3.")
+
+
+async def test_not_ready_without_a_model(make_client, tmp_path):
+    class NoModel(FakeSource):
+        def load(self):
+            raise FileNotFoundError("no model version in models: train one first")
+
+    from bot.app import create_app
+    from conftest import load_folder
+
+    folder = load_folder(tmp_path, "server.watch_interval=0")
+    app = create_app(folder.settings, folder, models=NoModel(), open_knowledge=lambda: None)
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async with TestClient(TestServer(app)) as client:
+        import asyncio
+
+        for _ in range(100):
+            ready = await client.get("/readyz")
+            if "train one first" in (await ready.json()).get("error", ""):
+                break
+            await asyncio.sleep(0.01)
+        assert ready.status == 503
+        response = await client.post("/api/chat", json={"message": "hi"})
+        assert response.status == 503 and "train one first" in (await response.json())["error"]
+        assert (await client.get("/healthz")).status == 200
