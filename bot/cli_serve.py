@@ -1,0 +1,133 @@
+"""`run_bot.py serve` (serve a prepared bot) and `run_bot.py demo` (prepare the demo store bot, then serve it)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+from bot.cli import add_bot_args, command, open_bot
+from bot.folder import BotFolder
+
+EXAMPLE_MESSAGE = "Where is my order NW-482913?"
+
+
+def register(sub) -> None:
+    p = command(sub, "serve", serve, "serve a prepared bot over HTTP (chat API, widget, admin)",
+                "  python run_bot.py serve --bot mybot\n"
+                "  SUPPORTBOT_ADMIN_TOKEN=s3cret python run_bot.py serve --bot mybot --port 9000\n"
+                "  python run_bot.py serve --bot mybot --set server.allowed_origins='[\"https://shop.example\"]'")
+    add_bot_args(p)
+    _add_address_args(p)
+    p = command(sub, "demo", demo, "train the demo store bot and ingest its help articles (if needed), then serve it",
+                "  python run_bot.py demo\n"
+                "  python run_bot.py demo --port 9000 --no-serve     prepare only")
+    add_bot_args(p)
+    _add_address_args(p)
+    p.add_argument("--no-serve", action="store_true", help="prepare the bot (model, knowledge base) and exit")
+
+
+def _add_address_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default: server.host)")
+    p.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    folder = _with_address(open_bot(args), args)
+    from training.registry import ModelRegistry
+
+    if ModelRegistry(folder.settings.models_path).current_version() is None:
+        raise FileNotFoundError(
+            f"no trained model for {folder.path} in {folder.settings.models_path}: "
+            f"run `python run_bot.py train --bot {folder.path}` first (or `python run_bot.py demo` for the demo bot)"
+        )
+    return run(folder)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from bot.security import TOKEN_ENV, admin_token
+
+    folder = _with_address(open_bot(args), args)
+    prepare(folder)
+    if args.no_serve:
+        return 0
+    if admin_token(folder.settings):
+        return run(folder)
+    os.environ[TOKEN_ENV] = _demo_admin_token(folder.settings.state_path)
+    return run(folder, token_file=folder.settings.state_path / "admin_token")
+
+
+def prepare(folder: BotFolder) -> None:
+    """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
+    from bot.cli_train import prepare_model
+    from knowledge.base import KnowledgeBase
+    from knowledge.database import connect
+
+    settings = folder.settings
+    start = time.perf_counter()
+    print(f"preparing {folder.path} in {settings.state_path} ...", flush=True)
+    db = connect(settings.db_path)
+    try:
+        version = prepare_model(folder, db)
+    finally:
+        db.close()
+    print(f"  intent model: {Path(version).name} ({time.perf_counter() - start:.0f} s)", flush=True)
+    if folder.knowledge_dir.is_dir():
+        kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+        try:
+            report = kb.sync([folder.knowledge_dir])
+        finally:
+            kb.close()
+        print(f"  knowledge base: {report}", flush=True)
+    print(f"  ready in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def run(folder: BotFolder, token_file: Path | None = None) -> int:
+    """Serve until interrupted; prints the URL and a curl example first."""
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    settings = folder.settings
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    print(_banner(url, token_file), flush=True)
+    app = create_app(settings, folder)
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
+                access_log=logging.getLogger("supportbot.access") if settings.server.access_log else None)
+    return 0
+
+
+def _banner(url: str, token_file: Path | None) -> str:
+    lines = [
+        f"supportbot serving on {url}  (widget demo page: {url}/demo, API: {url}/openapi.json)",
+        "try:",
+        f"  curl -s {url}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"{EXAMPLE_MESSAGE}\"}}'",
+        "  (send the reply's conversation_id and token along to continue the conversation)",
+    ]
+    if token_file is not None:
+        lines.append(f"admin endpoints: Authorization: Bearer $(cat {token_file})")
+    return "\n".join(lines)
+
+
+def _with_address(folder: BotFolder, args: argparse.Namespace) -> BotFolder:
+    changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if not changes:
+        return folder
+    server = dataclasses.replace(folder.settings.server, **changes)
+    return dataclasses.replace(folder, settings=dataclasses.replace(folder.settings, server=server))
+
+
+def _demo_admin_token(state: Path) -> str:
+    """The demo's admin token: made once, kept in a file only this user can read, never printed."""
+    file = state / "admin_token"
+    if not file.is_file():
+        state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return file.read_text().strip()
