@@ -1,0 +1,98 @@
+"""The `demo_bot` session fixture: a real `run_bot.py demo` server of the demo store bot.
+
+Trained with the real packaged MiniLM and its knowledge base ingested, in a temporary state folder;
+started once per test session, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 900  # training the demo model on a busy 2-core machine
+
+
+@dataclass
+class DemoBot:
+    url: str  # base URL, e.g. http://127.0.0.1:PORT
+    state_dir: Path
+    db_path: Path
+    admin_token: str
+    allowed_origin: str  # http://127.0.0.1:<free port> for a test host page the tests serve themselves
+    log_path: Path
+
+    def chat(self, message: str, convo: dict | None = None, **extra) -> dict:
+        """POST /api/chat; continues `convo` (a previous reply) when given."""
+        body = {"message": message, **extra}
+        if convo:
+            body.update(conversation_id=convo["conversation_id"], token=convo["token"])
+        return self.request("POST", "/api/chat", body)
+
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data, method=method,
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        return self.request(method, path, body, {"Authorization": f"Bearer {self.admin_token}"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def demo_bot(tmp_path_factory) -> DemoBot:
+    state = tmp_path_factory.mktemp("demo-bot")
+    port, origin = free_port(), f"http://127.0.0.1:{free_port()}"
+    bot = DemoBot(url=f"http://127.0.0.1:{port}", state_dir=state, db_path=state / "supportbot.db",
+                  admin_token=secrets.token_urlsafe(16), allowed_origin=origin, log_path=state / "server.log")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": bot.admin_token, "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable, str(ROOT / "run_bot.py"), "demo", "--port", str(port),
+        "--set", f'state_dir="{state}"', "--set", f'server.allowed_origins=["{origin}"]',
+        # Tests chat faster than a person: keep the limiter on, with room for them.
+        "--set", "server.rate_limit=200", "--set", "server.rate_burst=400",
+    ]
+    with open(bot.log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not _ready(bot.url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = bot.log_path.read_text(errors="replace")[-4000:]
+                pytest.fail(f"the demo bot did not become ready (exit code {server.poll()}):\n{tail}")
+            time.sleep(0.5)
+        yield bot
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
