@@ -1,6 +1,6 @@
 """All settings of a bot: one frozen dataclass per section, loaded from `bot.toml`, overridable on the CLI.
 
-`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`); the CLI
+`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`); the CLI
 overrides any field with `--set section.field=value`.
 """
 
@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from knowledge.settings import KnowledgeSettings, setting
 from training.redact import RedactSettings
 from training.settings import TrainSettings
+from training.transcripts.settings import TranscriptSettings
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class Settings:
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings, metadata={"help": "Knowledge base."})
     server: ServerSettings = field(default_factory=ServerSettings, metadata={"help": "HTTP server."})
     privacy: RedactSettings = field(default_factory=RedactSettings, metadata={"help": "PII redaction."})
+    transcripts: TranscriptSettings = field(
+        default_factory=TranscriptSettings, metadata={"help": "Importing past transcripts as training examples."})
 
     @property
     def state_path(self) -> Path:
@@ -106,7 +109,7 @@ class Settings:
         return self.state_path / "index"
 
 
-SECTIONS = ("train", "knowledge", "server", "privacy")
+SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts")
 
 
 def load_settings(path: Path | None = None, overrides: Iterable[str] = ()) -> Settings:
