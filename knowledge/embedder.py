@@ -50,6 +50,19 @@ class SentenceEmbedder:
         self.dim = int(dim())
         self.batch_size = batch_size
 
+    @property
+    def name(self) -> str:
+        """Identifies the model in the knowledge base, so changing it triggers re-embedding."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces of `text` without special tokens (chunks are sized to fit the model's window)."""
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -18,6 +18,43 @@ class KnowledgeSettings:
     embedder_model: str = setting(
         "", "Sentence-transformers model folder for KB embeddings; empty = the packaged all-MiniLM-L6-v2."
     )
+    chunk_tokens: int = setting(
+        160, "Most embedder tokens per chunk, heading context included (capped at the embedder's window); "
+        "chunks follow headings and paragraphs."
+    )
+    max_file_mb: float = setting(20.0, "Files larger than this are skipped with a reason instead of ingested.")
+    exact_max_vectors: int = setting(
+        50_000, "Up to this many chunks the vector index is exact (flat); above it an IVF index is built, "
+        "its nprobe tuned to `ann_recall`."
+    )
+    ann_recall: float = setting(
+        0.97, "Recall@10 against exact search that the approximate (IVF) index is tuned to when built, "
+        "measured on sample queries drawn from the base itself."
+    )
+    candidates: int = setting(50, "Hits that dense and keyword search each contribute to the hybrid fusion.")
+    rrf_k: int = setting(60, "Reciprocal-rank-fusion constant: score = sum of 1/(rrf_k + rank) over dense and keyword.")
+    min_relevance: float = setting(
+        0.9, "Answers whose calibrated relevance is below this are 'no good answer'. Relevance is the share of "
+        "questions this base cannot answer (each document's title with that document held out, plus off-topic "
+        "questions) whose best hit scores lower; fitted at every sync. Measured on the demo store: BENCHMARKS.md."
+    )
+    answer_sentences: int = setting(3, "Most sentences of the best passage kept in a trimmed answer.")
+    base_url: str = setting(
+        "", "Link for documents without their own url: base_url + document id without extension; empty = no link."
+    )
 
     def __post_init__(self) -> None:
-        pass
+        if not 32 <= self.chunk_tokens <= 8192:
+            raise ValueError(f"knowledge.chunk_tokens must be 32..8192, not {self.chunk_tokens}")
+        if not self.max_file_mb > 0:
+            raise ValueError(f"knowledge.max_file_mb must be positive, not {self.max_file_mb}")
+        if self.exact_max_vectors < 1:
+            raise ValueError(f"knowledge.exact_max_vectors must be at least 1, not {self.exact_max_vectors}")
+        if not 0 < self.ann_recall <= 1:
+            raise ValueError(f"knowledge.ann_recall must be in (0, 1], not {self.ann_recall}")
+        if self.candidates < 1 or self.rrf_k < 0:
+            raise ValueError("knowledge.candidates must be >= 1 and knowledge.rrf_k >= 0")
+        if not 0 <= self.min_relevance <= 1:
+            raise ValueError(f"knowledge.min_relevance must be in [0, 1], not {self.min_relevance}")
+        if self.answer_sentences < 1:
+            raise ValueError(f"knowledge.answer_sentences must be at least 1, not {self.answer_sentences}")

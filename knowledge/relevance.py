@@ -1,0 +1,125 @@
+"""Calibrated relevance: how a hit compares with the best hits for questions the base cannot answer.
+
+A hit's raw score combines its dense cosine and the share of query words it contains, weighted by a
+logistic fit of "own document" against "other documents" hits. The calibrated score is the share of
+unanswerable questions (each document's title asked with that document held out, and off-topic
+questions) whose best hit scores lower. Both are fitted from the base itself at every sync.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+STOPWORDS = frozenset(
+    "a an the and or but if of to in on at by for from with about as into over after before is are was were be "
+    "been being am do does did done have has had having i me my we our us you your he she it its they them their "
+    "this that these those what which who whom whose when where why how can could would should will shall may "
+    "might must not no yes so than too very just also there here any some all each more most much many other "
+    "please hi hello thanks thank get got".split()
+)
+
+# Questions no customer-service knowledge base answers: the floor of the "cannot answer" distribution.
+OFF_TOPIC = (
+    "what is the weather like tomorrow", "tell me a joke", "who won the football match last night",
+    "how do I cook a lasagna", "what is the capital of Australia", "recommend a good movie to watch",
+    "how tall is mount everest", "what time is it in Tokyo", "can you sing me a song",
+    "how do I change a flat tyre on my bike", "what is the meaning of life", "who wrote hamlet",
+    "how many calories are in a banana", "translate good morning into Italian", "what is quantum computing",
+    "how do I learn to play the guitar", "best exercises for back pain", "how do I grow tomatoes on a balcony",
+    "what's the score of the cricket game", "how old is the universe", "write me a poem about the sea",
+    "which phone has the best camera", "how do I fix a leaking tap", "what should I name my cat",
+    "is it going to rain this weekend", "how do vaccines work", "solve 12 times 17",
+    "where can I watch the olympics", "how do I make sourdough bread", "what's a good holiday destination in march",
+    "explain the rules of chess", "how far is the moon", "who is the president of France",
+    "how do I train for a marathon", "what are the symptoms of the flu", "how do I clean my oven",
+    "tell me about the roman empire", "what is bitcoin worth today", "how do I tie a tie", "are you a robot",
+)
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased content words with plurals and common endings folded (for coverage and FTS queries)."""
+    out = []
+    for word in re.findall(r"[^\W_]+", text.lower()):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        out.append(word)
+    return list(dict.fromkeys(out))
+
+
+def stem(word: str) -> str:
+    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            return word[: len(word) - len(suffix)] + repl
+    return word
+
+
+def coverage(query_terms: Iterable[str], text: str) -> float:
+    """Share of the query's content words that occur in the text."""
+    wanted = {stem(t) for t in query_terms}
+    if not wanted:
+        return 0.0
+    present = {stem(t) for t in terms(text)}
+    return len(wanted & present) / len(wanted)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """raw = w_cos * cosine + w_cov * coverage; score = smoothed share of unanswerable questions below raw."""
+
+    weights: tuple[float, float]
+    negatives: tuple[float, ...]  # sorted raw scores of the best hits for unanswerable questions
+
+    def raw(self, cosine: float, cover: float) -> float:
+        return self.weights[0] * cosine + self.weights[1] * cover
+
+    def score(self, cosine: float, cover: float) -> float:
+        neg = np.asarray(self.negatives)
+        raw, m = self.raw(cosine, cover), len(neg)
+        spread = max(float(neg.std()), 1e-3)
+        if raw <= neg[0]:
+            return float(0.5 / m * np.exp((raw - neg[0]) / spread))
+        if raw >= neg[-1]:
+            return float(1 - 0.5 / m * np.exp((neg[-1] - raw) / spread))
+        return float(np.interp(raw, neg, (np.arange(m) + 0.5) / m))
+
+    def to_json(self) -> str:
+        return json.dumps({"weights": self.weights, "negatives": self.negatives})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        data = json.loads(text)
+        return cls(tuple(data["weights"]), tuple(data["negatives"]))
+
+
+def fit(positives: np.ndarray, negatives: np.ndarray, l2: float = 1.0) -> Calibration:
+    """Weights from a logistic regression of own-document against other hits (features: cosine, coverage),
+    with the negatives' raw scores kept as the reference distribution."""
+    x = np.vstack([positives, negatives]).astype(np.float64)
+    y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
+    w = logistic(x, y, l2)
+    weights = (max(w[0], 1e-3), max(w[1], 0.0))  # more similarity or more shared words never lowers relevance
+    norm = weights[0] + weights[1]
+    weights = (weights[0] / norm, weights[1] / norm)
+    raw = sorted(float(weights[0] * c + weights[1] * v) for c, v in negatives)
+    return Calibration(weights, tuple(raw))
+
+
+def logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 50) -> np.ndarray:
+    """Feature weights of an L2-regularised logistic regression with intercept, by Newton's method."""
+    a = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(a.shape[1])
+    reg = np.diag([l2] * x.shape[1] + [0.0])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-a @ w))
+        grad = a.T @ (p - y) + reg @ w
+        hess = (a * (p * (1 - p))[:, None]).T @ a + reg + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1]
