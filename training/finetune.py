@@ -1,0 +1,225 @@
+"""Fine-tuning the intent network: head initialised from frozen features, then the whole network.
+
+Recipe (see DESIGN.md): mean pooling, short max length, a linear head first fitted on frozen
+sentence embeddings (the strong frozen baseline is the starting point, not random), then AdamW
+over everything with warm-up and linear decay, class-weighted loss, early stopping on validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch.nn import functional as F
+
+from training.model import IntentModel, load_tokenizer
+from training.settings import TrainSettings
+from training.store import Example
+
+
+@dataclass
+class FitResult:
+    model: IntentModel
+    tokenizer: object
+    labels: list[str]
+    val_logits: torch.Tensor  # uncalibrated logits of the validation examples (empty without validation)
+    val_targets: torch.Tensor
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device=cuda but no CUDA device is available")
+        return torch.device("cuda")
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch.device("cpu")
+
+
+def finetune(
+    train: Sequence[Example], val: Sequence[Example], base: Path, settings: TrainSettings, progress: bool = True
+) -> FitResult:
+    """Train on `train`, early-stop and calibrate on `val`; refit on both when data is small."""
+    started = time.time()
+    labels = sorted({e.intent for e in train} | {e.intent for e in val})
+    device = choose_device(settings.device)
+    tokenizer = load_tokenizer(base)
+    run = _Run(train, val, labels, base, tokenizer, settings, device, progress)
+    model, best_steps, val_logits, history = run.fit(train, val, max_steps=None)
+    if val and len(train) + len(val) < settings.refit_below:
+        # small data: the validation examples are too valuable to leave out of the final model
+        model, *_ = run.fit([*train, *val], [], max_steps=best_steps)
+    targets = torch.tensor([labels.index(e.intent) for e in val], dtype=torch.long)
+    return FitResult(model.cpu().eval(), tokenizer, labels, val_logits, targets, history, time.time() - started, device.type)
+
+
+class _Run:
+    def __init__(self, train, val, labels, base, tokenizer, settings: TrainSettings, device, progress):
+        self.labels, self.base, self.tokenizer, self.s = labels, base, tokenizer, settings
+        self.device, self.progress = device, progress
+        self.index = {name: i for i, name in enumerate(labels)}
+        counts = Counter(e.intent for e in [*train, *val])
+        weights = torch.tensor([counts[name] ** -0.5 for name in labels], dtype=torch.float)
+        self.class_weights = (weights / weights.mean()) if settings.class_weighting else None
+        self.amp = device.type == "cuda"
+
+    def fit(self, train, val, max_steps: int | None):
+        """One training run; returns the best model, the steps that reached it, val logits, history."""
+        s = self.s
+        torch.manual_seed(s.seed)
+        rng = random.Random(s.seed)
+        model = IntentModel.from_base(self.base, len(self.labels)).to(self.device)
+        train_ids, train_y = self._encode(train)
+        self._init_head(model, train_ids, train_y)
+
+        per_epoch = math.ceil(len(train_ids) / s.batch_size)
+        total = max_steps or max(s.epochs * per_epoch, min(s.min_steps, 50 * per_epoch))
+        eval_every = per_epoch if max_steps is None else total + 1
+        encoder_params = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+        optimizer = torch.optim.AdamW(
+            [{"params": encoder_params, "lr": s.encoder_lr}, {"params": model.head.parameters(), "lr": s.head_lr}],
+            weight_decay=s.weight_decay,
+        )
+        warmup = max(1, int(total * s.warmup))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+        )
+        weights = None if self.class_weights is None else self.class_weights.to(self.device)
+        val_ids, val_y = self._encode(val)
+        best = math.inf
+        best_state, best_steps, history, stale, step = None, total, [], 0, 0
+        bar = _progress_bar(total, self.progress)
+        while step < total and stale < s.patience:
+            for input_ids, mask, y in self._batches(train_ids, train_y, rng, shuffle=True):
+                model.train()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    logits = model(input_ids.to(self.device), mask.to(self.device))
+                loss = F.cross_entropy(logits.float(), y.to(self.device), weight=weights)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                if step % eval_every == 0 and val_ids:
+                    logits = self.logits(model, val_ids)
+                    acc = (logits.argmax(-1) == torch.tensor(val_y)).float().mean().item()
+                    val_loss = F.cross_entropy(logits, torch.tensor(val_y)).item()
+                    history.append({"step": step, "val_accuracy": acc, "val_loss": val_loss})
+                    bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
+                    if val_loss < best:  # loss, not accuracy: far less noisy on small validation sets
+                        best, best_steps, stale = val_loss, step, 0
+                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    else:
+                        stale += 1
+                        if stale >= s.patience:
+                            break
+                if step >= total:
+                    break
+        bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        val_logits = self.logits(model, val_ids) if val_ids else torch.zeros(0, len(self.labels))
+        return model, best_steps, val_logits, history
+
+    def _encode(self, examples):
+        texts = [e.text for e in examples]
+        ids = self.tokenizer(texts, truncation=True, max_length=self.s.max_length)["input_ids"] if texts else []
+        return ids, [self.index[e.intent] for e in examples]
+
+    def _batches(self, ids, y, rng: random.Random, shuffle: bool):
+        """Length-bucketed batches: shuffled, then sorted by length within chunks (less padding)."""
+        order = list(range(len(ids)))
+        if shuffle:
+            rng.shuffle(order)
+        size = self.s.batch_size
+        chunk = size * 50
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = sorted(order[start : start + chunk], key=lambda i: len(ids[i]))
+            batches += [part[i : i + size] for i in range(0, len(part), size)]
+        if shuffle:
+            rng.shuffle(batches)
+        for batch in batches:
+            input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
+            yield input_ids, mask, torch.tensor([y[i] for i in batch], dtype=torch.long)
+
+    @torch.no_grad()
+    def logits(self, model: IntentModel, ids) -> torch.Tensor:
+        model.eval()
+        out = []
+        for input_ids, mask, _ in self._batches(ids, [0] * len(ids), random.Random(0), shuffle=False):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out.append(model(input_ids.to(self.device), mask.to(self.device)).float().cpu())
+        # _batches sorts within chunks: restore the input order
+        order = _bucket_order(ids, self.s.batch_size)
+        result = torch.empty(len(ids), len(self.labels))
+        result[torch.tensor(order)] = torch.cat(out)
+        return result
+
+    @torch.no_grad()
+    def _embed_all(self, model: IntentModel, ids) -> torch.Tensor:
+        model.eval()
+        order = _bucket_order(ids, self.s.batch_size)
+        out = []
+        for input_ids, mask, _ in self._batches(ids, [0] * len(ids), random.Random(0), shuffle=False):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out.append(model.embed(input_ids.to(self.device), mask.to(self.device)).float().cpu())
+        result = torch.empty(len(ids), model.head.in_features)
+        result[torch.tensor(order)] = torch.cat(out)
+        return result
+
+    def _init_head(self, model: IntentModel, ids, y) -> None:
+        """Fit the head as a logistic regression on frozen embeddings (full-batch L-BFGS)."""
+        features = self._embed_all(model, ids)
+        targets = torch.tensor(y, dtype=torch.long)
+        head = torch.nn.Linear(features.shape[1], len(self.labels))
+        optimizer = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+        weights = self.class_weights
+
+        def closure():
+            optimizer.zero_grad()
+            loss = F.cross_entropy(head(features), targets, weight=weights) + 1e-4 * head.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        model.head.load_state_dict(head.state_dict())
+        model.head.to(self.device)
+
+
+def _bucket_order(ids, size: int) -> list[int]:
+    """The example order `_batches(shuffle=False)` yields."""
+    order, chunk = [], size * 50
+    for start in range(0, len(ids), chunk):
+        order += sorted(range(start, min(start + chunk, len(ids))), key=lambda i: len(ids[i]))
+    return order
+
+
+def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic padding to the longest sequence of the batch."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return input_ids, mask
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fine-tuning", unit="step", disable=not enabled, dynamic_ncols=True)
