@@ -36,7 +36,7 @@ def train(
     from training.evaluate import report
     from training.finetune import finetune
 
-    usable = [e for e in examples if e.intent and e.split != "test"]
+    usable = training_examples(examples, settings)
     in_scope = [e for e in usable if e.intent != settings.oos_label]
     oos = [e for e in usable if e.intent == settings.oos_label]
     check_trainable(in_scope)
@@ -81,6 +81,11 @@ def train(
         registry.prune(settings.keep_versions)
     log.info("trained model version %s", version)
     return TrainResult(version, registry.path(version), metrics, warnings)
+
+
+def training_examples(examples: Sequence[Example], settings: TrainSettings) -> list[Example]:
+    """Labelled examples not held out for testing (out-of-scope ones included, for calibration)."""
+    return [e for e in examples if e.intent and e.split != "test"]
 
 
 def check_trainable(examples: Sequence[Example]) -> None:

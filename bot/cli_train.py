@@ -1,0 +1,152 @@
+"""`run_bot.py train`, `evaluate` and `models`: the intent model of a bot folder, and its versions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bot.cli import add_bot_args, command, open_bot
+from bot.folder import BotFolder
+
+EVALUATION_FILE = "evaluation.csv"  # optional held-out test set a bot folder may carry
+
+
+def register(sub) -> None:
+    p = command(sub, "train", train, "fine-tune, calibrate and evaluate a new intent-model version, then serve it",
+                "  python run_bot.py train                          the demo store bot\n"
+                "  python run_bot.py train --bot mybot --data more.csv\n"
+                "  python run_bot.py train --bot mybot --set train.epochs=2 --no-promote")
+    add_bot_args(p)
+    p.add_argument("--data", type=Path, action="append", default=[],
+                   help="extra labelled examples (CSV/TSV with text,intent columns, or JSON lines) added to the store")
+    p.add_argument("--no-promote", action="store_true", help="save the version without making it the serving one")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = command(sub, "evaluate", evaluate_cmd, "evaluate a model version on held-out data; writes JSON and Markdown reports",
+                "  python run_bot.py evaluate                       demo store bot, its evaluation.csv\n"
+                "  python run_bot.py evaluate --bot mybot --data test.csv --model 20261123T140000-ab12cd34")
+    add_bot_args(p)
+    p.add_argument("--data", type=Path, help=f"labelled test file (default: the bot folder's {EVALUATION_FILE}, "
+                   "else stored examples of split 'test')")
+    p.add_argument("--model", help="version to evaluate (default: the serving one)")
+    p.add_argument("--out", type=Path, help="report folder (default: the version's folder)")
+
+    p = command(sub, "models", models, "list model versions, or roll back / promote one",
+                "  python run_bot.py models --bot mybot\n"
+                "  python run_bot.py models --bot mybot --rollback\n"
+                "  python run_bot.py models --bot mybot --promote 20261123T140000-ab12cd34")
+    add_bot_args(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--rollback", action="store_true", help="serve the previously promoted version")
+    group.add_argument("--promote", metavar="VERSION", help="serve this version")
+
+
+def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
+    """Sync intents.yaml into the example store; train a version unless the serving one has this data."""
+    from training.dataset import data_hash
+    from training.pipeline import train as train_model, training_examples
+    from training.registry import ModelRegistry
+    from training.store import ExampleStore
+
+    store = ExampleStore(db)
+    store.add(folder.seed_examples())
+    examples = store.examples()
+    registry = ModelRegistry(folder.settings.models_path)
+    current = registry.current_path()
+    if current is not None and not force:
+        trained_on = json.loads((current / "data.json").read_text()).get("hash")
+        if trained_on == data_hash(training_examples(examples, folder.settings.train)):
+            return current
+    return train_model(examples, folder.settings.train, registry, progress=progress).path
+
+
+def train(args: argparse.Namespace) -> int:
+    from knowledge.database import connect
+    from training.dataset import read_examples
+    from training.pipeline import train as train_model
+    from training.registry import ModelRegistry
+    from training.store import ExampleStore
+
+    folder = open_bot(args)
+    settings = folder.settings
+    store = ExampleStore(connect(settings.db_path))
+    added = store.add(folder.seed_examples())
+    print(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
+    for file in args.data:
+        loaded = read_examples(file)
+        for warning in loaded.warnings:
+            print(f"warning: {warning}")
+        result = store.add(loaded.examples)
+        print(f"{file}: {result.added} new examples, {result.duplicates} already stored, {len(result.conflicts)} conflicts")
+    result = train_model(store.examples(), settings.train, ModelRegistry(settings.models_path),
+                         progress=not args.quiet, promote=not args.no_promote)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    m, c = result.metrics, result.metrics["calibration"]
+    print(f"\nmodel version {result.version} ({m['examples']['train']} training examples, {m['train_seconds']:.0f} s on {m['device']})")
+    if m["validation"]:
+        v = m["validation"]
+        print(f"validation: accuracy {100 * v['accuracy']:.1f} %, macro-F1 {100 * v['macro_f1']:.1f} %")
+    print(f"calibration: temperature {c['temperature']:.2f}, answer threshold {c['threshold']:.3f} "
+          f"(precision {100 * c['expected_precision']:.1f} % at coverage {100 * c['expected_coverage']:.1f} %, "
+          f"out-of-scope evidence: {c['oos_evidence']}), ambiguity margin {c['margin']:.3f}")
+    print(("serving it now" if not args.no_promote else "not promoted") + f"; files in {result.path}")
+    return 0
+
+
+def evaluate_cmd(args: argparse.Namespace) -> int:
+    from training.classifier import IntentClassifier
+    from training.evaluate import evaluate, markdown, write_report
+    from training.registry import ModelRegistry
+
+    folder = open_bot(args)
+    registry = ModelRegistry(folder.settings.models_path)
+    path = registry.path(args.model) if args.model else registry.current_path()
+    if path is None:
+        raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
+    examples = _evaluation_examples(folder, args.data)
+    classifier = IntentClassifier.load(path, quantize=folder.settings.train.quantize)
+    result = evaluate(classifier, examples, folder.settings.train.oos_label)
+    result["model_version"] = classifier.version
+    json_path, md_path = write_report(result, args.out or path)
+    print(markdown(result).split("\n## Per intent")[0])
+    print(f"reports: {json_path}, {md_path}")
+    return 0
+
+
+def _evaluation_examples(folder: BotFolder, data: Path | None):
+    from knowledge.database import connect
+    from training.dataset import read_examples
+    from training.store import ExampleStore
+
+    file = data or (folder.path / EVALUATION_FILE)
+    if data or file.is_file():
+        loaded = read_examples(file)
+        for warning in loaded.warnings:
+            print(f"warning: {warning}")
+        return loaded.examples
+    examples = ExampleStore(connect(folder.settings.db_path)).examples(split="test")
+    if not examples:
+        raise FileNotFoundError(f"no evaluation data: give --data FILE, add {file}, or store examples with split 'test'")
+    return examples
+
+
+def models(args: argparse.Namespace) -> int:
+    from training.registry import ModelRegistry
+
+    registry = ModelRegistry(open_bot(args).settings.models_path)
+    if args.rollback:
+        print(f"serving {registry.rollback()}")
+    elif args.promote:
+        registry.promote(args.promote)
+        print(f"serving {args.promote}")
+    current = registry.current_version()
+    for version in registry.versions():
+        metrics = json.loads((registry.path(version) / "metrics.json").read_text())
+        v = metrics.get("validation") or {}
+        acc = f"val accuracy {100 * v['accuracy']:.1f} %" if v else "no validation"
+        print(f"{'*' if version == current else ' '} {version}  {acc}  trained {metrics.get('trained_at', '?')}")
+    if not registry.versions():
+        print("no model versions yet")
+    return 0
