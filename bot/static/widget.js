@@ -455,6 +455,8 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     addBot(turn, last) {
       const s = this.s;
       const li = this.add("bot", turn.answer);
+      if (typeof turn.route === "string") li.dataset.route = turn.route; // for site styling and tests
+      if (Number.isInteger(turn.turn_id)) li.dataset.turn = turn.turn_id;
       const sources = (Array.isArray(turn.sources) ? turn.sources : [])
         .map((x) => [safeHref(x && x.url, this.base), x && (x.title || x.url)])
         .filter(([href]) => href);
