@@ -1,0 +1,91 @@
+"""The widget routes: /widget.js caching (ETag, versions, gzip) and the /demo host page; the script's budget."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+
+from aiohttp import web
+
+from bot.settings import load_settings
+from bot.widget import STATIC, WIDGET_SCRIPT, WidgetScript, add_routes, snippet, widget_title
+
+SCRIPT = STATIC / "widget.js"
+
+
+async def client_of(aiohttp_client, name: str = "acme_store"):
+    app = web.Application()
+    add_routes(app, load_settings(None, [f'name="{name}"']))
+    return app, await aiohttp_client(app)
+
+
+async def test_widget_js_is_versioned_by_content_and_revalidated_by_etag(aiohttp_client):
+    app, client = await client_of(aiohttp_client)
+    body = SCRIPT.read_bytes()
+    version = hashlib.sha256(body).hexdigest()[:16]
+    assert app[WIDGET_SCRIPT].version == version
+
+    r = await client.get("/widget.js", headers={"Accept-Encoding": "identity"})
+    assert r.status == 200
+    assert await r.read() == body
+    assert r.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert r.headers["X-Widget-Version"] == version
+    assert r.headers["Cache-Control"] == "public, max-age=300"
+    etag = r.headers["ETag"]
+    assert etag == f'"{version}"'
+
+    again = await client.get("/widget.js", headers={"Accept-Encoding": "identity", "If-None-Match": etag})
+    assert again.status == 304
+    assert await again.read() == b""
+    changed = await client.get("/widget.js", headers={"Accept-Encoding": "identity", "If-None-Match": '"old"'})
+    assert changed.status == 200
+
+
+async def test_versioned_url_is_immutable_and_a_stale_version_is_not(aiohttp_client):
+    app, client = await client_of(aiohttp_client)
+    r = await client.get(app[WIDGET_SCRIPT].url)
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    stale = await client.get("/widget.js?v=0123456789abcdef")
+    assert stale.headers["Cache-Control"] == "public, max-age=300"  # it is not what that version was
+
+
+async def test_gzip_when_accepted(aiohttp_client):
+    app, client = await client_of(aiohttp_client)
+    r = await client.get("/widget.js", headers={"Accept-Encoding": "gzip, deflate"}, auto_decompress=False)
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Vary"] == "Accept-Encoding"
+    assert r.headers["ETag"] == f'"{app[WIDGET_SCRIPT].version}-gz"'
+    raw = await r.read()
+    assert len(raw) < SCRIPT.stat().st_size / 2
+    assert gzip.decompress(raw) == SCRIPT.read_bytes()
+
+
+async def test_demo_page_embeds_the_versioned_script_with_the_one_line_snippet(aiohttp_client):
+    app, client = await client_of(aiohttp_client)
+    r = await client.get("/demo")
+    assert r.status == 200
+    page = await r.text()
+    assert f'<script src="{app[WIDGET_SCRIPT].url}" data-title="Acme Store support" async></script>' in page
+    host = f"127.0.0.1:{client.port}"
+    shown = f'&lt;script src=&quot;http://{host}/widget.js&quot; data-title=&quot;Acme Store support&quot; async&gt;'
+    assert shown in page  # the copyable snippet, as text
+    assert "{{" not in page
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-eval" not in csp
+
+
+def test_snippet_and_title_escape_what_they_are_given():
+    assert snippet("/widget.js", 'A "quoted" <b>') == (
+        '<script src="/widget.js" data-title="A &quot;quoted&quot; &lt;b&gt;" async></script>')
+    assert widget_title(load_settings(None, ['name="demo_store"'])) == "Demo Store support"
+
+
+def test_widget_stays_small_and_never_builds_markup_from_strings():
+    source = SCRIPT.read_text(encoding="utf-8")
+    assert len(source.encode()) <= 30 * 1024, "the widget's budget is 30 KB uncompressed"
+    # Text goes in with textContent/append only: none of these sinks may appear in the widget.
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in source, sink
+    assert re.search(r"^\s*\(\(\) => \{\s*\"use strict\";", source, re.M), "one strict IIFE, no globals but SupportBot"
+    assert WidgetScript.load().version == hashlib.sha256(source.encode()).hexdigest()[:16]
