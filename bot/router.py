@@ -148,9 +148,10 @@ class Router:
         if intent is None:
             return await self._knowledge(text, p, convo, "no confident intent", choices)
         if intent.route == "handoff":
-            return self._handoff(convo, f"intent {intent.name} routes to a person", p)
+            return self._handoff(convo, f"intent {intent.name} routes to a person", p, intent.answer)
         if intent.route == "knowledge":
-            return await self._knowledge(text, p, convo, f"intent {intent.name} routes to the knowledge base", [])
+            return await self._knowledge(text, p, convo, f"intent {intent.name} routes to the knowledge base", [],
+                                         intent)
         return self._template(intent, p, convo, why or "confident intent")
 
     def _template(self, intent: Intent, p: Prediction | None, convo: Conversation, why: str) -> Reply:
@@ -173,7 +174,7 @@ class Router:
         return not moved_on and variable not in self.extractor and bool(slot_reply(text))
 
     async def _knowledge(self, text: str, p: Prediction, convo: Conversation, why: str,
-                         choices: list[tuple[str, float]]) -> Reply:
+                         choices: list[tuple[str, float]], intent: Intent | None = None) -> Reply:
         answer = await self.search(text) if self.search is not None else None
         if answer is not None and answer.confident and answer.text:
             convo.failures = 0
@@ -181,6 +182,9 @@ class Router:
             return self._reply("knowledge", f"{why}; the knowledge base is confident", answer.text, p,
                                sources=(source,), kb_score=answer.score)
         kb_score = float(answer.score) if answer is not None else None
+        if intent is not None and intent.answer:  # the intent's own answer covers what the articles do not
+            reply = self._template(intent, p, convo, f"{why}; it is not confident, so the intent's answer")
+            return dataclasses.replace(reply, decision=dataclasses.replace(reply.decision, kb_score=kb_score))
         if p.ambiguous and len(choices) > 1 and sum(c for _, c in choices[:2]) >= self.model.threshold:
             return self._clarify(convo, p, choices, f"{why}, but the top two together clear the threshold",
                                  kb_score=kb_score)
@@ -201,9 +205,9 @@ class Router:
         return self._reply("fallback", why, self.server.fallback_message, p,
                            quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),), kb_score=kb_score)
 
-    def _handoff(self, convo: Conversation, why: str, p: Prediction | None) -> Reply:
+    def _handoff(self, convo: Conversation, why: str, p: Prediction | None, answer: str = "") -> Reply:
         convo.handoff, convo.failures, convo.pending = True, 0, None
-        return self._reply("handoff", why, self.server.handoff_message, p, flags=("handoff",))
+        return self._reply("handoff", why, answer or self.server.handoff_message, p, flags=("handoff",))
 
     def _chosen_intent(self, text: str) -> str | None:
         name = text[len(INTENT_VALUE):] if text.startswith(INTENT_VALUE) else ""

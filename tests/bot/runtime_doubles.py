@@ -56,6 +56,11 @@ intents:
   talk_to_human:
     examples: [talk to a person]
     route: handoff
+    answer: Our team will take it from here.
+  store_hours:
+    examples: [when are you open]
+    route: knowledge
+    answer: We are open 9 to 5.
 """
 
 # Keyword in the message -> calibrated probabilities the double returns (first match wins).
@@ -68,6 +73,7 @@ TABLE: dict[str, dict[str, float]] = {
     "call me": {"nickname": 0.9},
     "jacket": {"product_question": 0.88},
     "human": {"talk_to_human": 0.95},
+    "open": {"store_hours": 0.9},
     "order thing": {"track_order": 0.3, "cancel_order": 0.28},
 }
 

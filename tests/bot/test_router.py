@@ -71,6 +71,13 @@ async def test_intent_routed_to_knowledge(folder):
     assert reply.answer == "The jacket comes in red and blue." and "low_confidence" not in reply.decision.flags
 
 
+async def test_knowledge_intent_answers_itself_when_the_articles_do_not(folder):
+    router, kb = make_router(folder)
+    reply = await router.respond("when are you open on sundays", Conversation("c"))
+    assert (reply.decision.route, reply.answer, reply.decision.kb_score) == ("template", "We are open 9 to 5.", 0.1)
+    assert kb.queries == ["when are you open on sundays"]
+
+
 async def test_nothing_good_falls_back_offering_a_person(folder):
     router, _ = make_router(folder)
     convo = Conversation("c")
@@ -154,11 +161,13 @@ async def test_handoff_routes(folder, how):
     convo = Conversation("c")
     if how == "intent":
         reply = await router.respond("I want a human", convo)
+        assert reply.answer == "Our team will take it from here."
     elif how == "quick reply":
         reply = await router.respond(HANDOFF_VALUE, convo)
     else:
         reply = await router.respond("", convo, action="handoff")
-    assert reply.handoff and convo.handoff and reply.answer.endswith("A person will reply here soon.")
+    assert reply.handoff and convo.handoff and reply.answer
+    assert reply.answer.endswith("A person will reply here soon.") == (how != "intent")
 
 
 async def test_decision_is_one_json_object_with_latency(folder):

@@ -1,0 +1,229 @@
+"""Chat server benchmark: the demo bot under 1, 16 and 64 concurrent clients, from a separate process.
+
+Prepares the demo store bot (train + ingest, reused across runs), starts `run_bot.py serve` as its own
+process on 127.0.0.1, and drives POST /api/chat with closed-loop clients that each hold a
+conversation (a new one every few turns, or after a handoff). The message mix is the demo bot's
+held-out intent test set (about a quarter out of scope) plus its knowledge-base questions.
+Reports requests/s, p50/p99 latency, errors and the server's RSS, for micro-batching on and (the
+baseline, same run) batch size 1; then RSS across repeated hot reloads of the model.
+
+    python benchmarks/bench_server.py                      # full run, a few minutes on 2 cores
+    python benchmarks/bench_server.py --levels 1 16 --seconds 10 --no-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data"
+TURNS_PER_CONVERSATION = 6
+
+
+def messages() -> list[str]:
+    with open(DATA / "demo_intent_test.csv", newline="") as f:
+        texts = [row["text"] for row in csv.DictReader(f)]
+    with open(DATA / "demo_kb_questions.csv", newline="") as f:
+        texts += [row["question"] for row in csv.DictReader(f)]
+    random.Random(0).shuffle(texts)
+    return texts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    """`run_bot.py serve` of the prepared demo bot in its own process."""
+
+    def __init__(self, state: Path, extra: list[str], token: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(state / f"server-{self.port}.log", "wb")
+        command = [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(self.port),
+                   "--set", f'state_dir="{state}"', "--set", "server.rate_limit=100000",
+                   "--set", "server.rate_burst=100000", "--set", "server.watch_interval=0", *extra]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": token}
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=state)
+
+    async def ready(self, session: aiohttp.ClientSession, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                async with session.get(self.url + "/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+        raise TimeoutError("server not ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+async def client(session: aiohttp.ClientSession, url: str, texts: list[str], offset: int, stop: float,
+                 budget: list[int], latencies: list[float], errors: list[str]) -> None:
+    """One closed-loop user: send, wait for the answer, send the next; a new conversation every few turns."""
+    convo: dict = {}
+    turn = 0
+    while budget[0] > 0 and time.monotonic() < stop:
+        budget[0] -= 1
+        body = {"message": texts[(offset + turn) % len(texts)]}
+        if convo and turn % TURNS_PER_CONVERSATION:
+            body.update(conversation_id=convo["conversation_id"], token=convo["token"])
+        start = time.perf_counter()
+        try:
+            async with session.post(url + "/api/chat", json=body) as r:
+                reply = await r.json()
+                if r.status != 200:
+                    errors.append(f"{r.status}: {reply.get('error')}")
+                    continue
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            errors.append(type(e).__name__)
+            continue
+        latencies.append((time.perf_counter() - start) * 1000)
+        convo = {} if reply["handoff"] else reply
+        turn = turn + 1 if convo else 0
+
+
+async def level(server: Server, session: aiohttp.ClientSession, texts: list[str], clients: int,
+                requests: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    budget = [requests]
+    start = time.perf_counter()
+    stop = time.monotonic() + seconds
+    await asyncio.gather(*(client(session, server.url, texts, i * 37, stop, budget, latencies, errors)
+                           for i in range(clients)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "clients": clients, "requests": len(latencies) + len(errors), "seconds": round(elapsed, 1),
+        "rps": round(len(latencies) / elapsed, 1), "p50_ms": round(q[49], 1), "p99_ms": round(q[98], 1),
+        "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+        "rss_mb": round(rss_mb(server.process.pid), 1),
+    }
+
+
+async def stats(server: Server, session: aiohttp.ClientSession, token: str) -> dict:
+    async with session.get(server.url + "/admin/stats", headers={"Authorization": f"Bearer {token}"}) as r:
+        return await r.json()
+
+
+async def reload_memory(server: Server, session: aiohttp.ClientSession, texts: list[str], token: str,
+                        swaps: int) -> dict:
+    """RSS before and after `swaps` forced model reloads, each followed by some chat traffic."""
+    auth = {"Authorization": f"Bearer {token}"}
+    await level(server, session, texts, 4, 40, 30)
+    before = rss_mb(server.process.pid)
+    after_each = []
+    for _ in range(swaps):
+        async with session.post(server.url + "/admin/reload", json={"force": True}, headers=auth) as r:
+            assert r.status == 200, await r.text()
+        await level(server, session, texts, 4, 40, 30)
+        after_each.append(round(rss_mb(server.process.pid), 1))
+    return {"swaps": swaps, "rss_before_mb": round(before, 1), "rss_after_mb": after_each[-1],
+            "rss_after_first_5_mb": after_each[:5], "rss_after_last_5_mb": after_each[-5:]}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    state = args.state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "demo", "--no-serve", "--set", f'state_dir="{state}"'],
+                   check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    texts = messages()
+    token = secrets.token_urlsafe(16)
+    configs = [("micro-batching (default settings)", [])]
+    if not args.no_baseline:
+        configs.append(("baseline: no batching (server.batch_size=1)", ["--set", "server.batch_size=1"]))
+    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                     "messages": len(texts), "configs": []}
+    timeout = aiohttp.ClientTimeout(total=30)
+    for name, extra in configs:
+        server = Server(state, extra, token)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+                await server.ready(session)
+                await level(server, session, texts, 4, 100, 30)  # warm-up
+                rows = [await level(server, session, texts, n, args.requests * max(1, n // 4), args.seconds)
+                        for n in args.levels]
+                config = {"name": name, "levels": rows, "server_stats": await stats(server, session, token),
+                          "peak_rss_mb": round(rss_mb(server.process.pid, "VmHWM"), 1)}
+                if extra == [] and args.reloads:
+                    config["reload"] = await reload_memory(server, session, texts, token, args.reloads)
+                results["configs"].append(config)
+        finally:
+            server.stop()
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Machine: {results['machine']}; {results['messages']} distinct messages.", "",
+             "| configuration | clients | requests | req/s | p50 ms | p99 ms | errors | server RSS MB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for config in results["configs"]:
+        for row in config["levels"]:
+            lines.append(f"| {config['name']} | {row['clients']} | {row['requests']} | {row['rps']} | "
+                         f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['rss_mb']} |")
+    for config in results["configs"]:
+        s = config["server_stats"]
+        lines.append(f"\n{config['name']}: {s.get('batches')} model calls, mean batch {s.get('mean_batch')}; "
+                     f"routes {s.get('routes')}; peak RSS {config['peak_rss_mb']} MB")
+        if "reload" in config:
+            r = config["reload"]
+            lines.append(f"hot reload: RSS {r['rss_before_mb']} MB before, {r['rss_after_mb']} MB after "
+                         f"{r['swaps']} forced swaps (after swaps 1-5: {r['rss_after_first_5_mb']}; "
+                         f"last 5: {r['rss_after_last_5_mb']})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state", type=Path, default=ROOT / "var" / "bench_server",
+                        help="state folder for the prepared demo bot (reused across runs)")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64], help="concurrent clients")
+    parser.add_argument("--requests", type=int, default=400, help="requests per level per 4 clients (at least this)")
+    parser.add_argument("--seconds", type=float, default=45, help="most seconds per level")
+    parser.add_argument("--reloads", type=int, default=20, help="forced model swaps for the memory check (0 = skip)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the batch-size-1 baseline server")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    (args.state / "results.json").write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
