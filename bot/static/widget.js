@@ -126,7 +126,7 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
 @media (prefers-reduced-motion:reduce){.dots i{animation:none;opacity:.6}}
 `;
 
-  // ---- small DOM helpers: every piece of text goes in as a text node, never as markup ----
+  // ---- DOM helpers: text always goes in as text nodes, never as markup ----
 
   function h(tag, attrs, ...kids) {
     const el = document.createElement(tag);
@@ -136,9 +136,13 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? "" : String(v));
     }
-    for (const kid of kids) if (kid != null) el.append(kid); // strings become text nodes
+    for (const kid of kids) if (kid != null) el.append(kid);
     return el;
   }
+
+  const button = (cls, label, onclick, ...kids) => h("button", { class: cls, type: "button", onclick }, ...kids, label);
+  const iconButton = (cls, label, onclick, name, attrs) =>
+    h("button", Object.assign({ class: cls, type: "button", "aria-label": label, title: label, onclick }, attrs), icon(name));
 
   function icon(name) {
     const ns = "http://www.w3.org/2000/svg";
@@ -152,39 +156,39 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     return svg;
   }
 
-  /** An absolute http(s) URL, or null for anything else (javascript:, data:, garbage). */
-  function safeHref(url, base) {
+  function attempt(fn, fallback) {
     try {
-      const u = new URL(String(url), base);
-      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+      return fn();
     } catch (_) {
-      return null;
+      return fallback; // e.g. storage blocked by the browser's settings
     }
   }
 
-  function link(href, label) {
-    return h("a", { href, target: "_blank", rel: "noopener noreferrer" }, label);
+  /** An absolute http(s) URL, or null for anything else (javascript:, data:, garbage). */
+  function safeHref(url, base) {
+    const u = attempt(() => new URL(String(url), base), null);
+    return u && (u.protocol === "http:" || u.protocol === "https:") ? u.href : null;
   }
+
+  const link = (href, label) => h("a", { href, target: "_blank", rel: "noopener noreferrer" }, label);
 
   /** A message bubble; in bot messages bare http(s) URLs become links, the rest stays plain text. */
   function bubble(text, linkify) {
     const el = h("div", { class: "bubble" });
     text = text == null ? "" : String(text);
     let at = 0;
-    if (linkify) {
-      for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>"']+/g)) {
-        const url = m[0].replace(/[.,;:!?)\]}]+$/, "");
-        const href = safeHref(url);
-        if (!href) continue;
-        el.append(text.slice(at, m.index), link(href, url));
-        at = m.index + url.length;
-      }
+    for (const m of linkify ? text.matchAll(/\bhttps?:\/\/[^\s<>"']+/g) : []) {
+      const url = m[0].replace(/[.,;:!?)\]}]+$/, "");
+      const href = safeHref(url);
+      if (!href) continue;
+      el.append(text.slice(at, m.index), link(href, url));
+      at = m.index + url.length;
     }
     el.append(text.slice(at));
     return el;
   }
 
-  // ---- colours: the accent is the site's choice; text on it is picked (or checked) for contrast ----
+  // ---- colours: the accent is the site's choice; text on it is picked (or kept) for contrast ----
 
   function rgb(color) {
     const ctx = document.createElement("canvas").getContext("2d");
@@ -196,8 +200,7 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
   }
 
   function contrast(a, b) {
-    const lum = (c) =>
-      c.map((x) => ((x /= 255) <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4)).reduce((s, x, i) => s + x * [0.2126, 0.7152, 0.0722][i], 0);
+    const lum = (c) => c.map((x) => ((x /= 255) <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4)).reduce((s, x, i) => s + x * [0.2126, 0.7152, 0.0722][i], 0);
     const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
     return (hi + 0.05) / (lo + 0.05);
   }
@@ -207,11 +210,10 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     if (!valid(accent)) accent = DEFAULTS.color;
     const a = rgb(accent);
     const white = [255, 255, 255];
-    const dark = [17, 17, 17];
-    if (!valid(text)) text = contrast(a, white) >= contrast(a, dark) ? "#fff" : "#111";
+    if (!valid(text)) text = contrast(a, white) >= contrast(a, [17, 17, 17]) ? "#fff" : "#111";
     el.style.setProperty("--sb-accent", accent);
     el.style.setProperty("--sb-on-accent", text);
-    // The accent as text on white (links, quick replies) only where it is readable (WCAG AA 4.5:1).
+    // The accent as text on white (links, quick replies) only where it is readable (WCAG AA, 4.5:1).
     el.style.setProperty("--sb-ink", contrast(a, white) >= 4.5 ? accent : "#1f2328");
   }
 
@@ -226,29 +228,15 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     }
   }
 
-  function storage(kind) {
-    try {
-      return window[kind] || null;
-    } catch (_) {
-      return null; // storage blocked by the browser's settings
-    }
-  }
+  const storage = (kind) => attempt(() => window[kind], null);
 
   // ---- options: defaults < data-* attributes < init({...}) ----
 
   function fromScript(el) {
-    if (!el) return {};
-    const d = el.dataset;
+    const d = el ? el.dataset : {};
     const o = {};
-    for (const k of Object.keys(DEFAULTS)) if (k !== "open" && d[k] != null) o[k] = d[k];
-    if (d.open != null) o.open = d.open !== "false";
-    if (d.strings) {
-      try {
-        o.strings = JSON.parse(d.strings);
-      } catch (_) {
-        console.warn("supportbot: data-strings is not valid JSON; using the default strings");
-      }
-    }
+    for (const k of Object.keys(DEFAULTS)) if (d[k] != null) o[k] = k === "open" ? d[k] !== "false" : d[k];
+    if (d.strings) o.strings = attempt(() => JSON.parse(d.strings), {});
     return o;
   }
 
@@ -259,20 +247,15 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       for (const [k, v] of Object.entries(layer || {})) {
         if (k === "strings" && v && typeof v === "object") {
           for (const [sk, sv] of Object.entries(v)) if (sk in STRINGS && typeof sv === "string") strings[sk] = sv;
-        } else if (k in DEFAULTS && v != null) {
-          o[k] = k === "open" ? Boolean(v) : String(v);
-        }
+        } else if (k in DEFAULTS && v != null) o[k] = k === "open" ? Boolean(v) : String(v);
       }
     }
     o.strings = strings;
     if (o.position !== "left") o.position = "right";
-    let server = o.server || (script && script.src) || "";
-    if (o.server && !server.endsWith("/")) server += "/";
-    try {
-      o.server = new URL(".", server).href; // the folder widget.js was served from: the bot's base URL
-    } catch (_) {
-      throw new Error("supportbot: cannot tell the bot's address; pass SupportBot.init({server: 'https://BOT-HOST/'})");
-    }
+    const server = o.server ? o.server.replace(/\/?$/, "/") : script && script.src;
+    // The folder widget.js was served from is the bot's base URL.
+    o.server = attempt(() => new URL(".", server).href, "");
+    if (!o.server) throw new Error("supportbot: cannot tell the bot's address; use SupportBot.init({server: 'https://BOT-HOST/'})");
     return o;
   }
 
@@ -285,64 +268,33 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       this.base = o.server;
       this.key = "supportbot:" + this.base;
       this.conv = this.read();
-      this.busy = false;
-      this.started = false;
+      this.busy = this.started = false;
       this.typingEl = null;
       this.onNetwork = () => this.setOffline(navigator.onLine === false);
       this.build();
     }
 
     build() {
-      const s = this.s;
-      const o = this.o;
+      const { s, o } = this;
       this.host = document.createElement("supportbot-widget");
       const root = this.host.attachShadow({ mode: "open" });
       style(root);
-      this.launcher = h(
-        "button",
-        { class: "launcher", type: "button", "aria-label": s.open, title: s.open, "aria-expanded": "false", "aria-controls": "panel", onclick: () => this.setOpen(true) },
-        icon("chat"),
-      );
+      const close = () => this.setOpen(false);
+      this.launcher = iconButton("launcher", s.open, () => this.setOpen(true), "chat", { "aria-expanded": "false", "aria-controls": "panel" });
       this.offlineEl = h("div", { class: "banner", role: "status" });
-      this.handoffEl = h(
-        "div",
-        { class: "banner handoff", hidden: true },
-        h("span", {}, s.handedOff),
-        h("button", { class: "link", type: "button", onclick: () => this.reset() }, s.newChat),
-      );
+      this.handoffEl = h("div", { class: "banner handoff", hidden: true }, h("span", {}, s.handedOff), button("link", s.newChat, () => this.reset()));
       this.log = h("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": s.conversation, tabindex: "0" });
       this.status = h("div", { class: "sr", role: "status" });
-      this.input = h("textarea", {
-        rows: "1",
-        maxlength: "2000",
-        placeholder: o.placeholder,
-        "aria-label": s.message,
-        onkeydown: (e) => {
-          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-            e.preventDefault();
-            this.submit();
-          }
-        },
-        oninput: () => this.grow(),
+      this.input = h("textarea", { rows: "1", maxlength: "2000", placeholder: o.placeholder, "aria-label": s.message, oninput: () => this.grow() });
+      this.input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) e.preventDefault(), this.submit();
       });
       this.sendBtn = h("button", { class: "send", type: "submit", "aria-label": s.send, title: s.send }, icon("send"));
-      this.handoffBtn = h("button", { class: "link", type: "button", onclick: () => this.handoff() }, icon("person"), s.handoff);
+      this.handoffBtn = button("link", s.handoff, () => this.handoff(), icon("person"));
       this.panel = h(
         "section",
-        {
-          class: "panel",
-          id: "panel",
-          role: "dialog",
-          "aria-labelledby": "title",
-          hidden: true,
-          onkeydown: (e) => {
-            if (e.key === "Escape") {
-              e.stopPropagation();
-              this.setOpen(false);
-            }
-          },
-        },
-        h("header", {}, h("h2", { id: "title" }, o.title), h("button", { class: "icon", type: "button", "aria-label": s.close, title: s.close, onclick: () => this.setOpen(false) }, icon("close"))),
+        { class: "panel", id: "panel", role: "dialog", "aria-labelledby": "title", hidden: true },
+        h("header", {}, h("h2", { id: "title" }, o.title), iconButton("icon", s.close, close, "close")),
         this.offlineEl,
         this.handoffEl,
         this.log,
@@ -350,15 +302,15 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
         h("form", { class: "composer", onsubmit: (e) => (e.preventDefault(), this.submit()) }, this.input, this.sendBtn),
         h("div", { class: "foot" }, this.handoffBtn),
       );
-      this.root = h("div", { class: o.position === "left" ? "root left" : "root", lang: o.lang || null }, this.launcher, this.panel);
+      this.panel.addEventListener("keydown", (e) => e.key === "Escape" && (e.stopPropagation(), close()));
+      this.root = h("div", { class: "root " + o.position, lang: o.lang || null }, this.launcher, this.panel);
       paint(this.root, o.color, o.textColor);
       root.append(this.root);
       document.body.append(this.host);
       window.addEventListener("online", this.onNetwork);
       window.addEventListener("offline", this.onNetwork);
       this.onNetwork();
-      const session = storage("sessionStorage");
-      if (o.open || (session && session.getItem(this.key + ":open"))) this.setOpen(true, false);
+      if (o.open || attempt(() => storage("sessionStorage").getItem(this.key + ":open"))) this.setOpen(true, false);
     }
 
     destroy() {
@@ -370,23 +322,13 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     // -- conversation id + token, kept in the site's localStorage so the chat survives navigation --
 
     read() {
-      try {
-        const v = JSON.parse(storage("localStorage").getItem(this.key));
-        return v && typeof v.id === "string" && typeof v.token === "string" ? v : null;
-      } catch (_) {
-        return null;
-      }
+      const v = attempt(() => JSON.parse(storage("localStorage").getItem(this.key)), null);
+      return v && typeof v.id === "string" && typeof v.token === "string" ? v : null;
     }
 
     save(conv) {
-      this.conv = conv;
-      try {
-        const ls = storage("localStorage");
-        if (conv) ls.setItem(this.key, JSON.stringify(conv));
-        else ls.removeItem(this.key);
-      } catch (_) {
-        /* kept in memory for this page only */
-      }
+      this.conv = conv; // when storage is blocked: kept for this page only
+      attempt(() => (conv ? storage("localStorage").setItem(this.key, JSON.stringify(conv)) : storage("localStorage").removeItem(this.key)));
     }
 
     // -- opening, closing, state --
@@ -395,13 +337,8 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       this.panel.hidden = !open;
       this.launcher.hidden = open;
       this.launcher.setAttribute("aria-expanded", String(open));
-      const session = storage("sessionStorage");
-      try {
-        if (open) session.setItem(this.key + ":open", "1");
-        else session.removeItem(this.key + ":open");
-      } catch (_) {
-        /* not remembered across pages */
-      }
+      const ss = storage("sessionStorage"); // an open chat stays open on the site's next page
+      attempt(() => (open ? ss.setItem(this.key + ":open", "1") : ss.removeItem(this.key + ":open")));
       if (open && !this.started) this.start();
       if (focus) (open ? this.input : this.launcher).focus();
     }
@@ -420,13 +357,9 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       this.busy = busy;
       this.sendBtn.setAttribute("aria-disabled", String(busy));
       if (this.typingEl) this.typingEl.remove();
-      this.typingEl = null;
-      if (busy) {
-        this.typingEl = h("li", { class: "msg bot typing", "aria-hidden": "true" }, h("div", { class: "bubble dots" }, h("i"), h("i"), h("i")));
-        this.log.append(this.typingEl);
-        this.scroll();
-      }
-      this.status.textContent = busy ? this.s.typing : "";
+      this.typingEl = busy ? h("li", { class: "msg bot typing", "aria-hidden": "true" }, h("div", { class: "bubble dots" }, h("i"), h("i"), h("i"))) : null;
+      if (busy) this.log.append(this.typingEl), this.scroll();
+      this.announce(busy ? this.s.typing : "");
     }
 
     announce(text) {
@@ -455,20 +388,16 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     addBot(turn, last) {
       const s = this.s;
       const li = this.add("bot", turn.answer);
+      const id = Number.isInteger(turn.turn_id) ? turn.turn_id : null;
       if (typeof turn.route === "string") li.dataset.route = turn.route; // for site styling and tests
-      if (Number.isInteger(turn.turn_id)) li.dataset.turn = turn.turn_id;
-      const sources = (Array.isArray(turn.sources) ? turn.sources : [])
-        .map((x) => [safeHref(x && x.url, this.base), x && (x.title || x.url)])
-        .filter(([href]) => href);
-      if (sources.length) {
-        li.append(h("div", { class: "sources" }, s.sources + ":", h("ul", {}, ...sources.map(([href, title]) => h("li", {}, link(href, String(title)))))));
-      }
+      if (id != null) li.dataset.turn = id;
+      const sources = (Array.isArray(turn.sources) ? turn.sources : []).map((x) => [safeHref(x && x.url, this.base), x && (x.title || x.url)]).filter(([href]) => href);
+      if (sources.length) li.append(h("div", { class: "sources" }, s.sources + ":", h("ul", {}, ...sources.map(([href, title]) => h("li", {}, link(href, String(title)))))));
       const replies = Array.isArray(turn.quick_replies) ? turn.quick_replies.filter((q) => q && q.label) : [];
       if (last && replies.length) {
-        const buttons = replies.map((q) => h("button", { type: "button", onclick: () => this.choose(q) }, String(q.label)));
-        li.append(h("div", { class: "qr", role: "group", "aria-label": s.suggestions }, ...buttons));
+        li.append(h("div", { class: "qr", role: "group", "aria-label": s.suggestions }, ...replies.map((q) => button("", String(q.label), () => this.choose(q)))));
       }
-      if (Number.isInteger(turn.turn_id)) li.append(this.feedback(turn.turn_id));
+      if (id != null) li.append(this.feedback(id));
       this.scroll();
       return li;
     }
@@ -477,50 +406,36 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       if (this.o.greeting) this.add("bot", this.o.greeting);
     }
 
-    /** Quick replies and error notes belong to the last answer only. */
-    clearTransient() {
-      for (const el of this.log.querySelectorAll(".qr, .msg.error")) el.remove();
-    }
-
     fail(e, retry) {
       const s = this.s;
       const text = e.offline ? s.offlineError : e.status === 429 ? s.busyError : e.reason ? `${s.error} (${e.reason})` : s.error;
       const li = this.add("error", text);
-      const again = h("button", { class: "pill", type: "button" }, s.retry);
-      again.addEventListener("click", () => {
-        li.remove();
-        this.input.focus();
-        retry();
-      });
-      li.append(h("div", { class: "row" }, again));
+      li.append(h("div", { class: "row" }, button("pill", s.retry, () => (li.remove(), this.input.focus(), retry()))));
     }
 
     // -- talking to the server --
 
     async api(path, init) {
-      const headers = Object.assign({}, init && init.body ? { "Content-Type": "application/json" } : {}, init && init.headers);
+      const headers = Object.assign(init.body ? { "Content-Type": "application/json" } : {}, init.headers);
       let res;
+      let data = null;
       try {
         res = await fetch(this.base + path, Object.assign({}, init, { headers, mode: "cors", credentials: "omit", cache: "no-store" }));
       } catch (_) {
         // Network down, server unreachable, or the server refused this site's origin (CORS): all look alike here.
         throw { offline: navigator.onLine === false };
       }
-      let data = null;
-      try {
-        data = await res.json();
-      } catch (_) {
-        /* not JSON */
-      }
-      if (!res.ok || !data || typeof data !== "object") {
-        throw { status: res.status, reason: data && typeof data.error === "string" ? data.error : "" };
-      }
+      data = await res.json().catch(() => null);
+      if (!res.ok || !data || typeof data !== "object") throw { status: res.status, reason: data && typeof data.error === "string" ? data.error : "" };
       return data;
     }
 
-    chat(payload) {
-      const body = Object.assign({}, payload, this.conv ? { conversation_id: this.conv.id, token: this.conv.token } : {});
-      return this.api("api/chat", { method: "POST", body: JSON.stringify(body) });
+    post(path, body) {
+      return this.api(path, { method: "POST", body: JSON.stringify(body) });
+    }
+
+    withConv(body) {
+      return Object.assign(body, this.conv ? { conversation_id: this.conv.id, token: this.conv.token } : {});
     }
 
     async start() {
@@ -529,11 +444,10 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       if (!this.conv) return;
       this.setBusy(true);
       try {
-        const id = encodeURIComponent(this.conv.id);
-        const data = await this.api("api/conversations/" + id, { headers: { "X-Conversation-Token": this.conv.token } });
+        const data = await this.api("api/conversations/" + encodeURIComponent(this.conv.id), { headers: { "X-Conversation-Token": this.conv.token } });
         this.setBusy(false);
         const turns = Array.isArray(data.turns) ? data.turns : [];
-        this.log.setAttribute("aria-live", "off"); // restoring history is not news: do not read it all out
+        this.log.setAttribute("aria-live", "off"); // restoring the history is not news: do not read it all out
         let offered = [];
         turns.forEach((t, i) => {
           // A chosen quick reply was sent as its value (e.g. "/track_order"): show its label again.
@@ -547,11 +461,7 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       } catch (e) {
         this.setBusy(false);
         if (EXPIRED.includes(e.status)) this.save(null);
-        else
-          this.fail(e, () => {
-            this.log.replaceChildren();
-            this.start();
-          });
+        else this.fail(e, () => (this.log.replaceChildren(), this.start()));
       }
     }
 
@@ -576,21 +486,22 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     }
 
     send(payload, shown) {
-      this.clearTransient();
+      // Quick replies and error notes belong to the last answer only.
+      for (const el of this.log.querySelectorAll(".qr, .msg.error")) el.remove();
       this.add("user", shown);
-      this.post(payload);
+      this.ask(payload);
     }
 
-    async post(payload) {
+    async ask(payload) {
       this.setBusy(true);
       try {
         let reply;
         try {
-          reply = await this.chat(payload);
+          reply = await this.post("api/chat", this.withConv(Object.assign({}, payload)));
         } catch (e) {
           if (!this.conv || !EXPIRED.includes(e.status)) throw e;
-          this.save(null);
-          reply = await this.chat(payload);
+          this.save(null); // the stored conversation has expired: start a new one
+          reply = await this.post("api/chat", Object.assign({}, payload));
         }
         this.save({ id: String(reply.conversation_id), token: String(reply.token) });
         this.setBusy(false);
@@ -598,7 +509,7 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
         if (reply.handoff) this.setHandoff(true);
       } catch (e) {
         this.setBusy(false);
-        this.fail(e, () => this.post(payload));
+        this.fail(e, () => this.ask(payload));
       }
     }
 
@@ -614,71 +525,56 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
 
     feedback(turnId) {
       const s = this.s;
-      const up = h("button", { class: "icon", type: "button", "aria-label": s.helpful, title: s.helpful, "aria-pressed": "false" }, icon("up"));
-      const down = h("button", { class: "icon", type: "button", "aria-label": s.notHelpful, title: s.notHelpful, "aria-pressed": "false", "aria-expanded": "false" }, icon("down"));
-      const box = h("div", { class: "fb", role: "group", "aria-label": s.rate }, up, down);
-      const done = () => up.getAttribute("aria-disabled") === "true";
-      const lock = (btn) => {
-        btn.setAttribute("aria-pressed", "true");
-        up.setAttribute("aria-disabled", "true");
-        down.setAttribute("aria-disabled", "true");
-      };
+      const up = iconButton("icon", s.helpful, null, "up", { "aria-pressed": "false" });
+      const down = iconButton("icon", s.notHelpful, null, "down", { "aria-pressed": "false", "aria-expanded": "false" });
+      const set = (name, value) => [up, down].forEach((b) => (value == null ? b.removeAttribute(name) : b.setAttribute(name, value)));
+      const lock = (chosen) => (set("aria-disabled", "true"), chosen.setAttribute("aria-pressed", "true"));
+      const locked = () => up.getAttribute("aria-disabled") === "true";
       up.addEventListener("click", async () => {
-        if (done()) return;
+        if (locked()) return;
         lock(up);
         try {
           await this.rate(turnId, "up");
           this.announce(s.thanks);
         } catch (_) {
-          up.setAttribute("aria-pressed", "false");
-          up.removeAttribute("aria-disabled");
-          down.removeAttribute("aria-disabled");
+          set("aria-disabled", null), set("aria-pressed", "false");
           this.announce(s.feedbackError);
         }
       });
-      down.addEventListener("click", () => {
-        if (!done()) this.comment(box, turnId, down, lock);
-      });
-      return box;
+      down.addEventListener("click", () => locked() || this.comment(down, turnId, () => lock(down)));
+      return h("div", { class: "fb", role: "group", "aria-label": s.rate }, up, down);
     }
 
-    comment(box, turnId, down, lock) {
+    comment(down, turnId, lock) {
       const s = this.s;
-      let form = box.nextElementSibling;
-      if (form && form.classList.contains("comment")) return form.querySelector("textarea").focus();
+      const box = down.parentNode;
+      const open = box.nextElementSibling;
+      if (open && open.classList.contains("comment")) return open.querySelector("textarea").focus();
       const text = h("textarea", { rows: "2", maxlength: "1000", "aria-label": s.commentPrompt, placeholder: s.commentPrompt });
       const note = h("p", { class: "note bad", role: "alert" });
+      const expand = (on) => down.setAttribute("aria-expanded", String(on));
       const sendIt = async (comment) => {
         try {
           await this.rate(turnId, "down", comment);
         } catch (_) {
-          note.textContent = s.feedbackError;
-          return;
+          return (note.textContent = s.feedbackError);
         }
-        lock(down);
-        down.setAttribute("aria-expanded", "false");
+        lock();
+        expand(false);
         form.replaceWith(h("p", { class: "note" }, s.thanks));
         this.announce(s.thanks);
         this.input.focus();
       };
-      form = h(
-        "form",
-        {
-          class: "comment",
-          onsubmit: (e) => (e.preventDefault(), sendIt(text.value.trim())),
-          onkeydown: (e) => {
-            if (e.key !== "Escape") return;
-            e.stopPropagation(); // closes the form, not the whole chat
-            form.remove();
-            down.setAttribute("aria-expanded", "false");
-            down.focus();
-          },
-        },
-        text,
-        h("div", { class: "row" }, h("button", { class: "primary", type: "submit" }, s.commentSend), h("button", { class: "link", type: "button", onclick: () => sendIt("") }, s.commentSkip)),
-        note,
-      );
-      down.setAttribute("aria-expanded", "true");
+      const row = h("div", { class: "row" }, h("button", { class: "primary", type: "submit" }, s.commentSend), button("link", s.commentSkip, () => sendIt("")));
+      const form = h("form", { class: "comment", onsubmit: (e) => (e.preventDefault(), sendIt(text.value.trim())) }, text, row, note);
+      form.addEventListener("keydown", (e) => {
+        if (e.key !== "Escape") return;
+        e.stopPropagation(); // closes the comment form, not the whole chat
+        form.remove();
+        expand(false);
+        down.focus();
+      });
+      expand(true);
       box.after(form);
       text.focus();
       this.scroll();
@@ -686,9 +582,7 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
 
     rate(turnId, rating, comment) {
       if (!this.conv) return Promise.reject(new Error("no conversation"));
-      const body = { conversation_id: this.conv.id, token: this.conv.token, turn_id: turnId, rating };
-      if (comment) body.comment = comment;
-      return this.api("api/feedback", { method: "POST", body: JSON.stringify(body) });
+      return this.post("api/feedback", this.withConv(Object.assign({ turn_id: turnId, rating }, comment ? { comment } : {})));
     }
   }
 
@@ -700,20 +594,15 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
     version: "1",
     /** (Re)create the widget; options override the script tag's data-* attributes. */
     init(opts) {
-      if (widget) widget.destroy();
-      widget = null;
+      api.destroy();
       const o = options(fromTag, opts);
       const mount = () => (widget = new Widget(o));
       if (document.body) mount();
       else document.addEventListener("DOMContentLoaded", mount, { once: true });
       return api;
     },
-    open() {
-      if (widget) widget.setOpen(true);
-    },
-    close() {
-      if (widget) widget.setOpen(false);
-    },
+    open: () => widget && widget.setOpen(true),
+    close: () => widget && widget.setOpen(false),
     destroy() {
       if (widget) widget.destroy();
       widget = null;

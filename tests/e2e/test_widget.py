@@ -249,6 +249,15 @@ def test_thumbs_down_with_a_comment_flags_the_turn(chat, site, demo_bot):
     assert flags == [("negative_feedback",)]
     assert feedback == [("down", "I wanted to know about PayPal refunds")]
 
+    liked = chat.send("thanks")
+    liked.get_by_role("button", name="Helpful", exact=True).click()
+    expect(liked.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
+    liked_turn = int(liked.get_attribute("data-turn"))
+    with db(demo_bot) as con:
+        assert con.execute("select rating from feedback where turn_id = ?", [liked_turn]).fetchall() == [("up",)]
+        assert con.execute("select count(*) from flags where turn_id = ? and kind = 'negative_feedback'",
+                           [liked_turn]).fetchone() == (0,)
+
 
 def test_history_survives_navigation_and_reload(chat, site):
     chat.page.goto(site.url)
@@ -268,6 +277,20 @@ def test_history_survives_navigation_and_reload(chat, site):
     assert chat.conversation() == conversation, "the same conversation goes on"
     chat.page.reload()
     expect(chat.w(".msg.user .bubble")).to_have_text([TEMPLATE_MESSAGE, "thanks"])
+
+
+def test_a_conversation_the_server_does_not_know_starts_afresh(chat, site, demo_bot):
+    chat.page.goto(site.url)
+    key = f"supportbot:{demo_bot.url}/"  # the widget's storage key: one conversation per bot and site
+    chat.page.evaluate("k => localStorage.setItem(k, JSON.stringify({id: 'no-such-conversation', token: 'x'}))", key)
+    chat.page.reload()
+    chat.open()
+    expect(chat.answers).to_have_count(1)  # just the greeting, no error
+    expect(chat.w(".msg.error")).to_have_count(0)
+    assert chat.conversation() is None
+    answer = chat.send(TEMPLATE_MESSAGE)
+    expect(answer.locator(".bubble")).to_contain_text(TEMPLATE_ANSWER)
+    assert chat.conversation()["id"] != "no-such-conversation"
 
 
 def test_keyboard_only_round_trip(chat, site, clarifying):
