@@ -32,24 +32,61 @@ class Match:
     nearest: str | None  # the best intent whatever its score (None without replies)
 
 
-class TemplateMatcher:
-    """Labels requests by comparing the agent's replies with the bot's answer templates."""
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
-    def __init__(self, answers: Mapping[str, str | Sequence[str]], embedder: Embedder, threshold: float):
-        self.embedder, self.threshold = embedder, threshold
+
+def sentences(text: str) -> list[str]:
+    """Sentences of at least three words (the whole text when there are none)."""
+    parts = [p.strip() for p in _SENTENCE.split(text) if len(p.split()) >= 3]
+    return parts or [text]
+
+
+class TemplateMatcher:
+    """Labels requests by comparing the agent's replies with the bot's answer templates.
+
+    The similarity of a reply to a template is the mean of two cosines: whole reply vs whole template, and
+    how well the template's sentences are covered by the reply's (mean over template sentences of the best
+    reply sentence). Agents edit canned answers (a name, a changed detail, an extra sentence); the
+    sentence view keeps such edits from diluting the match. `coverage=False` gives the whole-text cosine only.
+    """
+
+    def __init__(self, answers: Mapping[str, str | Sequence[str]], embedder: Embedder, threshold: float,
+                 coverage: bool = True):
+        from training.transcripts.dialogs import clean
+
+        self.embedder, self.threshold, self.coverage = embedder, threshold, coverage
         self.owners: list[str] = []
         texts: list[str] = []
         for intent, answer in answers.items():
             for a in [answer] if isinstance(answer, str) else answer:
-                if a and a.strip():
+                text = clean(template_text(a), 2000) if a else ""  # cleaned like the replies it is compared with
+                if text:
                     self.owners.append(intent)
-                    texts.append(template_text(a))
+                    texts.append(text)
         self.vectors = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+        pieces = [sentences(t) for t in texts]
+        self.sentence_vectors = embedder.encode([p for ps in pieces for p in ps]) if texts else self.vectors
+        self.starts = np.cumsum([0] + [len(ps) for ps in pieces])[:-1]
 
     def __bool__(self) -> bool:
         return bool(self.owners)
 
-    def match(self, replies: Sequence[Sequence[str]], batch: int = 2048,
+    def similarity(self, replies: Sequence[str]) -> np.ndarray:
+        """(replies x templates) similarity matrix."""
+        whole = self.embedder.encode(list(replies)) @ self.vectors.T
+        if not self.coverage:
+            return whole
+        pieces = [sentences(r) for r in replies]
+        flat = self.embedder.encode([p for ps in pieces for p in ps])
+        cover = np.empty_like(whole)
+        at = 0
+        for i, ps in enumerate(pieces):
+            best = (self.sentence_vectors @ flat[at: at + len(ps)].T).max(axis=1)  # each template sentence
+            cover[i] = np.add.reduceat(best, self.starts) / np.diff(np.r_[self.starts, len(best)])
+            at += len(ps)
+        return (whole + cover) / 2
+
+    def match(self, replies: Sequence[Sequence[str]], batch: int = 1024,
               progress: Callable[[int, int], None] | None = None) -> list[Match]:
         """For each request, its agent replies -> the intent of the most similar template, if similar enough."""
         unique = list(dict.fromkeys(r for rs in replies for r in rs if r))
@@ -57,7 +94,7 @@ class TemplateMatcher:
         for start in range(0, len(unique), batch):
             chunk = unique[start: start + batch]
             if self.owners:
-                sims = self.embedder.encode(chunk) @ self.vectors.T
+                sims = self.similarity(chunk)
                 top = sims.argmax(axis=1)
                 for text, j, row in zip(chunk, top, sims):
                     best[text] = (float(row[j]), self.owners[j])
@@ -69,8 +106,10 @@ class TemplateMatcher:
             if not scored:
                 out.append(Match(None, 0.0, None))
                 continue
-            score, intent = max(scored)
-            out.append(Match(intent if score >= self.threshold else None, score, intent))
+            # the agent's first canned answer counts: later replies may answer a follow-up ("thanks!")
+            first = next(((score, intent) for score, intent in scored if score >= self.threshold), None)
+            score, intent = first or max(scored)
+            out.append(Match(intent if first else None, score, intent))
         return out
 
 

@@ -52,6 +52,10 @@ _SIGNATURE = re.compile(r"^(?:--\s?|sent from my [\w ]+|get outlook for \w+)\s*$
 _SIGN_OFF = re.compile(
     r"^\s*(?:(?:best|kind|warm|many)\s+)?(?:regards|wishes|thanks|thank you|thx|cheers|sincerely|best)"
     r"(?:\s+(?:so much|a lot|in advance))?\s*[,.!]*\s*$", re.I)
+_NAME = r"(?:[A-Z][\w.'&-]*|\[[A-Z_]+\]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+_INLINE_SIGN_OFF = re.compile(  # "... Could you advise? Regards, Martin Hughes" on one line
+    r"(?<=[.!?])\s*(?i:(?:(?:kind|best|warm|many)\s+)?(?:regards|thanks|thank you|cheers|wishes))\s*,\s*"
+    + _NAME + r"(?:[\s,]+" + _NAME + r"){0,6}\s*$")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
 _HANDLE = re.compile(r"(?<![\w.@])@\w+")
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
@@ -89,6 +93,7 @@ def clean(text: str, max_chars: int = 400) -> str:
     text = _HANDLE.sub(" ", text)
     text = _HASHTAG.sub(r"\1", text)
     text = _SPACE.sub(" ", text).strip()
+    text = _INLINE_SIGN_OFF.sub("", text).strip()
     text = _AGENT_INITIALS.sub("", text).strip()
     text = _GREETING.sub("", text).strip()
     text = _THANKS_END.sub("", text).strip()
@@ -154,7 +159,10 @@ def find_requests(dialog: Dialog, settings: TranscriptSettings) -> tuple[list[Re
                     current["replies"].append(reply)
             if invite.search(turn.text):
                 expecting = True
-        elif turn.role == CUSTOMER and expecting:
+        elif turn.role == CUSTOMER and not expecting:
+            if current is not None and _CLOSING.match(clean(turn.text)):
+                current = None  # "ok thanks": what the agent says next answers that, not the request
+        elif turn.role == CUSTOMER:
             text = clean(turn.text, settings.max_request_chars)
             if found and _CLOSING.match(text):  # "no thanks, that's all"
                 expecting = False
