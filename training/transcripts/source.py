@@ -144,7 +144,7 @@ class SourceFile:
 class _JsonStream:
     """Incremental JSON reader over a SourceFile: a buffer that is trimmed as records are consumed."""
 
-    _WHOLE = 4 << 20  # objects larger than this are walked key by key instead of decoded at once
+    _WHOLE = 1 << 20  # objects larger than this are walked key by key instead of decoded at once
 
     def __init__(self, source: SourceFile, list_keys: set[str]):
         self.source, self.list_keys = source, list_keys
@@ -207,7 +207,7 @@ class _JsonStream:
                     raise self.source.error(line, f"invalid JSON: {e.msg}{hint}") from None
             if limit is not None and len(self.buf) - self.pos > limit:
                 return False, None
-            self.fill(want)
+            self.fill(want if limit is None else min(want, limit))
             want *= 2  # a large value: read more at a time so retries stay few
 
     # structure
