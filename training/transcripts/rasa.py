@@ -16,6 +16,7 @@ import yaml
 
 from training.transcripts import Reading
 from training.transcripts.dialogs import CUSTOMER, Dialog, Turn, label_name
+from training.store import normalise
 from training.transcripts.source import TranscriptError
 
 _ENTITY = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
@@ -104,25 +105,34 @@ def read(reading: Reading) -> Iterator[Dialog]:
 
 def migration_plan(project: RasaProject) -> list[IntentDraft]:
     """Intents for a new bot folder: every NLU intent with examples, answered by `utter_<intent>` if it exists."""
-    drafts = []
+    drafts, owner = [], {}
     for intent, examples in project.examples.items():
-        texts = tuple(dict.fromkeys(t for t, _, _ in examples))
+        texts, keys, elsewhere = [], set(), []
+        for text, _, _ in examples:  # one copy per normalised text; a text in two intents stays in the first
+            key = normalise(text)
+            if owner.setdefault(key, intent) != intent:
+                elsewhere.append(f"{text!r} (kept in {owner[key]})")
+            elif key not in keys:
+                keys.add(key)
+                texts.append(text)
+        texts = tuple(texts)
+        conflict = f" Left out, also an example of another intent: {', '.join(elsewhere)}." if elsewhere else ""
         variants = project.responses.get(f"utter_{intent}") or []
         text = str(variants[0].get("text", "")).strip() if variants else ""
         name = intent_name(intent)
         if "handoff" in name and not text:
-            drafts.append(IntentDraft(name, texts, route="handoff", note="Rasa hand-off intent: hands over to a person"))
+            drafts.append(IntentDraft(name, texts, route="handoff", note="Rasa hand-off intent: hands over to a person." + conflict))
         elif not text:
-            note = f"no utter_{intent} response in the Rasa domain: answered from the knowledge base"
-            drafts.append(IntentDraft(name, texts, note=note))
+            note = f"No utter_{intent} response in the Rasa domain: answered from the knowledge base."
+            drafts.append(IntentDraft(name, texts, note=note + conflict))
         elif _SLOT.search(text):
             note = (f"TODO: utter_{intent} uses slots filled by Rasa actions ({', '.join(_SLOT.findall(text))}); "
                     f"rewrite it as an answer template. Rasa text: {text}")
-            drafts.append(IntentDraft(name, texts, note=note))
+            drafts.append(IntentDraft(name, texts, note=note + conflict))
         else:
-            extra = f" ({len(variants) - 1} more variants in Rasa not migrated)" if len(variants) > 1 else ""
-            drafts.append(IntentDraft(name, texts, answer=text, route="template",
-                                      note=f"answer from utter_{intent}{extra}" if extra else ""))
+            extra = f"Answer from utter_{intent}; {len(variants) - 1} more variants in Rasa not migrated." \
+                if len(variants) > 1 else ""
+            drafts.append(IntentDraft(name, texts, answer=text, route="template", note=(extra + conflict).strip()))
     return drafts
 
 

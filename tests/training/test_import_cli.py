@@ -1,0 +1,126 @@
+"""`run_bot.py import` and `run_bot.py intents` on a small bot folder; Rasa migration into a new bot folder."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from import_doubles import FIXTURES, FORMATS_DIR, WordEmbedder
+from bot import cli_import
+from bot.folder import BotFolder
+from knowledge.database import connect
+from run_bot import main
+from training.store import ExampleStore, ProposalStore
+
+INTENTS = """\
+# my bot
+intents:
+  track_order:
+    answer: You can follow your order live on the tracking page.
+    examples:
+      - where is my order
+  # the last intent
+  refund:
+    answer: Refunds reach your card within 5 days.
+    examples:
+      - where is my refund
+
+entities:
+  order_id:
+    pattern: 'NW-\\d+'
+"""
+
+
+@pytest.fixture
+def bot(tmp_path, monkeypatch):
+    folder = tmp_path / "bot"
+    folder.mkdir()
+    (folder / "bot.toml").write_text(f'name = "t"\nstate_dir = "{tmp_path / "state"}"\n')
+    (folder / "intents.yaml").write_text(INTENTS)
+    monkeypatch.setattr(cli_import, "_embedder", lambda settings: WordEmbedder())
+    return folder
+
+
+def chats(tmp_path):
+    rows = ["conversation_id,role,text"]
+    for i in range(3):
+        rows += [f"w{i},customer,wholesale discount for bulk mugs number {i}", f"w{i},agent,Let me check with the team."]
+        rows += [f"g{i},customer,can you gift wrap my present number {i}", f"g{i},agent,I will ask the warehouse."]
+    rows += ["t1,customer,hey where is my parcel", "t1,agent,You can follow your order live on the tracking page."]
+    path = tmp_path / "chats.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def stored(folder):
+    db = connect(BotFolder.load(folder).settings.db_path)
+    return ExampleStore(db), ProposalStore(db)
+
+
+def test_dry_run_previews_and_stores_nothing(bot, tmp_path, capsys):
+    assert main(["import", str(chats(tmp_path)), "--bot", str(bot), "--dry-run", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "would add 7 new examples" in out and "template-match 1" in out and "[track_order via template-match]" in out
+    assert not (tmp_path / "state" / "supportbot.db").exists()
+
+
+def test_import_then_accept_merge_drop(bot, tmp_path, capsys):
+    settings = ["--set", "transcripts.cluster_distance=0.5", "--set", "transcripts.min_cluster_size=3"]
+    assert main(["import", str(chats(tmp_path)), "--bot", str(bot), "--no-progress", *settings]) == 0
+    assert "clustered      6 unlabelled into 2 proposed intents" in capsys.readouterr().out
+    store, proposals = stored(bot)
+    assert store.examples()[0].provenance == "../chats.csv#t1:0" or store.examples()[0].provenance.endswith("chats.csv#t1:0")
+    gift, bulk = sorted(proposals.proposals(), key=lambda p: "gift" not in p.name)
+
+    assert main(["intents", "list", "--bot", str(bot)]) == 0
+    assert f"#{gift.id}  {gift.name}  (3 examples)" in capsys.readouterr().out
+    assert main(["intents", "accept", str(gift.id), "--name", "gift_wrap", "--bot", str(bot)]) == 0
+    folder = BotFolder.load(bot)  # still valid, with the new intent at the end of the intents mapping
+    assert list(folder.intents) == ["track_order", "refund", "gift_wrap"]
+    assert folder.intents["gift_wrap"].route == "knowledge" and len(folder.intents["gift_wrap"].examples) == 3
+    assert "TODO" in (bot / "intents.yaml").read_text() and "entities" in yaml.safe_load((bot / "intents.yaml").read_text())
+    assert store.counts()["gift_wrap"] == 3
+    assert {e.label_method for e in store.examples() if e.intent == "gift_wrap"} == {"cluster"}
+
+    assert main(["intents", "accept", str(gift.id), "--bot", str(bot)]) == 2  # not open any more
+    assert main(["intents", "accept", str(bulk.id), "--name", "refund", "--bot", str(bot)]) == 0  # existing intent
+    assert store.counts()["refund"] == 3 and list(BotFolder.load(bot).intents) == ["track_order", "refund", "gift_wrap"]
+    assert main(["intents", "drop", "99", "--bot", str(bot)]) == 2
+    assert "no intent proposal 99" in capsys.readouterr().err
+
+
+def test_merge_and_rename_and_invalid_names(bot, tmp_path, capsys):
+    settings = ["--set", "transcripts.cluster_distance=0.5", "--set", "transcripts.min_cluster_size=3"]
+    main(["import", str(chats(tmp_path)), "--bot", str(bot), "--no-progress", *settings])
+    store, proposals = stored(bot)
+    a, b = proposals.proposals()
+    assert main(["intents", "merge", str(a.id), str(b.id), "--name", "bulk_gifts", "--bot", str(bot)]) == 0
+    (merged,) = proposals.proposals()
+    assert merged.id == a.id and merged.size == 6 and merged.name == "bulk_gifts"
+    assert proposals.get(b.id).status == "merged"
+    assert main(["intents", "rename", str(a.id), "gifts for cafes", "--bot", str(bot)]) == 2
+    assert main(["intents", "rename", str(a.id), "cafe_gifts", "--bot", str(bot)]) == 0
+    assert main(["intents", "drop", str(a.id), "--bot", str(bot)]) == 0
+    assert proposals.proposals() == [] and store.counts().get("cafe_gifts") is None
+
+
+def test_bad_input_is_an_error_naming_file_and_line(bot, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("conversation_id,text\nc1,hi\n")
+    assert main(["import", str(bad), "--bot", str(bot), "--format", "generic", "--no-progress"]) == 2
+    assert f"error: {bad}:1: missing column role" in capsys.readouterr().err
+
+
+def test_rasa_project_migrates_into_a_bot_folder(tmp_path, capsys):
+    target = tmp_path / "financial"
+    assert main(["import", str(FORMATS_DIR / "rasa_financial_demo"), "--format", "rasa", "--into", str(target)]) == 0
+    assert "17 intents" in capsys.readouterr().out
+    folder = BotFolder.load(target)
+    assert len(folder.intents) == 17 and folder.settings.name == "financial"
+    assert folder.intents["greet"].answer == "Hi! I'm your Financial Assistant!"
+    assert folder.intents["check_balance"].route == "knowledge"
+    assert "What's my emblem card balance" in folder.intents["check_balance"].examples
+    assert sum(len(i.examples) for i in folder.intents.values()) == 532  # one copy per normalised text
+    assert "kept in check_balance" in (target / "intents.yaml").read_text()
+    assert main(["import", str(FORMATS_DIR / "rasa_financial_demo"), "--format", "rasa", "--into", str(target)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
