@@ -106,6 +106,7 @@ a{color:var(--sb-ink)}
 .note{margin:4px 0 0;font-size:13px;color:#57606a}
 .note.bad{color:#a40e26}
 textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background:#fff;resize:none;line-height:1.4}
+textarea::placeholder{color:#6e7781;opacity:1}
 .composer{display:flex;gap:8px;align-items:flex-end;padding:10px 12px 6px;border-top:1px solid #d0d7de}
 .composer textarea{flex:1;min-height:42px;max-height:128px;font-size:15px}
 .send{display:grid;place-items:center;width:42px;height:42px}
@@ -389,7 +390,7 @@ textarea{padding:8px 10px;border:1px solid #8c959f;border-radius:10px;background
       const s = this.s;
       const li = this.add("bot", turn.answer);
       const id = Number.isInteger(turn.turn_id) ? turn.turn_id : null;
-      if (typeof turn.route === "string") li.dataset.route = turn.route; // for site styling and tests
+      if (typeof turn.route === "string") li.dataset.route = turn.route; // for tests and debugging
       if (id != null) li.dataset.turn = id;
       const sources = (Array.isArray(turn.sources) ? turn.sources : []).map((x) => [safeHref(x && x.url, this.base), x && (x.title || x.url)]).filter(([href]) => href);
       if (sources.length) li.append(h("div", { class: "sources" }, s.sources + ":", h("ul", {}, ...sources.map(([href, title]) => h("li", {}, link(href, String(title)))))));
