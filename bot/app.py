@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,7 @@ class Runtime:
 
     def build_router(self, model: CalibratedClassifier) -> Router:
         s = self.settings.server
+        _limit_torch_threads(s.torch_threads)  # loading a model may have changed it
         batcher = MicroBatcher(model.predict, self.pool, s.batch_size, s.batch_wait_ms / 1000)
         return Router(self.folder.intents, self.folder.entities, model, batcher, self.search, self.settings)
 
@@ -80,10 +82,21 @@ RUNTIME = web.AppKey("runtime", Runtime)
 SETTINGS = web.AppKey("settings", Settings)
 
 
+def _limit_torch_threads(n: int) -> None:
+    """Concurrent model calls each using every core oversubscribe the CPU (many times slower when busy)."""
+    torch = sys.modules.get("torch")  # only when a real model is loaded
+    if torch is not None and n > 0:
+        torch.set_num_threads(n)
+
+
 def open_knowledge_base(settings: Settings) -> Knowledge:
+    """The bot's knowledge base, warmed up (embedder loaded) so that /readyz means ready."""
     from knowledge.base import KnowledgeBase
 
-    return KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+    kb.search("warm up", k=1)
+    _limit_torch_threads(settings.server.torch_threads)
+    return kb
 
 
 def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | None = None,

@@ -53,6 +53,9 @@ class ServerSettings:
     batch_size: int = setting(32, "Most chat messages classified in one model call (concurrent requests are batched).")
     batch_wait_ms: float = setting(2.0, "Milliseconds an idle model waits for more messages to batch with the first.")
     worker_threads: int = setting(2, "Threads running model inference and knowledge-base search, off the event loop.")
+    torch_threads: int = setting(
+        1, "Threads each model call may use (torch intra-op); worker_threads calls run at once. 0 = torch's default."
+    )
     access_log: bool = setting(True, "Log one line per HTTP request (never bodies, tokens or headers).")
 
     def __post_init__(self) -> None:
@@ -70,6 +73,7 @@ class ServerSettings:
             "batch_size": self.batch_size >= 1,
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
             "worker_threads": self.worker_threads >= 1,
+            "torch_threads": self.torch_threads >= 0,
             "handoff_webhook": self.handoff_webhook == "" or self.handoff_webhook.startswith(("http://", "https://")),
         }
         bad = [name for name, ok in checks.items() if not ok]

@@ -1,0 +1,94 @@
+"""The demo store bot, trained with the real MiniLM and served by `run_bot.py demo`, chatted with over HTTP."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def turns_of(bot, conversation_id: str) -> list[dict]:
+    with sqlite3.connect(bot.db_path) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("select * from turns where conversation_id = ? order by id", [conversation_id]).fetchall()
+    return [dict(r) for r in rows]
+
+
+def test_template_answer_fills_the_order_id(demo_bot):
+    reply = demo_bot.chat("Where is my order NW-482913?")
+    assert (reply["route"], reply["handoff"]) == ("template", False)
+    assert "https://northwind.example/track/NW-482913" in reply["answer"]
+
+
+def test_slot_prompt_then_answer_in_the_next_turn(demo_bot):
+    asked = demo_bot.chat("where is my order")
+    assert asked["route"] == "template" and "order number" in asked["answer"]
+    answered = demo_bot.chat("it's NW-310577", asked)
+    assert "NW-310577" in answered["answer"] and answered["route"] == "template"
+
+
+def test_knowledge_answer_with_its_source(demo_bot):
+    reply = demo_bot.chat("can I get my present gift wrapped with a message?")
+    assert reply["route"] == "knowledge" and reply["answer"]
+    assert reply["sources"] and reply["sources"][0]["url"].startswith("http")
+
+
+def test_small_talk(demo_bot):
+    assert demo_bot.chat("hello there")["route"] == "smalltalk"
+
+
+def test_quick_reply_value_picks_the_intent(demo_bot):
+    reply = demo_bot.chat("/cancel_order")
+    assert reply["route"] == "template" and "order" in reply["answer"].lower()
+
+
+def test_out_of_scope_does_not_get_a_template_answer(demo_bot):
+    reply = demo_bot.chat("what's the weather like in Lisbon tomorrow?")
+    assert reply["route"] in ("fallback", "clarify", "knowledge")
+    if reply["route"] == "fallback":
+        assert reply["quick_replies"] == [{"label": "Talk to a person", "value": "/handoff"}]
+
+
+def test_handoff_release_and_every_turn_stored(demo_bot):
+    first = demo_bot.chat("hi")
+    handed = demo_bot.chat("I want to talk to a human", first)
+    assert handed["handoff"] and handed["route"] == "handoff"
+    waiting = demo_bot.chat("hello? is anyone there? my email is jo@example.com", first)
+    assert waiting["handoff"] and waiting["answer"] == "A person will reply here soon."
+    open_ids = [h["conversation_id"] for h in demo_bot.admin("GET", "/admin/handoffs")["handoffs"]]
+    assert first["conversation_id"] in open_ids
+    demo_bot.admin("POST", f"/admin/handoffs/{first['conversation_id']}/release")
+    back = demo_bot.chat("thanks", first)
+    assert not back["handoff"] and back["route"] == "smalltalk"
+
+    stored = turns_of(demo_bot, first["conversation_id"])
+    assert [t["id"] for t in stored] == [first["turn_id"], handed["turn_id"], waiting["turn_id"], back["turn_id"]]
+    assert "jo@example.com" not in stored[2]["message"] and "[EMAIL]" in stored[2]["message"]
+    decision = json.loads(stored[1]["decision"])
+    assert decision["route"] == "handoff" and decision["intent"] == "talk_to_human" and decision["model_version"]
+
+
+def test_history_and_feedback_over_http(demo_bot):
+    reply = demo_bot.chat("how do I reset my password")
+    history = demo_bot.request("GET", f"/api/conversations/{reply['conversation_id']}",
+                               headers={"X-Conversation-Token": reply["token"]})
+    assert [t["turn_id"] for t in history["turns"]] == [reply["turn_id"]]
+    assert demo_bot.request("POST", "/api/feedback", {
+        "conversation_id": reply["conversation_id"], "token": reply["token"], "turn_id": reply["turn_id"],
+        "rating": "down"}) == {"ok": True}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        demo_bot.request("GET", f"/api/conversations/{reply['conversation_id']}",
+                         headers={"X-Conversation-Token": "wrong"})
+    assert refused.value.code == 403
+
+
+def test_ready_and_reload_keep_serving(demo_bot):
+    ready = demo_bot.request("GET", "/readyz")
+    assert ready["ready"] and ready["knowledge"]
+    reloaded = demo_bot.admin("POST", "/admin/reload", {"force": True})
+    assert reloaded["version"] == ready["model_version"]
+    assert demo_bot.chat("hello")["route"] == "smalltalk"
