@@ -204,7 +204,7 @@ async def chat(request: web.Request) -> web.Response:
         raise error(web.HTTPBadRequest, "field action must be \"handoff\" when given")
     if "message" not in body and action is None:
         raise error(web.HTTPBadRequest, "missing field: message")
-    message = body.get("message") or ""
+    message = "" if body.get("message") is None else body["message"]
     if not isinstance(message, str):
         raise error(web.HTTPUnsupportedMediaType, "only text messages are supported: message must be a string")
     if len(message) > s.max_message_chars:

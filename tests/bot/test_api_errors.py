@@ -27,6 +27,7 @@ BAD_CHAT_BODIES = [
     (b'{"message": "hi", "action": "dance"}', "application/json", 400, "field action"),
     (b'{"message": "hi", "conversation_id": 5}', "application/json", 400, "conversation_id must be a string"),
     (b'{"message": {"image": "x.png"}}', "application/json", 415, "only text messages"),
+    (b'{"message": 0}', "application/json", 415, "only text messages"),
     (b'{"message": "hi"}', "text/plain", 415, "Content-Type: application/json"),
     (b'\xff\xfe{"message": 1}', "application/json", 415, "not UTF-8"),
     (b"message=hi", "application/x-www-form-urlencoded", 415, "application/json"),
