@@ -81,7 +81,11 @@ def suggest_names(groups: Sequence[Sequence[str]], background: Sequence[str] = (
     for counts in docs[:-1]:
         total = sum(counts.values()) or 1
         scored = sorted(counts, key=lambda w: (-(counts[w] / total) * math.log(1 + avg / freq[w]), w))
-        name = "_".join(scored[:words]) or "new_intent"
+        chosen: list[str] = []
+        for word in scored:  # "refund_refunded" says no more than "refund"
+            if len(chosen) < words and not any(word[:5] == c[:5] for c in chosen):
+                chosen.append(word)
+        name = "_".join(chosen) or "new_intent"
         used[name] += 1
         names.append(name if used[name] == 1 else f"{name}_{used[name]}")
     return names
