@@ -1,0 +1,118 @@
+"""Known-answer tests of fine-tuning, saving, loading and predicting with the tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.classifier import IntentClassifier
+from training.evaluate import evaluate
+from training.pipeline import train
+from training.registry import ModelRegistry
+from training.store import Example
+
+THREE = [
+    Example("where is my parcel", "track"),
+    Example("i want my money back", "refund"),
+    Example("reset my password please", "login"),
+]
+
+
+@pytest.fixture(scope="module")
+def three(tiny_bert, tmp_path_factory):
+    """One model trained on THREE, shared by the tests that only read it."""
+    from training.settings import TrainSettings
+
+    settings = TrainSettings(base_model=str(tiny_bert), batch_size=8, epochs=30, min_steps=0, encoder_lr=1e-3,
+                             head_lr=5e-2, patience=30, seed=1)
+    registry = ModelRegistry(tmp_path_factory.mktemp("three"))
+    return train(THREE, settings, registry, progress=False), registry
+
+
+def test_overfits_three_examples_to_accuracy_one(three):
+    result, _ = three
+    classifier = IntentClassifier.load(result.path)
+    predictions = classifier.predict([e.text for e in THREE])
+    assert [p.top[0][0] for p in predictions] == ["track", "refund", "login"]
+    assert evaluate(classifier, THREE, "out_of_scope")["accuracy"] == 1.0
+
+
+def test_save_load_round_trip_gives_identical_predictions(three):
+    result, _ = three
+    texts = ["where is my parcel", "pizza recipe", "money back for my card", ""]
+    first = IntentClassifier.load(result.path)
+    second = IntentClassifier.load(result.path)
+    a, b = first.logits(texts), second.logits(texts)
+    assert a.shape == (4, 3)
+    assert a.tolist() == b.tolist()
+    assert first.predict(texts) == second.predict(texts)
+
+
+def test_version_folder_holds_everything_a_version_needs(three):
+    result, registry = three
+    files = {p.name for p in result.path.iterdir()}
+    assert {"model.safetensors", "head.safetensors", "labels.json", "calibration.json", "metrics.json",
+            "settings.json", "data.json", "VERSION", "tokenizer.json"} <= files
+    assert json.loads((result.path / "labels.json").read_text()) == ["login", "refund", "track"]
+    assert json.loads((result.path / "settings.json").read_text())["batch_size"] == 8
+    assert registry.current_version() == result.version
+
+
+def test_unknown_below_threshold_and_top_k_sorted(three):
+    result, _ = three
+    classifier = IntentClassifier.load(result.path)
+    classifier.threshold = 1.01  # nothing can clear it
+    p = classifier.predict(["where is my parcel"], k=3)[0]
+    assert p.unknown and p.intent is None
+    assert [prob for _, prob in p.top] == sorted((prob for _, prob in p.top), reverse=True)
+    assert abs(sum(prob for _, prob in p.top) - 1.0) < 1e-3
+    classifier.threshold = 0.0
+    assert classifier.predict(["where is my parcel"])[0].intent == "track"
+
+
+def test_int8_quantised_model_predicts_the_same_intents(three):
+    result, _ = three
+    quantised = IntentClassifier.load(result.path, quantize=True)
+    assert [p.top[0][0] for p in quantised.predict([e.text for e in THREE])] == ["track", "refund", "login"]
+
+
+def test_validation_split_calibration_and_out_of_scope_evidence(tiny_settings, tmp_path):
+    words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
+    examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
+    examples += [Example(t, "out_of_scope") for t in ("weather", "football", "pizza recipe", "a joke")]
+    result = train(examples, tiny_settings, ModelRegistry(tmp_path), progress=False)
+    metrics = result.metrics
+    assert metrics["examples"]["validation"] >= 3
+    assert metrics["examples"]["out_of_scope"] == 4
+    assert metrics["calibration"]["oos_evidence"] == "out-of-scope examples"
+    labels = json.loads((result.path / "labels.json").read_text())
+    assert "out_of_scope" not in labels  # calibration evidence, not an intent
+    assert metrics["validation"]["out_of_scope"] == 4
+
+
+def test_needs_two_intents(tiny_settings, tmp_path):
+    with pytest.raises(ValueError, match="at least two intents"):
+        train([Example("hello", "greet"), Example("hi", "greet")], tiny_settings, ModelRegistry(tmp_path), progress=False)
+    assert ModelRegistry(tmp_path).versions() == []
+
+
+@pytest.mark.slow
+def test_fine_tunes_the_packaged_minilm_for_a_few_steps(tmp_path):
+    from training.settings import TrainSettings
+
+    examples = [
+        Example(t, intent)
+        for intent, texts in {
+            "track_order": ["where is my order", "has my parcel shipped yet", "track my package", "when will my delivery arrive"],
+            "refund": ["i want a refund", "give me my money back", "how do i get reimbursed", "refund my purchase please"],
+            "reset_password": ["i forgot my password", "can't log in to my account", "reset my password", "login not working"],
+        }.items()
+        for t in texts
+    ]
+    settings = TrainSettings(epochs=1, min_steps=6, batch_size=4, refit_below=0)
+    result = train(examples, settings, ModelRegistry(tmp_path), progress=False)
+    classifier = IntentClassifier.load(result.path)
+    assert [p.top[0][0] for p in classifier.predict(["where's my parcel?", "money back please", "forgot password"])] == [
+        "track_order", "refund", "reset_password"]
+    assert result.metrics["history"], "validation ran during fine-tuning"

@@ -1,0 +1,69 @@
+"""`run_bot.py train`, `evaluate` and `models` on a small bot folder with the tiny BERT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import run_bot
+
+INTENTS = """
+intents:
+  track:
+    examples: [where is my parcel, track my package, where is my delivery, parcel late]
+    answer: Your parcel is on its way.
+  refund:
+    examples: [i want my money back, refund please, money back for my order, how do i get a refund]
+    answer: Refunds take 5 days.
+  login:
+    examples: [reset my password, cannot login, password not working, login to my account]
+    answer: Reset it at /reset.
+"""
+
+
+@pytest.fixture
+def bot(tmp_path, tiny_bert):
+    folder = tmp_path / "mybot"
+    folder.mkdir()
+    (folder / "intents.yaml").write_text(INTENTS)
+    (folder / "bot.toml").write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[train]\nbase_model = "{tiny_bert}"\nbatch_size = 8\n'
+        "epochs = 3\nmin_steps = 0\nencoder_lr = 1e-3\nhead_lr = 5e-2\n"
+    )
+    (folder / "evaluation.csv").write_text(
+        "text,intent\nwhere is my package,track\nmoney back,refund\npassword reset,login\nweather football,out_of_scope\n"
+    )
+    return folder
+
+
+def test_train_evaluate_and_models(bot, tmp_path, capsys):
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "intents.yaml: 12 new examples" in out and "model version" in out
+    versions = sorted((tmp_path / "state" / "models").glob("2*"))
+    assert len(versions) == 1
+    assert (tmp_path / "state" / "models" / "CURRENT").read_text().strip() == versions[0].name
+
+    assert run_bot.main(["evaluate", "--bot", str(bot)]) == 0
+    report = json.loads((versions[0] / "evaluation.json").read_text())
+    assert report["in_scope"] == 3 and report["out_of_scope"] == 1
+    assert "oos_recall" in report and len(report["coverage_precision"]) >= 20
+    assert "# Intent model evaluation" in (versions[0] / "evaluation.md").read_text()
+
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet", "--set", "train.epochs=1"]) == 0
+    assert run_bot.main(["models", "--bot", str(bot), "--rollback"]) == 0
+    assert f"serving {versions[0].name}" in capsys.readouterr().out
+
+
+def test_train_with_a_bad_data_file_fails_cleanly_and_stores_nothing(bot, tmp_path, capsys):
+    bad = tmp_path / "more.csv"
+    bad.write_bytes(b"text,intent\nok,track\n\xff\xfe,refund\n")
+    assert run_bot.main(["train", "--bot", str(bot), "--data", str(bad), "--quiet"]) == 2
+    assert "more.csv:3: not UTF-8" in capsys.readouterr().err
+    assert not (tmp_path / "state" / "models").exists() or not list((tmp_path / "state" / "models").glob("2*"))
+
+
+def test_unknown_setting_is_a_clear_error(bot, capsys):
+    assert run_bot.main(["train", "--bot", str(bot), "--set", "train.epoch=2"]) == 2
+    assert "unknown setting train.epoch" in capsys.readouterr().err
