@@ -17,6 +17,7 @@ from bot.cli import add_bot_args, command, open_bot
 from bot.folder import BotFolder, load_intents
 
 IMPORT_EXAMPLES = """\
+  python run_bot.py import --bot mybot                                every file in mybot/transcripts/
   python run_bot.py import chats.csv --bot mybot --dry-run            preview counts and ten examples
   python run_bot.py import chats.csv --bot mybot --columns conversation_id=ticket --columns role=speaker
   python run_bot.py import twcs.csv --format twitter --bot mybot
@@ -38,7 +39,9 @@ def register(sub) -> None:
 
     p = command(sub, "import", run_import, "import past transcripts as training examples, or migrate a Rasa project",
                 IMPORT_EXAMPLES)
-    p.add_argument("path", type=Path, help="transcript file (CSV, JSON, JSON lines, .gz) or Rasa project folder")
+    p.add_argument("path", type=Path, nargs="?",
+                   help="transcript file (CSV, JSON, JSON lines, .gz) or Rasa project folder; "
+                        "default: every file in the bot's transcripts/ folder, each imported on its own")
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
                    help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()) + " (default: guessed from the file)")
     p.add_argument("--dry-run", action="store_true", help="read, label and cluster, print counts and ten examples; store nothing")
@@ -92,24 +95,46 @@ def run_import(args: argparse.Namespace) -> int:
     from training.importer import import_transcripts
     from training.store import ExampleStore
 
+    if args.path is None:
+        paths = sorted(p for p in folder.transcripts_dir.glob("*") if p.is_file() and not p.name.startswith("."))
+        if not paths:
+            raise FileNotFoundError(f"no transcript files in {folder.transcripts_dir}: give a PATH")
+    else:
+        paths = [args.path]
     settings = folder.settings
     db_path = settings.db_path
     db = connect(None if args.dry_run and not db_path.exists() else db_path)
-    bars = _Bars(enabled=not args.no_progress)
+    embedder = _Once(lambda: _embedder(settings))
     try:
-        report = import_transcripts(
-            args.path, args.format, ExampleStore(db), settings=settings.transcripts, privacy=settings.privacy,
-            answers={name: i.answer for name, i in folder.intents.items() if i.answer},
-            intents=set(folder.intents), embedder=lambda: _embedder(settings), columns=tuple(args.columns),
-            root=folder.path, dry_run=args.dry_run, cluster=not args.no_cluster, progress=bars,
-        )
+        for path in paths:
+            bars = _Bars(enabled=not args.no_progress)
+            try:
+                report = import_transcripts(
+                    path, args.format, ExampleStore(db), settings=settings.transcripts, privacy=settings.privacy,
+                    answers={name: i.answer for name, i in folder.intents.items() if i.answer},
+                    intents=set(folder.intents), embedder=embedder, columns=tuple(args.columns),
+                    root=folder.path, dry_run=args.dry_run, cluster=not args.no_cluster, progress=bars,
+                )
+            finally:
+                bars.close()
+            print(report.summary())
     finally:
-        bars.close()
         db.conn.close()
-    print(report.summary())
     if not args.dry_run:
         print(f"stored in {db_path}")
     return 0
+
+
+class _Once:
+    """A factory that builds its object on the first call only (the embedder, shared by several imports)."""
+
+    def __init__(self, make):
+        self.make, self.made = make, None
+
+    def __call__(self):
+        if self.made is None:
+            self.made = self.make()
+        return self.made
 
 
 def _embedder(settings):

@@ -124,3 +124,14 @@ def test_rasa_project_migrates_into_a_bot_folder(tmp_path, capsys):
     assert "kept in check_balance" in (target / "intents.yaml").read_text()
     assert main(["import", str(FORMATS_DIR / "rasa_financial_demo"), "--format", "rasa", "--into", str(target)]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
+
+
+def test_without_a_path_every_file_in_transcripts_is_imported(bot, tmp_path, capsys):
+    (bot / "transcripts").mkdir()
+    chats(tmp_path).rename(bot / "transcripts" / "chats.csv")
+    (bot / "transcripts" / "more.csv").write_text("conversation_id,role,text\nm1,customer,do you sell gift cards\n")
+    assert main(["import", "--bot", str(bot), "--no-progress", "--no-cluster"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Imported ") == 2
+    store, _ = stored(bot)
+    assert {e.provenance.split("#")[0] for e in store.examples(labelled=None)} == {"transcripts/chats.csv", "transcripts/more.csv"}
