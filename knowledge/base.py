@@ -24,7 +24,7 @@ from knowledge.embedder import Embedder, SentenceEmbedder, resolve_model_path
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import OFF_TOPIC, Calibration, fit, terms
-from knowledge.search import MODES, Candidate, Hit, candidates, fuse, to_hit, trim
+from knowledge.search import MODES, Candidate, Hit, candidates, rank, to_hit, trim
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore, StoredDocument
 
@@ -131,7 +131,7 @@ class KnowledgeBase:
     # -- search --
 
     def search(self, query: str, k: int = 5, tags: Sequence[str] = (), mode: str = "hybrid") -> list[Hit]:
-        """Best chunk of each of the top-k documents, best first; `mode` is hybrid, dense or keyword."""
+        """Best chunk of each of the top-k documents, best first; `mode` is hybrid, rrf, dense or keyword."""
         return self._search(query, k, tags, mode)[0]
 
     def answer(self, query: str, tags: Sequence[str] = ()) -> Answer:
@@ -167,9 +167,9 @@ class KnowledgeBase:
             if mode != "keyword" and self.index is not None and len(query_vector) == self.index.dim:
                 _, ids = self.index.search(query_vector[None, :], n, allowed)
                 dense = [int(i) for i in ids[0] if i >= 0]
-            keyword = [] if mode == "dense" else [i for i, _ in self.store.keyword(query_terms, n, tags)]
-            order = fuse([r for r in (dense, keyword) if r], self.settings.rrf_k)
-            rows = self.store.chunks([i for i, _ in order])
+            keyword = {} if mode == "dense" else dict(self.store.keyword(query_terms, n, tags))
+            rows = self.store.chunks(list(dict.fromkeys([*dense, *keyword])))
+        order = rank(mode, dense, keyword, rows, query_vector, self.settings.keyword_weight, self.settings.rrf_k)
         return candidates(order, rows, query_vector, query_terms)
 
     def calibrate(self) -> Calibration | None:

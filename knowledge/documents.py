@@ -20,7 +20,7 @@ from knowledge.webpage import parse_html
 
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
             ".csv": "faq", ".tsv": "faq", ".jsonl": "jsonl", ".ndjson": "jsonl", ".pdf": "pdf"}
-PARSER_VERSION = "1"  # bump when parsing changes, so the next sync re-reads every file
+PARSER_VERSION = "2"  # bump when parsing changes, so the next sync re-reads every file
 
 QUESTION_COLUMNS = ("question", "q", "title")
 ANSWER_COLUMNS = ("answer", "a", "body", "text")
@@ -172,11 +172,21 @@ def clean_inline(text: str) -> str:
     return text.strip()
 
 
+BLOCK_START = re.compile(r"^\s*(- |\d+[.)] |\|)")
+
+
 def clean_markdown(text: str) -> str:
-    """Inline markup removed, paragraphs kept (blank-line separated), runs of blank lines squeezed."""
-    lines = [clean_inline(line) if not FENCE.match(line) else "" for line in text.split("\n")]
-    lines = [re.sub(r"^(\s*)[*+]\s+", r"\1- ", line) for line in lines]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in lines)).strip()
+    """Inline markup removed, hard-wrapped lines of a paragraph joined, list items and table rows kept
+    one per line, paragraphs separated by one blank line."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        line = "" if FENCE.match(line) else re.sub(r"^(\s*)[*+]\s+", r"\1- ", clean_inline(line.rstrip()))
+        wrapped = line and out and out[-1] and not BLOCK_START.match(line) and not out[-1].lstrip().startswith("|")
+        if wrapped:
+            out[-1] += " " + line.strip()
+        else:
+            out.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
 
 def normalise_tags(tags) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import numpy as np
 
 STOPWORDS = frozenset(
     "a an the and or but if of to in on at by for from with about as into over after before is are was were be "
-    "been being am do does did done have has had having i me my we our us you your he she it its they them their "
+    "been being am do does did done have has had having i me my we our you your he she it its they them their "
     "this that these those what which who whom whose when where why how can could would should will shall may "
     "might must not no yes so than too very just also there here any some all each more most much many other "
     "please hi hello thanks thank get got".split()

@@ -1,5 +1,9 @@
-"""Ranking: dense (FAISS) and keyword (FTS5 BM25) candidates fused by reciprocal rank, one hit per
-document, each scored by the base's relevance calibration; and trimming a passage to its answer."""
+"""Ranking: dense (FAISS) and keyword (FTS5 BM25) candidates fused, one hit per document, each scored
+by the base's relevance calibration; and trimming a passage to the sentences that answer the query.
+
+Hybrid fusion is a convex combination of the two scores normalised per query (cosine min-max over the
+candidates, BM25 over its maximum); reciprocal rank fusion is kept as a mode for comparison: on the demo
+store it did not beat keyword search alone on recall@1, the convex combination does (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from knowledge.chunker import split_sentences
 from knowledge.relevance import Calibration, coverage
 from knowledge.store import StoredChunk
 
-MODES = ("hybrid", "dense", "keyword")
+MODES = ("hybrid", "rrf", "dense", "keyword")
 CONTINUES = re.compile(r"^(it|this|that|these|those|they|then|also|so|otherwise|however)\b", re.I)
 
 
@@ -47,6 +51,27 @@ def fuse(rankings: Sequence[Sequence[int]], k0: int) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def rank(mode: str, dense: Sequence[int], keyword: dict[int, float], rows: dict[int, StoredChunk],
+         query_vector: np.ndarray, keyword_weight: float, rrf_k: int) -> list[tuple[int, float]]:
+    """Chunk ids with their fused score, best first. `dense` is FAISS's order; `keyword` maps id -> BM25."""
+    if mode == "dense":
+        return [(i, 0.0) for i in dense]
+    if mode == "keyword":
+        return sorted(keyword.items(), key=lambda item: (-item[1], item[0]))
+    if mode == "rrf":
+        return fuse([r for r in (dense, sorted(keyword, key=lambda i: -keyword[i])) if r], rrf_k)
+    ids = [i for i in dict.fromkeys([*dense, *keyword]) if i in rows]
+    if not ids:
+        return []
+    cos = np.array([float(rows[i].vector @ query_vector) if len(rows[i].vector) == len(query_vector) else 0.0
+                    for i in ids])
+    bm25 = np.array([keyword.get(i, 0.0) for i in ids])
+    cos_n = (cos - cos.min()) / (cos.max() - cos.min()) if cos.max() > cos.min() else np.ones_like(cos)
+    bm25_n = bm25 / bm25.max() if bm25.max() > 0 else bm25
+    fused = (1 - keyword_weight) * cos_n + keyword_weight * bm25_n
+    return sorted(zip(ids, fused.tolist()), key=lambda item: (-item[1], item[0]))
+
+
 def candidates(order: Sequence[tuple[int, float]], rows: dict[int, StoredChunk], query_vector: np.ndarray,
                query_terms: Sequence[str]) -> list[Candidate]:
     """The best chunk of each document, in fused order, with its cosine and query-word coverage."""
@@ -72,22 +97,22 @@ def trim(text: str, query_vector: np.ndarray, query_terms: Sequence[str],
          encode: Callable[[list[str]], np.ndarray], max_sentences: int) -> str:
     """The run of sentences of `text` that best answers the query, at most `max_sentences` long.
 
-    Starts at the sentence most similar to the query (cosine plus half its query-word coverage), takes
+    Starts at the sentence most similar to the query (cosine plus a quarter of its query-word coverage), takes
     the sentence before when this one leans on it, and follows on while sentences stay relevant.
     """
     sentences = split_sentences(text)
     if len(sentences) <= max_sentences:
         return text
     vectors = encode(sentences)
-    scores = vectors @ query_vector + 0.5 * np.array([coverage(query_terms, s) for s in sentences])
+    scores = vectors @ query_vector + 0.25 * np.array([coverage(query_terms, s) for s in sentences])
     best = int(np.argmax(scores))
     start = best
     if best > 0 and (CONTINUES.match(sentences[best]) or sentences[best - 1].endswith(":")):
         start = best - 1
     end = best + 1
     while end < len(sentences) and end - start < max_sentences:
-        follows_list = sentences[end].startswith("- ") and (sentences[end - 1].endswith(":") or sentences[end - 1].startswith("- "))
-        if not (follows_list or scores[end] >= 0.5 * scores[best] or CONTINUES.match(sentences[end])):
+        introduced = sentences[end].startswith("- ") and any(s.endswith(":") for s in sentences[start:end])
+        if not (introduced or scores[end] >= 0.6 * scores[best] or CONTINUES.match(sentences[end])):
             break
         end += 1
     out = sentences[start]

@@ -19,7 +19,7 @@ class KnowledgeSettings:
         "", "Sentence-transformers model folder for KB embeddings; empty = the packaged all-MiniLM-L6-v2."
     )
     chunk_tokens: int = setting(
-        160, "Most embedder tokens per chunk, heading context included (capped at the embedder's window); "
+        128, "Most embedder tokens per chunk, heading context included (capped at the embedder's window); "
         "chunks follow headings and paragraphs."
     )
     max_file_mb: float = setting(20.0, "Files larger than this are skipped with a reason instead of ingested.")
@@ -32,7 +32,11 @@ class KnowledgeSettings:
         "measured on sample queries drawn from the base itself."
     )
     candidates: int = setting(50, "Hits that dense and keyword search each contribute to the hybrid fusion.")
-    rrf_k: int = setting(60, "Reciprocal-rank-fusion constant: score = sum of 1/(rrf_k + rank) over dense and keyword.")
+    keyword_weight: float = setting(
+        0.4, "Hybrid ranking = (1 - w) * dense cosine (min-max over the candidates) + w * BM25 (over its maximum); "
+        "w measured on the demo store's labelled questions (BENCHMARKS.md)."
+    )
+    rrf_k: int = setting(60, "Reciprocal-rank-fusion constant for search mode 'rrf': sum of 1/(rrf_k + rank).")
     min_relevance: float = setting(
         0.9, "Answers whose calibrated relevance is below this are 'no good answer'. Relevance is the share of "
         "questions this base cannot answer (each document's title with that document held out, plus off-topic "
@@ -52,6 +56,8 @@ class KnowledgeSettings:
             raise ValueError(f"knowledge.exact_max_vectors must be at least 1, not {self.exact_max_vectors}")
         if not 0 < self.ann_recall <= 1:
             raise ValueError(f"knowledge.ann_recall must be in (0, 1], not {self.ann_recall}")
+        if not 0 <= self.keyword_weight <= 1:
+            raise ValueError(f"knowledge.keyword_weight must be in [0, 1], not {self.keyword_weight}")
         if self.candidates < 1 or self.rrf_k < 0:
             raise ValueError("knowledge.candidates must be >= 1 and knowledge.rrf_k >= 0")
         if not 0 <= self.min_relevance <= 1:

@@ -1,0 +1,126 @@
+"""`run_bot.py kb ...`: ingest help articles into the knowledge base, search it, inspect and prune it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bot.cli import add_bot_args, command, open_bot
+
+EXAMPLES = """  python run_bot.py kb sync                          re-ingest the bot folder's knowledge/ (incremental)
+  python run_bot.py kb add ~/exports/helpcentre faq.csv   add more files or folders
+  python run_bot.py kb search "how long does delivery take"
+  python run_bot.py kb stats
+  python run_bot.py kb remove faq.csv                  remove a document (or every row of a FAQ file)"""
+
+
+def register(sub) -> None:
+    kb = command(sub, "kb", lambda args: kb.print_help() or 2,
+                 "knowledge base: ingest help articles, search them, inspect and prune", EXAMPLES)
+    actions = kb.add_subparsers(dest="kb_command", metavar="ACTION")
+
+    p = command(actions, "add", add, "ingest files or folders (Markdown, HTML, text, FAQ CSV/TSV, JSONL, PDF); "
+                "unchanged documents are not re-embedded",
+                "  python run_bot.py kb add docs/ faq.csv --bot mybot")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_bot_args(p)
+
+    p = command(actions, "sync", sync, "make the base match folders: new and changed documents embedded, "
+                "deleted ones removed (default: the bot folder's knowledge/)",
+                "  python run_bot.py kb sync\n  python run_bot.py kb sync ~/exports/helpcentre --bot mybot")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    add_bot_args(p)
+
+    p = command(actions, "search", search, "search the base: the trimmed answer, then hits with scores and sources",
+                '  python run_bot.py kb search "can I return a sofa"\n'
+                '  python run_bot.py kb search "XR-220" --mode keyword -k 3 --tag products')
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+    p.add_argument("--tag", action="append", default=[], help="only documents with this tag/category (repeatable)")
+    p.add_argument("--mode", choices=("hybrid", "rrf", "dense", "keyword"), default="hybrid",
+                   help="ranking (default hybrid)")
+    add_bot_args(p)
+
+    p = command(actions, "stats", stats, "documents, chunks, index kind and relevance threshold",
+                "  python run_bot.py kb stats --bot mybot")
+    p.add_argument("--documents", action="store_true", help="also list every document id, chunks and title")
+    add_bot_args(p)
+
+    p = command(actions, "remove", remove, "remove documents by id (see `kb stats --documents`)",
+                "  python run_bot.py kb remove returns.md faq.csv#do-you-ship-abroad")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    add_bot_args(p)
+
+
+def open_kb(args: argparse.Namespace):
+    from knowledge.base import KnowledgeBase
+
+    settings = open_bot(args).settings
+    return KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+
+
+def add(args) -> int:
+    return _ingest(args, args.paths, remove_missing=False)
+
+
+def sync(args) -> int:
+    paths = args.paths or [open_bot(args).knowledge_dir]
+    return _ingest(args, paths, remove_missing=True)
+
+
+def _ingest(args, paths, remove_missing: bool) -> int:
+    kb = open_kb(args)
+    try:
+        report = (kb.sync if remove_missing else kb.add)(paths, progress=True)
+    finally:
+        kb.close()
+    print(report.summary())
+    return 0
+
+
+def search(args) -> int:
+    kb = open_kb(args)
+    try:
+        hits = kb.search(args.query, k=args.k, tags=args.tag, mode=args.mode)
+        answer = kb.answer(args.query, tags=args.tag) if args.mode == "hybrid" else None
+        threshold = kb.settings.min_relevance
+    finally:
+        kb.close()
+    if not hits:
+        print("no results (is the base empty? run `kb sync`)")
+        return 1
+    if answer is not None:
+        verdict = "answer" if answer.confident else f"no good answer (relevance below {threshold:g})"
+        print(f"{verdict} [{answer.score:.2f}] {answer.title}{f' <{answer.url}>' if answer.url else ''}")
+        print("  " + answer.text.replace("\n", "\n  ") + "\n")
+    for n, hit in enumerate(hits, 1):
+        where = f" > {hit.heading}" if hit.heading else ""
+        print(f"{n}. [{hit.score:.2f}] {hit.title}{where}  ({hit.doc_id}{f', {hit.url}' if hit.url else ''})")
+        text = " ".join(hit.text.split())
+        print(f"   {text[:200]}{'...' if len(text) > 200 else ''}")
+    return 0
+
+
+def stats(args) -> int:
+    kb = open_kb(args)
+    try:
+        s = kb.stats()
+        docs = kb.documents() if args.documents else []
+    finally:
+        kb.close()
+    index = s.index_kind if s.index_kind != "ivf" else f"ivf (nprobe {s.nprobe}, recall@10 {s.index_recall:.3f} vs exact)"
+    print(f"documents {s.documents}\nchunks {s.chunks}\nindex {index}\ngeneration {s.generation}\n"
+          f"embedder {s.embedder}\nrelevance threshold {s.threshold:g}")
+    for d in docs:
+        print(f"  {d.id}  ({d.chunks} chunks)  {d.title}")
+    return 0
+
+
+def remove(args) -> int:
+    kb = open_kb(args)
+    try:
+        n = kb.remove(args.ids)
+    finally:
+        kb.close()
+    print(f"removed {n} document{'s' if n != 1 else ''}")
+    return 0
