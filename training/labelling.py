@@ -123,11 +123,14 @@ class Calibration:
 
 def calibrate_threshold(scores: Sequence[float], correct: Sequence[bool], target_precision: float = 0.95,
                         min_support: int = 10) -> Calibration:
-    """The lowest similarity at which labelling everything scoring at least that is `target_precision` precise.
+    """The similarity threshold that labels as many items correctly as possible at `target_precision`.
 
     `correct[i]` says whether item i's nearest intent is its true one (False for replies that match no
-    template). Picks the largest top-k (by score) whose precision reaches the target, with k >= min_support;
-    without one, the threshold is the highest score (labels almost nothing) and the precision says so.
+    template). Among the cuts (by descending score, at least `min_support` items) whose precision reaches
+    the target, take those that label the most items correctly, and of them the highest: going lower would
+    only add wrong labels. The threshold lies halfway between the lowest score kept and the next one, the
+    widest margin either way. Without any such cut, the threshold is the highest score (it labels almost
+    nothing) and the precision says so.
     """
     s = np.asarray(scores, dtype=np.float64)
     c = np.asarray(correct, dtype=np.float64)
@@ -136,12 +139,15 @@ def calibrate_threshold(scores: Sequence[float], correct: Sequence[bool], target
     order = np.argsort(-s, kind="stable")
     s, c = s[order], c[order]
     k = np.arange(1, len(s) + 1)
-    precision = np.cumsum(c) / k
+    hits = np.cumsum(c)
+    precision = hits / k
     # a cut between equal scores is not a threshold: only consider the last index of each run of ties
     last_of_tie = np.r_[s[1:] < s[:-1], True]
     ok = (precision >= target_precision) & (k >= min(min_support, len(s))) & last_of_tie
     if not ok.any():
-        i = 0
-        return Calibration(float(s[i]), float(precision[i]), 1 / len(s), 1)
-    i = int(np.flatnonzero(ok)[-1])
-    return Calibration(float(s[i]), float(precision[i]), float((i + 1) / len(s)), i + 1)
+        return Calibration(float(s[0]), float(precision[0]), 1 / len(s), 1)
+    best = hits[ok].max()
+    i = int(np.flatnonzero(ok & (hits == best))[0])
+    # halfway to the next lower score: the widest margin on both sides of the cut
+    threshold = (s[i] + s[i + 1]) / 2 if i + 1 < len(s) else s[i]
+    return Calibration(float(threshold), float(precision[i]), float((i + 1) / len(s)), i + 1)

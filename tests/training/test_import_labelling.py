@@ -18,19 +18,26 @@ def test_sentences_keep_only_real_sentences():
     assert sentences("ok") == ["ok"]
 
 
-def test_calibration_picks_the_lowest_threshold_that_reaches_the_target():
+def test_calibration_labels_the_most_items_correctly_at_the_target_precision():
     scores = [0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6]
     correct = [True, True, True, True, False, True, False, False]
     cal = calibrate_threshold(scores, correct, target_precision=0.8, min_support=2)
-    assert cal.threshold == 0.7 and cal.labelled == 6 and cal.precision == pytest.approx(5 / 6)
-    assert calibrate_threshold(scores, correct, target_precision=1.0, min_support=2).threshold == 0.8
+    assert cal.threshold == pytest.approx(0.675) and cal.labelled == 6 and cal.precision == pytest.approx(5 / 6)
+    assert calibrate_threshold(scores, correct, target_precision=1.0, min_support=2).threshold == pytest.approx(0.775)
     none = calibrate_threshold([0.9, 0.8], [False, False], target_precision=0.9, min_support=1)
     assert none.threshold == 0.9 and none.precision == 0.0
 
 
+def test_calibration_does_not_go_lower_once_only_wrong_labels_would_be_added():
+    scores = [0.9, 0.85, 0.8, 0.75, 0.7, 0.5, 0.45, 0.4]
+    correct = [True, True, True, True, True, False, False, False]
+    cal = calibrate_threshold(scores * 5, correct * 5, target_precision=0.8, min_support=1)
+    assert cal.threshold == pytest.approx(0.6)  # between 0.7 and 0.5: lower would label nothing more correctly
+
+
 def test_calibration_never_cuts_between_equal_scores():
     cal = calibrate_threshold([0.9, 0.8, 0.8], [True, True, False], target_precision=0.9, min_support=1)
-    assert cal.threshold == 0.9 and cal.labelled == 1
+    assert cal.threshold == pytest.approx(0.85) and cal.labelled == 1
 
 
 ANSWERS = {

@@ -79,3 +79,14 @@ def test_prepared_dialogs_are_taken_as_they_are():
     d = Dialog("nlu.yml:5", (Turn(CUSTOMER, "hi", line=5),), label="greet", prepared=True)
     (request,), _ = find_requests(d, S)
     assert (request.text, request.label, request.line) == ("hi", "greet", 5)
+
+
+def test_replies_count_past_a_customer_answer_only_when_the_agent_had_asked_something():
+    asked = dialog((CUSTOMER, "where is my parcel please"), (AGENT, "Sure, what is the order number?"),
+                   (CUSTOMER, "NW-123456"), (AGENT, "You can follow order NW-123456 on the tracking page."))
+    (request,), _ = find_requests(asked, S)
+    assert request.replies == ("Sure, what is the order number?", "You can follow order NW-123456 on the tracking page.")
+    answered = dialog((CUSTOMER, "where is my parcel please"), (AGENT, "You can follow it on the tracking page."),
+                      (CUSTOMER, "it just updated, dispatched today"), (AGENT, "Great! Have a lovely day!"))
+    (request,), _ = find_requests(answered, S)
+    assert request.replies == ("You can follow it on the tracking page.",)

@@ -160,8 +160,11 @@ def find_requests(dialog: Dialog, settings: TranscriptSettings) -> tuple[list[Re
             if invite.search(turn.text):
                 expecting = True
         elif turn.role == CUSTOMER and not expecting:
-            if current is not None and _CLOSING.match(clean(turn.text)):
-                current = None  # "ok thanks": what the agent says next answers that, not the request
+            if current is not None and current["replies"] and (
+                    not current["replies"][-1].endswith("?") or _CLOSING.match(clean(turn.text))):
+                # the agent had answered (not asked for details) or the customer says "ok thanks": what the
+                # agent says next answers that, not the request
+                current = None
         elif turn.role == CUSTOMER:
             text = clean(turn.text, settings.max_request_chars)
             if found and _CLOSING.match(text):  # "no thanks, that's all"
