@@ -36,7 +36,7 @@ TURNS_PER_CONVERSATION = 6
 
 
 def messages() -> list[str]:
-    with open(DATA / "demo_intent_test.csv", newline="") as f:
+    with open(ROOT / "examples" / "demo_store" / "evaluation.csv", newline="") as f:
         texts = [row["text"] for row in csv.DictReader(f)]
     with open(DATA / "demo_kb_questions.csv", newline="") as f:
         texts += [row["question"] for row in csv.DictReader(f)]

@@ -141,16 +141,16 @@ class Router:
         return await self._route(text, prediction, convo, "quick reply" if chosen else "")
 
     async def _route(self, text: str, p: Prediction, convo: Conversation, why: str) -> Reply:
-        choices = self._known(p.top)
-        if p.ambiguous and not p.unknown and len(choices) > 1:
-            return self._clarify(convo, p, choices, "top intents are within the model's margin")
+        choices = self._clarifiable(p)
+        if choices:
+            return self._clarify(p, choices)
         intent = self.intents.get(p.intent) if p.intent and p.intent != self.oos_label else None
         if intent is None:
-            return await self._knowledge(text, p, convo, "no confident intent", choices)
+            return await self._knowledge(text, p, convo, "no confident intent")
         if intent.route == "handoff":
             return self._handoff(convo, f"intent {intent.name} routes to a person", p, intent.answer)
         if intent.route == "knowledge":
-            return await self._knowledge(text, p, convo, f"intent {intent.name} routes to the knowledge base", [],
+            return await self._knowledge(text, p, convo, f"intent {intent.name} routes to the knowledge base",
                                          intent)
         return self._template(intent, p, convo, why or "confident intent")
 
@@ -174,7 +174,7 @@ class Router:
         return not moved_on and variable not in self.extractor and bool(slot_reply(text))
 
     async def _knowledge(self, text: str, p: Prediction, convo: Conversation, why: str,
-                         choices: list[tuple[str, float]], intent: Intent | None = None) -> Reply:
+                         intent: Intent | None = None) -> Reply:
         answer = await self.search(text) if self.search is not None else None
         if answer is not None and answer.confident and answer.text:
             convo.failures = 0
@@ -185,17 +185,25 @@ class Router:
         if intent is not None and intent.answer:  # the intent's own answer covers what the articles do not
             reply = self._template(intent, p, convo, f"{why}; it is not confident, so the intent's answer")
             return dataclasses.replace(reply, decision=dataclasses.replace(reply.decision, kb_score=kb_score))
-        if p.ambiguous and len(choices) > 1 and sum(c for _, c in choices[:2]) >= self.model.threshold:
-            return self._clarify(convo, p, choices, f"{why}, but the top two together clear the threshold",
-                                 kb_score=kb_score)
         return self._fallback(convo, p, f"{why}; the knowledge base is not confident either", kb_score)
 
-    def _clarify(self, convo: Conversation, p: Prediction, choices: list[tuple[str, float]], why: str,
-                 kb_score: float | None = None) -> Reply:
-        replies = tuple(QuickReply(self.intents[name].description, INTENT_VALUE + name)
-                        for name, _ in choices[: self.server.clarify_choices])
-        return self._reply("clarify", why, self.server.clarify_message, p, quick_replies=replies,
-                           kb_score=kb_score)
+    def _clarifiable(self, p: Prediction) -> list[tuple[str, float]]:
+        """The intents to offer when the top two are within the model's margin and together clear its
+        threshold (one of them is meant, but which?), with any others as close. Small talk is never worth
+        a question."""
+        choices = [(name, c) for name, c in p.top
+                   if name in self.intents and name != self.oos_label and name not in self.server.smalltalk_intents]
+        top_two = [name for name, _ in p.top[:2]]
+        if (not p.ambiguous or len(choices) < 2 or top_two != [name for name, _ in choices[:2]]
+                or choices[0][1] + choices[1][1] < self.model.threshold):
+            return []
+        second = choices[1][1]  # offer the others only when they are as close
+        return [(n, c) for n, c in choices if second - c < self.model.margin][: self.server.clarify_choices]
+
+    def _clarify(self, p: Prediction, choices: list[tuple[str, float]]) -> Reply:
+        replies = tuple(QuickReply(self.intents[name].description, INTENT_VALUE + name) for name, _ in choices)
+        why = "top two intents are within the model's margin and together clear its threshold"
+        return self._reply("clarify", why, self.server.clarify_message, p, quick_replies=replies)
 
     def _fallback(self, convo: Conversation, p: Prediction, why: str, kb_score: float | None) -> Reply:
         convo.failures += 1
@@ -212,9 +220,6 @@ class Router:
     def _chosen_intent(self, text: str) -> str | None:
         name = text[len(INTENT_VALUE):] if text.startswith(INTENT_VALUE) else ""
         return name if name in self.intents else None
-
-    def _known(self, top: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
-        return [(name, c) for name, c in top if name in self.intents and name != self.oos_label]
 
     def _reply(self, route: str, reason: str, answer: str, p: Prediction | None = None, *,
                intent: str | None = None, quick_replies: tuple[QuickReply, ...] = (),

@@ -67,14 +67,14 @@ intents:
 TABLE: dict[str, dict[str, float]] = {
     "hello": {"greet": 0.97},
     "where is": {"track_order": 0.93},
-    "cancel or track": {"cancel_order": 0.46, "track_order": 0.44},
+    "cancel or track": {"cancel_order": 0.46, "track_order": 0.44, "send_receipt": 0.05},
     "cancel": {"cancel_order": 0.9},
     "receipt": {"send_receipt": 0.9},
     "call me": {"nickname": 0.9},
     "jacket": {"product_question": 0.88},
     "human": {"talk_to_human": 0.95},
     "open": {"store_hours": 0.9},
-    "order thing": {"track_order": 0.3, "cancel_order": 0.28},
+    "order thing": {"track_order": 0.3, "cancel_order": 0.28, "send_receipt": 0.22},
 }
 
 

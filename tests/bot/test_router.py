@@ -88,9 +88,22 @@ async def test_nothing_good_falls_back_offering_a_person(folder):
 
 
 async def test_unknown_but_ambiguous_pair_clears_threshold_together_asks_which(folder):
-    router, _ = make_router(folder)  # 0.30 + 0.28 >= threshold 0.5, each alone below it
+    router, kb = make_router(folder)  # 0.30 + 0.28 >= threshold 0.5, each alone below it
     reply = await router.respond("that order thing", Conversation("c"))
-    assert reply.decision.route == "clarify" and reply.decision.kb_score == 0.1
+    assert reply.decision.route == "clarify" and "low_confidence" in reply.decision.flags
+    assert [q.value for q in reply.quick_replies] == ["/track_order", "/cancel_order", "/send_receipt"]
+    assert kb.queries == []
+
+
+@pytest.mark.parametrize("probabilities", [
+    {"greet": 0.41, "track_order": 0.38},  # small talk is never worth a question
+    {"track_order": 0.26, "cancel_order": 0.23},  # together still below the threshold
+    {"track_order": 0.40, "out_of_scope": 0.38},  # not an intent of this bot
+])
+async def test_no_clarifying_question(folder, probabilities):
+    router, _ = make_router(folder, model=FixedClassifier(table={"x": probabilities}))
+    reply = await router.respond("x", Conversation("c"))
+    assert reply.decision.route == "fallback"
 
 
 async def test_thresholds_come_from_the_model_not_the_code(folder):
