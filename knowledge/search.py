@@ -1,8 +1,8 @@
 """Ranking: dense (FAISS) and keyword (FTS5 BM25) candidates fused, one hit per document, each scored
 by the base's relevance calibration; and trimming a passage to the sentences that answer the query.
 
-Hybrid fusion is a convex combination of the two scores normalised per query (cosine min-max over the
-candidates, BM25 over its maximum); reciprocal rank fusion is kept as a mode for comparison: on the demo
+Hybrid fusion is a convex combination of the two scores, each divided by its maximum over the query's
+candidates; reciprocal rank fusion is kept as a mode for comparison: on the demo
 store it did not beat keyword search alone on recall@1, the convex combination does (BENCHMARKS.md)."""
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def rank(mode: str, dense: Sequence[int], keyword: dict[int, float], rows: dict[
     cos = np.array([float(rows[i].vector @ query_vector) if len(rows[i].vector) == len(query_vector) else 0.0
                     for i in ids])
     bm25 = np.array([keyword.get(i, 0.0) for i in ids])
-    cos_n = (cos - cos.min()) / (cos.max() - cos.min()) if cos.max() > cos.min() else np.ones_like(cos)
+    # Both over their maximum (floor 0): min-max would blow tiny cosine differences up to the full range,
+    # and let near-identical passages outvote a decisive keyword match (a product code).
+    cos_n = np.maximum(cos, 0.0) / cos.max() if cos.max() > 0 else np.zeros_like(cos)
     bm25_n = bm25 / bm25.max() if bm25.max() > 0 else bm25
     fused = (1 - keyword_weight) * cos_n + keyword_weight * bm25_n
     return sorted(zip(ids, fused.tolist()), key=lambda item: (-item[1], item[0]))

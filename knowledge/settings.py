@@ -33,7 +33,7 @@ class KnowledgeSettings:
     )
     candidates: int = setting(50, "Hits that dense and keyword search each contribute to the hybrid fusion.")
     keyword_weight: float = setting(
-        0.4, "Hybrid ranking = (1 - w) * dense cosine (min-max over the candidates) + w * BM25 (over its maximum); "
+        0.5, "Hybrid ranking = (1 - w) * cosine + w * BM25, each divided by its maximum over the query's candidates; "
         "w measured on the demo store's labelled questions (BENCHMARKS.md)."
     )
     rrf_k: int = setting(60, "Reciprocal-rank-fusion constant for search mode 'rrf': sum of 1/(rrf_k + rank).")

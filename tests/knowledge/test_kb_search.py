@@ -1,0 +1,84 @@
+"""Known answers with the real packaged MiniLM on a hand-made five-document base."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge.base import KnowledgeBase
+from knowledge.relevance import terms
+from knowledge.search import trim
+from knowledge.settings import KnowledgeSettings
+from kb_doubles import write_articles
+
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("how long does delivery take", "shipping.md"),
+    ("what does express shipping cost", "shipping.md"),
+    ("I forgot my password", "password.html"),
+    ("how do I get my money back", "returns.md"),
+    ("can I pay with PayPal", "payments.txt"),
+    ("connect bluetooth headset to my phone", "products.csv#how-do-i-pair-my-headphones-with-my-phone"),
+])
+def test_known_answers(five_doc_base, query, expected):
+    assert five_doc_base.search(query, k=3)[0].doc_id == expected
+
+
+def test_answer_is_sourced(five_doc_base):
+    answer = five_doc_base.answer("how long do refunds take to reach my bank")
+    assert answer.title == "Returns and refunds"
+    assert "within 5 business days" in answer.text
+    assert answer.confident and answer.score >= five_doc_base.settings.min_relevance
+    assert answer.alternatives and all(h.doc_id != "returns.md" for h in answer.alternatives)
+    shipping = five_doc_base.answer("do you deliver to other European countries")
+    assert shipping.url == "https://help.example.com/shipping"
+
+
+def test_off_topic_question_is_not_a_confident_answer(five_doc_base):
+    for question in ("who is the best striker in the premier league", "give me a recipe for banana bread"):
+        answer = five_doc_base.answer(question)
+        assert not answer.confident, (question, answer)
+
+
+def test_scores_are_calibrated_probabilities(five_doc_base):
+    hits = five_doc_base.search("reset password link", k=5)
+    assert all(0.0 <= h.score <= 1.0 for h in hits)
+    assert hits[0].doc_id == "password.html" and hits[0].score == max(h.score for h in hits)
+
+
+def test_tags_filter_results(five_doc_base):
+    hits = five_doc_base.search("how long does it take", k=5, tags=["products"])
+    assert hits and all(h.doc_id.startswith("products.csv#") for h in hits)
+    assert five_doc_base.search("how long does it take", tags=["no-such-tag"]) == []
+
+
+def test_product_code_found_by_hybrid_where_dense_fails(tmp_path, minilm):
+    things = ["kettle", "toaster", "blender", "coffee grinder", "rice cooker", "sandwich maker", "hand mixer", "juicer"]
+    codes = ["KX-1043", "KX-1087", "KX-2210", "KX-3391", "KX-4476", "KX-5082", "KX-6630", "KX-7719"]
+    write_articles(tmp_path / "parts", {
+        f"{t.replace(' ', '-')}.md": f"# Spare parts for the {t}\n\nOrder spare parts for your {t} from the parts "
+        f"shop. The replacement lid has part number {c} and fits all models sold since 2019.\n"
+        for t, c in zip(things, codes)
+    })
+    kb = KnowledgeBase.open(tmp_path / "kb.db", tmp_path / "index", KnowledgeSettings(), minilm)
+    kb.sync([tmp_path / "parts"])
+    dense = kb.search("KX-4476", k=1, mode="dense")[0].doc_id
+    assert dense != "rice-cooker.md"  # the embedding alone confuses near-identical codes
+    assert kb.search("KX-4476", k=1, mode="keyword")[0].doc_id == "rice-cooker.md"
+    assert kb.search("KX-4476", k=1)[0].doc_id == "rice-cooker.md"
+    assert kb.answer("which lid is KX-4476").title == "Spare parts for the rice cooker"
+    kb.close()
+
+
+def test_trim_keeps_the_sentences_that_answer(minilm):
+    text = ("Our shop opened in 1998 in Leeds. We sell kitchen tools and tableware. "
+            "Orders placed before noon leave the warehouse the same day. Parcels then take two days to arrive. "
+            "Our team loves cooking. Follow us on social media for recipes.")
+    query = "when will my parcel leave the warehouse"
+    vector = minilm.encode([query])[0]
+    assert trim(text, vector, terms(query), minilm.encode, 1) == "Orders placed before noon leave the warehouse the same day."
+    assert trim(text, vector, terms(query), minilm.encode, 3) == (
+        "Orders placed before noon leave the warehouse the same day. Parcels then take two days to arrive.")
+    steps = "To reset the lamp:\n- switch it off\n- hold the button for ten seconds\n- switch it on\nIt is made of oak."
+    lamp = "how do I reset the lamp"
+    assert trim(steps, minilm.encode([lamp])[0], terms(lamp), minilm.encode, 3).startswith("To reset the lamp:\n- switch it off")
