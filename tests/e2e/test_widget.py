@@ -31,9 +31,8 @@ KNOWLEDGE_MESSAGE = "is the oak table lamp dimmable"  # product_question -> the 
 HELP_CENTRE = re.compile(r"^https://help\.northwind\.example/")
 # Messages that sit between two demo intents; the first that the model clarifies is used (see `clarifying`).
 CLARIFY_CANDIDATES = (
-    "order refund", "refund or return", "my order", "refund", "return", "order", "delivery", "payment",
-    "cancel or change my order", "return my order and get a refund", "account", "email", "where is my return refund",
-    "delivery refund", "my order problem",
+    "return or exchange", "stop my return", "cancel my return", "parcel", "item", "shipping", "order refund",
+    "refund or return", "missing item", "cancel and refund", "change my details", "my order", "delivery",
 )
 XSS = "<img src=x onerror=alert(1)>"
 
