@@ -1,7 +1,8 @@
 """The `demo_bot` session fixture: a real `run_bot.py demo` server of the demo store bot.
 
 Trained with the real packaged MiniLM and its knowledge base ingested, in a temporary state folder;
-started once per test session, stopped at the end.
+started once per test session, stopped at the end. Set SUPPORTBOT_E2E_PREPARED to the state folder of
+an earlier `run_bot.py demo` to start from a copy of it (no training when the intents are unchanged).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +25,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 900  # training the demo model on a busy 2-core machine
+READY_TIMEOUT_S = 1800  # training the demo model on a busy 2-core machine
+PREPARED = "SUPPORTBOT_E2E_PREPARED"
 
 
 @dataclass
@@ -66,12 +70,23 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _copy_state(source: Path, state: Path) -> None:
+    """Models and index as files; the database through SQLite's backup (consistent even if in use)."""
+    for name in ("models", "index"):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, state / name, dirs_exist_ok=True)
+    with sqlite3.connect(source / "supportbot.db") as src, sqlite3.connect(state / "supportbot.db") as dst:
+        src.backup(dst)
+
+
 @pytest.fixture(scope="session")
 def demo_bot(tmp_path_factory) -> DemoBot:
     state = tmp_path_factory.mktemp("demo-bot")
     port, origin = free_port(), f"http://127.0.0.1:{free_port()}"
     bot = DemoBot(url=f"http://127.0.0.1:{port}", state_dir=state, db_path=state / "supportbot.db",
                   admin_token=secrets.token_urlsafe(16), allowed_origin=origin, log_path=state / "server.log")
+    if os.environ.get(PREPARED):
+        _copy_state(Path(os.environ[PREPARED]), state)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": bot.admin_token, "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable, str(ROOT / "run_bot.py"), "demo", "--port", str(port),
