@@ -1,0 +1,50 @@
+"""`run_bot.py kb`: add, search, stats, remove and sync on a tmp bot folder with the real MiniLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import run_bot
+
+ARTICLES = {
+    "returns.md": "# Returns\n\nYou can return items within 30 days. Refunds reach your bank within 5 business days.\n",
+    "faq.csv": "question,answer,url\nDo you ship abroad?,We ship to 30 countries in Europe.,https://x.example/abroad\n",
+}
+
+
+def make_bot(tmp_path: Path) -> Path:
+    bot = tmp_path / "bot"
+    (bot / "knowledge").mkdir(parents=True)
+    (bot / "bot.toml").write_text(f'name = "clitest"\nstate_dir = "{tmp_path / "state"}"\n')
+    (bot / "intents.yaml").write_text("intents:\n  greet:\n    examples: [hi]\n    answer: Hello!\n")
+    for name, text in ARTICLES.items():
+        (bot / "knowledge" / name).write_text(text)
+    return bot
+
+
+def test_kb_commands(tmp_path, capsys):
+    bot = make_bot(tmp_path)
+    assert run_bot.main(["kb", "sync", "--bot", str(bot)]) == 0
+    assert "2 documents: 2 added" in capsys.readouterr().out
+
+    assert run_bot.main(["kb", "search", "when do I get my refund", "--bot", str(bot)]) == 0
+    out = capsys.readouterr().out
+    assert "Refunds reach your bank within 5 business days" in out
+    assert "1. [" in out and "(returns.md)" in out
+
+    extra = tmp_path / "more.md"
+    extra.write_text("# Gift cards\n\nGift cards never expire.\n")
+    assert run_bot.main(["kb", "add", str(extra), "--bot", str(bot)]) == 0
+    assert run_bot.main(["kb", "stats", "--documents", "--bot", str(bot)]) == 0
+    out = capsys.readouterr().out
+    assert "documents 3" in out and "faq.csv#do-you-ship-abroad" in out and "index flat" in out
+
+    assert run_bot.main(["kb", "remove", "more.md", "--bot", str(bot)]) == 0
+    assert "removed 1 document" in capsys.readouterr().out
+    assert run_bot.main(["kb", "remove", "nope.md", "--bot", str(bot)]) == 2
+    assert "no document with id 'nope.md'" in capsys.readouterr().err
+
+    (bot / "knowledge" / "faq.csv").unlink()
+    assert run_bot.main(["kb", "sync", "--bot", str(bot)]) == 0
+    assert "1 removed" in capsys.readouterr().out
+    assert run_bot.main(["kb", "sync", str(tmp_path / "absent"), "--bot", str(bot)]) == 2
