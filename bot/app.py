@@ -2,7 +2,8 @@
 
 Heavy resources (model, knowledge base, database, thread pools) are opened in a cleanup context;
 the model and the knowledge base load in the background so /healthz answers at once and /readyz
-says when the bot can chat. Model inference and search run in a thread pool; database work runs in
+says when the bot can chat. Model inference runs in its own thread (one micro-batch at a time) and
+knowledge search in a pool beside it, so template answers never queue behind searches; database work runs in
 one writer thread; a turn is committed before its answer is sent.
 """
 
@@ -41,7 +42,8 @@ class Runtime:
 
     settings: Settings
     folder: BotFolder
-    pool: ThreadPoolExecutor  # model inference and knowledge search
+    model_thread: ThreadPoolExecutor  # intent-model batches
+    pool: ThreadPoolExecutor  # knowledge search
     writer: ThreadPoolExecutor  # the one database thread
     limiter: RateLimiter
     notifier: HandoffNotifier
@@ -74,7 +76,7 @@ class Runtime:
     def build_router(self, model: CalibratedClassifier) -> Router:
         s = self.settings.server
         _limit_torch_threads(s.torch_threads)  # loading a model may have changed it
-        batcher = MicroBatcher(model.predict, self.pool, s.batch_size, s.batch_wait_ms / 1000)
+        batcher = MicroBatcher(model.predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
         return Router(self.folder.intents, self.folder.entities, model, batcher, self.search, self.settings)
 
 
@@ -135,7 +137,8 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     s = settings.server
     rt = Runtime(
         settings=settings, folder=folder,
-        pool=ThreadPoolExecutor(s.worker_threads, thread_name_prefix="infer"),
+        model_thread=ThreadPoolExecutor(1, thread_name_prefix="model"),
+        pool=ThreadPoolExecutor(s.worker_threads, thread_name_prefix="search"),
         writer=ThreadPoolExecutor(1, thread_name_prefix="db-writer"),
         limiter=RateLimiter(s.rate_limit, s.rate_burst),
         notifier=HandoffNotifier(s.handoff_webhook, s.webhook_timeout),
@@ -153,6 +156,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     await rt.notifier.close()
     if rt.knowledge is not None and hasattr(rt.knowledge, "close"):
         await asyncio.to_thread(rt.knowledge.close)
+    rt.model_thread.shutdown(wait=True)
     rt.pool.shutdown(wait=True)
     await rt.db(rt.log.db.close)
     rt.writer.shutdown(wait=True)

@@ -52,9 +52,10 @@ class ServerSettings:
     watch_interval: float = setting(5.0, "Seconds between checks of the model registry's CURRENT pointer; 0 = only /admin/reload.")
     batch_size: int = setting(32, "Most chat messages classified in one model call (concurrent requests are batched).")
     batch_wait_ms: float = setting(2.0, "Milliseconds an idle model waits for more messages to batch with the first.")
-    worker_threads: int = setting(2, "Threads running model inference and knowledge-base search, off the event loop.")
+    worker_threads: int = setting(1, "Threads running knowledge-base searches, beside the intent model's own thread.")
     torch_threads: int = setting(
-        1, "Threads each model call may use (torch intra-op); worker_threads calls run at once. 0 = torch's default."
+        1, "Threads each model call may use (torch intra-op); the model and worker_threads searches run at once. "
+        "0 = torch's default (all cores: many times slower when calls overlap or the machine is busy)."
     )
     access_log: bool = setting(True, "Log one line per HTTP request (never bodies, tokens or headers).")
 
