@@ -1,7 +1,7 @@
 """Proposing new intents: unlabelled requests grouped by meaning, each group named by its distinctive words.
 
-Sentence embeddings, average-linkage agglomerative clustering under a cosine-distance threshold (no
-cluster count to guess), groups smaller than `min_cluster_size` left alone. Names come from class-based
+Sentence embeddings, average-linkage agglomerative clustering cut at a cosine distance (no cluster count
+to guess; by default the cut with the best silhouette), groups smaller than `min_cluster_size` left alone. Names come from class-based
 TF-IDF: words frequent in the group and rare in the others. A person accepts, renames, merges or drops
 the proposals (`run_bot.py intents ...`); nothing is labelled until then.
 """
@@ -44,16 +44,23 @@ class Cluster:
     cohesion: float  # mean cosine similarity of the members to their centroid
 
 
-def cluster_texts(texts: Sequence[str], vectors: np.ndarray, distance: float, min_size: int,
-                  n_examples: int = 5) -> list[Cluster]:
-    """Groups of at least `min_size` similar texts, largest first, each with a suggested name."""
-    if len(texts) < max(2, min_size):
-        return []
-    from sklearn.cluster import AgglomerativeClustering
+GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(10))  # cuts tried when the distance is chosen per run
 
-    labels = AgglomerativeClustering(
-        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
-    ).fit_predict(vectors)
+
+def cluster_texts(texts: Sequence[str], vectors: np.ndarray, distance: float, min_size: int,
+                  n_examples: int = 5) -> tuple[list[Cluster], float]:
+    """Groups of at least `min_size` similar texts, largest first, each with a suggested name; and the
+    distance used. `distance` 0 picks, per run, the cut of the tree with the best silhouette in GRID."""
+    if len(texts) < max(2, min_size):
+        return [], distance
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    points = np.asarray(vectors, dtype=np.float64)
+    points[np.linalg.norm(points, axis=1) == 0, 0] = 1.0  # a text with no features: cosine needs a direction
+    tree = linkage(points, method="average", metric="cosine")
+    if distance <= 0:
+        distance = _best_cut(tree, points, min_size)
+    labels = fcluster(tree, t=distance, criterion="distance") - 1
     groups = [np.flatnonzero(labels == k) for k in range(labels.max() + 1)]
     groups = sorted((g for g in groups if len(g) >= min_size), key=len, reverse=True)
     in_groups = {int(i) for g in groups for i in g}
@@ -67,7 +74,29 @@ def cluster_texts(texts: Sequence[str], vectors: np.ndarray, distance: float, mi
         order = group[np.argsort(-sims, kind="stable")]
         examples = list(dict.fromkeys(texts[i] for i in order))[:n_examples]
         clusters.append(Cluster(tuple(int(i) for i in order), name, tuple(examples), float(sims.mean())))
-    return clusters
+    return clusters, distance
+
+
+def _best_cut(tree: np.ndarray, vectors: np.ndarray, min_size: int) -> float:
+    """The cut with the highest silhouette, texts outside groups of min_size counting as singletons.
+
+    Scale-free: short, dense messages (BANKING77) get a tight cut, long and varied ones a looser one.
+    """
+    from scipy.cluster.hierarchy import fcluster
+    from sklearn.metrics import silhouette_score
+
+    best, best_score = GRID[0], -2.0
+    for cut in GRID:
+        labels = fcluster(tree, t=cut, criterion="distance")
+        sizes = np.bincount(labels)
+        small = sizes[labels] < min_size
+        labels = np.where(small, labels.max() + 1 + np.arange(len(labels)), labels)
+        if not (~small).any() or not 2 <= len(set(labels)) < len(labels):
+            continue
+        score = silhouette_score(vectors, labels, metric="cosine", sample_size=min(len(labels), 3000), random_state=0)
+        if score > best_score:
+            best, best_score = cut, score
+    return best
 
 
 def suggest_names(groups: Sequence[Sequence[str]], background: Sequence[str] = (), words: int = 2) -> list[str]:
@@ -106,7 +135,7 @@ def propose(store: ExampleStore, embedder: Embedder, settings: TranscriptSetting
     proposals = ProposalStore(store.db)
     pool = store.unlabelled(exclude=proposals.dropped_members(), limit=settings.cluster_max)
     texts = [e.text for e in pool]
-    clusters = cluster_texts(texts, embedder.encode(texts), settings.cluster_distance, settings.min_cluster_size)
+    clusters, _ = cluster_texts(texts, embedder.encode(texts), settings.cluster_distance, settings.min_cluster_size)
     with transaction(store.db):
         return proposals.replace_open(
             (c.name, [pool[i].id for i in c.members], c.examples) for c in clusters)

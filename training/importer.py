@@ -45,6 +45,7 @@ class ImportReport:
     unlabelled: int = 0
     clustered: int = 0  # unlabelled examples placed in proposals
     proposals: list[tuple[str, int]] = field(default_factory=list)  # (suggested name, size)
+    cluster_distance: float = 0.0  # the cut used (chosen per run when the setting is 0)
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     redactions: Counter = field(default_factory=Counter)  # kind -> count
     new_labels: Counter = field(default_factory=Counter)  # explicit labels that are no intent of the bot
@@ -66,7 +67,8 @@ class ImportReport:
             "  labelled       " + (", ".join(f"{m} {n}" for m, n in sorted(self.labelled.items())) or "none")
             + f"; unlabelled {self.unlabelled}",
             f"  clustered      {self.clustered} unlabelled into {len(self.proposals)} proposed intents"
-            + (" (see `run_bot.py intents list`)" if self.proposals and not self.dry_run else ""),
+            + (f" (cut at distance {self.cluster_distance:.2f})" if self.cluster_distance else "")
+            + (" - see `run_bot.py intents list`" if self.proposals and not self.dry_run else ""),
             "  redacted       " + (", ".join(f"{k.lower()} {n}" for k, n in sorted(self.redactions.items())) or "nothing"),
             "  skipped        " + (", ".join(f"{r}: {n}" for r, n in self.skipped.most_common()) or "nothing"),
         ]
@@ -173,7 +175,8 @@ def _cluster(staged: "_Staging", store: ExampleStore, lazy: "_LazyEmbedder", set
     if len(pool) < settings.min_cluster_size:
         return pool, []
     texts = [item[1][1] for item in pool]
-    clusters = cluster_texts(texts, lazy().encode(texts), settings.cluster_distance, settings.min_cluster_size)
+    clusters, report.cluster_distance = cluster_texts(
+        texts, lazy().encode(texts), settings.cluster_distance, settings.min_cluster_size)
     report.clustered = sum(len(c.members) for c in clusters)
     report.proposals = [(c.name, len(c.members)) for c in clusters]
     return pool, clusters

@@ -20,11 +20,17 @@ def test_names_come_from_distinctive_words():
 
 def test_similar_texts_form_clusters_and_small_groups_are_left_alone():
     texts = GIFT + BULK + ["showroom opening hours on saturday"]
-    clusters = cluster_texts(texts, WordEmbedder().encode(texts), distance=0.9, min_size=3)
-    assert sorted(sorted(c.members) for c in clusters) == [[0, 1, 2], [3, 4, 5]]
+    clusters, used = cluster_texts(texts, WordEmbedder().encode(texts), distance=0.9, min_size=3)
+    assert sorted(sorted(c.members) for c in clusters) == [[0, 1, 2], [3, 4, 5]] and used == 0.9
     for c in clusters:
         assert c.examples[0] == texts[c.members[0]] and 0 < c.cohesion <= 1
-    assert cluster_texts(texts[:2], WordEmbedder().encode(texts[:2]), 0.9, 3) == []
+    assert cluster_texts(texts[:2], WordEmbedder().encode(texts[:2]), 0.9, 3) == ([], 0.9)
+
+
+def test_the_cut_is_chosen_by_silhouette_when_no_distance_is_set():
+    texts = GIFT + BULK + ["showroom opening hours on saturday", "", "gift"]
+    clusters, used = cluster_texts(texts, WordEmbedder().encode(texts), distance=0, min_size=3)
+    assert sorted(sorted(c.members)[:3] for c in clusters) == [[0, 1, 2], [3, 4, 5]] and 0.3 <= used <= 0.75
 
 
 def test_propose_replaces_open_proposals_and_skips_dropped_examples():
