@@ -5,7 +5,9 @@ process on 127.0.0.1, and drives POST /api/chat with closed-loop clients that ea
 conversation (a new one every few turns, or after a handoff). The message mix is the demo bot's
 held-out intent test set (about a quarter out of scope) plus its knowledge-base questions.
 Reports requests/s, p50/p99 latency, errors and the server's RSS, for micro-batching on and (the
-baseline, same run) batch size 1; then RSS across repeated hot reloads of the model.
+baseline, same run) batch size 1, on the realistic mix and on an in-scope mix that never searches;
+then RSS across repeated hot reloads of the model. The 1-minute load average is recorded per level:
+on a shared machine other work competes for the cores.
 
     python benchmarks/bench_server.py                      # full run, a few minutes on 2 cores
     python benchmarks/bench_server.py --levels 1 16 --seconds 10 --no-baseline
@@ -35,11 +37,15 @@ DATA = ROOT / "benchmarks" / "data"
 TURNS_PER_CONVERSATION = 6
 
 
-def messages() -> list[str]:
+def messages(mix: str) -> list[str]:
+    """`realistic`: the held-out intent set (out-of-scope included) and the KB questions;
+    `in-scope`: only held-out messages of the bot's own intents (the classifier path, no searches)."""
     with open(ROOT / "examples" / "demo_store" / "evaluation.csv", newline="") as f:
-        texts = [row["text"] for row in csv.DictReader(f)]
-    with open(DATA / "demo_kb_questions.csv", newline="") as f:
-        texts += [row["question"] for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    texts = [r["text"] for r in rows if mix == "realistic" or r["intent"] not in ("out_of_scope", "product_question")]
+    if mix == "realistic":
+        with open(DATA / "demo_kb_questions.csv", newline="") as f:
+            texts += [row["question"] for row in csv.DictReader(f)]
     random.Random(0).shuffle(texts)
     return texts
 
@@ -134,7 +140,7 @@ async def level(server: Server, session: aiohttp.ClientSession, texts: list[str]
         "clients": clients, "requests": len(latencies) + len(errors), "seconds": round(elapsed, 1),
         "rps": round(len(latencies) / elapsed, 1), "p50_ms": round(q[49], 1), "p99_ms": round(q[98], 1),
         "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
-        "rss_mb": round(rss_mb(server.process.pid), 1),
+        "rss_mb": round(rss_mb(server.process.pid), 1), "load_avg_1m": round(os.getloadavg()[0], 1),
     }
 
 
@@ -164,25 +170,31 @@ async def run(args: argparse.Namespace) -> dict:
     state.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "demo", "--no-serve", "--set", f'state_dir="{state}"'],
                    check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    texts = messages()
     token = secrets.token_urlsafe(16)
-    configs = [("micro-batching (default settings)", [])]
+    batching, baseline = [], ["--set", "server.batch_size=1"]
+    configs = [("realistic mix, micro-batching (defaults)", batching, "realistic")]
     if not args.no_baseline:
-        configs.append(("baseline: no batching (server.batch_size=1)", ["--set", "server.batch_size=1"]))
+        configs += [("realistic mix, baseline: batch size 1", baseline, "realistic"),
+                    ("in-scope mix, micro-batching (defaults)", batching, "in-scope"),
+                    ("in-scope mix, baseline: batch size 1", baseline, "in-scope")]
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-                     "messages": len(texts), "configs": []}
+                     "configs": []}
     timeout = aiohttp.ClientTimeout(total=30)
-    for name, extra in configs:
+    for name, extra, mix in configs:
+        texts = messages(mix)
         server = Server(state, extra, token)
         try:
             async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
                 await server.ready(session)
                 await level(server, session, texts, 4, 100, 30)  # warm-up
+                before = (await stats(server, session, token))["routes"]
                 rows = [await level(server, session, texts, n, args.requests * max(1, n // 4), args.seconds)
                         for n in args.levels]
-                config = {"name": name, "levels": rows, "server_stats": await stats(server, session, token),
+                after = await stats(server, session, token)
+                after["routes"] = {k: v - before.get(k, 0) for k, v in after["routes"].items() if v > before.get(k, 0)}
+                config = {"name": name, "messages": len(texts), "levels": rows, "server_stats": after,
                           "peak_rss_mb": round(rss_mb(server.process.pid, "VmHWM"), 1)}
-                if extra == [] and args.reloads:
+                if name == configs[0][0] and args.reloads:
                     config["reload"] = await reload_memory(server, session, texts, token, args.reloads)
                 results["configs"].append(config)
         finally:
@@ -191,16 +203,18 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Machine: {results['machine']}; {results['messages']} distinct messages.", "",
-             "| configuration | clients | requests | req/s | p50 ms | p99 ms | errors | server RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"Machine: {results['machine']}.", "",
+             "| configuration | clients | requests | req/s | p50 ms | p99 ms | errors | server RSS MB | load avg |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for config in results["configs"]:
         for row in config["levels"]:
             lines.append(f"| {config['name']} | {row['clients']} | {row['requests']} | {row['rps']} | "
-                         f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['rss_mb']} |")
+                         f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['rss_mb']} | "
+                         f"{row['load_avg_1m']} |")
     for config in results["configs"]:
         s = config["server_stats"]
-        lines.append(f"\n{config['name']}: {s.get('batches')} model calls, mean batch {s.get('mean_batch')}; "
+        lines.append(f"\n{config['name']} ({config['messages']} distinct messages): "
+                     f"{s.get('batches')} model calls, mean batch {s.get('mean_batch')}; "
                      f"routes {s.get('routes')}; peak RSS {config['peak_rss_mb']} MB")
         if "reload" in config:
             r = config["reload"]
@@ -216,9 +230,10 @@ def main() -> None:
                         help="state folder for the prepared demo bot (reused across runs)")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64], help="concurrent clients")
     parser.add_argument("--requests", type=int, default=400, help="requests per level per 4 clients (at least this)")
-    parser.add_argument("--seconds", type=float, default=45, help="most seconds per level")
+    parser.add_argument("--seconds", type=float, default=30, help="most seconds per level")
     parser.add_argument("--reloads", type=int, default=20, help="forced model swaps for the memory check (0 = skip)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the batch-size-1 baseline server")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
     args = parser.parse_args()
     results = asyncio.run(run(args))
     (args.state / "results.json").write_text(json.dumps(results, indent=2))
