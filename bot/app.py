@@ -21,9 +21,10 @@ from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
 
+from bot import widget
 from bot.batcher import MicroBatcher
 from bot.conversations import ConversationLog, ForeignConversation, UnknownConversation
-from bot.folder import BotFolder
+from bot.folder import BotFolder, load_intents
 from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.openapi import spec
@@ -74,10 +75,13 @@ class Runtime:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self.knowledge.answer, text)
 
     def build_router(self, model: CalibratedClassifier) -> Router:
+        """A router for a newly loaded model, with intents.yaml read again: a new version may know new
+        intents, and edited answers apply without a restart."""
         s = self.settings.server
         _limit_torch_threads(s.torch_threads)  # loading a model may have changed it
+        intents, entities = load_intents(self.folder.path / "intents.yaml")
         batcher = MicroBatcher(model.predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
-        return Router(self.folder.intents, self.folder.entities, model, batcher, self.search, self.settings)
+        return Router(intents, entities, model, batcher, self.search, self.settings)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -123,12 +127,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app.router.add_get("/admin/handoffs", handoffs)
     app.router.add_post("/admin/handoffs/{conversation_id}/release", release)
     app.router.add_post("/admin/reload", reload)
-    try:
-        from bot import widget
-    except ImportError:  # the widget module is optional
-        widget = None
-    if widget is not None:
-        widget.add_routes(app, settings)
+    widget.add_routes(app, settings)
     return app
 
 

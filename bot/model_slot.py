@@ -69,8 +69,7 @@ class ModelSlot:
             if previous is not None and pointer == previous and not force:
                 return {"previous": previous, "version": previous, "changed": False}
             try:
-                model = await asyncio.to_thread(self.source.load)
-                router = self.build(model)
+                router = await asyncio.to_thread(lambda: self.build(self.source.load()))
             except Exception as e:
                 self.error = f"loading the model failed: {e}"
                 raise

@@ -70,6 +70,18 @@ async def test_reload_serves_the_new_version_and_releases_old_models(make_client
     assert alive[0]() is client.app[RUNTIME].models.current.model
 
 
+async def test_reload_reads_intents_again_and_keeps_serving_when_they_are_broken(make_client, tmp_path):
+    client = await make_client()
+    intents = tmp_path / "bot" / "intents.yaml"
+    intents.write_text(intents.read_text().replace("Hello! How can I help?", "Welcome back!"))
+    assert (await client.post("/admin/reload", json={"force": True}, headers=AUTH)).status == 200
+    assert (await (await client.post("/api/chat", json={"message": "hello"})).json())["answer"] == "Welcome back!"
+    intents.write_text("intents: [")
+    response = await client.post("/admin/reload", json={"force": True}, headers=AUTH)
+    assert response.status == 500 and "invalid YAML" in (await response.json())["error"]
+    assert (await (await client.post("/api/chat", json={"message": "hello"})).json())["answer"] == "Welcome back!"
+
+
 async def test_requests_in_flight_finish_on_the_model_they_started_with(make_client):
     source = FakeSource("v1")
     client = await make_client(source=source)
