@@ -219,12 +219,12 @@ async def chat(request: web.Request) -> web.Response:
     rt.limiter.check(request, token)
     router = rt.models.current  # this request's model, whatever a reload does meanwhile
 
+    new_token = None
     if conversation_id is None:
         convo, new_token = rt.log.new()
-    else:
-        convo, new_token = None, None
-    async with rt.lock(conversation_id or convo.id):
-        if convo is None:
+        conversation_id = convo.id
+    async with rt.lock(conversation_id):
+        if new_token is None:
             convo = await _open(rt, conversation_id, token)
         reply = await router.respond(message, convo, action)
         turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
