@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Knowledge-base benchmark: retrieval quality, relevance threshold, ingest throughput, FAISS at scale.
+
+    python benchmarks/bench_knowledge.py [--scales 10000,100000,1000000] [--write]
+
+1. Retrieval on the demo store (examples/demo_store/knowledge/, benchmarks/data/demo_kb_questions.csv):
+   recall@1, recall@5 and MRR at document level for dense, keyword, RRF and hybrid, same run, plus a
+   sweep of knowledge.keyword_weight.
+2. The calibrated relevance threshold: share of the labelled questions answered confidently (and
+   right), and of questions the base cannot answer (off-topic and uncovered) answered anyway.
+3. Ingest throughput of the demo store, and re-sync time of the unchanged base.
+4. Clustered synthetic 384-d vectors at each scale: supportbot's index (exact up to
+   knowledge.exact_max_vectors, else IVF tuned to knowledge.ann_recall) against exact flat search:
+   build time, memory, batch-1 latency p50/p99, recall@10 against exact on held-out queries.
+
+Prints the Markdown section for BENCHMARKS.md; --write replaces the `## Knowledge base` section there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+KNOWLEDGE = ROOT / "examples" / "demo_store" / "knowledge"
+QUESTIONS = ROOT / "benchmarks" / "data" / "demo_kb_questions.csv"
+SECTION = "## Knowledge base"
+DATASETS = ((1_000, 0.9), (10_000, 1.5))  # (vectors per cluster, noise spread)
+
+# Questions the demo store cannot answer: general off-topic ones (none of them in knowledge.relevance.OFF_TOPIC,
+# which the calibration uses) and shop questions no article covers.
+UNANSWERABLE = (
+    "can you recommend a good pizza place nearby", "what's the exchange rate for the dollar today",
+    "how do I reset my wifi router", "who is playing in the champions league final",
+    "how do I apply for a mortgage", "my car makes a weird noise when braking", "what's the best diet to lose weight",
+    "is the stock market open today", "how do I renew my passport", "write a cover letter for me",
+    "what's the population of Brazil", "how do I uninstall an app on android", "what's your favourite colour",
+    "do you have a job opening in your warehouse", "can I become an affiliate and earn commission",
+    "do you have an API for developers", "do you sponsor local football teams", "what is your company's share price",
+    "can I bring my dog to the office", "do you sell cars", "can I pay with bitcoin", "do you do wedding catering",
+)
+
+
+class CachedEmbedder:
+    """The real embedder with a memo: each question is embedded once however many rankings are compared."""
+
+    def __init__(self, embedder):
+        self.embedder, self.memo = embedder, {}
+
+    def __getattr__(self, name):
+        return getattr(self.embedder, name)
+
+    def encode(self, texts):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.memo.update(zip(missing, self.embedder.encode(missing)))
+        return np.stack([self.memo[t] for t in texts]) if texts else self.embedder.encode(texts)
+
+
+def document_matches(doc_id: str, label: str) -> bool:
+    return doc_id == label or doc_id.startswith(label + "#")
+
+
+def retrieval(kb_factory, questions: list[dict]) -> tuple[list[str], dict]:
+    """Rows of the retrieval table, and the hybrid ranks (for the threshold part)."""
+    rows, results = [], {}
+    modes = [("dense", "dense", None), ("keyword (FTS5 BM25)", "keyword", None),
+             ("RRF (k=60)", "rrf", None)]
+    modes += [(f"hybrid, keyword_weight={w:g}" + (" (default)" if w == 0.5 else ""), "hybrid", w)
+              for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    for name, mode, weight in modes:
+        kb = kb_factory(weight)
+        ranks = []
+        for q in questions:
+            hits = kb.search(q["question"], k=10, mode=mode)
+            rank = next((i for i, h in enumerate(hits) if document_matches(h.doc_id, q["document"])), None)
+            ranks.append(rank)
+        n = len(ranks)
+        r1 = sum(r == 0 for r in ranks) / n
+        r5 = sum(r is not None and r < 5 for r in ranks) / n
+        mrr = sum(1 / (r + 1) for r in ranks if r is not None) / n
+        rows.append(f"| {name} | {r1:.3f} | {r5:.3f} | {mrr:.3f} |")
+        results[name] = (r1, r5, mrr)
+        kb.close()
+    return rows, results
+
+
+def threshold(kb, questions: list[dict]) -> list[str]:
+    answers = [(kb.answer(q["question"]), q["document"], kb.search(q["question"], k=1)) for q in questions]
+    unanswerable = [kb.answer(q) for q in UNANSWERABLE]
+    rows = []
+    for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
+        confident = [(a, label, hits) for a, label, hits in answers if a.score >= t]
+        right = sum(bool(hits) and document_matches(hits[0].doc_id, label) for _, label, hits in confident)
+        wrong_in = sum(a.score >= t for a in unanswerable)
+        mark = " (default)" if t == kb.settings.min_relevance else ""
+        rows.append(f"| {t:g}{mark} | {len(confident) / len(answers):.0%} | "
+                    f"{right / max(1, len(confident)):.0%} | {wrong_in / len(unanswerable):.0%} |")
+    return rows
+
+
+def clustered(n: int, dim: int, centres: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
+    """Points around random cluster centres, unit length (like sentence embeddings of topical text)."""
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        x = centres[rng.integers(0, len(centres), m)] + spread * rng.standard_normal((m, dim), dtype=np.float32)
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def latency(index_search, queries: np.ndarray) -> tuple[float, float]:
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        index_search(q[None, :])
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def scale(n: int, settings, per_cluster: int, spread: float, dim: int = 384, queries: int = 1000,
+          seed: int = 0) -> list[str]:
+    import faiss
+
+    from knowledge.index import VectorIndex, recall_at
+
+    faiss.omp_set_num_threads(1)  # batch-1 search gains nothing from threads; spinning ones hurt on shared cores
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(10, n // per_cluster), dim), dtype=np.float32) / np.sqrt(dim)
+    data = clustered(n + queries, dim, centres, rng, spread=spread / np.sqrt(dim))
+    x, q = data[:n], data[n:]
+    ids = np.arange(n, dtype=np.int64) + 1
+
+    before = rss_mb()
+    t = time.perf_counter()
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(x)
+    flat_build, flat_mem = time.perf_counter() - t, rss_mb() - before
+    _, exact = flat.search(q, 10)
+    exact = exact + 1  # flat ids are row numbers
+    flat_p50, flat_p99 = latency(lambda v: flat.search(v, 10), q[:200])
+
+    before = rss_mb()
+    t = time.perf_counter()
+    index = VectorIndex.build(ids, x, dim, settings.exact_max_vectors, settings.ann_recall)
+    build, mem = time.perf_counter() - t, rss_mb() - before
+    _, found = index.search(q, 10)
+    recall = recall_at(found, exact)
+    p50, p99 = latency(lambda v: index.search(v, 10), q)
+    kind = "exact (flat)" if index.kind == "flat" else f"IVF{index.index.nlist}, nprobe {index.nprobe}"
+    del flat, index
+    data_name = f"{per_cluster:,}/cluster, spread {spread:g}"
+    return [
+        f"| {n:,} | {data_name} | exact flat (baseline) | {flat_build:.1f} | {flat_mem:.0f} | {flat_p50:.2f} | {flat_p99:.2f} | 1.000 |",
+        f"| {n:,} | {data_name} | supportbot: {kind} | {build:.1f} | {mem:.0f} | {p50:.2f} | {p99:.2f} | {recall:.3f} |",
+    ]
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="10000,100000,1000000", help="vector counts for the FAISS part")
+    parser.add_argument("--write", action="store_true", help="replace the Knowledge base section of BENCHMARKS.md")
+    args = parser.parse_args()
+
+    from dataclasses import replace
+
+    from knowledge.base import KnowledgeBase
+    from knowledge.embedder import SentenceEmbedder
+    from knowledge.settings import KnowledgeSettings
+
+    started, load_start = time.perf_counter(), os.getloadavg()
+    settings = KnowledgeSettings()
+    embedder = CachedEmbedder(SentenceEmbedder(settings.embedder_model))
+    questions = list(csv.DictReader(QUESTIONS.open(encoding="utf-8")))
+    state = Path(tempfile.mkdtemp(prefix="bench-kb-"))
+
+    kb = KnowledgeBase.open(state / "kb.db", state / "index", settings, embedder)
+    report = kb.sync([KNOWLEDGE])
+    t = time.perf_counter()
+    again = kb.sync([KNOWLEDGE])
+    resync = time.perf_counter() - t
+    assert again.chunks == 0, again.summary()
+    print(report.summary(), file=sys.stderr)
+
+    def kb_factory(weight):
+        s = settings if weight is None else replace(settings, keyword_weight=weight)
+        return KnowledgeBase.open(state / "kb.db", state / "index", s, embedder)
+
+    retrieval_rows, results = retrieval(kb_factory, questions)
+    threshold_rows = threshold(kb, questions)
+    kb.close()
+    print("retrieval and threshold done", file=sys.stderr)
+
+    scale_rows = []
+    for n in (int(s) for s in args.scales.split(",") if s):
+        for per_cluster, spread in DATASETS:
+            scale_rows += scale(n, settings, per_cluster, spread)
+            print(f"scale {n} {per_cluster} done", file=sys.stderr)
+
+    minutes = (time.perf_counter() - started) / 60
+    text = "\n".join([
+        SECTION,
+        "",
+        f"`python benchmarks/bench_knowledge.py` on {cpu_name()}, {os.cpu_count()} cores, shared with other "
+        f"agents' jobs (load average {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end), "
+        f"{minutes:.1f} min in all. Embedder: the packaged all-MiniLM-L6-v2, CPU.",
+        "",
+        f"**Retrieval** on the demo store ({report.total_documents} documents from {report.files} files, "
+        f"{report.total_chunks} chunks) with {len(questions)} labelled customer questions "
+        "(`benchmarks/data/demo_kb_questions.csv`); a hit counts when its document (for `faq.csv`, any row "
+        "of it) is the labelled one.",
+        "",
+        "| ranking | recall@1 | recall@5 | MRR |",
+        "|---|---|---|---|",
+        *retrieval_rows,
+        "",
+        "**Relevance threshold** (`knowledge.min_relevance`, calibrated per base at sync): share of the labelled "
+        f"questions answered confidently, how many of those name the right document, and share of {len(UNANSWERABLE)} "
+        "questions the base cannot answer (off-topic, and shop questions no article covers) answered anyway.",
+        "",
+        "| threshold | labelled answered | right when answered | unanswerable answered |",
+        "|---|---|---|---|",
+        *threshold_rows,
+        "",
+        f"**Ingest**: {report.total_chunks} chunks embedded in {report.seconds:.1f} s "
+        f"({report.total_chunks / report.seconds:.1f} chunks/s, parsing and writing included); "
+        f"re-sync of the unchanged base: {resync:.2f} s (nothing re-embedded).",
+        "",
+        "**FAISS at scale**: clustered synthetic unit vectors, dim 384: points around random centres with "
+        "Gaussian noise (`spread` = noise norm relative to the centre's); the wider, fewer clusters are the harder "
+        "case for IVF (neighbours straddle cells). 1,000 held-out queries from the same clusters; batch-1 "
+        "latency with one FAISS thread; memory is the process RSS growth while building; recall@10 against "
+        "the exact flat index. supportbot's index is built by `VectorIndex.build` with the default settings "
+        "(exact up to 50,000 vectors, else IVF with nprobe tuned to recall 0.97 on its own sample queries; "
+        "the tuning is included in the build time).",
+        "",
+        "| vectors | data | index | build s | memory MB | p50 ms | p99 ms | recall@10 |",
+        "|---|---|---|---|---|---|---|---|",
+        *scale_rows,
+        "",
+    ])
+    print(text)
+    if args.write:
+        write_section(ROOT / "BENCHMARKS.md", text)
+    return 0
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace this benchmark's section (up to the next '## ' heading), or append it."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = old.find(SECTION + "\n")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+    path.write_text(new, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
