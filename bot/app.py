@@ -162,22 +162,20 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
 
 
 async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> None:
-    """Model and knowledge base, loaded side by side in threads; failures show in /readyz."""
-    async def knowledge() -> None:
-        try:
-            rt.knowledge = await asyncio.to_thread(open_knowledge)
-            rt.knowledge_error = ""
-        except Exception as e:
-            rt.knowledge_error = f"opening the knowledge base failed: {e}"
-            log.error("%s", rt.knowledge_error)
+    """Model, then knowledge base, each in a thread; failures show in /readyz.
 
-    async def model() -> None:
-        try:
-            await rt.models.reload()
-        except Exception as e:
-            log.error("%s", e)
-
-    await asyncio.gather(knowledge(), model())
+    One after the other: transformers' lazy imports are not safe to run from two threads at once.
+    """
+    try:
+        await rt.models.reload()
+    except Exception as e:
+        log.error("%s", e)
+    try:
+        rt.knowledge = await asyncio.to_thread(open_knowledge)
+        rt.knowledge_error = ""
+    except Exception as e:
+        rt.knowledge_error = f"opening the knowledge base failed: {e}"
+        log.error("%s", rt.knowledge_error)
 
 
 # chat API
