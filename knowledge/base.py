@@ -125,7 +125,8 @@ class KnowledgeBase:
     def _after_write(self, changed: bool) -> None:
         with self._lock:
             self._update_index(save=True)
-        if changed or (self.calibration is None and self.store.counts()[0]):
+            uncalibrated = self.calibration is None and self.store.counts()[0] > 0
+        if changed or uncalibrated:
             self.calibrate()
 
     # -- search --
