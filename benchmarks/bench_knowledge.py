@@ -38,6 +38,7 @@ KNOWLEDGE = ROOT / "examples" / "demo_store" / "knowledge"
 QUESTIONS = ROOT / "benchmarks" / "data" / "demo_kb_questions.csv"
 SECTION = "## Knowledge base"
 DATASETS = ((1_000, 0.9), (10_000, 1.5))  # (vectors per cluster, noise spread)
+SCALE_RESULTS: list[tuple[int, str, float, float]] = []  # (vectors, data, p99 ms, recall@10)
 
 # Questions the demo store cannot answer: general off-topic ones (none of them in knowledge.relevance.OFF_TOPIC,
 # which the calibration uses) and shop questions no article covers.
@@ -121,9 +122,15 @@ def clustered(n: int, dim: int, centres: np.ndarray, rng: np.random.Generator, s
     return out
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+def index_mb(n: int, dim: int, nlist: int = 0, ids: bool = True) -> float:
+    """Memory the index holds: float32 vectors, int64 ids, IVF centroids."""
+    return (n * dim * 4 + (n * 8 if ids else 0) + nlist * dim * 4) / 1e6
+
+
+def peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def latency(index_search, queries: np.ndarray) -> tuple[float, float]:
@@ -148,25 +155,25 @@ def scale(n: int, settings, per_cluster: int, spread: float, dim: int = 384, que
     x, q = data[:n], data[n:]
     ids = np.arange(n, dtype=np.int64) + 1
 
-    before = rss_mb()
     t = time.perf_counter()
     flat = faiss.IndexFlatIP(dim)
     flat.add(x)
-    flat_build, flat_mem = time.perf_counter() - t, rss_mb() - before
+    flat_build, flat_mem = time.perf_counter() - t, index_mb(n, dim, ids=False)
     _, exact = flat.search(q, 10)
     exact = exact + 1  # flat ids are row numbers
     flat_p50, flat_p99 = latency(lambda v: flat.search(v, 10), q[:200])
 
-    before = rss_mb()
     t = time.perf_counter()
     index = VectorIndex.build(ids, x, dim, settings.exact_max_vectors, settings.ann_recall)
-    build, mem = time.perf_counter() - t, rss_mb() - before
+    build = time.perf_counter() - t
+    mem = index_mb(n, dim, index.index.nlist if index.kind == "ivf" else 0)
     _, found = index.search(q, 10)
     recall = recall_at(found, exact)
     p50, p99 = latency(lambda v: index.search(v, 10), q)
     kind = "exact (flat)" if index.kind == "flat" else f"IVF{index.index.nlist}, nprobe {index.nprobe}"
     del flat, index
     data_name = f"{per_cluster:,}/cluster, spread {spread:g}"
+    SCALE_RESULTS.append((n, data_name, p99, recall))
     return [
         f"| {n:,} | {data_name} | exact flat (baseline) | {flat_build:.1f} | {flat_mem:.0f} | {flat_p50:.2f} | {flat_p99:.2f} | 1.000 |",
         f"| {n:,} | {data_name} | supportbot: {kind} | {build:.1f} | {mem:.0f} | {p50:.2f} | {p99:.2f} | {recall:.3f} |",
@@ -225,12 +232,26 @@ def main() -> int:
             print(f"scale {n} {per_cluster} done", file=sys.stderr)
 
     minutes = (time.perf_counter() - started) / 60
+    hybrid = results["hybrid, keyword_weight=0.5 (default)"][0]
+    dense, keyword = results["dense"][0], results["keyword (FTS5 BM25)"][0]
+    largest = [r for r in SCALE_RESULTS if r[0] == max(r[0] for r in SCALE_RESULTS)]
+    targets = [
+        f"- hybrid beats dense and keyword on recall@1: {hybrid:.3f} vs {dense:.3f} and {keyword:.3f} "
+        f"({'met' if hybrid > max(dense, keyword) else 'MISSED'}); RRF alone did not ({results['RRF (k=60)'][0]:.3f}), "
+        "so hybrid is a convex combination of max-normalised scores (RRF stays as search mode `rrf`).",
+        *(f"- {n:,} vectors ({data}): p99 {p99:.2f} ms (target <= 10), recall@10 {recall:.3f} of exact (target >= 0.95): "
+          f"{'met' if p99 <= 10 and recall >= 0.95 else 'MISSED'}." for n, data, p99, recall in largest),
+        f"- re-sync of the unchanged base: {resync:.2f} s (target: seconds).",
+    ]
     text = "\n".join([
         SECTION,
         "",
         f"`python benchmarks/bench_knowledge.py` on {cpu_name()}, {os.cpu_count()} cores, shared with other "
         f"agents' jobs (load average {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end), "
         f"{minutes:.1f} min in all. Embedder: the packaged all-MiniLM-L6-v2, CPU.",
+        "",
+        "Targets:",
+        *targets,
         "",
         f"**Retrieval** on the demo store ({report.total_documents} documents from {report.files} files, "
         f"{report.total_chunks} chunks) with {len(questions)} labelled customer questions "
@@ -256,14 +277,19 @@ def main() -> int:
         "**FAISS at scale**: clustered synthetic unit vectors, dim 384: points around random centres with "
         "Gaussian noise (`spread` = noise norm relative to the centre's); the wider, fewer clusters are the harder "
         "case for IVF (neighbours straddle cells). 1,000 held-out queries from the same clusters; batch-1 "
-        "latency with one FAISS thread; memory is the process RSS growth while building; recall@10 against "
+        "latency with one FAISS thread; memory is what the index holds (vectors, ids, centroids); recall@10 against "
         "the exact flat index. supportbot's index is built by `VectorIndex.build` with the default settings "
         "(exact up to 50,000 vectors, else IVF with nprobe tuned to recall 0.97 on its own sample queries; "
-        "the tuning is included in the build time).",
+        f"the tuning is included in the build time). Peak memory of the whole benchmark process: {peak_mb():,.0f} MB.",
         "",
-        "| vectors | data | index | build s | memory MB | p50 ms | p99 ms | recall@10 |",
+        "| vectors | data | index | build s | index MB | p50 ms | p99 ms | recall@10 |",
         "|---|---|---|---|---|---|---|---|",
         *scale_rows,
+        "",
+        "On the shared cores the p99 column is mostly scheduling: a 10,000-vector flat search, 0.5 ms at p50, "
+        "can reach several ms at p99 whenever another job holds the core; p50 is the work itself. IVF cuts "
+        "search at 1M vectors from ~100 ms (exact) to 0.2-1 ms; the exact index stays the default up to "
+        "50,000 chunks, where it is a few ms and needs no tuning.",
         "",
     ])
     print(text)
@@ -280,7 +306,7 @@ def write_section(path: Path, text: str) -> None:
         new = old.rstrip("\n") + "\n\n" + text
     else:
         end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+        new = old[:start] + text + ("\n" + old[end + 1:] if end >= 0 else "")
     path.write_text(new, encoding="utf-8")
 
 
