@@ -36,7 +36,7 @@ CALIBRATION_QUERIES = 300
 
 @dataclass(frozen=True)
 class Answer:
-    text: str  # best passage trimmed to the sentences answering the query; "" if none
+    text: str  # best passage trimmed to the sentences answering the query (untrimmed if not confident); "" if none
     title: str
     url: str
     score: float
@@ -141,8 +141,11 @@ class KnowledgeBase:
         if not hits:
             return Answer("", "", "", 0.0, False, [])
         best = hits[0]
-        text = trim(best.text, query_vector, terms(query), self._encode, self.settings.answer_sentences)
-        return Answer(text, best.title, best.url, best.score, best.score >= self.settings.min_relevance, hits[1:])
+        confident = best.score >= self.settings.min_relevance
+        text = best.text
+        if confident:  # trimming embeds every sentence: not worth it for a passage that will not be shown
+            text = trim(best.text, query_vector, terms(query), self._encode, self.settings.answer_sentences)
+        return Answer(text, best.title, best.url, best.score, confident, hits[1:])
 
     def _search(self, query: str, k: int, tags: Sequence[str], mode: str) -> tuple[list[Hit], np.ndarray]:
         if mode not in MODES:

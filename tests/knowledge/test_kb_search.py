@@ -38,6 +38,7 @@ def test_off_topic_question_is_not_a_confident_answer(five_doc_base):
     for question in ("who is the best striker in the premier league", "give me a recipe for banana bread"):
         answer = five_doc_base.answer(question)
         assert not answer.confident, (question, answer)
+        assert answer.text == five_doc_base.search(question, k=1)[0].text  # shown untrimmed, if at all
 
 
 def test_scores_are_calibrated_probabilities(five_doc_base):
