@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from knowledge.chunker import Chunk, chunk_document
-from knowledge.documents import PARSER_VERSION, Document, Skip, read_document
+from knowledge.documents import Document, Skip, read_document
 from knowledge.store import KnowledgeStore, StoredDocument, Write
 
 BATCH_CHUNKS = 256  # chunks embedded and written per transaction

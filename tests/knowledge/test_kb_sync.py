@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kb_doubles import ARTICLES, HashEmbedder
+from kb_doubles import HashEmbedder
 
 from knowledge.index import FILE_NAME, VectorIndex
 
