@@ -15,7 +15,7 @@ class TrainSettings:
     max_length: int = setting(64, "Longest message in tokens; longer ones are truncated (support messages are short).")
     batch_size: int = setting(32, "Examples per optimisation step.")
     epochs: int = setting(4, "Most passes over the training data; early stopping may end sooner.")
-    min_steps: int = setting(300, "Least optimisation steps, so small bots still train long enough.")
+    min_steps: int = setting(100, "Least optimisation steps, so small bots still train long enough.")
     encoder_lr: float = setting(5e-5, "Peak learning rate of the transformer encoder (AdamW).")
     head_lr: float = setting(2e-3, "Peak learning rate of the classification head.")
     weight_decay: float = setting(0.01, "AdamW weight decay.")
