@@ -67,7 +67,10 @@ def cors(settings: Settings) -> Callable:
             })
         response = await handler(request)
         if ok:
-            response.headers.update(_allow(origin))
+            response.headers["Access-Control-Allow-Origin"] = origin
+            vary = response.headers.get("Vary")
+            if not vary or "origin" not in vary.lower():  # keep e.g. Vary: Accept-Encoding
+                response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
         return response
 
     return middleware
