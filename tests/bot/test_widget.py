@@ -89,3 +89,15 @@ def test_widget_stays_small_and_never_builds_markup_from_strings():
         assert sink not in source, sink
     assert re.search(r"^\s*\(\(\) => \{\s*\"use strict\";", source, re.M), "one strict IIFE, no globals but SupportBot"
     assert WidgetScript.load().version == hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+async def test_cors_keeps_vary_accept_encoding_for_an_allowed_origin(aiohttp_client):
+    from bot.security import cors
+
+    settings = load_settings(None, ['name="acme"', 'server.allowed_origins=["https://shop.example"]'])
+    app = web.Application(middlewares=[cors(settings)])
+    add_routes(app, settings)
+    client = await aiohttp_client(app)
+    r = await client.get("/widget.js", headers={"Accept-Encoding": "gzip", "Origin": "https://shop.example"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert {v.strip() for v in r.headers["Vary"].split(",")} == {"Accept-Encoding", "Origin"}
