@@ -140,46 +140,37 @@ class _Run:
         return ids, [self.index[e.intent] for e in examples]
 
     def _batches(self, ids, y, rng: random.Random, shuffle: bool):
-        """Length-bucketed batches: shuffled, then sorted by length within chunks (less padding)."""
+        """Length-bucketed batches (less padding): shuffled for training, in `_bucketed` order otherwise."""
         order = list(range(len(ids)))
         if shuffle:
             rng.shuffle(order)
+        order = _bucketed(order, ids, self.s.batch_size)
         size = self.s.batch_size
-        chunk = size * 50
-        batches = []
-        for start in range(0, len(order), chunk):
-            part = sorted(order[start : start + chunk], key=lambda i: len(ids[i]))
-            batches += [part[i : i + size] for i in range(0, len(part), size)]
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
         if shuffle:
             rng.shuffle(batches)
         for batch in batches:
             input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
             yield input_ids, mask, torch.tensor([y[i] for i in batch], dtype=torch.long)
 
-    @torch.no_grad()
     def logits(self, model: IntentModel, ids) -> torch.Tensor:
-        model.eval()
-        out = []
-        for input_ids, mask, _ in self._batches(ids, [0] * len(ids), random.Random(0), shuffle=False):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out.append(model(input_ids.to(self.device), mask.to(self.device)).float().cpu())
-        # _batches sorts within chunks: restore the input order
-        order = _bucket_order(ids, self.s.batch_size)
-        result = torch.empty(len(ids), len(self.labels))
-        result[torch.tensor(order)] = torch.cat(out)
-        return result
+        return self._forward(model, ids, model)
+
+    def _embed_all(self, model: IntentModel, ids) -> torch.Tensor:
+        return self._forward(model, ids, model.embed)
 
     @torch.no_grad()
-    def _embed_all(self, model: IntentModel, ids) -> torch.Tensor:
+    def _forward(self, model: IntentModel, ids, function) -> torch.Tensor:
+        """`function(input_ids, mask)` over all `ids` in batches, rows in the input order."""
         model.eval()
-        order = _bucket_order(ids, self.s.batch_size)
         out = []
         for input_ids, mask, _ in self._batches(ids, [0] * len(ids), random.Random(0), shuffle=False):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out.append(model.embed(input_ids.to(self.device), mask.to(self.device)).float().cpu())
-        result = torch.empty(len(ids), model.head.in_features)
-        result[torch.tensor(order)] = torch.cat(out)
-        return result
+                out.append(function(input_ids.to(self.device), mask.to(self.device)).float().cpu())
+        result = torch.cat(out)
+        restored = torch.empty_like(result)
+        restored[torch.tensor(_bucketed(list(range(len(ids))), ids, self.s.batch_size))] = result
+        return restored
 
     def _init_head(self, model: IntentModel, ids, y) -> None:
         """Fit the head as a logistic regression on frozen embeddings (full-batch L-BFGS)."""
@@ -200,12 +191,10 @@ class _Run:
         model.head.to(self.device)
 
 
-def _bucket_order(ids, size: int) -> list[int]:
-    """The example order `_batches(shuffle=False)` yields."""
-    order, chunk = [], size * 50
-    for start in range(0, len(ids), chunk):
-        order += sorted(range(start, min(start + chunk, len(ids))), key=lambda i: len(ids[i]))
-    return order
+def _bucketed(order: list[int], ids, size: int) -> list[int]:
+    """`order` sorted by sequence length within chunks of 50 batches."""
+    chunk = size * 50
+    return [i for start in range(0, len(order), chunk) for i in sorted(order[start : start + chunk], key=lambda i: len(ids[i]))]
 
 
 def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
