@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from import_doubles import FIXTURES, FORMATS_DIR, WordEmbedder
+from import_doubles import FORMATS_DIR, WordEmbedder
 from bot import cli_import
 from bot.folder import BotFolder
 from knowledge.database import connect
