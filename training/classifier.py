@@ -18,7 +18,7 @@ class Prediction:
     confidence: float  # calibrated probability of the top intent
     top: list[tuple[str, float]]  # top-k (intent, calibrated probability), best first
     unknown: bool  # confidence below the model's answer threshold
-    ambiguous: bool  # top two closer than the model's margin
+    ambiguous: bool  # top two closer than the margin, or only together above the threshold
 
 
 class Classifier(Protocol):
@@ -84,5 +84,9 @@ class IntentClassifier:
         top = [(self.labels[i], round(p, 4)) for p, i in zip(values, indices)]
         confidence = values[0]
         unknown = confidence < self.threshold
-        ambiguous = len(values) > 1 and values[0] - values[1] < self.margin
+        # unsure which of two: they are closer than the margin, or neither clears the threshold alone
+        # while together they do (the customer meant one of them, so asking beats guessing)
+        ambiguous = len(values) > 1 and (
+            values[0] - values[1] < self.margin or (unknown and values[0] + values[1] >= self.threshold)
+        )
         return Prediction(None if unknown else top[0][0], confidence, top, unknown, ambiguous)

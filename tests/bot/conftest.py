@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import create_app
 from bot.folder import BotFolder
-from runtime_doubles import FakeSource, ScriptedKnowledge, write_bot
+from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
 
 ADMIN = "test-admin-token"
 
@@ -17,10 +17,6 @@ ADMIN = "test-admin-token"
 @pytest.fixture
 def folder(tmp_path) -> BotFolder:
     return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"'])
-
-
-def load_folder(tmp_path: Path, *overrides: str) -> BotFolder:
-    return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', *overrides])
 
 
 @pytest.fixture

@@ -167,3 +167,10 @@ def serve(state_dir: str, port: str) -> None:
 
 if __name__ == "__main__":
     serve(*sys.argv[1:3])
+
+
+def load_folder(tmp_path: Path, *overrides: str):
+    """The tiny test bot in `tmp_path`, its state beside it."""
+    from bot.folder import BotFolder
+
+    return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', *overrides])

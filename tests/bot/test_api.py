@@ -99,7 +99,7 @@ async def test_not_ready_without_a_model(make_client, tmp_path):
             raise FileNotFoundError("no model version in models: train one first")
 
     from bot.app import create_app
-    from conftest import load_folder
+    from runtime_doubles import load_folder
 
     folder = load_folder(tmp_path, "server.watch_interval=0")
     app = create_app(folder.settings, folder, models=NoModel(), open_knowledge=lambda: None)
