@@ -7,7 +7,6 @@ over everything with warm-up and linear decay, class-weighted loss, early stoppi
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
