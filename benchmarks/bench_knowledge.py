@@ -171,7 +171,7 @@ def scale(n: int, settings, per_cluster: int, spread: float, dim: int = 384, que
     recall = recall_at(found, exact)
     p50, p99 = latency(lambda v: index.search(v, 10), q)
     kind = "exact (flat)" if index.kind == "flat" else f"IVF{index.index.nlist}, nprobe {index.nprobe}"
-    del flat, index
+    flat = index = None  # free the memory before the next size
     data_name = f"{per_cluster:,}/cluster, spread {spread:g}"
     SCALE_RESULTS.append((n, data_name, p99, recall))
     return [

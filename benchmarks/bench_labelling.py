@@ -224,7 +224,7 @@ def classifier(embedder, data, canned, threshold, seed=7):
                 w.writerow([f"r{i}", "agent", reply])
         store = ExampleStore(connect(None))
         started = time.perf_counter()
-        report = import_transcripts(path, "generic", store, answers=canned, embedder=embedder, cluster=False,
+        import_transcripts(path, "generic", store, answers=canned, embedder=embedder, cluster=False,
                                     settings=TranscriptSettings(match_threshold=threshold))
         seconds = time.perf_counter() - started
     auto = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,7 @@ __all__ = ["Answer", "Hit", "IngestReport", "KnowledgeBase", "KnowledgeStats"]
 
 ALTERNATIVES = 4
 CALIBRATION_QUERIES = 300
+SENTENCE_CACHE = 20_000  # sentence vectors kept for trimming answers (~30 MB at 384 dimensions)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class KnowledgeBase:
         self._lock = threading.RLock()
         self._embedder_lock = threading.Lock()
         self._encode_lock = threading.Lock()  # HF fast tokenizers fail ("Already borrowed") when shared by threads
+        self._sentence_vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # LRU, under _encode_lock
         self._saved_generation = -1
         self.index: VectorIndex | None = None
         self.calibration: Calibration | None = None
@@ -144,7 +147,8 @@ class KnowledgeBase:
         confident = best.score >= self.settings.min_relevance
         text = best.text
         if confident:  # trimming embeds every sentence: not worth it for a passage that will not be shown
-            text = trim(best.text, query_vector, terms(query), self._encode, self.settings.answer_sentences)
+            text = trim(best.text, query_vector, terms(query), self._encode_sentences,
+                        self.settings.answer_sentences)
         return Answer(text, best.title, best.url, best.score, confident, hits[1:])
 
     def _search(self, query: str, k: int, tags: Sequence[str], mode: str) -> tuple[list[Hit], np.ndarray]:
@@ -258,6 +262,19 @@ class KnowledgeBase:
         embedder = self.embedder
         with self._encode_lock:
             return embedder.encode(texts)
+
+    def _encode_sentences(self, sentences: list[str]) -> np.ndarray:
+        """Like _encode, remembering vectors: the passages a bot answers from repeat, their sentences with them."""
+        embedder, cache = self.embedder, self._sentence_vectors
+        with self._encode_lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in cache]
+            if missing:
+                cache.update(zip(missing, embedder.encode(missing)))
+            for s in sentences:
+                cache.move_to_end(s)
+            while len(cache) > SENTENCE_CACHE:
+                cache.popitem(last=False)
+            return np.stack([cache[s] for s in sentences])
 
     def _count_tokens(self, text: str) -> int:
         count = getattr(self.embedder, "count_tokens", None)

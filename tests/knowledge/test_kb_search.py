@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from kb_doubles import write_articles
 
 from knowledge.base import KnowledgeBase
 from knowledge.relevance import terms
 from knowledge.search import trim
 from knowledge.settings import KnowledgeSettings
-from kb_doubles import write_articles
-
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -83,3 +82,20 @@ def test_trim_keeps_the_sentences_that_answer(minilm):
     steps = "To reset the lamp:\n- switch it off\n- hold the button for ten seconds\n- switch it on\nIt is made of oak."
     lamp = "how do I reset the lamp"
     assert trim(steps, minilm.encode([lamp])[0], terms(lamp), minilm.encode, 3).startswith("To reset the lamp:\n- switch it off")
+
+
+def test_repeated_answer_embeds_only_the_query(tmp_path, minilm, monkeypatch):
+    write_articles(tmp_path / "docs", {"dispatch.md": "# Dispatch\n\n" + " ".join([
+        "Our shop opened in 1998 in Leeds.", "We sell kitchen tools and tableware.",
+        "Orders placed before noon leave the warehouse the same day.", "Parcels then take two days to arrive.",
+        "Our team loves cooking.", "Follow us on social media for recipes."])})
+    kb = KnowledgeBase.open(tmp_path / "kb.db", tmp_path / "index", KnowledgeSettings(min_relevance=0.0), minilm)
+    kb.sync([tmp_path / "docs"])
+    question = "when will my parcel leave the warehouse"
+    first = kb.answer(question)
+    assert first.text.startswith("Orders placed before noon")  # trimmed: the passage's sentences were embedded
+    embedded: list[int] = []
+    monkeypatch.setattr(minilm, "encode", lambda texts, encode=minilm.encode: embedded.append(len(texts)) or encode(texts))
+    assert kb.answer(question) == first
+    assert embedded == [1]  # only the query: the sentence vectors were kept from the first answer
+    kb.close()
