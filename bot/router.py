@@ -2,7 +2,8 @@
 
 Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes: never
 the knowledge base), clarify (top intents too close: ask which), knowledge (no confident intent, or
-the intent routes there), fallback (nothing good: offer a person), handoff (asked for, routed there,
+the intent routes there), fallback (nothing good: offer a person, and links to the
+articles worth a look if any), handoff (asked for, routed there,
 or too many failures in a row). Thresholds come from the serving model's calibration, via
 `Prediction.unknown` / `.ambiguous` and `model.threshold`; none are constants here.
 """
@@ -23,6 +24,7 @@ ROUTES = ("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff"
 FLAGS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff")
 HANDOFF_VALUE = "/handoff"  # quick-reply value (and message) that asks for a person
 INTENT_VALUE = "/"  # quick-reply values "/<intent>" pick that intent without classifying
+SUGGESTIONS = 2  # articles linked by a fallback, at most
 
 
 class CalibratedClassifier(Protocol):
@@ -109,6 +111,7 @@ class Router:
         self.extractor = EntityExtractor(entities)
         self.server = settings.server
         self.oos_label = settings.train.oos_label
+        self.suggest_relevance = settings.knowledge.suggest_relevance
 
     @property
     def version(self) -> str:
@@ -185,7 +188,16 @@ class Router:
         if intent is not None and intent.answer:  # the intent's own answer covers what the articles do not
             reply = self._template(intent, p, convo, f"{why}; it is not confident, so the intent's answer")
             return dataclasses.replace(reply, decision=dataclasses.replace(reply.decision, kb_score=kb_score))
-        return self._fallback(convo, p, f"{why}; the knowledge base is not confident either", kb_score)
+        return self._fallback(convo, p, f"{why}; the knowledge base is not confident either", kb_score,
+                              self._suggestions(answer))
+
+    def _suggestions(self, answer: Any) -> tuple[Source, ...]:
+        """Articles worth a look when none answers confidently: the best hits scoring knowledge.suggest_relevance."""
+        if answer is None or not answer.title:
+            return ()
+        hits = [answer, *answer.alternatives]
+        return tuple(Source(h.title, h.url, round(float(h.score), 4)) for h in hits
+                     if h.title and h.score >= self.suggest_relevance)[:SUGGESTIONS]
 
     def _clarifiable(self, p: Prediction) -> list[tuple[str, float]]:
         """The intents to offer when the top two are within the model's margin and together clear its
@@ -205,13 +217,15 @@ class Router:
         why = "top two intents are within the model's margin and together clear its threshold"
         return self._reply("clarify", why, self.server.clarify_message, p, quick_replies=replies)
 
-    def _fallback(self, convo: Conversation, p: Prediction, why: str, kb_score: float | None) -> Reply:
+    def _fallback(self, convo: Conversation, p: Prediction, why: str, kb_score: float | None,
+                  suggested: tuple[Source, ...] = ()) -> Reply:
         convo.failures += 1
         limit = self.server.handoff_after_failures
         if limit and convo.failures >= limit:
             return self._handoff(convo, f"{convo.failures} failed turns in a row", p)
-        return self._reply("fallback", why, self.server.fallback_message, p,
-                           quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),), kb_score=kb_score)
+        message = self.server.suggest_message if suggested else self.server.fallback_message
+        return self._reply("fallback", why, message, p, quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),),
+                           sources=suggested, kb_score=kb_score)
 
     def _handoff(self, convo: Conversation, why: str, p: Prediction | None, answer: str = "") -> Reply:
         convo.handoff, convo.failures, convo.pending = True, 0, None

@@ -42,6 +42,10 @@ class ServerSettings:
         "Sorry, I'm not sure I understood. Could you rephrase, or would you like to talk to a person?",
         "Answer when neither an intent nor the knowledge base is confident.",
     )
+    suggest_message: str = setting(
+        "I'm not sure I have the exact answer. These articles may help, or would you like to talk to a person?",
+        "Fallback answer when the knowledge base has articles worth a look (knowledge.suggest_relevance).",
+    )
     clarify_message: str = setting("Did you mean one of these?", "Question asked when the top intents are too close to call.")
     handoff_message: str = setting(
         "I'm passing you to a person. A person will reply here soon.", "Answer when a conversation is handed off."

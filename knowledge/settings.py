@@ -42,6 +42,11 @@ class KnowledgeSettings:
         "questions this base cannot answer (each document's title with that document held out, plus off-topic "
         "questions) whose best hit scores lower; fitted at every sync. Measured on the demo store: BENCHMARKS.md."
     )
+    suggest_relevance: float = setting(
+        0.5, "When no answer clears min_relevance, the fallback still links the best articles scoring at least "
+        "this ('these articles may help'); 1 = never. The demo store's best hit is the right article for 92 % "
+        "of the questions it scores at 0.5 or more (BENCHMARKS.md)."
+    )
     answer_sentences: int = setting(3, "Most sentences of the best passage kept in a trimmed answer.")
     base_url: str = setting(
         "", "Link for documents without their own url: base_url + document id without extension; empty = no link."
@@ -62,5 +67,7 @@ class KnowledgeSettings:
             raise ValueError("knowledge.candidates must be >= 1 and knowledge.rrf_k >= 0")
         if not 0 <= self.min_relevance <= 1:
             raise ValueError(f"knowledge.min_relevance must be in [0, 1], not {self.min_relevance}")
+        if not 0 <= self.suggest_relevance <= 1:
+            raise ValueError(f"knowledge.suggest_relevance must be in [0, 1], not {self.suggest_relevance}")
         if self.answer_sentences < 1:
             raise ValueError(f"knowledge.answer_sentences must be at least 1, not {self.answer_sentences}")

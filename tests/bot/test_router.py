@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bot.router import HANDOFF_VALUE, Conversation, Router
-from runtime_doubles import FixedClassifier, ScriptedKnowledge
+from runtime_doubles import FakeAnswer, FixedClassifier, ScriptedKnowledge
 
 
 def make_router(folder, model=None, kb=None, **server):
@@ -85,6 +85,21 @@ async def test_nothing_good_falls_back_offering_a_person(folder):
     assert reply.decision.route == "fallback" and reply.decision.flags == ("low_confidence", "fallback")
     assert [(q.label, q.value) for q in reply.quick_replies] == [("Talk to a person", HANDOFF_VALUE)]
     assert convo.failures == 1
+
+
+async def test_fallback_links_articles_worth_a_look(folder):
+    near = FakeAnswer("Returns are free.", "Returns", "https://shop.example/returns", 0.6, False,
+                      [FakeAnswer("", "Refunds", "https://shop.example/refunds", 0.55), FakeAnswer("", "Jobs", "", 0.2)])
+    kb = ScriptedKnowledge()
+    kb.ARTICLES = {**kb.ARTICLES, "send it back": near}
+    router, _ = make_router(folder, kb=kb)
+    reply = await router.respond("can I send it back", Conversation("c"))
+    d = reply.decision
+    assert d.route == "fallback" and reply.answer == folder.settings.server.suggest_message
+    assert [(s.title, s.url) for s in d.sources] == [("Returns", "https://shop.example/returns"),
+                                                      ("Refunds", "https://shop.example/refunds")]
+    assert [q.value for q in reply.quick_replies] == [HANDOFF_VALUE]
+    assert (await router.respond("blorp", Conversation("d"))).decision.sources == ()  # scored 0.1: nothing to link
 
 
 async def test_unknown_but_ambiguous_pair_clears_threshold_together_asks_which(folder):
