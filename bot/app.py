@@ -3,8 +3,8 @@
 Heavy resources (model, knowledge base, database, thread pools) are opened in a cleanup context;
 the model and the knowledge base load in the background so /healthz answers at once and /readyz
 says when the bot can chat. Model inference runs in its own thread (one micro-batch at a time) and
-knowledge search in a pool beside it, so template answers never queue behind searches; database work runs in
-one writer thread; a turn is committed before its answer is sent.
+knowledge search in another beside it (concurrent questions batched likewise), so template answers never
+queue behind searches; database work runs in one writer thread; a turn is committed before its answer is sent.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Runtime:
     settings: Settings
     folder: BotFolder
     model_thread: ThreadPoolExecutor  # intent-model batches
-    pool: ThreadPoolExecutor  # knowledge search
+    pool: ThreadPoolExecutor  # knowledge-base batches
     writer: ThreadPoolExecutor  # the one database thread
     limiter: RateLimiter
     notifier: HandoffNotifier
@@ -54,6 +54,7 @@ class Runtime:
     knowledge_error: str = "the knowledge base is loading"
     started: float = field(default_factory=time.time)
     _locks: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
+    _search_batcher: MicroBatcher | None = None
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
@@ -72,7 +73,10 @@ class Runtime:
     async def search(self, text: str) -> Any:
         if self.knowledge is None:
             return None
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self.knowledge.answer, text)
+        if self._search_batcher is None:  # concurrent questions share one query-embedding call
+            s = self.settings.server
+            self._search_batcher = MicroBatcher(self.knowledge.answer_many, self.pool, s.batch_size, s.batch_wait_ms / 1000)
+        return await self._search_batcher(text)
 
     def build_router(self, model: CalibratedClassifier) -> Router:
         """A router for a newly loaded model, with intents.yaml read again: a new version may know new
@@ -137,7 +141,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt = Runtime(
         settings=settings, folder=folder,
         model_thread=ThreadPoolExecutor(1, thread_name_prefix="model"),
-        pool=ThreadPoolExecutor(s.worker_threads, thread_name_prefix="search"),
+        pool=ThreadPoolExecutor(1, thread_name_prefix="search"),
         writer=ThreadPoolExecutor(1, thread_name_prefix="db-writer"),
         limiter=RateLimiter(s.rate_limit, s.rate_burst),
         notifier=HandoffNotifier(s.handoff_webhook, s.webhook_timeout),

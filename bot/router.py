@@ -38,9 +38,9 @@ class CalibratedClassifier(Protocol):
 
 
 class Knowledge(Protocol):
-    """knowledge.base.KnowledgeBase, or a test double; `answer()` returns a knowledge.base.Answer."""
+    """knowledge.base.KnowledgeBase, or a test double; `answer_many()` returns knowledge.base.Answers."""
 
-    def answer(self, query: str, tags: Sequence[str] = ()) -> Any: ...
+    def answer_many(self, queries: Sequence[str], tags: Sequence[str] = ()) -> list[Any]: ...
 
 
 @dataclass(frozen=True)

@@ -54,11 +54,12 @@ class ServerSettings:
         "A person will reply here soon.", "Answer to every message of a handed-off conversation until it is released."
     )
     watch_interval: float = setting(5.0, "Seconds between checks of the model registry's CURRENT pointer; 0 = only /admin/reload.")
-    batch_size: int = setting(32, "Most chat messages classified in one model call (concurrent requests are batched).")
-    batch_wait_ms: float = setting(2.0, "Milliseconds an idle model waits for more messages to batch with the first.")
-    worker_threads: int = setting(1, "Threads running knowledge-base searches, beside the intent model's own thread.")
+    batch_size: int = setting(32, "Most chat messages classified (or questions searched) in one call; messages that "
+                              "arrive while a call runs go together in the next.")
+    batch_wait_ms: float = setting(0.0, "Milliseconds an idle model waits for more messages to batch with the first "
+                                   "(0: none; under load batches form while the previous call runs).")
     torch_threads: int = setting(
-        1, "Threads each model call may use (torch intra-op); the model and worker_threads searches run at once. "
+        1, "Threads each model call may use (torch intra-op); intent-model and knowledge-base batches run at once. "
         "0 = torch's default (all cores: many times slower when calls overlap or the machine is busy)."
     )
     access_log: bool = setting(True, "Log one line per HTTP request (never bodies, tokens or headers).")
@@ -77,7 +78,6 @@ class ServerSettings:
             "watch_interval": self.watch_interval >= 0,
             "batch_size": self.batch_size >= 1,
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
-            "worker_threads": self.worker_threads >= 1,
             "torch_threads": self.torch_threads >= 0,
             "handoff_webhook": self.handoff_webhook == "" or self.handoff_webhook.startswith(("http://", "https://")),
         }

@@ -140,7 +140,17 @@ class KnowledgeBase:
 
     def answer(self, query: str, tags: Sequence[str] = ()) -> Answer:
         """The best passage trimmed to the sentences answering the query, with its source and alternatives."""
-        hits, query_vector = self._search(query, 1 + ALTERNATIVES, tags, "hybrid")
+        return self.answer_many([query], tags)[0]
+
+    def answer_many(self, queries: Sequence[str], tags: Sequence[str] = ()) -> list[Answer]:
+        """answer() for each query, the queries embedded in one batch (the server batches concurrent questions)."""
+        queries = [" ".join(q.split()) for q in queries]
+        distinct = [q for q in dict.fromkeys(queries) if q]
+        vectors = dict(zip(distinct, self._encode(distinct))) if distinct else {}
+        return [self._answer(q, tags, vectors.get(q)) for q in queries]
+
+    def _answer(self, query: str, tags: Sequence[str], query_vector: np.ndarray | None) -> Answer:
+        hits, query_vector = self._search(query, 1 + ALTERNATIVES, tags, "hybrid", query_vector)
         if not hits:
             return Answer("", "", "", 0.0, False, [])
         best = hits[0]
@@ -151,7 +161,8 @@ class KnowledgeBase:
                         self.settings.answer_sentences)
         return Answer(text, best.title, best.url, best.score, confident, hits[1:])
 
-    def _search(self, query: str, k: int, tags: Sequence[str], mode: str) -> tuple[list[Hit], np.ndarray]:
+    def _search(self, query: str, k: int, tags: Sequence[str], mode: str,
+                query_vector: np.ndarray | None = None) -> tuple[list[Hit], np.ndarray]:
         if mode not in MODES:
             raise ValueError(f"search mode must be one of {MODES}, not {mode!r}")
         query = " ".join(query.split())
@@ -159,7 +170,8 @@ class KnowledgeBase:
             empty = not self.store.counts()[1]
         if not query or k <= 0 or empty:
             return [], np.zeros(0, np.float32)
-        query_vector = self._encode([query])[0]
+        if query_vector is None:
+            query_vector = self._encode([query])[0]
         found = self._candidates(query, query_vector, max(k, self.settings.candidates), tags, mode)
         calibration = self.calibration or self.calibrate()
         return [to_hit(c, calibration, self._link) for c in found[:k]], query_vector

@@ -127,6 +127,9 @@ class ScriptedKnowledge:
         return next((a for key, a in self.ARTICLES.items() if key in query.lower()),
                     FakeAnswer("", score=0.1))
 
+    def answer_many(self, queries: Sequence[str], tags: Sequence[str] = ()) -> list[FakeAnswer]:
+        return [self.answer(q, tags) for q in queries]
+
     def close(self) -> None:
         self.closed = True
 

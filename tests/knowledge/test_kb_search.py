@@ -99,3 +99,16 @@ def test_repeated_answer_embeds_only_the_query(tmp_path, minilm, monkeypatch):
     assert kb.answer(question) == first
     assert embedded == [1]  # only the query: the sentence vectors were kept from the first answer
     kb.close()
+
+
+def test_answer_many_embeds_the_questions_in_one_batch(five_doc_base, monkeypatch):
+    questions = ["how long do refunds take to reach my bank", "I forgot my password", "", "I forgot my password"]
+    one_by_one = [five_doc_base.answer(q) for q in questions]
+    embedded: list[int] = []
+    encode = five_doc_base.embedder.encode
+    monkeypatch.setattr(five_doc_base.embedder, "encode", lambda texts: embedded.append(len(texts)) or encode(texts))
+    batched = five_doc_base.answer_many(questions)
+    # the same answers; scores only up to float noise (a padded batch embeds a hair differently)
+    assert [(a.title, a.text, a.confident) for a in batched] == [(a.title, a.text, a.confident) for a in one_by_one]
+    assert [a.score for a in batched] == pytest.approx([a.score for a in one_by_one], abs=1e-3)
+    assert embedded == [2]  # the two distinct questions, together; the empty one is not embedded
