@@ -2,7 +2,8 @@
 
 Prepares the demo store bot (train + ingest, reused across runs), starts `run_bot.py serve` as its own
 process on 127.0.0.1, and drives POST /api/chat with closed-loop clients that each hold a
-conversation (a new one every few turns, or after a handoff). The message mix is the demo bot's
+conversation (a new one every few turns, or after a handoff), then with the most clients in open loop
+at a fixed offered rate (--offered, latency counted from when each message was due). The message mix is the demo bot's
 held-out intent test set (about a quarter out of scope) plus its knowledge-base questions.
 Reports requests/s, p50/p99 latency, errors and the server's RSS, for micro-batching on and (the
 baseline, same run) batch size 1, on the realistic mix and on an in-scope mix that never searches;
@@ -100,16 +101,28 @@ class Server:
 
 
 async def client(session: aiohttp.ClientSession, url: str, texts: list[str], offset: int, stop: float,
-                 budget: list[int], latencies: list[float], errors: list[str]) -> None:
-    """One closed-loop user: send, wait for the answer, send the next; a new conversation every few turns."""
+                 budget: list[int], latencies: list[float], errors: list[str], interval: float = 0.0) -> None:
+    """One user: send, wait for the answer, send the next; a new conversation every few turns.
+
+    Closed loop when `interval` is 0. Otherwise messages are due on a Poisson schedule with that mean
+    interval (open loop): a message due while the previous answer is still coming is sent on arrival,
+    and latency counts from when it was due, so a slow server cannot hide its queue.
+    """
+    rng = random.Random(offset)
     convo: dict = {}
     turn = 0
+    due = time.monotonic() + (rng.expovariate(1 / interval) if interval else 0.0)
     while budget[0] > 0 and time.monotonic() < stop:
         budget[0] -= 1
         body = {"message": texts[(offset + turn) % len(texts)]}
         if convo and turn % TURNS_PER_CONVERSATION:
             body.update(conversation_id=convo["conversation_id"], token=convo["token"])
-        start = time.perf_counter()
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            start = time.perf_counter() - max(0.0, time.monotonic() - due)
+            due += rng.expovariate(1 / interval)
+        else:
+            start = time.perf_counter()
         try:
             async with session.post(url + "/api/chat", json=body) as r:
                 reply = await r.json()
@@ -125,19 +138,22 @@ async def client(session: aiohttp.ClientSession, url: str, texts: list[str], off
 
 
 async def level(server: Server, session: aiohttp.ClientSession, texts: list[str], clients: int,
-                requests: int, seconds: float) -> dict:
+                requests: int, seconds: float, offered: float = 0.0) -> dict:
+    """`clients` closed-loop users, or with `offered` (requests/s in all) open-loop ones."""
     latencies: list[float] = []
     errors: list[str] = []
     budget = [requests]
     start = time.perf_counter()
     stop = time.monotonic() + seconds
-    await asyncio.gather(*(client(session, server.url, texts, i * 37, stop, budget, latencies, errors)
+    interval = clients / offered if offered else 0.0
+    await asyncio.gather(*(client(session, server.url, texts, i * 37, stop, budget, latencies, errors, interval)
                            for i in range(clients)))
     elapsed = time.perf_counter() - start
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {
-        "clients": clients, "requests": len(latencies) + len(errors), "seconds": round(elapsed, 1),
+        "clients": f"{clients}, open loop at {offered:g}/s" if offered else clients,
+        "requests": len(latencies) + len(errors), "seconds": round(elapsed, 1),
         "rps": round(len(latencies) / elapsed, 1), "p50_ms": round(q[49], 1), "p99_ms": round(q[98], 1),
         "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
         "rss_mb": round(rss_mb(server.process.pid), 1), "load_avg_1m": round(os.getloadavg()[0], 1),
@@ -190,6 +206,10 @@ async def run(args: argparse.Namespace) -> dict:
                 before = (await stats(server, session, token))["routes"]
                 rows = [await level(server, session, texts, n, args.requests * max(1, n // 4), args.seconds)
                         for n in args.levels]
+                if args.offered:
+                    n = max(args.levels)
+                    rows.append(await level(server, session, texts, n, int(args.offered * args.seconds),
+                                            args.seconds, args.offered))
                 after = await stats(server, session, token)
                 after["routes"] = {k: v - before.get(k, 0) for k, v in after["routes"].items() if v > before.get(k, 0)}
                 config = {"name": name, "messages": len(texts), "levels": rows, "server_stats": after,
@@ -231,6 +251,8 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64], help="concurrent clients")
     parser.add_argument("--requests", type=int, default=400, help="requests per level per 4 clients (at least this)")
     parser.add_argument("--seconds", type=float, default=30, help="most seconds per level")
+    parser.add_argument("--offered", type=float, default=150,
+                        help="also the most clients in open loop at this many requests/s in all (0 = skip)")
     parser.add_argument("--reloads", type=int, default=20, help="forced model swaps for the memory check (0 = skip)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
