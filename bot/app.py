@@ -75,7 +75,8 @@ class Runtime:
             return None
         if self._search_batcher is None:  # concurrent questions share one query-embedding call
             s = self.settings.server
-            self._search_batcher = MicroBatcher(self.knowledge.answer_many, self.pool, s.batch_size, s.batch_wait_ms / 1000)
+            self._search_batcher = MicroBatcher(self.knowledge.answer_many, self.pool, s.batch_size,
+                                                s.batch_wait_ms / 1000)
         return await self._search_batcher(text)
 
     def build_router(self, model: CalibratedClassifier) -> Router:

@@ -2,10 +2,9 @@
 
 Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes: never
 the knowledge base), clarify (top intents too close: ask which), knowledge (no confident intent, or
-the intent routes there), fallback (nothing good: offer a person, and links to the
-articles worth a look if any), handoff (asked for, routed there,
-or too many failures in a row). Thresholds come from the serving model's calibration, via
-`Prediction.unknown` / `.ambiguous` and `model.threshold`; none are constants here.
+the intent routes there), fallback (nothing good: offer a person, with links to articles worth a look),
+handoff (asked for, routed there, or too many failures in a row). Thresholds come from the serving
+model's calibration, via `Prediction.unknown` / `.ambiguous` and `model.threshold`; none are constants here.
 """
 
 from __future__ import annotations
