@@ -12,6 +12,7 @@ on a shared machine other work competes for the cores.
 
     python benchmarks/bench_server.py                      # full run, a few minutes on 2 cores
     python benchmarks/bench_server.py --levels 1 16 --seconds 10 --no-baseline
+    python benchmarks/bench_server.py --set train.quantize=true   # serve the int8 model
 """
 
 from __future__ import annotations
@@ -187,12 +188,14 @@ async def run(args: argparse.Namespace) -> dict:
     subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "demo", "--no-serve", "--set", f'state_dir="{state}"'],
                    check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     token = secrets.token_urlsafe(16)
-    batching, baseline = [], ["--set", "server.batch_size=1"]
-    configs = [("realistic mix, micro-batching (defaults)", batching, "realistic")]
+    batching = [arg for setting in args.set for arg in ("--set", setting)]
+    baseline = [*batching, "--set", "server.batch_size=1"]
+    settings = ", ".join(args.set) or "defaults"
+    configs = [(f"realistic mix, micro-batching ({settings})", batching, "realistic")]
     if not args.no_baseline:
-        configs += [("realistic mix, baseline: batch size 1", baseline, "realistic"),
-                    ("in-scope mix, micro-batching (defaults)", batching, "in-scope"),
-                    ("in-scope mix, baseline: batch size 1", baseline, "in-scope")]
+        configs += [(f"realistic mix, baseline: batch size 1 ({settings})", baseline, "realistic"),
+                    (f"in-scope mix, micro-batching ({settings})", batching, "in-scope"),
+                    (f"in-scope mix, baseline: batch size 1 ({settings})", baseline, "in-scope")]
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                      "configs": []}
     timeout = aiohttp.ClientTimeout(total=30)
@@ -254,6 +257,8 @@ def main() -> None:
     parser.add_argument("--offered", type=float, default=150,
                         help="also the most clients in open loop at this many requests/s in all (0 = skip)")
     parser.add_argument("--reloads", type=int, default=20, help="forced model swaps for the memory check (0 = skip)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="a setting for the server under test, e.g. train.quantize=true (repeatable)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
     args = parser.parse_args()
