@@ -1,7 +1,8 @@
 """The website widget in a real headless Chromium, embedded in customer pages on other origins, talking to
 the running demo store bot (`demo_bot`, trained with the real packaged MiniLM).
 
-Screenshots of the open widget (desktop and phone) go to $SUPPORTBOT_ARTIFACTS, else a pytest tmp folder.
+Screenshots of the open widget (desktop and phone) go to $SUPPORTBOT_ARTIFACTS, else test-artifacts/ in the
+repository (ignored by git), where CI can collect them.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def foreign_site(demo_bot):
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SUPPORTBOT_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
+def artifacts() -> Path:
+    folder = Path(os.environ.get("SUPPORTBOT_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
