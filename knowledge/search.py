@@ -120,4 +120,6 @@ def trim(text: str, query_vector: np.ndarray, query_terms: Sequence[str],
     out = sentences[start]
     for s in sentences[start + 1:end]:
         out += ("\n" if s.startswith("- ") else " ") + s
+    if out.startswith("- ") and "\n- " not in out:  # one item of a list: a sentence, not a one-item list
+        out = out[2:]
     return out

@@ -83,6 +83,12 @@ def test_trim_keeps_the_sentences_that_answer(minilm):
     lamp = "how do I reset the lamp"
     assert trim(steps, minilm.encode([lamp])[0], terms(lamp), minilm.encode, 3).startswith("To reset the lamp:\n- switch it off")
 
+    lamp_features = ("Our oak lamps are made in Portugal.\n- Dimmable with the touch sensor on the base.\n"
+                     "- A fabric cable of 2 metres.\n- A bulb is included. They ship in recycled boxes.")
+    dimmable = "can I dim it with a touch sensor"
+    assert trim(lamp_features, minilm.encode([dimmable])[0], terms(dimmable), minilm.encode, 1) == \
+        "Dimmable with the touch sensor on the base."
+
 
 def test_repeated_answer_embeds_only_the_query(tmp_path, minilm, monkeypatch):
     write_articles(tmp_path / "docs", {"dispatch.md": "# Dispatch\n\n" + " ".join([
