@@ -199,13 +199,15 @@ class KnowledgeBase:
         if not docs:
             self.calibration = None
             return None
+        content = {d.id: d.hash for d in docs}
         sample = docs[:: max(1, len(docs) // CALIBRATION_QUERIES)][:CALIBRATION_QUERIES]
         vectors = self._encode([d.title for d in sample] + list(OFF_TOPIC))
         positives, negatives = [], []
         for doc, vector in zip(sample, vectors):
             found = self._candidates(doc.title, vector, 10, (), "hybrid")
             own = next((c for c in found if c.chunk.doc_id == doc.id), None)
-            other = next((c for c in found if c.chunk.doc_id != doc.id), None)
+            # another document, not a copy of this one (the same article synced from two places)
+            other = next((c for c in found if content.get(c.chunk.doc_id) != doc.hash), None)
             positives += [(own.cosine, own.cover)] if own else []
             negatives += [(other.cosine, other.cover)] if other else []
         for question, vector in zip(OFF_TOPIC, vectors[len(sample):]):

@@ -118,3 +118,11 @@ def test_answer_many_embeds_the_questions_in_one_batch(five_doc_base, monkeypatc
     assert [(a.title, a.text, a.confident) for a in batched] == [(a.title, a.text, a.confident) for a in one_by_one]
     assert [a.score for a in batched] == pytest.approx([a.score for a in one_by_one], abs=1e-3)
     assert embedded == [2]  # the two distinct questions, together; the empty one is not embedded
+
+
+def test_a_copy_of_the_articles_does_not_make_every_answer_unsure(tmp_path, minilm):
+    kb = KnowledgeBase.open(tmp_path / "kb.db", tmp_path / "index", KnowledgeSettings(), minilm)
+    kb.sync([write_articles(tmp_path / "help"), write_articles(tmp_path / "help-copy")])
+    answer = kb.answer("how long do refunds take to reach my bank")
+    assert answer.title == "Returns and refunds" and answer.confident, answer.score
+    kb.close()
