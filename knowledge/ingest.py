@@ -155,9 +155,12 @@ class Ingester:
         return docs, file_hash, stat.st_mtime
 
     def _claim(self, doc: Document, file: str, existing: dict[str, StoredDocument], claimed: dict[str, str]) -> Document:
-        """Keep ids unique across folders: an id held by another file that still exists gets a suffix."""
+        """Keep ids unique across folders: an id held by another file that still exists gets a suffix, unless
+        it is the same article (same content: a copy of the folder, or the bot folder moved), which then
+        moves to this file instead of being stored twice."""
         holder = claimed.get(doc.id) or (existing[doc.id].file if doc.id in existing else None)
-        if holder is not None and holder != file and (doc.id in claimed or os.path.exists(holder)):
+        same = doc.id not in claimed and doc.id in existing and existing[doc.id].hash == self._hash(doc)
+        if holder is not None and holder != file and not same and (doc.id in claimed or os.path.exists(holder)):
             doc = Document(f"{doc.id}~{hashlib.sha256(file.encode()).hexdigest()[:6]}", doc.title, doc.url,
                            doc.tags, doc.sections)
         claimed[doc.id] = file

@@ -6,6 +6,7 @@ The embedder does not matter here: a deterministic hash double stands in for the
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -86,6 +87,19 @@ def test_add_keeps_documents_missing_from_the_folder_and_remove_deletes(open_kb,
         kb.remove(["nope.md"])
     assert all(h.doc_id != "returns.md" for h in kb.search("return label refund", k=10))
     assert kb.stats().documents == 4
+    assert_consistent(kb)
+
+
+def test_a_copy_of_the_folder_is_the_same_documents_not_new_ones(open_kb, articles, tmp_path):
+    kb = open_kb()
+    kb.sync([articles])
+    before = {d.id: d.hash for d in kb.documents()}
+    copy = tmp_path / "clone" / "articles"  # the same bot folder in a second checkout
+    shutil.copytree(articles, copy)
+    report = kb.sync([copy])
+    assert (report.added, report.unchanged, report.chunks) == (0, len(before), 0)
+    assert {d.id: d.hash for d in kb.documents()} == before
+    assert {d.file for d in kb.documents()} == {str(copy / Path(d.file).name) for d in kb.documents()}
     assert_consistent(kb)
 
 
