@@ -194,9 +194,11 @@ class Router:
         """Articles worth a look when none answers confidently: the best hits scoring knowledge.suggest_relevance."""
         if answer is None or not answer.title:
             return ()
-        hits = [answer, *answer.alternatives]
-        return tuple(Source(h.title, h.url, round(float(h.score), 4)) for h in hits
-                     if h.title and h.score >= self.suggest_relevance)[:SUGGESTIONS]
+        links: dict[tuple[str, str], Source] = {}  # one link per article, however many of its copies matched
+        for h in [answer, *answer.alternatives]:
+            if h.title and h.score >= self.suggest_relevance:
+                links.setdefault((h.title, h.url), Source(h.title, h.url, round(float(h.score), 4)))
+        return tuple(links.values())[:SUGGESTIONS]
 
     def _clarifiable(self, p: Prediction) -> list[tuple[str, float]]:
         """The intents to offer when the top two are within the model's margin and together clear its

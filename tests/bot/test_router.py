@@ -89,7 +89,8 @@ async def test_nothing_good_falls_back_offering_a_person(folder):
 
 async def test_fallback_links_articles_worth_a_look(folder):
     near = FakeAnswer("Returns are free.", "Returns", "https://shop.example/returns", 0.6, False,
-                      [FakeAnswer("", "Refunds", "https://shop.example/refunds", 0.55), FakeAnswer("", "Jobs", "", 0.2)])
+                      [FakeAnswer("", "Returns", "https://shop.example/returns", 0.58),
+                       FakeAnswer("", "Refunds", "https://shop.example/refunds", 0.55), FakeAnswer("", "Jobs", "", 0.2)])
     kb = ScriptedKnowledge()
     kb.ARTICLES = {**kb.ARTICLES, "send it back": near}
     router, _ = make_router(folder, kb=kb)
