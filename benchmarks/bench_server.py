@@ -3,8 +3,8 @@
 Prepares the demo store bot (train + ingest, reused across runs), starts `run_bot.py serve` as its own
 process on 127.0.0.1, and drives POST /api/chat with closed-loop clients that each hold a
 conversation (a new one every few turns, or after a handoff), then with the most clients in open loop
-at a fixed offered rate (--offered, latency counted from when each message was due). The message mix is the demo bot's
-held-out intent test set (about a quarter out of scope) plus its knowledge-base questions.
+at a fixed offered rate (--offered, latency counted from when each message was due). The message mix
+is the demo bot's held-out intent test set (about a quarter out of scope) plus its knowledge-base questions.
 Reports requests/s, p50/p99 latency, errors and the server's RSS, for micro-batching on and (the
 baseline, same run) batch size 1, on the realistic mix and on an in-scope mix that never searches;
 then RSS across repeated hot reloads of the model. The 1-minute load average is recorded per level:
