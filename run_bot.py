@@ -22,14 +22,14 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot import cli_import, cli_kb, cli_serve, cli_settings, cli_train
+    from bot.cli import kb, serve, settings, train, transcripts
 
     parser = argparse.ArgumentParser(
         prog="run_bot.py", description="supportbot: customer-service bots from transcripts, canned answers and help articles.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_train, cli_import, cli_kb, cli_serve, cli_settings):
+    for module in (train, transcripts, kb, serve, settings):
         module.register(sub)
     return parser
 

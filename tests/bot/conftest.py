@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.app import create_app
+from bot.web.app import create_app
 from bot.folder import BotFolder
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
 

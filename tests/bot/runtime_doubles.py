@@ -160,7 +160,7 @@ def write_bot(folder: Path, extra_toml: str = "") -> Path:
 def serve(state_dir: str, port: str) -> None:
     from aiohttp import web
 
-    from bot.app import create_app
+    from bot.web.app import create_app
     from bot.folder import BotFolder
 
     folder = BotFolder.load(write_bot(Path(state_dir) / "bot"), [f"state_dir={state_dir!r}".replace("'", '"')])

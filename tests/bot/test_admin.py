@@ -8,7 +8,7 @@ import weakref
 
 from aiohttp import web
 
-from bot.app import RUNTIME
+from bot.web.app import RUNTIME
 from runtime_doubles import FakeSource
 
 AUTH = {"Authorization": "Bearer test-admin-token"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.app import RUNTIME
+from bot.web.app import RUNTIME
 from runtime_doubles import FakeSource
 
 
@@ -98,7 +98,7 @@ async def test_not_ready_without_a_model(make_client, tmp_path):
         def load(self):
             raise FileNotFoundError("no model version in models: train one first")
 
-    from bot.app import create_app
+    from bot.web.app import create_app
     from runtime_doubles import load_folder
 
     folder = load_folder(tmp_path, "server.watch_interval=0")

@@ -9,7 +9,7 @@ import re
 from aiohttp import web
 
 from bot.settings import load_settings
-from bot.widget import STATIC, WIDGET_SCRIPT, WidgetScript, add_routes, snippet, widget_title
+from bot.web.widget import STATIC, WIDGET_SCRIPT, WidgetScript, add_routes, snippet, widget_title
 
 SCRIPT = STATIC / "widget.js"
 
@@ -92,7 +92,7 @@ def test_widget_stays_small_and_never_builds_markup_from_strings():
 
 
 async def test_cors_keeps_vary_accept_encoding_for_an_allowed_origin(aiohttp_client):
-    from bot.security import cors
+    from bot.web.security import cors
 
     settings = load_settings(None, ['name="acme"', 'server.allowed_origins=["https://shop.example"]'])
     app = web.Application(middlewares=[cors(settings)])

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from import_doubles import FORMATS_DIR, WordEmbedder
-from bot import cli_import
+from bot.cli import transcripts as cli_import
 from bot.folder import BotFolder
 from knowledge.database import connect
 from run_bot import main

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bot.cli import add_bot_args, command, open_bot
+from bot.cli.common import add_bot_args, command, open_bot
 from bot.folder import BotFolder
 
 EVALUATION_FILE = "evaluation.csv"  # optional held-out test set a bot folder may carry

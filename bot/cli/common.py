@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.folder import BotFolder
 
-DEFAULT_BOT = Path(__file__).resolve().parent.parent / "examples" / "demo_store"
+DEFAULT_BOT = Path(__file__).resolve().parent.parent.parent / "examples" / "demo_store"
 
 
 def add_bot_args(parser: argparse.ArgumentParser) -> None:

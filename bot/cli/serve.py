@@ -10,7 +10,7 @@ import secrets
 import time
 from pathlib import Path
 
-from bot.cli import add_bot_args, command, open_bot
+from bot.cli.common import add_bot_args, command, open_bot
 from bot.folder import BotFolder
 
 EXAMPLE_MESSAGE = "Where is my order NW-482913?"
@@ -49,7 +49,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from bot.security import TOKEN_ENV, admin_token
+    from bot.web.security import TOKEN_ENV, admin_token
 
     folder = _with_address(open_bot(args), args)
     prepare(folder)
@@ -63,7 +63,7 @@ def demo(args: argparse.Namespace) -> int:
 
 def prepare(folder: BotFolder) -> None:
     """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
-    from bot.cli_train import prepare_model
+    from bot.cli.train import prepare_model
     from knowledge.base import KnowledgeBase
     from knowledge.database import connect
 
@@ -90,7 +90,7 @@ def run(folder: BotFolder, token_file: Path | None = None) -> int:
     """Serve until interrupted; prints the URL and a curl example first."""
     from aiohttp import web
 
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     settings = folder.settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -21,15 +21,15 @@ from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
 
-from bot import widget
+from bot.web import widget
 from bot.batcher import MicroBatcher
 from bot.conversations import ConversationLog, ForeignConversation, UnknownConversation
 from bot.folder import BotFolder, load_intents
 from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
-from bot.openapi import spec
+from bot.web.openapi import spec
 from bot.router import CalibratedClassifier, Conversation, Knowledge, Router
-from bot.security import RateLimiter, admin_guard, cors, error, field as body_field, json_errors, read_json
+from bot.web.security import RateLimiter, admin_guard, cors, error, field as body_field, json_errors, read_json
 from bot.settings import Settings
 from knowledge.database import connect
 from training.redact import Redactor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.cli import add_bot_args, command, open_bot
+from bot.cli.common import add_bot_args, command, open_bot
 
 EXAMPLES = """  python run_bot.py kb sync                          re-ingest the bot folder's knowledge/ (incremental)
   python run_bot.py kb add ~/exports/helpcentre faq.csv   add more files or folders

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.settings import Settings
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 PLAIN_MAX_AGE = 300  # seconds the unversioned /widget.js may be cached before it is revalidated
 IMMUTABLE = "public, max-age=31536000, immutable"
 # The demo page is a strict customer site: the widget must work without inline scripts or eval.

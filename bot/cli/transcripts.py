@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from bot.cli import add_bot_args, command, open_bot
+from bot.cli.common import add_bot_args, command, open_bot
 from bot.folder import BotFolder, load_intents
 
 IMPORT_EXAMPLES = """\

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.cli import add_bot_args, command, open_bot
+from bot.cli.common import add_bot_args, command, open_bot
 from bot.settings import describe
 
 
