@@ -1,0 +1,101 @@
+"""Chat API: a turn, feedback on a turn, a conversation's history."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.conversations import ForeignConversation, UnknownConversation
+from bot.router import Conversation
+from bot.web.runtime import RUNTIME, Runtime
+from bot.web.security import error, field as body_field, read_json
+
+
+def _runtime_ready(request: web.Request) -> Runtime:
+    rt = request.app[RUNTIME]
+    if not rt.ready:
+        reason = (rt.models.error if rt.models else "") or rt.knowledge_error or "the bot is starting"
+        raise error(web.HTTPServiceUnavailable, reason, {"Retry-After": "2"})
+    return rt
+
+
+async def _open(rt: Runtime, conversation_id: str, token: str | None) -> Conversation:
+    try:
+        return await rt.db(rt.log.open, conversation_id, token)
+    except UnknownConversation as e:
+        raise error(web.HTTPNotFound, str(e)) from None
+    except ForeignConversation as e:
+        raise error(web.HTTPForbidden, str(e)) from None
+
+
+async def chat(request: web.Request) -> web.Response:
+    rt = _runtime_ready(request)
+    s = rt.settings.server
+    body = await read_json(request, s.max_body_bytes)
+    action = body_field(body, "action", str, required=False)
+    if action not in (None, "handoff"):
+        raise error(web.HTTPBadRequest, "field action must be \"handoff\" when given")
+    if "message" not in body and action is None:
+        raise error(web.HTTPBadRequest, "missing field: message")
+    message = "" if body.get("message") is None else body["message"]
+    if not isinstance(message, str):
+        raise error(web.HTTPUnsupportedMediaType, "only text messages are supported: message must be a string")
+    if len(message) > s.max_message_chars:
+        raise error(web.HTTPRequestEntityTooLarge, f"message over {s.max_message_chars} characters")
+    if not message.strip() and action is None:
+        raise error(web.HTTPBadRequest, "message is empty")
+    conversation_id = body_field(body, "conversation_id", str, required=False)
+    token = body_field(body, "token", str, required=False)
+    rt.limiter.check(request, token)
+    router = rt.models.current  # this request's model, whatever a reload does meanwhile
+
+    new_token = None
+    if conversation_id is None:
+        convo, new_token = rt.log.new()
+        conversation_id = convo.id
+    async with rt.lock(conversation_id):
+        if new_token is None:
+            convo = await _open(rt, conversation_id, token)
+        reply = await router.respond(message, convo, action)
+        turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
+    if "handoff" in reply.decision.flags:
+        rt.notifier.notify({
+            "event": "handoff", "bot": rt.settings.name, "conversation_id": convo.id, "turn_id": turn_id,
+            "reason": reply.decision.reason,
+        })
+    return web.json_response({
+        "conversation_id": convo.id, "token": new_token or token, "turn_id": turn_id, "answer": reply.answer,
+        "quick_replies": [{"label": q.label, "value": q.value} for q in reply.quick_replies],
+        "sources": [{"title": src.title, "url": src.url} for src in reply.decision.sources],
+        "route": reply.decision.route, "handoff": convo.handoff,
+    })
+
+
+async def feedback(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    body = await read_json(request, rt.settings.server.max_body_bytes)
+    conversation_id = body_field(body, "conversation_id", str)
+    token = body_field(body, "token", str)
+    turn_id = body_field(body, "turn_id", int)
+    rating = body_field(body, "rating", str)
+    comment = body_field(body, "comment", str, required=False) or ""
+    if rating not in ("up", "down"):
+        raise error(web.HTTPBadRequest, "field rating must be \"up\" or \"down\"")
+    if len(comment) > rt.settings.server.max_message_chars:
+        raise error(web.HTTPRequestEntityTooLarge, f"comment over {rt.settings.server.max_message_chars} characters")
+    rt.limiter.check(request, token)
+    await _open(rt, conversation_id, token)
+    try:
+        await rt.db(rt.log.feedback, conversation_id, turn_id, rating, comment)
+    except UnknownConversation as e:
+        raise error(web.HTTPNotFound, str(e)) from None
+    return web.json_response({"ok": True})
+
+
+async def conversation(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    token = request.headers.get("X-Conversation-Token")
+    rt.limiter.check(request, token)
+    conversation_id = request.match_info["conversation_id"]
+    convo = await _open(rt, conversation_id, token)
+    turns = await rt.db(rt.log.history, conversation_id)
+    return web.json_response({"conversation_id": conversation_id, "handoff": convo.handoff, "turns": turns})

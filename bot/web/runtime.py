@@ -1,0 +1,87 @@
+"""What every handler shares: settings, the bot folder, the model slot, the knowledge base, the database
+thread and the rate limiter, built once per app in `bot.web.app`'s cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+from bot.batcher import MicroBatcher
+from bot.conversations import ConversationLog
+from bot.folder import BotFolder, load_intents
+from bot.handoff import HandoffNotifier
+from bot.model_slot import ModelSlot
+from bot.router import CalibratedClassifier, Knowledge, Router
+from bot.settings import Settings
+from bot.web.security import RateLimiter
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers share; built in the cleanup context."""
+
+    settings: Settings
+    folder: BotFolder
+    model_thread: ThreadPoolExecutor  # intent-model batches
+    pool: ThreadPoolExecutor  # knowledge-base batches
+    writer: ThreadPoolExecutor  # the one database thread
+    limiter: RateLimiter
+    notifier: HandoffNotifier
+    models: ModelSlot | None = None
+    log: ConversationLog | None = None
+    knowledge: Knowledge | None = None
+    knowledge_error: str = "the knowledge base is loading"
+    started: float = field(default_factory=time.time)
+    _locks: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
+    _search_batcher: MicroBatcher | None = None
+
+    async def db(self, fn: Callable, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
+
+    def lock(self, conversation_id: str) -> asyncio.Lock:
+        """One turn at a time per conversation (its state is read, updated and written back)."""
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
+    @property
+    def ready(self) -> bool:
+        return self.models is not None and self.models.current is not None and not self.knowledge_error
+
+    async def search(self, text: str) -> Any:
+        if self.knowledge is None:
+            return None
+        if self._search_batcher is None:  # concurrent questions share one query-embedding call
+            s = self.settings.server
+            self._search_batcher = MicroBatcher(self.knowledge.answer_many, self.pool, s.batch_size,
+                                                s.batch_wait_ms / 1000)
+        return await self._search_batcher(text)
+
+    def build_router(self, model: CalibratedClassifier) -> Router:
+        """A router for a newly loaded model, with intents.yaml read again: a new version may know new
+        intents, and edited answers apply without a restart."""
+        s = self.settings.server
+        limit_torch_threads(s.torch_threads)  # loading a model may have changed it
+        intents, entities = load_intents(self.folder.path / "intents.yaml")
+        batcher = MicroBatcher(model.predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
+        return Router(intents, entities, model, batcher, self.search, self.settings)
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+SETTINGS = web.AppKey("settings", Settings)
+
+
+def limit_torch_threads(n: int) -> None:
+    """Concurrent model calls each using every core oversubscribe the CPU (many times slower when busy)."""
+    torch = sys.modules.get("torch")  # only when a real model is loaded
+    if torch is not None and n > 0:
+        torch.set_num_threads(n)
