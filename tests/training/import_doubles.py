@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMATS_DIR = Path("/work/shared/data/formats")
+FORMATS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "formats"  # trimmed real samples, with licences
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

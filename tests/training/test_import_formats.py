@@ -1,4 +1,4 @@
-"""Format readers on the real samples (../shared/data/formats) and on hand-written helpdesk fixtures."""
+"""Format readers on the real samples (tests/fixtures/formats) and on hand-written helpdesk fixtures."""
 
 from __future__ import annotations
 
