@@ -2,16 +2,19 @@
 
 The first message of an idle batcher waits up to `wait_s` for companions; while a batch runs, new
 messages queue and go together in the next call (up to `max_batch`). One batch runs at a time per
-model, so the encoder's own threads are not oversubscribed.
+model, so the encoder's own threads are not oversubscribed. When a batch fails, its messages are retried
+one by one, so a message the model cannot take fails only its own request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import Executor
 from typing import Callable, Generic, Sequence, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("supportbot.batcher")
 
 
 class MicroBatcher(Generic[T]):
@@ -53,16 +56,29 @@ class MicroBatcher(Generic[T]):
 
     async def _run(self, batch: list[tuple[str, asyncio.Future[T]]], loop: asyncio.AbstractEventLoop) -> None:
         try:
-            results = await loop.run_in_executor(self.executor, self.predict, [text for text, _ in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"model returned {len(results)} predictions for {len(batch)} messages")
-        except Exception as e:  # every waiting request gets the error, the batcher goes on
+            try:
+                results = await self._predict(loop, [text for text, _ in batch])
+            except Exception as e:
+                if len(batch) == 1:
+                    raise
+                # One bad message must not fail its companions: retry each alone, so only the culprit fails.
+                log.warning("a batch of %d failed (%s); retrying its messages one by one", len(batch),
+                            type(e).__name__)
+                for text, future in batch:
+                    try:
+                        result = (await self._predict(loop, [text]))[0]
+                    except Exception as one:
+                        if not future.done():
+                            future.set_exception(one)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                return
+        except Exception as e:  # the waiting request gets the error, the batcher goes on
             for _, future in batch:
                 if not future.done():
                     future.set_exception(e)
         else:
-            self.calls += 1
-            self.items += len(batch)
             for (_, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(result)
@@ -70,3 +86,11 @@ class MicroBatcher(Generic[T]):
             self._running = False
             if self._queue:  # what queued meanwhile goes now, without waiting
                 self._start(loop)
+
+    async def _predict(self, loop: asyncio.AbstractEventLoop, texts: list[str]) -> Sequence[T]:
+        results = await loop.run_in_executor(self.executor, self.predict, texts)
+        if len(results) != len(texts):
+            raise RuntimeError(f"model returned {len(results)} predictions for {len(texts)} messages")
+        self.calls += 1
+        self.items += len(texts)
+        return results
