@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.router import FLAGS, Conversation, Reply
+from bot.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
 from knowledge.database import transaction
 from training.redact import Redactor
 
@@ -134,12 +134,13 @@ class ConversationLog:
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "select id, message, answer, quick_replies, sources, route, created from turns"
+            "select id, message, answer, quick_replies, sources, route, created, decision from turns"
             " where conversation_id = ? order by id", [conversation_id],
         ).fetchall()
         return [
             {"turn_id": r[0], "message": r[1], "answer": r[2], "quick_replies": json.loads(r[3]),
-             "sources": json.loads(r[4]), "route": r[5], "created": r[6]}
+             "sources": json.loads(r[4]), "route": r[5], "created": r[6],
+             "rateable": r[5] in RATEABLE_ROUTES and json.loads(r[7]).get("slot") is None}
             for r in rows
         ]
 

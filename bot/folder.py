@@ -17,6 +17,7 @@ from bot.settings import Settings, load_settings
 from training.store import Example
 
 ROUTES = ("template", "knowledge", "handoff")
+BUILTINS = ("bot_name",)  # variables every answer may use, filled from settings (display_name)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
             raise ValueError(f"{file}: intent {name}: needs an 'answer' (or route: knowledge/handoff)")
         prompts = {str(k): str(v) for k, v in (spec.get("prompts") or {}).items()}
         for var in re.findall(r"{(\w+)}", answer):
-            if var not in entities and var not in prompts:
+            if var not in entities and var not in prompts and var not in BUILTINS:
                 raise ValueError(f"{file}: intent {name}: answer uses {{{var}}}, which is no entity and has no prompt")
         intents[name] = Intent(
             name=name, examples=examples, answer=answer, route=route, prompts=prompts,

@@ -24,6 +24,7 @@ FLAGS = ("low_confidence", "fallback", "clarification", "negative_feedback", "ha
 HANDOFF_VALUE = "/handoff"  # quick-reply value (and message) that asks for a person
 INTENT_VALUE = "/"  # quick-reply values "/<intent>" pick that intent without classifying
 SUGGESTIONS = 2  # articles linked by a fallback, at most
+RATEABLE_ROUTES = ("template", "knowledge")
 
 
 class CalibratedClassifier(Protocol):
@@ -74,6 +75,11 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def rateable(self) -> bool:
+        """An answer to the customer's question (not a greeting, a question back, or a fallback): worth a thumb."""
+        return self.route in RATEABLE_ROUTES and self.slot is None
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -111,6 +117,7 @@ class Router:
         self.server = settings.server
         self.oos_label = settings.train.oos_label
         self.suggest_relevance = settings.knowledge.suggest_relevance
+        self.builtins = {"bot_name": settings.shown_name}
 
     @property
     def version(self) -> str:
@@ -157,7 +164,7 @@ class Router:
         return self._template(intent, p, convo, why or "confident intent")
 
     def _template(self, intent: Intent, p: Prediction | None, convo: Conversation, why: str) -> Reply:
-        filled = fill(intent, convo.slots)
+        filled = fill(intent, {**convo.slots, **self.builtins})
         if filled.missing:
             convo.pending = {"intent": intent.name, "variable": filled.missing}
             return self._reply("template", f"{why}; asking for {filled.missing}", filled.prompt, p,

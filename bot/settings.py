@@ -90,7 +90,8 @@ class ServerSettings:
 class Settings:
     """Every section; `state_dir` holds what the program generates (database, models, index)."""
 
-    name: str = setting("", "Bot name, shown in logs and the widget; empty = the bot folder's name.")
+    name: str = setting("", "Bot name, used in logs and for the state folder; empty = the bot folder's name.")
+    display_name: str = setting("", "The bot's name as customers see it: the widget's title ('<display_name> support') and {bot_name} in answers; empty = the bot name, capitalised.")
     state_dir: str = setting("", "Folder for generated state (database, model versions, index); empty = ~/.local/share/supportbot/<name>.")
     train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "Intent-model training."})
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings, metadata={"help": "Knowledge base."})
@@ -157,6 +158,11 @@ def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
         raise ValueError(f"{source}: unknown setting {', '.join(prefix + u for u in unknown)}")
     kwargs = {}
     for name, value in data.items():
+    review: ReviewSettings = field(default_factory=ReviewSettings, metadata={"help": "The review workspace."})
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name.replace("_", " ").replace("-", " ").strip().title()
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):

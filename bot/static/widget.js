@@ -398,7 +398,7 @@ textarea::placeholder{color:#6e7781;opacity:1}
       if (last && replies.length) {
         li.append(h("div", { class: "qr", role: "group", "aria-label": s.suggestions }, ...replies.map((q) => button("", String(q.label), () => this.choose(q)))));
       }
-      if (id != null) li.append(this.feedback(id));
+      if (id != null && turn.rateable) li.append(this.feedback(id)); // thumbs under answers only, not questions back
       this.scroll();
       return li;
     }
@@ -522,7 +522,7 @@ textarea::placeholder{color:#6e7781;opacity:1}
       this.input.focus();
     }
 
-    // -- feedback: thumbs on every answer; thumbs-down asks for an optional comment --
+    // -- feedback: thumbs under each answer; thumbs-down asks for an optional comment --
 
     feedback(turnId) {
       const s = this.s;

@@ -66,7 +66,7 @@ async def chat(request: web.Request) -> web.Response:
         "conversation_id": convo.id, "token": new_token or token, "turn_id": turn_id, "answer": reply.answer,
         "quick_replies": [{"label": q.label, "value": q.value} for q in reply.quick_replies],
         "sources": [{"title": src.title, "url": src.url} for src in reply.decision.sources],
-        "route": reply.decision.route, "handoff": convo.handoff,
+        "route": reply.decision.route, "rateable": reply.decision.rateable, "handoff": convo.handoff,
     })
 
 

@@ -18,6 +18,8 @@ STR, INT, BOOL, NUM = {"type": "string"}, {"type": "integer"}, {"type": "boolean
 LINKS = {"type": "array", "items": _obj(["title", "url"], title=STR, url=STR)}
 QUICK = {"type": "array", "items": _obj(["label", "value"], label=STR, value=STR)}
 ERROR = _obj(["error"], error=STR)
+RATEABLE = {**BOOL, "description": "An answer to the question (template or knowledge, not a question back): "
+            "the widget offers thumbs up/down under it."}
 
 SCHEMAS = {
     "ChatRequest": _obj(
@@ -27,9 +29,9 @@ SCHEMAS = {
         action={"enum": ["handoff"], "description": "Hand the conversation to a person now."},
     ),
     "ChatReply": _obj(
-        ["conversation_id", "token", "turn_id", "answer", "quick_replies", "sources", "route", "handoff"],
+        ["conversation_id", "token", "turn_id", "answer", "quick_replies", "sources", "route", "rateable", "handoff"],
         conversation_id=STR, token=STR, turn_id=INT, answer=STR, quick_replies=QUICK, sources=LINKS,
-        route={"enum": ROUTES}, handoff={**BOOL, "description": "True while the conversation waits for a person."},
+        route={"enum": ROUTES}, rateable=RATEABLE, handoff={**BOOL, "description": "True while the conversation waits for a person."},
     ),
     "Feedback": _obj(
         ["conversation_id", "token", "turn_id", "rating"], conversation_id=STR, token=STR, turn_id=INT,
@@ -38,9 +40,9 @@ SCHEMAS = {
     "Conversation": _obj(
         ["conversation_id", "handoff", "turns"], conversation_id=STR, handoff=BOOL,
         turns={"type": "array", "items": _obj(
-            ["turn_id", "message", "answer", "quick_replies", "sources", "route", "created"],
+            ["turn_id", "message", "answer", "quick_replies", "sources", "route", "rateable", "created"],
             turn_id=INT, message={**STR, "description": "As stored: personal data redacted."}, answer=STR,
-            quick_replies=QUICK, sources=LINKS, route={"enum": ROUTES}, created={**NUM, "description": "Unix time."},
+            quick_replies=QUICK, sources=LINKS, route={"enum": ROUTES}, rateable=RATEABLE, created={**NUM, "description": "Unix time."},
         )},
     ),
     "Error": ERROR,

@@ -55,8 +55,7 @@ def snippet(src: str, title: str) -> str:
 
 
 def widget_title(settings: Settings) -> str:
-    name = settings.name.replace("_", " ").replace("-", " ").strip()
-    return f"{name.title()} support" if name else "Support"
+    return f"{settings.shown_name} support" if settings.shown_name else "Support"
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
@@ -78,8 +77,16 @@ def add_routes(app: web.Application, settings: Settings) -> None:
             "Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
         })
 
+    icon = (STATIC / "favicon.svg").read_bytes()
+
+    async def favicon(request: web.Request) -> web.Response:
+        # An SVG under the name browsers ask for unprompted; the demo page links it with its type.
+        return web.Response(body=icon, content_type="image/svg+xml", headers={
+            "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})
+
     app.router.add_get("/widget.js", widget_js)
     app.router.add_get("/demo", demo_page)
+    app.router.add_get("/favicon.ico", favicon)
 
 
 def serve_script(request: web.Request, script: WidgetScript) -> web.StreamResponse:

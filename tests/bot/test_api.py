@@ -21,7 +21,8 @@ async def test_chat_contract_history_and_feedback(make_client):
     client = await make_client()
     first = await chat(client, "Where is my order AB12345?")
     assert set(first) == {"conversation_id", "token", "turn_id", "answer", "quick_replies", "sources", "route",
-                          "handoff"}
+                          "rateable", "handoff"}
+    assert first["rateable"] is True
     assert (first["route"], first["answer"], first["handoff"]) == ("template", "Order AB12345 is on its way.", False)
     second = await chat(client, "does the jacket come in red", first)
     assert second["conversation_id"] == first["conversation_id"] and second["token"] == first["token"]
@@ -34,6 +35,7 @@ async def test_chat_contract_history_and_feedback(make_client):
     assert [(t["turn_id"], t["route"]) for t in body["turns"]] == [(first["turn_id"], "template"),
                                                                   (second["turn_id"], "knowledge")]
     assert body["turns"][1]["sources"] == second["sources"] and body["turns"][0]["created"] > 0
+    assert [t["rateable"] for t in body["turns"]] == [True, True]
 
     rated = await client.post("/api/feedback", json={
         "conversation_id": first["conversation_id"], "token": first["token"], "turn_id": second["turn_id"],
@@ -86,7 +88,7 @@ async def test_health_readiness_and_openapi_cover_every_route(make_client):
     assert ready == {"ready": True, "model_version": "v1", "knowledge": True}
     spec = await (await client.get("/openapi.json")).json()
     routes = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
-              if r.method not in ("HEAD", "OPTIONS") and not r.resource.canonical.startswith(("/widget", "/demo",
+              if r.method not in ("HEAD", "OPTIONS") and not r.resource.canonical.startswith(("/widget", "/demo", "/favicon",
                                                                                              "/static"))}
     described = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert routes <= described and routes

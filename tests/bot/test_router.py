@@ -205,3 +205,17 @@ async def test_decision_is_one_json_object_with_latency(folder):
     logged = json.loads(json.dumps(d.to_json()))
     assert set(logged) >= {"route", "intent", "confidence", "alternatives", "sources", "model_version", "latency_ms"}
     assert logged["sources"][0]["url"] == "https://shop.example/jackets" and logged["latency_ms"] >= 0
+
+
+async def test_bot_name_is_filled_from_display_name_and_only_answers_are_rateable(folder):
+    greet = dataclasses.replace(folder.intents["greet"], answer="Hi, I'm {bot_name}.")
+    named = dataclasses.replace(folder, intents={**folder.intents, "greet": greet},
+                                settings=dataclasses.replace(folder.settings, display_name="Acme Help"))
+    router, _ = make_router(named)
+    hello = await router.respond("hello!", Conversation("c"))
+    assert hello.answer == "Hi, I'm Acme Help." and not hello.decision.rateable
+    convo = Conversation("d")
+    asked = await router.respond("where is my order", convo)
+    assert asked.decision.slot == "order_id" and not asked.decision.rateable
+    answered = await router.respond("AB12345", convo)
+    assert answered.decision.route == "template" and answered.decision.rateable

@@ -101,3 +101,18 @@ async def test_cors_keeps_vary_accept_encoding_for_an_allowed_origin(aiohttp_cli
     r = await client.get("/widget.js", headers={"Accept-Encoding": "gzip", "Origin": "https://shop.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     assert {v.strip() for v in r.headers["Vary"].split(",")} == {"Accept-Encoding", "Origin"}
+
+
+async def test_display_name_titles_the_widget(aiohttp_client):
+    app = web.Application()
+    add_routes(app, load_settings(None, ['name="acme_store"', 'display_name="Acme & Sons"']))
+    client = await aiohttp_client(app)
+    page = await (await client.get("/demo")).text()
+    assert 'data-title="Acme &amp; Sons support"' in page and "Acme Store" not in page
+
+
+async def test_favicon_is_served(aiohttp_client):
+    app, client = await client_of(aiohttp_client)
+    r = await client.get("/favicon.ico")
+    assert r.status == 200 and r.content_type == "image/svg+xml"
+    assert (await r.read()).startswith(b"<svg")

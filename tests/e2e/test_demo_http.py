@@ -27,8 +27,10 @@ def test_template_answer_fills_the_order_id(demo_bot):
 def test_slot_prompt_then_answer_in_the_next_turn(demo_bot):
     asked = demo_bot.chat("where is my order")
     assert asked["route"] == "template" and "order number" in asked["answer"]
+    assert asked["rateable"] is False  # a question back, not an answer: no thumbs
     answered = demo_bot.chat("it's NW-310577", asked)
     assert "NW-310577" in answered["answer"] and answered["route"] == "template"
+    assert answered["rateable"] is True
 
 
 def test_knowledge_answer_with_its_source(demo_bot):

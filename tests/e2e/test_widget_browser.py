@@ -231,6 +231,22 @@ def test_knowledge_answer_with_a_working_source_link(chat, site, artifacts):
     assert (artifacts / "widget-desktop.png").stat().st_size > 0
 
 
+def test_thumbs_only_under_answers(chat, site, clarifying):
+    """Not under the greeting, small talk, a question back (slot prompt, clarification) or a fallback."""
+    chat.page.goto(site.url)
+    chat.open()
+    greeting = chat.answers.first
+    small_talk = chat.send("thanks")
+    prompt = chat.send("where is my order")  # the bot asks for the order number
+    answer = chat.send("NW-482913")
+    question = chat.send(clarifying)
+    assert prompt.get_attribute("data-route") == "template" and "order number" in prompt.inner_text()
+    assert question.get_attribute("data-route") == "clarify"
+    for li in (greeting, small_talk, prompt, question):
+        expect(li.locator(".fb")).to_have_count(0)
+    expect(answer.locator(".fb button")).to_have_count(2)
+
+
 def test_thumbs_down_with_a_comment_flags_the_turn(chat, site, demo_bot):
     chat.page.goto(site.url)
     chat.open()
@@ -249,7 +265,7 @@ def test_thumbs_down_with_a_comment_flags_the_turn(chat, site, demo_bot):
     assert flags == [("negative_feedback",)]
     assert feedback == [("down", "I wanted to know about PayPal refunds")]
 
-    liked = chat.send("thanks")
+    liked = chat.send("Where is my order NW-482913?")
     liked.get_by_role("button", name="Helpful", exact=True).click()
     expect(liked.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
     liked_turn = int(liked.get_attribute("data-turn"))
@@ -287,7 +303,8 @@ def test_a_conversation_the_server_does_not_know_starts_afresh(chat, site, demo_
     chat.open()
     expect(chat.answers).to_have_count(1)  # just the greeting, no error
     expect(chat.w(".msg.error")).to_have_count(0)
-    assert chat.conversation() is None
+    # the widget forgets the unknown conversation once the server's 404 arrives: wait on that, not on time
+    chat.page.wait_for_function("k => localStorage.getItem(k) === null", arg=key)
     answer = chat.send(TEMPLATE_MESSAGE)
     expect(answer.locator(".bubble")).to_contain_text(TEMPLATE_ANSWER)
     assert chat.conversation()["id"] != "no-such-conversation"
