@@ -57,7 +57,7 @@ def finetune(
     model, best_steps, val_logits, history = run.fit(train, val, max_steps=None)
     if val and len(train) + len(val) < settings.refit_below:
         # small data: the validation examples are too valuable to leave out of the final model
-        model, *_ = run.fit([*train, *val], [], max_steps=best_steps)
+        model, *_ = run.fit([*train, *val], [], max_steps=best_steps, stage="refit on all data")
     targets = torch.tensor([labels.index(e.intent) for e in val], dtype=torch.long)
     return FitResult(model.cpu().eval(), tokenizer, labels, val_logits, targets, history, time.time() - started, device.type)
 
@@ -72,7 +72,7 @@ class _Run:
         self.class_weights = (weights / weights.mean()) if settings.class_weighting else None
         self.amp = device.type == "cuda"
 
-    def fit(self, train, val, max_steps: int | None):
+    def fit(self, train, val, max_steps: int | None, stage: str = "fine-tuning"):
         """One training run; returns the best model, the steps that reached it, val logits, history."""
         s = self.s
         torch.manual_seed(s.seed)
@@ -97,7 +97,7 @@ class _Run:
         val_ids, val_y = self._encode(val)
         best = math.inf
         best_state, best_steps, history, stale, step = None, total, [], 0, 0
-        bar = _progress_bar(total, self.progress)
+        bar = _progress_bar(total, self.progress, stage)
         while step < total and stale < s.patience:
             for input_ids, mask, y in self._batches(train_ids, train_y, rng, shuffle=True):
                 model.train()
@@ -207,7 +207,7 @@ def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return input_ids, mask
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool, stage: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="fine-tuning", unit="step", disable=not enabled, dynamic_ncols=True)
+    return tqdm(total=total, desc=stage, unit="step", disable=not enabled, dynamic_ncols=True)

@@ -25,6 +25,20 @@ class TrainResult:
     metrics: dict
     warnings: list[str]
 
+    def summary(self) -> str:
+        """What a person wants to know when training ends: how good, how sure, how long."""
+        m, c = self.metrics, self.metrics["calibration"]
+        lines = [f"model version {self.version}: {m['examples']['train']} training examples, "
+                 f"{m['train_seconds']:.0f} s on {m['device']}"]
+        if m["validation"]:
+            v = m["validation"]
+            lines.append(f"  validation accuracy {100 * v['accuracy']:.1f} %, macro-F1 {100 * v['macro_f1']:.1f} %")
+        lines.append(
+            f"  answers on its own when confidence >= {c['threshold']:.2f}: expected coverage "
+            f"{100 * c['expected_coverage']:.1f} % at precision {100 * c['expected_precision']:.1f} % "
+            f"(out-of-scope evidence: {c['oos_evidence']}); asks back when the top two are within {c['margin']:.2f}")
+        return "\n".join(lines)
+
 
 def train(
     examples: Sequence[Example], settings: TrainSettings, registry: ModelRegistry,

@@ -47,9 +47,34 @@ def serve(args: argparse.Namespace) -> int:
         )
     return run(folder)
 
+    for warning in knowledge_warnings(folder):
+        print(f"warning: {warning}", flush=True)
 
 def demo(args: argparse.Namespace) -> int:
     from bot.web.security import TOKEN_ENV, admin_token
+def knowledge_warnings(folder: BotFolder) -> list[str]:
+    """Intents that send customers to the knowledge base while it is empty: every such answer is a fallback."""
+    from knowledge.database import connect
+    from knowledge.store import KnowledgeStore
+
+    routed = sorted(name for name, intent in folder.intents.items() if intent.route == "knowledge")
+    if not routed:
+        return []
+    db = connect(folder.settings.db_path)
+    try:
+        documents, _chunks = KnowledgeStore(db).counts()
+    finally:
+        db.conn.close()
+    if documents:
+        return []
+    unanswered = [name for name in routed if not folder.intents[name].answer]
+    return [
+        f"{len(routed)} intents route to the knowledge base, which is empty ({', '.join(routed[:5])}"
+        f"{', ...' if len(routed) > 5 else ''}); {len(unanswered)} of them have no answer of their own and will "
+        f"fall back. Add help articles: python run_bot.py kb sync --bot {folder.path} (reads {folder.knowledge_dir})"
+    ]
+
+
 
     folder = _with_address(open_bot(args), args)
     prepare(folder)
@@ -82,7 +107,7 @@ def prepare(folder: BotFolder) -> None:
             report = kb.sync([folder.knowledge_dir])
         finally:
             kb.close()
-        print(f"  knowledge base: {report}", flush=True)
+        print("  " + report.summary().replace("\n", "\n  "), flush=True)
     print(f"  ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -58,7 +58,10 @@ def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = T
         trained_on = json.loads((current / "data.json").read_text()).get("hash")
         if trained_on == data_hash(training_examples(examples, folder.settings.train)):
             return current
-    return train_model(examples, folder.settings.train, registry, progress=progress).path
+    result = train_model(examples, folder.settings.train, registry, progress=progress)
+    if progress:
+        print(result.summary(), flush=True)
+    return result.path
 
 
 def train(args: argparse.Namespace) -> int:
@@ -83,14 +86,7 @@ def train(args: argparse.Namespace) -> int:
                          progress=not args.quiet, promote=not args.no_promote)
     for warning in result.warnings:
         print(f"warning: {warning}")
-    m, c = result.metrics, result.metrics["calibration"]
-    print(f"\nmodel version {result.version} ({m['examples']['train']} training examples, {m['train_seconds']:.0f} s on {m['device']})")
-    if m["validation"]:
-        v = m["validation"]
-        print(f"validation: accuracy {100 * v['accuracy']:.1f} %, macro-F1 {100 * v['macro_f1']:.1f} %")
-    print(f"calibration: temperature {c['temperature']:.2f}, answer threshold {c['threshold']:.3f} "
-          f"(precision {100 * c['expected_precision']:.1f} % at coverage {100 * c['expected_coverage']:.1f} %, "
-          f"out-of-scope evidence: {c['oos_evidence']}), ambiguity margin {c['margin']:.3f}")
+    print("\n" + result.summary())
     print(("serving it now" if not args.no_promote else "not promoted") + f"; files in {result.path}")
     return 0
 

@@ -48,3 +48,17 @@ def test_kb_commands(tmp_path, capsys):
     assert run_bot.main(["kb", "sync", "--bot", str(bot)]) == 0
     assert "1 removed" in capsys.readouterr().out
     assert run_bot.main(["kb", "sync", str(tmp_path / "absent"), "--bot", str(bot)]) == 2
+
+
+def test_serve_warns_when_intents_route_to_an_empty_knowledge_base(tmp_path):
+    from bot.cli.serve import knowledge_warnings
+    from bot.folder import BotFolder
+
+    bot = make_bot(tmp_path)
+    assert knowledge_warnings(BotFolder.load(bot)) == []  # no intent routes there
+    (bot / "intents.yaml").write_text(
+        "intents:\n  greet:\n    examples: [hi]\n    answer: Hello!\n"
+        "  product_question:\n    route: knowledge\n    examples: [is the lamp dimmable]\n")
+    [warning] = knowledge_warnings(BotFolder.load(bot))
+    assert "1 intents route to the knowledge base, which is empty (product_question)" in warning
+    assert "1 of them have no answer of their own" in warning and "kb sync" in warning

@@ -118,3 +118,14 @@ def test_fine_tunes_the_packaged_minilm_for_a_few_steps(tmp_path):
     assert [p.top[0][0] for p in classifier.predict(["where's my parcel?", "money back please", "forgot password"])] == [
         "track_order", "refund", "reset_password"]
     assert result.metrics["history"], "validation ran during fine-tuning"
+
+
+def test_progress_bars_name_their_stage(tiny_bert, capsys):
+    """Two bars in a row on small data: each says what it is (fine-tuning, then the refit on all data)."""
+    from training.finetune import finetune
+    from training.settings import TrainSettings
+
+    settings = TrainSettings(epochs=1, min_steps=2, batch_size=4, refit_below=1000)
+    finetune(THREE * 3, THREE, tiny_bert, settings, progress=True)
+    err = capsys.readouterr().err
+    assert "fine-tuning" in err and "refit on all data" in err

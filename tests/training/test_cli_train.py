@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -41,6 +42,8 @@ def test_train_evaluate_and_models(bot, tmp_path, capsys):
     assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "intents.yaml: 12 new examples" in out and "model version" in out
+    assert re.search(r"validation accuracy \d+\.\d %", out) and "answers on its own when confidence >= " in out
+    assert re.search(r"expected coverage \d+\.\d % at precision", out)
     versions = sorted((tmp_path / "state" / "models").glob("2*"))
     assert len(versions) == 1
     assert (tmp_path / "state" / "models" / "CURRENT").read_text().strip() == versions[0].name
