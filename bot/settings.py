@@ -87,6 +87,34 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    """The review workspace: accounts, sessions, what reaches the queue."""
+
+    session_hours: float = setting(12.0, "Hours a review login lasts; after that the reviewer logs in again.")
+    audit_rate: float = setting(0.02, "Share of confident answers (template or knowledge, unflagged) sampled into the review queue as audits.")
+    login_attempts: int = setting(5, "Failed logins allowed per account within login_window_s before it is locked for the rest of the window.")
+    address_attempts: int = setting(20, "Failed logins allowed per client address within login_window_s.")
+    login_window_s: float = setting(900.0, "Seconds over which failed logins are counted.")
+    page_size: int = setting(50, "Groups of messages shown per queue page.")
+    cluster_max: int = setting(5000, "Most unanswered messages clustered at once on the 'could not answer' page (newest first).")
+    cluster_min_size: int = setting(3, "Smallest group of unanswered messages shown as a cluster.")
+    intent_similarity: float = setting(0.6, "Cosine similarity of a cluster to an intent's examples above which the verdict is 'an existing intent missed these'.")
+    train_timeout_s: float = setting(3600.0, "Seconds a training run started from the review page may take before it is stopped.")
+
+    def __post_init__(self) -> None:
+        checks = {
+            "session_hours": self.session_hours > 0, "audit_rate": 0 <= self.audit_rate <= 1,
+            "login_attempts": self.login_attempts >= 1, "address_attempts": self.address_attempts >= 1,
+            "login_window_s": self.login_window_s > 0, "page_size": 1 <= self.page_size <= 1000,
+            "cluster_max": self.cluster_max >= 2, "cluster_min_size": self.cluster_min_size >= 2,
+            "intent_similarity": 0 < self.intent_similarity <= 1, "train_timeout_s": self.train_timeout_s > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid review settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every section; `state_dir` holds what the program generates (database, models, index)."""
 
@@ -99,6 +127,7 @@ class Settings:
     privacy: RedactSettings = field(default_factory=RedactSettings, metadata={"help": "PII redaction."})
     transcripts: TranscriptSettings = field(
         default_factory=TranscriptSettings, metadata={"help": "Importing past transcripts as training examples."})
+    review: ReviewSettings = field(default_factory=ReviewSettings, metadata={"help": "The review workspace."})
 
     @property
     def state_path(self) -> Path:
@@ -119,7 +148,7 @@ class Settings:
         return self.state_path / "index"
 
 
-SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts")
+SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review")
 
 
 def load_settings(path: Path | None = None, overrides: Iterable[str] = ()) -> Settings:

@@ -144,6 +144,27 @@ class ExampleStore:
         rows = self.db.execute("select intent, count(*) from examples where intent is not null group by intent")
         return Counter(dict(rows.fetchall()))
 
+    def find(self, text: str) -> Example | None:
+        """The stored example with this text (by its normalised form), if any."""
+        rows = list(self.table.rows_where("norm = ?", [normalise(text)]))
+        return _example(rows[0]) if rows else None
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Delete examples (undoing a review decision that added them); call inside the caller's `transaction`."""
+        return sum(self.db.execute("delete from examples where id = ?", [i]).rowcount for i in ids)
+
+    def relabel(self, example_id: int, intent: str | None, method: str) -> None:
+        """`label` for one example without its own transaction (a review action groups its writes)."""
+        self.db.execute("update examples set intent = ?, label_method = ? where id = ?", [intent, method, example_id])
+
+    def count_since(self, sources: Iterable[str], since: float) -> int:
+        """Labelled examples from these sources stored after a time (e.g. reviewed since the model was trained)."""
+        sources = list(sources)
+        marks = ", ".join("?" for _ in sources)
+        return self.db.execute(
+            f"select count(*) from examples where intent is not null and source in ({marks}) and created > ?",
+            [*sources, since]).fetchone()[0]
+
     def has_provenance(self, provenance: str) -> bool:
         return self.db.execute("select 1 from examples where provenance = ? limit 1", [provenance]).fetchone() is not None
 

@@ -1,0 +1,355 @@
+"""The review queue's tables: groups of near-identical flagged messages, their entries, and every action.
+
+The conversation log writes `flags`; `ReviewStore.sync()` reads what is new since its watermark and files
+each flagged turn (and a random audit sample of confident answers) into the group of its normalised text,
+so one decision settles all of them; a group keeps its status when the message comes again (an ignored
+message stays ignored). Queue pages read `review_groups` only, newest or most frequent first, with keyset
+pagination over indexes: no request scans every turn. Methods are synchronous; the web app runs them in its
+database thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from knowledge.database import transaction
+
+KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit")
+STATUSES = ("new", "done", "ignored")
+SORTS = ("newest", "frequent")
+CONFIDENT_ROUTES = ("template", "knowledge")
+SYNC_BATCH = 5000
+
+SCHEMA = """
+create table if not exists review_groups (
+    id integer primary key, key text not null unique, text text not null, status text not null default 'new',
+    size integer not null default 0, kinds text not null default ',', first_seen real not null,
+    last_seen real not null, last_turn_id integer not null, intent text, route text, model_version text,
+    decision text, decided_by text, decided real
+);
+create index if not exists review_groups_newest on review_groups(status, last_seen, id);
+create index if not exists review_groups_frequent on review_groups(status, size, id);
+create index if not exists review_groups_all_newest on review_groups(last_seen, id);
+create table if not exists review_entries (
+    id integer primary key, group_id integer not null references review_groups(id), turn_id integer not null,
+    kind text not null, created real not null, unique(turn_id, kind)
+);
+create index if not exists review_entries_group on review_entries(group_id, turn_id);
+create table if not exists review_actions (
+    id integer primary key, group_id integer references review_groups(id), bulk_id text, action text not null,
+    actor text not null, created real not null, before text not null, after text not null, undone real,
+    undone_by text
+);
+create index if not exists review_actions_group on review_actions(group_id, id);
+create index if not exists review_actions_bulk on review_actions(bulk_id);
+create table if not exists review_state (key text primary key, value integer not null);
+"""
+
+
+def group_key(text: str) -> str:
+    """Near-identical messages share a key: case, punctuation, spacing and digits (order numbers) ignored."""
+    text = re.sub(r"\d+", " ", text.lower())
+    text = re.sub(r"[^\w]+", " ", text)
+    return " ".join(text.split())
+
+
+def audited(turn_id: int, rate: float) -> bool:
+    """Whether a confident turn is in the audit sample: a fixed pseudo-random draw per turn (re-syncs agree)."""
+    if rate <= 0:
+        return False
+    digest = hashlib.blake2b(str(turn_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2 ** 64 < rate
+
+
+@dataclass(frozen=True)
+class Filters:
+    kind: str = ""
+    status: str = "new"  # "" = any
+    since: float | None = None  # last seen on or after (epoch seconds)
+    until: float | None = None  # last seen before
+    intent: str = ""
+    route: str = ""
+    model_version: str = ""
+    text: str = ""
+    sort: str = "newest"
+
+    def __post_init__(self) -> None:
+        if self.kind and self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}")
+        if self.status and self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        if self.sort not in SORTS:
+            raise ValueError(f"sort must be one of {SORTS}")
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        where, args = [], []
+        for column, value in (("status", self.status), ("intent", self.intent), ("route", self.route),
+                              ("model_version", self.model_version)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if self.kind:
+            where.append("instr(kinds, ?) > 0")
+            args.append(f",{self.kind},")
+        if self.since is not None:
+            where.append("last_seen >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            where.append("last_seen < ?")
+            args.append(self.until)
+        if self.text:
+            where.append("instr(lower(text), ?) > 0")
+            args.append(self.text.lower())
+        return where, args
+
+    def query(self) -> dict[str, str]:
+        """As URL query parameters (for links that keep the filters)."""
+        out = {k: str(v) for k, v in self.__dict__.items() if v not in ("", None) and k not in ("since", "until")}
+        for k in ("since", "until"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = time.strftime("%Y-%m-%d", time.gmtime(v))
+        return out
+
+
+@dataclass
+class Page:
+    groups: list[dict[str, Any]]
+    next_cursor: str | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+GROUP_COLUMNS = ("id", "text", "status", "size", "kinds", "first_seen", "last_seen", "last_turn_id", "intent",
+                 "route", "model_version", "decision", "decided_by", "decided")
+
+
+class ReviewStore:
+    """Owns the review tables of the shared database."""
+
+    def __init__(self, db: sqlite_utils.Database, audit_rate: float = 0.02):
+        self.db, self.audit_rate = db, audit_rate
+        self.db.executescript(SCHEMA)
+
+    # filing flagged turns
+    def sync(self) -> dict[str, int]:
+        """File the flags and audited turns written since the last call into groups; returns how many."""
+        filed = {"flags": 0, "audits": 0, "clarifications": 0}
+        while True:
+            last = self._state("flag")
+            rows = self.db.execute(
+                "select f.id, f.turn_id, f.kind, f.created, t.message, t.intent, t.route, t.model_version"
+                " from flags f join turns t on t.id = f.turn_id where f.id > ? order by f.id limit ?",
+                [last, SYNC_BATCH]).fetchall()
+            if not rows:
+                break
+            with transaction(self.db):
+                for flag_id, turn_id, kind, created, message, intent, route, version in rows:
+                    self._file(turn_id, kind, created, message, intent, route, version)
+                self._set_state("flag", rows[-1][0])
+            filed["flags"] += len(rows)
+        while True:
+            last = self._state("turn")
+            rows = self.db.execute(
+                "select t.id, t.created, t.message, t.intent, t.route, t.model_version, t.conversation_id"
+                " from turns t where t.id > ? order by t.id limit ?", [last, SYNC_BATCH]).fetchall()
+            if not rows:
+                break
+            with transaction(self.db):
+                for turn_id, created, message, intent, route, version, _ in rows:
+                    if route in CONFIDENT_ROUTES and audited(turn_id, self.audit_rate) and not self.db.execute(
+                            "select 1 from flags where turn_id = ? limit 1", [turn_id]).fetchone():
+                        self._file(turn_id, "audit", created, message, intent, route, version)
+                        filed["audits"] += 1
+                self._set_state("turn", rows[-1][0])
+        return filed
+
+    def clarification_picks(self, after_turn: int) -> list[tuple[int, int, str, str]]:
+        """(pick turn id, asked turn id, the message that was asked back, the intent picked) after a turn id."""
+        rows = self.db.execute(
+            "select t.id, t.conversation_id, t.intent from turns t where t.id > ? and t.message like '/%'"
+            " and t.intent is not null and t.route != 'clarify' order by t.id", [after_turn]).fetchall()
+        picks = []
+        for turn_id, conversation_id, intent in rows:
+            prev = self.db.execute(
+                "select id, message, route from turns where conversation_id = ? and id < ? order by id desc limit 1",
+                [conversation_id, turn_id]).fetchone()
+            if prev and prev[2] == "clarify" and not t_is_pick(prev[1]):
+                picks.append((turn_id, prev[0], prev[1], intent))
+        return picks
+
+    def _file(self, turn_id: int, kind: str, created: float, message: str, intent: str | None, route: str,
+              version: str | None) -> None:
+        key = group_key(message)
+        if not key:
+            return
+        row = self.db.execute("select id, last_seen from review_groups where key = ?", [key]).fetchone()
+        if row is None:
+            group_id = self.db.execute(
+                "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent, route,"
+                " model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, message, created, created, turn_id, intent, route, version]).lastrowid
+        else:
+            group_id = row[0]
+            if created >= row[1]:
+                self.db.execute(
+                    "update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?, route = ?,"
+                    " model_version = ? where id = ?", [created, turn_id, message, intent, route, version, group_id])
+        cur = self.db.execute("insert or ignore into review_entries (group_id, turn_id, kind, created)"
+                              " values (?, ?, ?, ?)", [group_id, turn_id, kind, created])
+        if cur.rowcount:
+            new_turn = self.db.execute("select count(*) from review_entries where group_id = ? and turn_id = ?",
+                                       [group_id, turn_id]).fetchone()[0] == 1
+            self.db.execute(
+                "update review_groups set size = size + ?, kinds = case when instr(kinds, ?) > 0 then kinds"
+                " else kinds || ? end where id = ?", [int(new_turn), f",{kind},", f"{kind},", group_id])
+
+    def _state(self, key: str) -> int:
+        row = self.db.execute("select value from review_state where key = ?", [key]).fetchone()
+        return row[0] if row else 0
+
+    def _set_state(self, key: str, value: int) -> None:
+        self.db.execute("insert into review_state (key, value) values (?, ?)"
+                        " on conflict(key) do update set value = excluded.value", [key, value])
+
+    def watermark(self, key: str) -> int:
+        return self._state(key)
+
+    def set_watermark(self, key: str, value: int) -> None:
+        self._set_state(key, value)
+
+    # reading the queue
+    def page(self, filters: Filters, cursor: str | None = None, limit: int = 50) -> Page:
+        where, args = filters.where()
+        column = "last_seen" if filters.sort == "newest" else "size"
+        if cursor:
+            value, _, last_id = cursor.partition(":")
+            where.append(f"({column} < ? or ({column} = ? and id < ?))")
+            v = float(value) if column == "last_seen" else int(value)
+            args += [v, v, int(last_id)]
+        sql = (f"select {', '.join(GROUP_COLUMNS)} from review_groups"
+               f"{' where ' + ' and '.join(where) if where else ''} order by {column} desc, id desc limit ?")
+        rows = [dict(zip(GROUP_COLUMNS, r)) for r in self.db.execute(sql, [*args, limit + 1]).fetchall()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for r in rows:
+            r["kinds"] = [k for k in r["kinds"].split(",") if k]
+            turn = self.db.execute("select confidence from turns where id = ?", [r["last_turn_id"]]).fetchone()
+            r["confidence"] = turn[0] if turn else None
+        cursor = f"{rows[-1][column]!r}:{rows[-1]['id']}" if more and rows else None
+        return Page(rows, cursor, self.counts(filters.status))
+
+    def counts(self, status: str = "new") -> dict[str, int]:
+        """Groups per flag kind (and in all) with this status ("" = any)."""
+        cols = ", ".join(f"sum(instr(kinds, ',{k},') > 0)" for k in KINDS)
+        sql = f"select count(*), {cols} from review_groups" + (" where status = ?" if status else "")
+        row = self.db.execute(sql, [status] if status else []).fetchone()
+        return {"all": row[0] or 0, **{k: v or 0 for k, v in zip(KINDS, row[1:])}}
+
+    def group_ids(self, filters: Filters) -> list[int]:
+        """Every group in the filtered selection (bulk actions act on all of it, not one page)."""
+        where, args = filters.where()
+        sql = "select id from review_groups" + (f" where {' and '.join(where)}" if where else "") + " order by id"
+        return [r[0] for r in self.db.execute(sql, args).fetchall()]
+
+    def group(self, group_id: int) -> dict[str, Any] | None:
+        row = self.db.execute(f"select {', '.join(GROUP_COLUMNS)} from review_groups where id = ?",
+                              [group_id]).fetchone()
+        if row is None:
+            return None
+        g = dict(zip(GROUP_COLUMNS, row))
+        g["kinds"] = [k for k in g["kinds"].split(",") if k]
+        return g
+
+    def members(self, group_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        """The group's turns, newest first: turn id, when, message, kinds."""
+        rows = self.db.execute(
+            "select e.turn_id, max(e.created), group_concat(e.kind), t.message from review_entries e"
+            " join turns t on t.id = e.turn_id where e.group_id = ? group by e.turn_id order by e.turn_id desc"
+            " limit ?", [group_id, limit]).fetchall()
+        return [{"turn_id": r[0], "created": r[1], "kinds": r[2].split(","), "message": r[3]} for r in rows]
+
+    def turn(self, turn_id: int) -> dict[str, Any] | None:
+        cols = ("id", "conversation_id", "created", "message", "answer", "route", "intent", "confidence",
+                "sources", "decision", "model_version", "latency_ms")
+        row = self.db.execute(f"select {', '.join(cols)} from turns where id = ?", [turn_id]).fetchone()
+        if row is None:
+            return None
+        t = dict(zip(cols, row))
+        t["decision"] = json.loads(t["decision"])
+        t["sources"] = json.loads(t["sources"])
+        t["feedback"] = [{"rating": r[0], "comment": r[1], "created": r[2]} for r in self.db.execute(
+            "select rating, comment, created from feedback where turn_id = ? order by id", [turn_id]).fetchall()]
+        return t
+
+    def context(self, conversation_id: str, around: int, before: int = 5, after: int = 5) -> dict[str, Any]:
+        """Turns of the conversation around one turn (older ones load on request: `before` from an id)."""
+        older = self.db.execute(
+            "select id, created, message, answer, route, intent from turns where conversation_id = ? and id < ?"
+            " order by id desc limit ?", [conversation_id, around, before + 1]).fetchall()
+        newer = self.db.execute(
+            "select id, created, message, answer, route, intent from turns where conversation_id = ? and id >= ?"
+            " order by id limit ?", [conversation_id, around, after + 1]).fetchall()
+        keys = ("turn_id", "created", "message", "answer", "route", "intent")
+        turns = [dict(zip(keys, r)) for r in reversed(older[:before])] + [dict(zip(keys, r)) for r in newer]
+        return {"turns": turns, "more_before": len(older) > before}
+
+    # decisions and their record
+    def set_status(self, group_id: int, status: str, decision: str | None, actor: str | None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        self.db.execute("update review_groups set status = ?, decision = ?, decided_by = ?, decided = ? where id = ?",
+                        [status, decision, actor, time.time() if actor else None, group_id])
+
+    def record(self, group_id: int | None, action: str, actor: str, before: dict, after: dict,
+               bulk_id: str | None = None) -> int:
+        return self.db.execute(
+            "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
+            " values (?, ?, ?, ?, ?, ?, ?)",
+            [group_id, bulk_id, action, actor, time.time(), json.dumps(before), json.dumps(after)]).lastrowid
+
+    def action(self, action_id: int) -> dict[str, Any] | None:
+        rows = list(self.actions(where="id = ?", args=[action_id]))
+        return rows[0] if rows else None
+
+    def actions(self, group_id: int | None = None, bulk_id: str | None = None, where: str = "", args=(),
+                limit: int = 200) -> Iterator[dict[str, Any]]:
+        cols = ("id", "group_id", "bulk_id", "action", "actor", "created", "before", "after", "undone", "undone_by")
+        clauses, params = ([where], list(args)) if where else ([], [])
+        if group_id is not None:
+            clauses.append("group_id = ?")
+            params.append(group_id)
+        if bulk_id is not None:
+            clauses.append("bulk_id = ?")
+            params.append(bulk_id)
+        sql = (f"select {', '.join(cols)} from review_actions" + (f" where {' and '.join(clauses)}" if clauses else "")
+               + " order by id desc limit ?")
+        for r in self.db.execute(sql, [*params, limit]).fetchall():
+            a = dict(zip(cols, r))
+            a["before"], a["after"] = json.loads(a["before"]), json.loads(a["after"])
+            yield a
+
+    def mark_undone(self, action_id: int, actor: str) -> None:
+        self.db.execute("update review_actions set undone = ?, undone_by = ? where id = ?", [time.time(), actor, action_id])
+
+    def unanswered(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """Messages the bot could not answer since a time, newest first: fallback, low confidence, thumbs-down,
+        or marked out of scope by a reviewer; one per group."""
+        rows = self.db.execute(
+            "select id, text, last_turn_id, size, decision, first_seen, last_seen from review_groups"
+            " where last_seen >= ? and status != 'ignored' and (instr(kinds, ',fallback,') > 0"
+            " or instr(kinds, ',low_confidence,') > 0 or instr(kinds, ',negative_feedback,') > 0"
+            " or decision = 'out_of_scope') order by last_seen desc limit ?", [since, limit]).fetchall()
+        keys = ("group_id", "text", "turn_id", "size", "decision", "first_seen", "last_seen")
+        return [dict(zip(keys, r)) for r in rows]
+
+
+def t_is_pick(message: str) -> bool:
+    """A quick-reply value (`/intent`), not something the customer typed."""
+    return message.startswith("/")

@@ -1,0 +1,219 @@
+"""The review queue and its actions: grouping, status that sticks, every action and its undo, bulk actions."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.conversations import ConversationLog
+from bot.folder import BotFolder, load_intents
+from bot.review_desk import ReviewDesk
+from bot.reviews import Filters, audited, group_key
+from bot.router import Decision, Reply
+from knowledge.database import connect
+from runtime_doubles import write_bot
+from training.redact import Redactor
+
+
+@pytest.fixture
+def bot(tmp_path):
+    folder = BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0"])
+    db = connect(tmp_path / "state" / "db.sqlite")
+    return folder, ConversationLog(db, Redactor()), ReviewDesk(db, folder)
+
+
+def say(log, text, route="fallback", intent=None, flags=("fallback",), confidence=0.2, version="v1"):
+    convo, token = log.new()
+    decision = Decision(route=route, reason="test", intent=intent, confidence=confidence,
+                        alternatives=(("track_order", confidence),), model_version=version, flags=flags)
+    return convo, log.record_turn(convo, text, Reply("an answer", decision), token)
+
+
+def examples(desk):
+    return {e.text: (e.intent, e.source, e.label_method, e.provenance) for e in desk.examples.examples()}
+
+
+def test_group_key_ignores_case_punctuation_and_numbers():
+    assert group_key("Where is order NW-123456?!") == group_key("where is order nw 998877")
+    assert group_key("refund please") != group_key("return please")
+
+
+def test_near_identical_messages_are_one_group_and_one_decision_settles_all(bot):
+    folder, log, desk = bot
+    for text in ("where is my parcel 123", "Where is my parcel 456?", "where is  my parcel"):
+        say(log, text)
+    say(log, "something else entirely")
+    desk.sync()
+    page = desk.reviews.page(Filters())
+    assert sorted(g["size"] for g in page.groups) == [1, 3]
+    big = next(g for g in page.groups if g["size"] == 3)
+    desk.act(big["id"], "correct", "alice", intent="track_order")
+    stored = examples(desk)
+    assert {t for t, v in stored.items() if v[0] == "track_order" and v[1] == "review"} == {
+        "where is my parcel 123", "Where is my parcel 456?", "where is  my parcel"}
+    assert [g["text"] for g in desk.reviews.page(Filters()).groups] == ["something else entirely"]
+
+
+def test_an_ignored_message_stays_ignored_when_it_comes_again(bot):
+    folder, log, desk = bot
+    say(log, "asdf qwerty")
+    desk.sync()
+    group = desk.reviews.page(Filters()).groups[0]
+    desk.act(group["id"], "ignore", "alice")
+    say(log, "ASDF  qwerty!")
+    desk.sync()
+    assert desk.reviews.page(Filters()).groups == []
+    ignored = desk.reviews.page(Filters(status="ignored")).groups
+    assert [(g["id"], g["size"]) for g in ignored] == [(group["id"], 2)]
+
+
+def test_confirm_adds_a_review_example_with_the_turn_as_provenance_and_undo_removes_it(bot):
+    folder, log, desk = bot
+    _, turn = say(log, "track the parcel", route="template", intent="track_order", flags=("low_confidence",))
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    out = desk.act(gid, "confirm", "alice")
+    assert examples(desk)["track the parcel"] == ("track_order", "review", "review-confirmed", f"turn:{turn}")
+    record = desk.reviews.action(out.action_ids[0])
+    assert record["actor"] == "alice" and record["before"]["status"] == "new" and record["after"]["status"] == "done"
+    desk.undo(out.action_ids[0], "bob")
+    assert "track the parcel" not in examples(desk)
+    assert desk.reviews.group(gid)["status"] == "new"
+    assert desk.reviews.action(out.action_ids[0])["undone_by"] == "bob"
+    with pytest.raises(ValueError):
+        desk.undo(out.action_ids[0], "bob")
+
+
+def test_correct_to_a_new_intent_writes_intents_yaml_keeping_comments_and_undo_removes_it(bot):
+    folder, log, desk = bot
+    file = folder.path / "intents.yaml"
+    file.write_text("# our intents, kept by the support team\n" + file.read_text())
+    say(log, "do you sell gift cards")
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    out = desk.act(gid, "correct", "alice", intent="gift_cards", answer="Yes, from 10 to 200 euros.")
+    assert out.files == ["intents.yaml"] and out.reload_router
+    intents, _ = load_intents(file)
+    assert intents["gift_cards"].answer == "Yes, from 10 to 200 euros."
+    assert intents["gift_cards"].examples == ("do you sell gift cards",)
+    assert file.read_text().startswith("# our intents, kept by the support team\n")
+    assert examples(desk)["do you sell gift cards"][0] == "gift_cards"
+    desk.undo(out.action_ids[0], "alice")
+    assert "gift_cards" not in load_intents(file)[0]
+    assert "do you sell gift cards" not in examples(desk)
+
+
+def test_answer_rewrites_the_template_and_undo_restores_it(bot):
+    folder, log, desk = bot
+    file = folder.path / "intents.yaml"
+    say(log, "hours?", route="knowledge", intent="store_hours", flags=("negative_feedback",))
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    out = desk.act(gid, "answer", "alice", intent="store_hours", answer="We are open 8 to 8, every day.")
+    assert load_intents(file)[0]["store_hours"].answer == "We are open 8 to 8, every day."
+    assert out.files == ["intents.yaml"] and out.reload_router
+    desk.undo(out.action_ids[0], "alice")
+    assert load_intents(file)[0]["store_hours"].answer == "We are open 9 to 5."
+
+
+def test_out_of_scope_marks_become_out_of_scope_examples_and_undo_removes_them(bot):
+    folder, log, desk = bot
+    say(log, "what is the meaning of life")
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    out = desk.act(gid, "out_of_scope", "alice")
+    assert examples(desk)["what is the meaning of life"][:3] == ("out_of_scope", "review", "review-out-of-scope")
+    desk.undo(out.action_ids[0], "alice")
+    assert "what is the meaning of life" not in examples(desk)
+
+
+def test_article_is_written_under_knowledge_and_undo_deletes_it(bot):
+    folder, log, desk = bot
+    say(log, "do you deliver to norway")
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    out = desk.act(gid, "article", "alice", title="Delivery to Norway", body="Yes, in 5 to 7 days.")
+    assert out.files == ["knowledge/delivery-to-norway.md"] and out.sync_knowledge
+    assert (folder.path / out.files[0]).read_text() == "# Delivery to Norway\n\nYes, in 5 to 7 days.\n"
+    desk.undo(out.action_ids[0], "alice")
+    assert not (folder.path / out.files[0]).exists()
+
+
+def test_ignore_and_undo(bot):
+    folder, log, desk = bot
+    say(log, "zzz")
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    out = desk.act(gid, "ignore", "alice")
+    assert desk.reviews.group(gid)["status"] == "ignored"
+    desk.undo(out.action_ids[0], "alice")
+    assert desk.reviews.group(gid)["status"] == "new"
+
+
+def test_bulk_acts_on_the_whole_filtered_selection_not_one_page_and_undoes_together(bot):
+    folder, log, desk = bot
+    for i in range(7):
+        say(log, f"refund question number {'abcdefg'[i]}", flags=("low_confidence",))
+    say(log, "a handoff one", route="handoff", flags=("handoff",))
+    desk.sync()
+    selection = Filters(kind="low_confidence")
+    assert len(desk.reviews.page(selection, limit=3).groups) == 3
+    out = desk.bulk(selection, "out_of_scope", "alice")
+    assert out.groups == 7 and out.examples_added == 7
+    assert [g["text"] for g in desk.reviews.page(Filters()).groups] == ["a handoff one"]
+    desk.undo_bulk(out.bulk_id, "alice")
+    assert len(desk.reviews.page(Filters()).groups) == 8
+    assert not any(v[0] == "out_of_scope" for v in examples(desk).values())
+
+
+def test_bulk_adds_examples_but_never_relabels_an_existing_one(bot):
+    folder, log, desk = bot
+    say(log, "where is my order", flags=("low_confidence",))  # a seed example of track_order
+    desk.examples.add(folder.seed_examples())
+    desk.sync()
+    out = desk.bulk(Filters(), "correct", "alice", intent="cancel_order")
+    assert examples(desk)["where is my order"][0] == "track_order"
+    assert out.notes and "left as it is" in out.notes[0]
+
+
+def test_filters_sort_and_keyset_pagination(bot):
+    folder, log, desk = bot
+    for i in range(5):
+        say(log, f"message {'abcde'[i]}", version="v1" if i < 3 else "v2", intent="track_order" if i % 2 else None)
+    for _ in range(3):
+        say(log, "message c")
+    desk.sync()
+    assert [g["text"] for g in desk.reviews.page(Filters(model_version="v2")).groups] == ["message e", "message d"]
+    assert {g["text"] for g in desk.reviews.page(Filters(intent="track_order")).groups} == {"message b", "message d"}
+    assert [g["text"] for g in desk.reviews.page(Filters(text="AGE E")).groups] == ["message e"]
+    assert desk.reviews.page(Filters(sort="frequent")).groups[0]["text"] == "message c"
+    seen, cursor = [], None
+    while True:
+        page = desk.reviews.page(Filters(), cursor, limit=2)
+        seen += [g["text"] for g in page.groups]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"message {c}" for c in "abcde"] and len(seen) == 5
+    assert desk.reviews.page(Filters()).counts["fallback"] == 5
+
+
+def test_audit_sample_of_confident_answers(bot, tmp_path):
+    folder, log, _ = bot
+    desk = ReviewDesk(log.db, BotFolder.load(folder.path, [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0.5"]))
+    turns = [say(log, f"confident {'abcdefghij'[i // 4]}{'wxyz'[i % 4]}", route="template", intent="track_order", flags=(), confidence=0.99)[1]
+             for i in range(40)]
+    desk.sync()
+    audits = desk.reviews.page(Filters(kind="audit"), limit=100).groups
+    assert {g["last_turn_id"] for g in audits} == {t for t in turns if audited(t, 0.5)}
+    assert 5 < len(audits) < 35
+
+
+def test_clarification_picks_become_conversation_examples(bot):
+    folder, log, desk = bot
+    convo, token = log.new()
+    asked = Decision(route="clarify", reason="close", intent="cancel_order", confidence=0.46, flags=("clarification",))
+    log.record_turn(convo, "cancel or track it", Reply("Did you mean", asked), token)
+    picked = Decision(route="template", reason="quick reply", intent="track_order", confidence=1.0)
+    turn = log.record_turn(convo, "/track_order", Reply("On its way", picked))
+    desk.sync()
+    assert examples(desk)["cancel or track it"] == ("track_order", "conversation", "clarification", f"turn:{turn - 1}")
