@@ -29,7 +29,7 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = setting((), "Website origins allowed to call the chat API (CORS allow-list).")
     max_body_bytes: int = setting(16384, "Largest request body accepted; bigger ones get 413.")
     max_message_chars: int = setting(2000, "Longest chat message accepted, in characters; longer ones get 413.")
-    rate_limit: float = setting(2.0, "Sustained requests per second per client (conversation token, else IP); 0 = no limit.")
+    rate_limit: float = setting(2.0, "Sustained requests per second per client (a conversation whose token matched, else the client address); 0 = no limit.")
     rate_burst: int = setting(20, "Requests a client may send at once before the rate limit applies.")
     handoff_after_failures: int = setting(3, "Hand the conversation to a person after this many fallback answers in a row; 0 = never.")
     handoff_webhook: str = setting("", "URL POSTed (JSON) when a conversation is handed off; empty = none.")
@@ -63,6 +63,14 @@ class ServerSettings:
         "0 = torch's default (all cores: many times slower when calls overlap or the machine is busy)."
     )
     access_log: bool = setting(True, "Log one line per HTTP request (never bodies, tokens or headers).")
+    public_url: str = setting("", "URL customers reach this server at (e.g. https://help.shop.example); its origin counts as the "
+                              "server's own for the same-origin check. Empty = only loopback addresses (127.0.0.1, localhost) do.")
+    trusted_proxies: tuple[str, ...] = setting((), "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is "
+                                               "believed, for rate limits and logs; empty = the connecting address is the client.")
+    new_conversation_rate: float = setting(0.2, "Sustained new conversations per second per client address; 0 = no limit.")
+    new_conversation_burst: int = setting(20, "New conversations a client address may start at once before that limit applies.")
+    handoff_rate: float = setting(0.05, "Sustained handoffs to a person per second per client address; 0 = no limit.")
+    handoff_burst: int = setting(5, "Handoffs a client address may ask for at once before that limit applies.")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -80,6 +88,12 @@ class ServerSettings:
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
             "torch_threads": self.torch_threads >= 0,
             "handoff_webhook": self.handoff_webhook == "" or self.handoff_webhook.startswith(("http://", "https://")),
+            "public_url": self.public_url == "" or _is_origin_url(self.public_url),
+            "trusted_proxies": all(_is_network(p) for p in self.trusted_proxies),
+            "new_conversation_rate": self.new_conversation_rate >= 0,
+            "new_conversation_burst": self.new_conversation_burst >= 1,
+            "handoff_rate": self.handoff_rate >= 0,
+            "handoff_burst": self.handoff_burst >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -112,6 +126,23 @@ class ReviewSettings:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid review settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+
+
+def _is_origin_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _is_network(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

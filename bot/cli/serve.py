@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
+import faulthandler
 import logging
 import os
 import secrets
@@ -115,15 +117,21 @@ def run(folder: BotFolder, token_file: Path | None = None) -> int:
     """Serve until interrupted; prints the URL and a curl example first."""
     from aiohttp import web
 
+    from bot.web import protocol
     from bot.web.app import create_app
 
     settings = folder.settings
+    faulthandler.enable()  # a fatal signal (SIGBUS, SIGSEGV) leaves a traceback in the log, not silence
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = f"http://{settings.server.host}:{settings.server.port}"
     print(_banner(url, token_file), flush=True)
     app = create_app(settings, folder)
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
-                access_log=logging.getLogger("supportbot.access") if settings.server.access_log else None)
+    access_log = logging.getLogger("supportbot.access") if settings.server.access_log else None
+    try:  # like web.run_app, with the HTTP parser's refusals in JSON too
+        asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, handle_signals=True,
+                                   access_log=access_log, access_log_class=protocol.AccessLogger))
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
     return 0
 
 

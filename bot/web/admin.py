@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 
 from bot.web.runtime import RUNTIME
-from bot.web.security import error, field as body_field, read_json
+from bot.web.security import check_text, error, field as body_field, read_json
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -30,7 +30,7 @@ async def handoffs(request: web.Request) -> web.Response:
 
 async def release(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    conversation_id = request.match_info["conversation_id"]
+    conversation_id = check_text(request.match_info["conversation_id"], "the conversation id")
     if not await rt.db(rt.log.release, conversation_id):
         raise error(web.HTTPNotFound, f"conversation {conversation_id!r} is not waiting for a person")
     return web.json_response({"ok": True, "conversation_id": conversation_id})

@@ -26,7 +26,8 @@ from bot.router import Knowledge
 from bot.settings import Settings
 from bot.web import admin, chat, health, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_torch_threads
-from bot.web.security import RateLimiter, admin_guard, cors, json_errors
+from bot.web.protocol import security_headers
+from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
 from knowledge.database import connect
 from training.redact import Redactor
 
@@ -48,8 +49,9 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     """The bot's web app. `models` and `open_knowledge` default to the bot's registry and knowledge base."""
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[cors(settings), json_errors, admin_guard(settings)],
+        middlewares=[client_info(settings), cors(settings), json_errors, admin_guard(settings)],
     )
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(functools.partial(
         _runtime, settings=settings, folder=folder, models=models,
@@ -79,6 +81,9 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         writer=ThreadPoolExecutor(1, thread_name_prefix="db-writer"),
         limiter=RateLimiter(s.rate_limit, s.rate_burst),
         notifier=HandoffNotifier(s.handoff_webhook, s.webhook_timeout),
+        new_conversations=RateLimiter(s.new_conversation_rate, s.new_conversation_burst,
+                                      what="too many new conversations from this address"),
+        handoffs=RateLimiter(s.handoff_rate, s.handoff_burst, what="too many handoffs from this address"),
     )
     rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)

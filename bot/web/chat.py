@@ -7,7 +7,7 @@ from aiohttp import web
 from bot.conversations import ForeignConversation, UnknownConversation
 from bot.router import Conversation
 from bot.web.runtime import RUNTIME, Runtime
-from bot.web.security import error, field as body_field, read_json
+from bot.web.security import check_text, error, field as body_field, is_blank, read_json
 
 
 def _runtime_ready(request: web.Request) -> Runtime:
@@ -18,13 +18,19 @@ def _runtime_ready(request: web.Request) -> Runtime:
     return rt
 
 
-async def _open(rt: Runtime, conversation_id: str, token: str | None) -> Conversation:
+async def _open(rt: Runtime, request: web.Request, conversation_id: str, token: str | None) -> Conversation:
+    """The conversation, its token verified; then its own rate limit applies. A failed check counts against
+    the client's address, so guessing ids or tokens is limited like any anonymous request."""
     try:
-        return await rt.db(rt.log.open, conversation_id, token)
+        convo = await rt.db(rt.log.open, conversation_id, token)
     except UnknownConversation as e:
+        rt.limiter.check(request)
         raise error(web.HTTPNotFound, str(e)) from None
     except ForeignConversation as e:
+        rt.limiter.check(request)
         raise error(web.HTTPForbidden, str(e)) from None
+    rt.limiter.check(request, convo.id)
+    return convo
 
 
 async def chat(request: web.Request) -> web.Response:
@@ -41,21 +47,24 @@ async def chat(request: web.Request) -> web.Response:
         raise error(web.HTTPUnsupportedMediaType, "only text messages are supported: message must be a string")
     if len(message) > s.max_message_chars:
         raise error(web.HTTPRequestEntityTooLarge, f"message over {s.max_message_chars} characters")
-    if not message.strip() and action is None:
+    if is_blank(message) and action is None:
         raise error(web.HTTPBadRequest, "message is empty")
     conversation_id = body_field(body, "conversation_id", str, required=False)
     token = body_field(body, "token", str, required=False)
-    rt.limiter.check(request, token)
     router = rt.models.current  # this request's model, whatever a reload does meanwhile
 
     new_token = None
     if conversation_id is None:
+        rt.limiter.check(request)  # an anonymous request: the address's budget
+        rt.new_conversations.check(request)
         convo, new_token = rt.log.new()
         conversation_id = convo.id
     async with rt.lock(conversation_id):
         if new_token is None:
-            convo = await _open(rt, conversation_id, token)
+            convo = await _open(rt, request, conversation_id, token)
         reply = await router.respond(message, convo, action)
+        if "handoff" in reply.decision.flags:  # each wakes a person: limited per address, not per conversation
+            rt.handoffs.check(request)
         turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
     if "handoff" in reply.decision.flags:
         rt.notifier.notify({
@@ -82,8 +91,7 @@ async def feedback(request: web.Request) -> web.Response:
         raise error(web.HTTPBadRequest, "field rating must be \"up\" or \"down\"")
     if len(comment) > rt.settings.server.max_message_chars:
         raise error(web.HTTPRequestEntityTooLarge, f"comment over {rt.settings.server.max_message_chars} characters")
-    rt.limiter.check(request, token)
-    await _open(rt, conversation_id, token)
+    await _open(rt, request, conversation_id, token)
     try:
         await rt.db(rt.log.feedback, conversation_id, turn_id, rating, comment)
     except UnknownConversation as e:
@@ -94,8 +102,9 @@ async def feedback(request: web.Request) -> web.Response:
 async def conversation(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     token = request.headers.get("X-Conversation-Token")
-    rt.limiter.check(request, token)
-    conversation_id = request.match_info["conversation_id"]
-    convo = await _open(rt, conversation_id, token)
+    if token is not None:
+        check_text(token, "header X-Conversation-Token")
+    conversation_id = check_text(request.match_info["conversation_id"], "the conversation id")
+    convo = await _open(rt, request, conversation_id, token)
     turns = await rt.db(rt.log.history, conversation_id)
     return web.json_response({"conversation_id": conversation_id, "handoff": convo.handoff, "turns": turns})

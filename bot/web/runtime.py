@@ -33,8 +33,10 @@ class Runtime:
     model_thread: ThreadPoolExecutor  # intent-model batches
     pool: ThreadPoolExecutor  # knowledge-base batches
     writer: ThreadPoolExecutor  # the one database thread
-    limiter: RateLimiter
+    limiter: RateLimiter  # requests per client (verified conversation, else address)
     notifier: HandoffNotifier
+    new_conversations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
+    handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None
     log: ConversationLog | None = None
     knowledge: Knowledge | None = None

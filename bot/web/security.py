@@ -8,14 +8,20 @@ reason (details go to the log, never to the client), and the server goes on serv
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
+import math
 import os
+import re
 import time
+import unicodedata
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
+from typing import Any, Awaitable, Callable, Sequence, Union
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.settings import Settings
 
@@ -24,6 +30,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GUARDED = ("/api/", "/admin/")  # paths a foreign origin may not call
 ADMIN = "/admin/"
 TOKEN_ENV = "SUPPORTBOT_ADMIN_TOKEN"
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+LOOPBACK_HOSTS = ("localhost",)
 
 
 def error(status: type[web.HTTPException], reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
@@ -50,15 +58,17 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 def cors(settings: Settings) -> Callable:
     """Only listed origins (and the server's own) may call the API from a browser."""
     allowed = frozenset(o.rstrip("/") for o in settings.server.allowed_origins)
+    public = public_origin(settings.server.public_url)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is None:
             return await handler(request)
-        ok = origin in allowed or origin == f"{request.scheme}://{request.host}"
+        ok = origin in allowed or origin == public or _loopback_self(request, origin)
         if not ok and (request.path.startswith(GUARDED) or request.method == "OPTIONS"):
-            return web.json_response({"error": f"origin {origin} is not allowed"}, status=403)
+            return web.json_response({"error": f"origin {origin} is not allowed (set server.public_url for this "
+                                               "server's own, server.allowed_origins for others)"}, status=403)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return web.Response(status=204, headers={
                 **_allow(origin), "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -74,6 +84,23 @@ def cors(settings: Settings) -> Callable:
         return response
 
     return middleware
+
+
+def public_origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL (`server.public_url`); empty for empty."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _loopback_self(request: web.Request, origin: str) -> bool:
+    """Same-origin by the Host header, believed only for loopback hosts: a DNS-rebinding page has its own name
+    in Host, so this cannot let one through, and a development server needs no public_url."""
+    host = (request.url.host or "").strip("[]").lower()
+    address = _address(host)
+    loopback = host in LOOPBACK_HOSTS or (address is not None and address.is_loopback)
+    return loopback and origin == f"{request.scheme}://{request.host}"
 
 
 def _allow(origin: str) -> dict[str, str]:
@@ -94,7 +121,7 @@ def admin_guard(settings: Settings) -> Callable:
             if not expected:
                 raise error(web.HTTPForbidden, f"admin endpoints are disabled: set server.admin_token or {TOKEN_ENV}")
             scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(errors="replace"), expected):
                 raise error(web.HTTPUnauthorized, "admin endpoints need 'Authorization: Bearer <admin token>'",
                             {"WWW-Authenticate": "Bearer"})
         return await handler(request)
@@ -102,23 +129,90 @@ def admin_guard(settings: Settings) -> Callable:
     return middleware
 
 
+MAX_JSON_DEPTH = 32  # no endpoint needs more; a deeper body is refused before anything walks it
+INT_RANGE = (-(2**63), 2**63 - 1)  # what SQLite (and every 64-bit client) can hold
+_UNREPRESENTABLE = re.compile("[\ud800-\udfff]")  # lone UTF-16 surrogates: valid JSON, not valid text
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, CR and LF are text
+
+
+def check_text(value: str, name: str) -> str:
+    """The one rule for every text the server accepts (JSON bodies, token header, path ids): Unicode that
+    can be encoded as UTF-8 (no lone surrogates) and no control characters but tab and newlines; else 400."""
+    bad = _UNREPRESENTABLE.search(value)
+    if bad:
+        raise error(web.HTTPBadRequest, f"{name} is not valid Unicode text: lone surrogate "
+                    f"U+{ord(bad.group()):04X} at character {bad.start() + 1}")
+    bad = _CONTROL.search(value)
+    if bad:
+        raise error(web.HTTPBadRequest, f"{name} contains control character U+{ord(bad.group()):04X} "
+                    f"at character {bad.start() + 1}")
+    return value
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a person could read: only spaces, invisible format characters (zero-width space, BOM) or
+    line breaks."""
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Zs", "Zl", "Zp", "Cc") for c in text)
+
+
+def _check_body(body: Any) -> None:
+    """Every string (keys too) through `check_text`, every integer within 64 bits, depth bounded;
+    iterative, so no body can exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(body, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            check_text(value, f"field {where}")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise error(web.HTTPBadRequest, f"field {where} is out of range (a finite number)")
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+                raise error(web.HTTPBadRequest, f"field {where} is out of range (a 64-bit integer)")
+        elif depth >= MAX_JSON_DEPTH:
+            raise error(web.HTTPBadRequest, f"JSON nested over {MAX_JSON_DEPTH} levels")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = key if where == "body" else f"{where}.{key}"
+                check_text(key, f"field name {key!r}")
+                stack.append((item, name, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def read_json(request: web.Request, max_bytes: int) -> dict[str, Any]:
-    """The request's JSON object, or a 4xx: 415 not JSON/not text, 413 too big, 400 malformed."""
+    """The request's JSON object, or a 4xx: 415 not JSON/not text, 413 too big, 400 malformed, too deep,
+    holding unrepresentable text or an integer beyond 64 bits."""
     if request.content_type != "application/json":
         raise error(web.HTTPUnsupportedMediaType, "send Content-Type: application/json")
     if request.content_length is not None and request.content_length > max_bytes:
         raise error(web.HTTPRequestEntityTooLarge, f"request body over {max_bytes} bytes")
-    raw = await request.read()  # aiohttp enforces client_max_size on chunked bodies too
+    try:
+        raw = await request.read()  # aiohttp enforces client_max_size on chunked bodies too
+    except HttpProcessingError as e:  # a broken chunked encoding, found while reading the body
+        raise error(web.HTTPBadRequest, f"malformed request body: {e.message}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise error(web.HTTPUnsupportedMediaType, "the body is not UTF-8 text") from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise error(web.HTTPBadRequest, f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise error(web.HTTPBadRequest, f"JSON nested over {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:  # NaN/Infinity, or an integer of more digits than Python converts
+        reason = "an integer of thousands of digits" if "integer string conversion" in str(e) else str(e)
+        raise error(web.HTTPBadRequest, f"invalid JSON: {reason}") from None
     if not isinstance(body, dict):
         raise error(web.HTTPBadRequest, "expected a JSON object")
+    _check_body(body)
     return body
 
 
@@ -135,10 +229,13 @@ def field(body: dict[str, Any], name: str, kind: type, required: bool = True) ->
 
 
 class RateLimiter:
-    """Token bucket per client key; the least recently seen clients are forgotten past `max_clients`."""
+    """Token bucket per client key; the least recently seen clients are forgotten past `max_clients`.
 
-    def __init__(self, rate: float, burst: int, max_clients: int = 100_000):
-        self.rate, self.burst, self.max_clients = rate, burst, max_clients
+    A client is a conversation whose token was verified, else the client's address: a token the client merely
+    sends buys no budget of its own."""
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 100_000, what: str = "too many requests"):
+        self.rate, self.burst, self.max_clients, self.what = rate, burst, max_clients, what
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, last time)
 
     def allow(self, key: str) -> bool:
@@ -153,8 +250,55 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
-    def check(self, request: web.Request, token: str | None) -> None:
-        """429 when this client (conversation token, else remote address) is over its rate."""
-        if not self.allow(f"t:{token}" if token else f"ip:{request.remote}"):
-            raise error(web.HTTPTooManyRequests, "too many requests; slow down",
+    def check(self, request: web.Request, conversation_id: str | None = None) -> None:
+        """429 when this client is over its rate: the conversation, when its token matched, else the address."""
+        key = f"c:{conversation_id}" if conversation_id else f"a:{client_address(request)}"
+        if not self.allow(key):
+            raise error(web.HTTPTooManyRequests, f"{self.what}; slow down",
                         {"Retry-After": str(max(1, round(1 / self.rate)))})
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address as `client_info` worked it out (X-Forwarded-For only from a trusted proxy)."""
+    return request.get("client_address") or request.remote or "?"
+
+
+def forwarded_for(remote: str | None, header: str, trusted: Sequence[IPNetwork]) -> str | None:
+    """The client behind a chain of trusted proxies: the rightmost X-Forwarded-For hop that is not one of them.
+
+    Hops left of an untrusted one could be anything the client wrote, so they are never believed."""
+    hop = _address(remote)
+    if hop is None or not _within(hop, trusted):
+        return remote
+    for item in reversed([h.strip() for h in header.split(",") if h.strip()]):
+        candidate = _address(item)
+        if candidate is None:  # garbage where an address should be: the last proxy is the client we know
+            break
+        hop = candidate
+        if not _within(hop, trusted):
+            break
+    return str(hop)
+
+
+def _address(text: str | None):
+    try:
+        return ipaddress.ip_address((text or "").strip("[]"))
+    except ValueError:
+        return None
+
+
+def _within(address, networks: Sequence[IPNetwork]) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
+def client_info(settings: Settings) -> Callable:
+    """Records each request's client address (for the rate limits and the access log)."""
+    trusted = [ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies]
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get("X-Forwarded-For", "") if trusted else ""
+        request["client_address"] = forwarded_for(request.remote, header, trusted) if header else request.remote
+        return await handler(request)
+
+    return middleware

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from bot.web.app import create_app
+from bot.web.protocol import AppRunner
 from bot.folder import BotFolder
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
 
 ADMIN = "test-admin-token"
+
+
+class JsonErrorServer(TestServer):
+    """The test server with `serve`'s runner: aiohttp's own protocol refusals in JSON too."""
+
+    async def _make_runner(self, **kwargs):
+        return AppRunner(self.app, **kwargs)
 
 
 @pytest.fixture
@@ -26,7 +35,7 @@ def make_client(aiohttp_client, tmp_path):
         folder = load_folder(tmp_path, f'server.admin_token="{ADMIN}"', "server.watch_interval=0", *overrides)
         kb = knowledge or ScriptedKnowledge()
         app = create_app(folder.settings, folder, models=source or FakeSource(), open_knowledge=lambda: kb)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(JsonErrorServer(app))
         for _ in range(200):
             if (await client.get("/readyz")).status == 200:
                 return client
