@@ -161,6 +161,10 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings, metadata={"help": "The review workspace."})
 
     @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name.replace("_", " ").replace("-", " ").strip().title()
+
+    @property
     def state_path(self) -> Path:
         if self.state_dir:
             return Path(self.state_dir).expanduser()
@@ -218,11 +222,6 @@ def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
         raise ValueError(f"{source}: unknown setting {', '.join(prefix + u for u in unknown)}")
     kwargs = {}
     for name, value in data.items():
-    review: ReviewSettings = field(default_factory=ReviewSettings, metadata={"help": "The review workspace."})
-
-    @property
-    def shown_name(self) -> str:
-        return self.display_name or self.name.replace("_", " ").replace("-", " ").strip().title()
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
