@@ -9,7 +9,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import yaml
 
@@ -78,7 +78,7 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing (every bot folder needs intents.yaml)")
     try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        doc = yaml.load(file.read_text(encoding="utf-8"), Loader=_LineLoader) or {}
     except UnicodeDecodeError as e:
         raise ValueError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except yaml.YAMLError as e:
@@ -88,36 +88,91 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
     if not isinstance(doc, dict) or not isinstance(doc.get("intents"), dict):
         raise ValueError(f"{file}: expected a mapping with an 'intents:' mapping")
 
+    def at(mapping: Any, key: Any) -> str:  # "file:line" of a key, where the loader saw one
+        line = getattr(mapping, "lines", {}).get(key)
+        return f"{file}:{line}" if line else str(file)
+
     entities = {}
-    for name, spec in (doc.get("entities") or {}).items():
-        spec = spec or {}
+    entity_specs = doc.get("entities") or {}
+    if not isinstance(entity_specs, dict):
+        raise ValueError(f"{at(doc, 'entities')}: entities must be a mapping of name to pattern or values")
+    for name, spec in entity_specs.items():
+        spec = _mapping(spec or {}, f"{at(entity_specs, name)}: entity {name}")
         try:
-            pattern = re.compile(spec["pattern"], re.IGNORECASE) if spec.get("pattern") else None
+            pattern = re.compile(str(spec["pattern"]), re.IGNORECASE) if spec.get("pattern") else None
         except re.error as e:
-            raise ValueError(f"{file}: entity {name}: invalid pattern: {e}") from e
-        values = tuple(str(v) for v in spec.get("values", ()))
+            raise ValueError(f"{at(spec, 'pattern')}: entity {name}: invalid pattern: {e}") from e
+        values = spec.get("values", ())
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"{at(spec, 'values')}: entity {name}: values must be a list")
+        values = tuple(str(v) for v in values)
         if pattern is None and not values:
-            raise ValueError(f"{file}: entity {name}: needs a 'pattern' or 'values'")
+            raise ValueError(f"{at(entity_specs, name)}: entity {name}: needs a 'pattern' or 'values'")
         entities[name] = Entity(name=name, pattern=pattern, values=values)
 
+    from bot.templates import template_problem  # templates.py imports this module
+
     intents = {}
-    for name, spec in doc["intents"].items():
-        spec = spec or {}
+    intent_specs = doc["intents"]
+    for name, spec in intent_specs.items():
+        spec = _mapping(spec or {}, f"{at(intent_specs, name)}: intent {name}")
         route = spec.get("route", "template")
         if route not in ROUTES:
-            raise ValueError(f"{file}: intent {name}: route must be one of {ROUTES}, not {route!r}")
-        examples = tuple(str(e).strip() for e in spec.get("examples") or () if str(e).strip())
+            raise ValueError(f"{at(spec, 'route')}: intent {name}: route must be one of {ROUTES}, not {route!r}")
+        raw_examples = spec.get("examples") or ()
+        if not isinstance(raw_examples, (list, tuple)):
+            raise ValueError(f"{at(spec, 'examples')}: intent {name}: examples must be a list")
+        examples = tuple(str(e).strip() for e in raw_examples if str(e).strip())
         if not examples:
-            raise ValueError(f"{file}: intent {name}: needs at least one example")
+            raise ValueError(f"{at(intent_specs, name)}: intent {name}: needs at least one example")
         answer = str(spec.get("answer", "")).strip()
         if route == "template" and not answer:
-            raise ValueError(f"{file}: intent {name}: needs an 'answer' (or route: knowledge/handoff)")
-        prompts = {str(k): str(v) for k, v in (spec.get("prompts") or {}).items()}
-        for var in re.findall(r"{(\w+)}", answer):
-            if var not in entities and var not in prompts and var not in BUILTINS:
-                raise ValueError(f"{file}: intent {name}: answer uses {{{var}}}, which is no entity and has no prompt")
+            raise ValueError(f"{at(intent_specs, name)}: intent {name}: needs an 'answer' (or route: knowledge/handoff)")
+        prompts = {str(k): str(v) for k, v in _mapping(spec.get("prompts") or {},
+                                                         f"{at(spec, 'prompts')}: intent {name}: prompts").items()}
+        problem = template_problem(answer, {*entities, *prompts, *BUILTINS})
+        if problem:
+            raise ValueError(f"{at(spec, 'answer')}: intent {name}: answer {problem}")
         intents[name] = Intent(
             name=name, examples=examples, answer=answer, route=route, prompts=prompts,
             description=str(spec.get("description", name.replace("_", " "))),
         )
     return intents, entities
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping (key: value lines), not {type(value).__name__}")
+    return value
+
+
+class _Lines(dict):
+    """A YAML mapping that remembers the line of each key."""
+
+    lines: dict
+
+
+class _LineLoader(yaml.SafeLoader):
+    """safe_load, with each mapping's key lines kept and a key given twice refused (not 'last one wins')."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Lines:
+    loader.flatten_mapping(node)
+    mapping = _Lines()
+    mapping.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in mapping
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value",
+                                                    key_node.start_mark) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {mapping.lines[key]})", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)

@@ -7,6 +7,7 @@ overrides any field with `--set section.field=value`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -186,15 +187,28 @@ class Settings:
 SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review")
 
 
+class SettingError(ValueError):
+    """A setting that does not fit; `key` is its dotted name, so the caller can say where it was written."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
 def load_settings(path: Path | None = None, overrides: Iterable[str] = ()) -> Settings:
-    """Settings from a TOML file (if given and present) with `section.field=value` overrides applied."""
+    """Settings from a TOML file (if given and present) with `section.field=value` overrides applied.
+
+    Every error names where the setting was written: the file and line, or the `--set` override."""
     data: dict[str, Any] = {}
+    text = ""
     source = str(path) if path else "defaults"
     if path is not None and Path(path).is_file():
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not valid TOML: {e}") from e
+    given: dict[str, str] = {}  # dotted key -> the override that set it
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -204,7 +218,36 @@ def load_settings(path: Path | None = None, overrides: Iterable[str] = ()) -> Se
         for s in sections:
             target = target.setdefault(s, {})
         target[name] = _parse_cli_value(value.strip())
-    return _build(Settings, data, source, prefix="")
+        given[key.strip()] = item
+    try:
+        return _build(Settings, data, source, prefix="")
+    except SettingError as e:
+        if e.key in given:
+            raise ValueError(f"--set {given[e.key]}: {e}") from None
+        line = _toml_line(text, e.key)
+        raise ValueError(f"{source}:{line}: {e}" if line else f"{source}: {e}") from None
+
+
+def _toml_line(text: str, dotted: str) -> int | None:
+    """The line of bot.toml where `dotted` (section.field) is set, or its [table] starts; None if not found."""
+    table, fallback = "", None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.split("#", 1)[0].strip()
+        header = re.fullmatch(r"\[\s*([\w.\-\s\"']+?)\s*\]", stripped)
+        if header:
+            table = re.sub(r"[\s\"']", "", header.group(1))
+            if table == dotted:
+                fallback = fallback or number
+            continue
+        assignment = re.match(r"([\w\-\"'.\s]+?)\s*=", stripped)
+        if assignment:
+            key = re.sub(r"[\s\"']", "", assignment.group(1))
+            full = f"{table}.{key}" if table else key
+            if full == dotted:
+                return number
+            if dotted.startswith(full + "."):  # an inline table or a dotted parent
+                fallback = fallback or number
+    return fallback
 
 
 def _parse_cli_value(text: str) -> Any:
@@ -219,20 +262,24 @@ def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{source}: unknown setting {', '.join(prefix + u for u in unknown)}")
+        raise SettingError(f"unknown setting {', '.join(prefix + u for u in unknown)}", prefix + unknown[0])
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
-                raise ValueError(f"{source}: [{prefix}{name}] must be a table")
+                raise SettingError(f"[{prefix}{name}] must be a table", prefix + name)
             kwargs[name] = _build(hint, value, source, prefix=f"{prefix}{name}.")
         else:
-            kwargs[name] = _coerce(value, hint, f"{source}: {prefix}{name}")
+            try:
+                kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+            except ValueError as e:
+                raise SettingError(str(e), prefix + name) from None
     try:
         return cls(**kwargs)
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from e
+    except ValueError as e:  # a section's own check: find which of the given fields it names
+        named = [n for n in kwargs if re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", str(e))]
+        raise SettingError(str(e), (prefix + (named[0] if named else "")).rstrip(".")) from e
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from bot.folder import Entity, Intent
 
@@ -24,6 +24,29 @@ def variables(template: str) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
+
+
+def template_problem(template: str, known: Iterable[str]) -> str | None:
+    """What would break this answer at run time, said for the bot's author; None when it is sound.
+
+    Braces must balance (`{{` and `}}` write literal ones) and every `{name}` must be a plain name the bot can
+    fill: an entity, a prompted variable or a built-in. `{order id}` or `{order_id.upper}` would otherwise be
+    asked for forever, and a lone brace would fail every matching message."""
+    known = set(known)
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError as e:
+        return f"has an unbalanced brace ({e}); write {{{{ or }}}} for a literal one"
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if not re.fullmatch(r"\w+", name) or spec or conversion:
+            return (f"uses {shown}, which is not a variable name (letters, digits and _ only); "
+                    "write {{ or }} for a literal brace")
+        if name not in known:
+            return f"uses {shown}, which is no entity and has no prompt"
+    return None
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
