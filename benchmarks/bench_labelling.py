@@ -50,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-BANKING = ROOT.parent / "shared" / "data" / "banking77"
+DATA = ROOT.parent / "shared" / "data"  # --data: the folder holding banking77/ and formats/
+BANKING = DATA / "banking77"
 DEMO = ROOT / "examples" / "demo_store"
 ANSWERS = Path(__file__).with_name("bench_labelling_answers.yaml")
 NAMES = ["Anna", "Tom", "Priya", "Luca", "Sam", "Julia", "Martin", "Lena"]
@@ -132,7 +133,7 @@ def real_agent_replies() -> list[str]:
     from training.transcripts import Reading, read_dialogs
     from training.transcripts.dialogs import AGENT, clean
 
-    formats = ROOT.parent / "shared" / "data" / "formats"
+    formats = DATA / "formats"
     replies = []
     for path, fmt in [(formats / "abcd_sample" / "abcd_sample.json", "abcd"), (formats / "twcs_sample" / "sample.csv", "twitter")]:
         for dialog in read_dialogs(Reading(path), fmt):
@@ -375,6 +376,8 @@ def streaming(megabytes: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="folder with banking77/ (train.csv, test.csv) and formats/ (default: ../shared/data)")
     parser.add_argument("--target", type=float, default=0.95, help="labelling precision the threshold must reach")
     parser.add_argument("--large-mb", type=int, default=200, help="size of the generated export for the streaming test")
     parser.add_argument("--skip-large", action="store_true")
@@ -382,6 +385,8 @@ def main() -> None:
     parser.add_argument("--sections", default="matching,classifier,clustering",
                         help="comma-separated quality sections to run (matching is needed by classifier)")
     args = parser.parse_args()
+    global DATA, BANKING
+    DATA, BANKING = args.data, args.data / "banking77"
 
     from knowledge.embedder import SentenceEmbedder
     from training.transcripts.settings import TranscriptSettings
