@@ -183,6 +183,13 @@ class ConversationLog:
             )
         return cur.rowcount > 0
 
+    def probe(self) -> None:
+        """A small write and its removal: does the database take writes (disk space, permissions)?"""
+        with transaction(self.db):
+            self.db.execute("create table if not exists storage_probe (id integer primary key, data blob)")
+            self.db.execute("insert into storage_probe (data) values (randomblob(4096))")
+            self.db.execute("delete from storage_probe")
+
     def stats(self) -> dict[str, Any]:
         one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
         return {

@@ -25,7 +25,30 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
+    # No memory-mapped reads: a mapped file that cannot be backed (full disk, file changed under us) kills the
+    # process with SIGBUS instead of returning an error SQLite can report.
+    db.execute("PRAGMA mmap_size=0")
     return db
+
+
+class StorageError(RuntimeError):
+    """The database could not be used (full disk, read-only files, I/O error): the request is refused with a
+    reason and may be retried; nothing half-written remains (every write is one transaction)."""
+
+    def __init__(self, operation: str, cause: sqlite3.Error):
+        super().__init__(f"the database failed ({operation}): {cause}")
+        self.operation, self.cause = operation, cause
+
+    @property
+    def reason(self) -> str:
+        """What a client may be told: the kind of fault, never a path."""
+        return f"storage unavailable: {self.cause}; nothing was saved, try again later"
+
+
+def is_storage_fault(e: BaseException) -> bool:
+    """A fault of the machine (disk full, read-only, I/O, locked too long), not of the program's SQL."""
+    return isinstance(e, sqlite3.Error) and not isinstance(
+        e, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
 
 
 @contextmanager
@@ -35,6 +58,12 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk): keep the cause
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+    try:
+        db.execute("COMMIT")
+    except BaseException:  # a commit that failed (no space for the journal) must not leave the transaction open
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise

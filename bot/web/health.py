@@ -6,6 +6,7 @@ from aiohttp import web
 
 from bot.web.openapi import spec
 from bot.web.runtime import RUNTIME
+from knowledge.database import StorageError
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -14,10 +15,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    body = {"ready": rt.ready, "model_version": rt.models.version, "knowledge": rt.knowledge is not None}
-    if not rt.ready:
-        body["error"] = rt.models.error or rt.knowledge_error
-    return web.json_response(body, status=200 if rt.ready else 503)
+    if rt.storage_error:  # a database fault was seen: try a small write, so a freed disk shows at once
+        try:
+            await rt.db(rt.log.probe)
+        except StorageError:
+            pass
+    ready = rt.ready and not rt.storage_error
+    body = {"ready": ready, "model_version": rt.models.version, "knowledge": rt.knowledge is not None,
+            "storage": not rt.storage_error}
+    if not ready:
+        body["error"] = rt.storage_error or rt.models.error or rt.knowledge_error
+    return web.json_response(body, status=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sys
 import time
 import weakref
@@ -22,6 +23,9 @@ from bot.model_slot import ModelSlot
 from bot.router import CalibratedClassifier, Knowledge, Router
 from bot.settings import Settings
 from bot.web.security import RateLimiter
+from knowledge.database import StorageError, is_storage_fault
+
+log = logging.getLogger("supportbot.app")
 
 
 @dataclass
@@ -41,12 +45,28 @@ class Runtime:
     log: ConversationLog | None = None
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"
+    storage_error: str = ""  # the last database fault, until a database call succeeds again
     started: float = field(default_factory=time.time)
     _locks: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
     _search_batcher: MicroBatcher | None = None
 
     async def db(self, fn: Callable, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
+        """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
+        once with what failed, and shows in /readyz until a database call succeeds again."""
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
+        except Exception as e:
+            if not is_storage_fault(e):
+                raise
+            operation = getattr(fn, "__name__", "database call")
+            if not self.storage_error:
+                log.error("database %s failed: %s (requests get 503 until it works again)", operation, e)
+            self.storage_error = StorageError(operation, e).reason
+            raise StorageError(operation, e) from e
+        if self.storage_error:
+            log.warning("database works again (%s succeeded)", getattr(fn, "__name__", "a database call"))
+            self.storage_error = ""
+        return result
 
     def lock(self, conversation_id: str) -> asyncio.Lock:
         """One turn at a time per conversation (its state is read, updated and written back)."""

@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.settings import Settings
+from knowledge.database import StorageError
 
 log = logging.getLogger("supportbot.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +51,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         body = e.text if e.content_type == "application/json" else json.dumps({"error": e.text or e.reason})
         headers = {k: v for k, v in e.headers.items() if k.lower() in ("allow", "www-authenticate", "retry-after")}
         return web.Response(text=body, status=e.status, content_type="application/json", headers=headers)
+    except StorageError as e:  # logged where it happened (Runtime.db)
+        return web.json_response({"error": e.reason}, status=503, headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal error; the server logged it"}, status=500)

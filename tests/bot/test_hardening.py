@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 
 import pytest
 
+from bot.web.runtime import RUNTIME
+from knowledge.database import connect
 from runtime_doubles import FakeSource, FixedClassifier
 
 
@@ -174,3 +177,54 @@ async def test_protocol_refusals_are_json(raw_server, case):
     assert headers["x-content-type-options"] == "nosniff"
     assert json.loads(body)["error"]
     assert (await raw_server.get("/healthz")).status == 200
+
+
+# Faults of the machine: the database on a full disk, or its files unwritable.
+async def test_a_full_disk_is_503_with_a_reason_readyz_says_so_and_the_server_recovers(make_client, caplog):
+    client = await make_client("server.rate_limit=0", "server.new_conversation_rate=0")
+    rt = client.server.app[RUNTIME]
+    convo = await (await chat(client, "hello")).json()
+    pages = rt.log.db.execute("pragma page_count").fetchone()[0]
+    rt.log.db.execute(f"pragma max_page_count = {pages}")  # SQLite's own 'database or disk is full'
+    statuses = []
+    for _ in range(40):  # until the pages already there are full
+        r = await chat(client, "where is my order AB12345 " + "x" * 1900, convo)
+        statuses.append(r.status)
+        if r.status != 200:
+            break
+    assert statuses[-1] == 503, statuses
+    body = await r.json()
+    assert "database or disk is full" in body["error"] and r.headers["Retry-After"]
+    assert "database record_turn failed: database or disk is full" in caplog.text
+    ready = await client.get("/readyz")
+    assert ready.status == 503 and (await ready.json())["storage"] is False
+    assert "disk is full" in (await ready.json())["error"]
+    assert (await client.get("/healthz")).status == 200  # alive, just not ready
+
+    rt.log.db.execute("pragma max_page_count = 1073741823")  # space returns
+    assert (await client.get("/readyz")).status == 200
+    assert (await chat(client, "hello", convo)).status == 200
+
+
+async def test_unwritable_database_files_are_503_and_nothing_half_written(make_client, monkeypatch):
+    client = await make_client()
+    rt = client.server.app[RUNTIME]
+    convo = await (await chat(client, "hello")).json()
+
+    def readonly(*args):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(rt.log, "feedback", readonly)
+    r = await client.post("/api/feedback", json={"conversation_id": convo["conversation_id"], "token": convo["token"],
+                                                 "turn_id": convo["turn_id"], "rating": "up"})
+    assert r.status == 503 and "readonly database" in (await r.json())["error"]
+    assert (await client.get("/readyz")).status == 200  # the probe writes fine: only feedback was broken
+    monkeypatch.undo()
+    r = await client.post("/api/feedback", json={"conversation_id": convo["conversation_id"], "token": convo["token"],
+                                                 "turn_id": convo["turn_id"], "rating": "up"})
+    assert r.status == 200
+
+
+def test_the_database_is_never_memory_mapped(tmp_path):
+    db = connect(tmp_path / "x.db")
+    assert db.execute("pragma mmap_size").fetchone()[0] == 0
