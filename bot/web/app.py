@@ -24,7 +24,7 @@ from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
 from bot.settings import Settings
-from bot.web import admin, chat, health, widget
+from bot.web import admin, chat, health, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_torch_threads
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
@@ -68,6 +68,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app.router.add_post("/admin/handoffs/{conversation_id}/release", admin.release)
     app.router.add_post("/admin/reload", admin.reload)
     widget.add_routes(app, settings)
+    review.add_routes(app, settings)  # /review/ pages and /api/review/ (login, sessions, CSRF)
     return app
 
 

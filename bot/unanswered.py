@@ -1,0 +1,128 @@
+"""What the bot could not answer: unanswered messages clustered by meaning, each cluster with a verdict.
+
+Reuses training/clusters.py (average-linkage clustering, names from class-based TF-IDF). Verdicts, in order:
+*out of scope* when most of its messages were marked so; *an existing intent missed these* when the cluster's
+centroid is close to an intent's examples (review.intent_similarity); *the knowledge base lacks an article*
+when most of them are questions; else *a new intent is needed*, with the suggested name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from training.clusters import cluster_texts
+
+VERDICTS = {
+    "existing_intent": "an existing intent missed these",
+    "new_intent": "a new intent is needed",
+    "kb_missing": "the knowledge base lacks an article",
+    "out_of_scope": "out of scope",
+}
+QUESTION = re.compile(r"^(how|what|when|where|which|who|why|can|could|do|does|is|are|will|would|should)\b|\?\s*$", re.I)
+WEEK = 7 * 24 * 3600
+
+Encode = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass
+class Finding:
+    id: int
+    name: str  # suggested intent name
+    size: int  # messages (a group of near-identical ones counts each time it was sent)
+    examples: list[str]
+    members: list[dict[str, Any]]  # group_id, turn_id, text
+    verdict: str
+    intent: str = ""  # the nearest intent
+    similarity: float = 0.0
+    trend: dict[str, int] = field(default_factory=dict)  # messages this week and the week before
+    cohesion: float = 0.0
+
+    @property
+    def verdict_text(self) -> str:
+        return VERDICTS[self.verdict]
+
+
+class HashingEmbedder:
+    """Word counts hashed into a fixed vector: a model-free stand-in when no sentence
+    embedder is loaded (and in tests)."""
+
+    def __init__(self, dim: int = 512):
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            words = re.findall(r"[a-z']+", text.lower())
+            for token in words:
+                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=4).digest(), "big")
+                out[i, h % self.dim] += 1.0
+            norm = np.linalg.norm(out[i])
+            if norm:
+                out[i] /= norm
+        return out
+
+
+def find(messages: Sequence[Mapping[str, Any]], encode: Encode, intents: Mapping[str, Sequence[str]], *,
+         min_size: int, similarity: float, now: float | None = None, distance: float = 0.0) -> list[Finding]:
+    """Cluster the messages (dicts with group_id, turn_id, text, size, decision, last_seen) and judge each cluster."""
+    if len(messages) < max(2, min_size):
+        return []
+    now = now or time.time()
+    texts = [m["text"] for m in messages]
+    vectors = _unit(encode(texts))
+    # each group counts once for the shape of clusters, but its size counts for the cluster's size
+    clusters, _ = cluster_texts(texts, vectors, distance, min_size)
+    names, centroids = _intent_centroids(intents, encode)
+    findings = []
+    for n, c in enumerate(clusters, start=1):
+        members = [messages[i] for i in c.members]
+        centroid = _unit(vectors[list(c.members)].mean(axis=0, keepdims=True))[0]
+        best, sim = "", 0.0
+        if len(names):
+            sims = centroids @ centroid
+            k = int(np.argmax(sims))
+            best, sim = names[k], float(sims[k])
+        oos = sum(m.get("decision") == "out_of_scope" for m in members) / len(members)
+        questions = sum(bool(QUESTION.search(m["text"].strip())) for m in members) / len(members)
+        if oos >= 0.5:
+            verdict = "out_of_scope"
+        elif sim >= similarity:
+            verdict = "existing_intent"
+        elif questions >= 0.5:
+            verdict = "kb_missing"
+        else:
+            verdict = "new_intent"
+        trend = {"this_week": sum(m.get("size", 1) for m in members if m.get("last_seen", now) >= now - WEEK),
+                 "week_before": sum(m.get("size", 1) for m in members if now - 2 * WEEK <= m.get("last_seen", now) < now - WEEK)}
+        findings.append(Finding(
+            id=n, name=c.name, size=sum(m.get("size", 1) for m in members), examples=list(c.examples),
+            members=[{"group_id": m["group_id"], "turn_id": m["turn_id"], "text": m["text"]} for m in members],
+            verdict=verdict, intent=best, similarity=round(sim, 3), trend=trend, cohesion=round(c.cohesion, 3)))
+    return findings
+
+
+def _intent_centroids(intents: Mapping[str, Sequence[str]], encode: Encode) -> tuple[list[str], np.ndarray]:
+    names = [n for n, ex in intents.items() if ex]
+    if not names:
+        return [], np.zeros((0, 1))
+    texts = [t for n in names for t in intents[n]]
+    vectors = _unit(encode(texts))
+    rows, start = [], 0
+    for n in names:
+        k = len(intents[n])
+        rows.append(vectors[start:start + k].mean(axis=0))
+        start += k
+    return names, _unit(np.stack(rows))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return v / norms

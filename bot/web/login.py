@@ -1,0 +1,283 @@
+"""Who may use the review workspace: login, logout, sessions, CSRF and the security headers of its pages.
+
+Sessions are aiohttp-session encrypted cookies (Fernet: tampering or expiry makes them void) holding the
+account name, its password epoch, the login time and the session's CSRF token; the key lives in the state
+folder. The cookie is HttpOnly, SameSite=Strict, Secure when the request came over HTTPS, and lasts
+`review.session_hours`. The bearer admin token is accepted too (scripts and the JSON API); it acts as an admin.
+
+Without an identity, pages under /review/ redirect to the login page and /api/review/ answers 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session, new_session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
+
+from bot.accounts import DUMMY_HASH, AccountStore, check_password
+from bot.settings import Settings
+from bot.web.runtime import RUNTIME
+from bot.web.security import Handler, admin_token
+
+log = logging.getLogger("supportbot.review")
+PAGES, API = "/review", "/api/review/"
+PUBLIC = ("/review/login", "/review/static/")
+COOKIE = "supportbot_review"
+CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "_csrf"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+ACCOUNTS = web.AppKey("accounts", AccountStore)
+LIMITER = web.AppKey("login_limiter", object)
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str
+    csrf: str = ""  # empty for the bearer token: not a browser credential, so no cross-site forgery
+    via_token: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class FailedLogins:
+    """Failed attempts per account and per address in a sliding window; past the limit, refused until it ages out."""
+
+    def __init__(self, per_account: int, per_address: int, window_s: float):
+        self.per_account, self.per_address, self.window = per_account, per_address, window_s
+        self._fails: dict[str, deque] = defaultdict(deque)
+
+    def _recent(self, key: str, now: float) -> deque:
+        q = self._fails[key]
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        return q
+
+    def locked(self, name: str, address: str) -> float:
+        """Seconds until another attempt is allowed (0 = allowed now)."""
+        now = time.monotonic()
+        waits = []
+        for key, limit in ((f"a:{name.lower()}", self.per_account), (f"ip:{address}", self.per_address)):
+            q = self._recent(key, now)
+            if len(q) >= limit:
+                waits.append(q[0] + self.window - now)
+        return max(waits, default=0.0)
+
+    def failed(self, name: str, address: str) -> None:
+        now = time.monotonic()
+        for key in (f"a:{name.lower()}", f"ip:{address}"):
+            self._recent(key, now).append(now)
+        if len(self._fails) > 100_000:  # forget the oldest keys rather than grow without bound
+            for key in list(self._fails)[:10_000]:
+                del self._fails[key]
+
+    def succeeded(self, name: str) -> None:
+        self._fails.pop(f"a:{name.lower()}", None)
+
+
+class ReviewCookieStorage(EncryptedCookieStorage):
+    """Encrypted cookie; `Secure` is decided per response: set when the request came over HTTPS."""
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session) -> None:
+        self._cookie_params["secure"] = request.secure  # no await before the cookie is written
+        await super().save_session(request, response, session)
+
+
+def session_key(state: Path) -> bytes:
+    """The Fernet key of review sessions: made once per state folder, readable by this user only."""
+    file = state / "review_session.key"
+    if not file.is_file():
+        state.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(Fernet.generate_key().decode() + "\n")
+        except FileExistsError:
+            pass
+    return file.read_text().strip().encode()
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    """Session and guard middlewares and the login routes."""
+    r = settings.review
+    storage = ReviewCookieStorage(Fernet(session_key(settings.state_path)), cookie_name=COOKIE, path="/",
+                                  max_age=int(r.session_hours * 3600), httponly=True, samesite="Strict")
+    app.middlewares.append(session_middleware(storage))
+    app.middlewares.append(guard(settings))
+    app[LIMITER] = FailedLogins(r.login_attempts, r.address_attempts, r.login_window_s)
+    app.router.add_get("/review/login", login_page)
+    app.router.add_post("/review/login", login)
+    app.router.add_post("/review/logout", logout)
+
+
+def accounts(request: web.Request) -> AccountStore:
+    rt = request.app[RUNTIME]
+    store = getattr(rt, "_accounts", None)
+    if store is None:
+        store = rt._accounts = AccountStore(rt.log.db)
+    return store
+
+
+def is_review_path(path: str) -> bool:
+    return path == PAGES or path.startswith(PAGES + "/") or path.startswith(API)
+
+
+def guard(settings: Settings):
+    token = admin_token(settings).encode()
+    max_age = settings.review.session_hours * 3600
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not is_review_path(request.path):
+            return await handler(request)
+        api = request.path.startswith(API)
+        try:
+            if not request.path.startswith(PUBLIC):
+                who = await _identity(request, token, max_age)
+                if who is None:
+                    if api:
+                        raise _json(401, "log in to the review workspace, or send 'Authorization: Bearer <admin token>'",
+                                    {"WWW-Authenticate": "Bearer"})
+                    target = request.path_qs if request.method == "GET" else PAGES
+                    raise web.HTTPSeeOther(f"/review/login?next={quote(target, safe='')}")
+                if request.method not in SAFE_METHODS and not who.via_token:
+                    await _check_csrf(request, who)
+                request["reviewer"] = who
+            response = await handler(request)
+        except web.HTTPException as e:
+            if e.status >= 400 and e.content_type != "application/json":
+                e = _json(e.status, e.text or e.reason) if api else _page_error(e.status, e.text or e.reason)
+            response = e
+        response.headers.update(HEADERS)
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    return middleware
+
+
+async def _identity(request: web.Request, token: bytes, max_age: float) -> Identity | None:
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        scheme, _, given = auth.partition(" ")
+        if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
+            return Identity("admin-token", "admin", via_token=True)
+        return None
+    session = await get_session(request)
+    name = session.get("user")
+    if not name or time.time() - session.get("login", 0) > max_age:
+        return None
+    account = await request.app[RUNTIME].db(accounts(request).get, name)
+    if account is None or account.epoch != session.get("epoch"):
+        return None
+    return Identity(account.name, account.role, session.get("csrf", ""))
+
+
+async def _check_csrf(request: web.Request, who: Identity) -> None:
+    given = request.headers.get(CSRF_HEADER, "")
+    if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = str((await request.post()).get(CSRF_FIELD, ""))
+    if not who.csrf or not hmac.compare_digest(given.encode(), who.csrf.encode()):
+        raise _json(403, "missing or wrong CSRF token; reload the page")
+
+
+def require_admin(request: web.Request) -> Identity:
+    who = request["reviewer"]
+    if not who.is_admin:
+        raise _json(403, "only an admin may do this")
+    return who
+
+
+def _json(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
+    cls = web.HTTPException
+    for c in (web.HTTPBadRequest, web.HTTPUnauthorized, web.HTTPForbidden, web.HTTPNotFound,
+              web.HTTPConflict, web.HTTPTooManyRequests, web.HTTPRequestEntityTooLarge,
+              web.HTTPUnsupportedMediaType, web.HTTPInternalServerError, web.HTTPMethodNotAllowed):
+        if c.status_code == status:
+            cls = c
+    extra = {"max_size": 0, "actual_size": 0} if cls is web.HTTPRequestEntityTooLarge else {}
+    if cls is web.HTTPMethodNotAllowed:
+        return web.HTTPBadRequest(text=json.dumps({"error": reason}), content_type="application/json")
+    return cls(text=json.dumps({"error": reason}), content_type="application/json", headers=headers, **extra)
+
+
+def _page_error(status: int, reason: str) -> web.HTTPException:
+    e = _json(status, reason)
+    e.text = f"{status}: {reason}"
+    e.content_type = "text/plain"
+    return e
+
+
+def _next(value: str | None) -> str:
+    """Only a local review path: never an open redirect."""
+    if value and value.startswith(PAGES) and not value.startswith("//") and "\\" not in value:
+        return value
+    return PAGES
+
+
+async def login_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    session = await get_session(request)
+    if not session.get("csrf"):
+        session["csrf"] = secrets.token_urlsafe(24)
+    context = {"csrf": session["csrf"], "next": _next(request.query.get("next")), "error": error, "who": None}
+    return aiohttp_jinja2.render_template("login.html", request, context, status=status)
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    session = await get_session(request)
+    given = str(form.get(CSRF_FIELD, ""))
+    if not session.get("csrf") or not hmac.compare_digest(given.encode(), session["csrf"].encode()):
+        return await login_page(request, "The form expired; please try again.", 403)
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    address = request.remote or "?"
+    limiter: FailedLogins = request.app[LIMITER]
+    wait = limiter.locked(name, address)
+    if wait > 0:
+        response = await login_page(request, f"Too many failed attempts; try again in {int(wait // 60) + 1} minutes.", 429)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    rt = request.app[RUNTIME]
+    found = await rt.db(accounts(request).credentials, name)
+    stored = found[1] if found else None
+    ok = await asyncio.to_thread(check_password, password, stored or DUMMY_HASH)
+    if not (ok and found):
+        limiter.failed(name, address)
+        log.info("failed review login from %s", address)  # never the password; the name may be a typo of one
+        return await login_page(request, "Wrong name or password.", 401)
+    limiter.succeeded(name)
+    account = found[0]
+    session = await new_session(request)  # a fresh session: nothing from before the login carries over
+    session.update(user=account.name, epoch=account.epoch, login=time.time(), csrf=secrets.token_urlsafe(24))
+    log.info("review login: %s", account.name)
+    raise web.HTTPSeeOther(_next(str(form.get("next", ""))))
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPSeeOther("/review/login")
+

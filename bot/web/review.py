@@ -1,0 +1,523 @@
+"""The review workspace: queue, item and 'could not answer' pages under /review/, the same data as JSON
+under /api/review/, and training started from the page (its own process, never the web worker).
+
+`bot.web.login` has already checked who is asking (a session or the admin token) and the CSRF token of
+every state-changing request. Pages are Jinja2 templates (bot/pages/templates, autoescaped); their little
+JavaScript is a static file (bot/pages/static), so the Content-Security-Policy allows no inline script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.folder import load_intents
+from bot.review_desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
+from bot.reviews import KINDS, SORTS, STATUSES, Filters
+from bot.settings import Settings
+from bot.web import login
+from bot.web.runtime import RUNTIME, Runtime
+from bot.web.security import error, read_json
+
+log = logging.getLogger("supportbot.review")
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+KIND_LABELS = {"low_confidence": "low confidence", "fallback": "fallback", "clarification": "clarification",
+               "negative_feedback": "thumbs down", "handoff": "handoff", "audit": "audit sample"}
+
+
+@dataclass
+class TrainingRun:
+    started: float
+    by: str
+    finished: float | None = None
+    returncode: int | None = None
+    log_file: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(PAGES_DIR / "templates")), autoescape=True,
+                               filters={"when": _when, "pct": _pct})
+    env.globals["static"] = lambda name: f"/review/static/{name}"
+    login.setup(app, settings)
+    app.router.add_static("/review/static/", PAGES_DIR / "static", append_version=True)
+    r = app.router
+    r.add_get("/review", queue_page)
+    r.add_get("/review/items/{group_id:\\d+}", item_page)
+    r.add_post("/review/items/{group_id:\\d+}/act", act_form)
+    r.add_post("/review/actions/{action_id:\\d+}/undo", undo_form)
+    r.add_post("/review/bulk", bulk_form)
+    r.add_post("/review/bulk/{bulk_id:[0-9a-f]+}/undo", undo_bulk_form)
+    r.add_get("/review/clusters", clusters_page)
+    r.add_post("/review/clusters/accept", accept_form)
+    r.add_post("/review/train", train_form)
+    r.add_get("/api/review/queue", queue_api)
+    r.add_get("/api/review/items/{group_id:\\d+}", item_api)
+    r.add_get("/api/review/turns/{turn_id:\\d+}/context", context_api)
+    r.add_post("/api/review/items/{group_id:\\d+}/actions", act_api)
+    r.add_post("/api/review/bulk", bulk_api)
+    r.add_post("/api/review/actions/{action_id:\\d+}/undo", undo_api)
+    r.add_get("/api/review/clusters", clusters_api)
+    r.add_post("/api/review/train", train_api)
+    r.add_get("/api/review/status", status_api)
+    r.add_get("/api/review/users", users_api)
+
+
+# shared pieces
+def desk(request: web.Request) -> ReviewDesk:
+    rt = request.app[RUNTIME]
+    d = getattr(rt, "_review_desk", None)
+    if d is None:
+        d = rt._review_desk = ReviewDesk(rt.log.db, rt.folder)
+    return d
+
+
+def filters_from(query) -> Filters:
+    def day(name: str, end: bool = False) -> float | None:
+        value = (query.get(name) or "").strip()
+        if not value:
+            return None
+        try:
+            t = calendar.timegm(time.strptime(value, "%Y-%m-%d"))
+        except ValueError:
+            raise error(web.HTTPBadRequest, f"{name}: expected a date like 2026-12-01") from None
+        return t + 86400 if end else t
+
+    try:
+        return Filters(kind=query.get("kind", ""), status=query.get("status", "new"), since=day("since"),
+                       until=day("until", end=True), intent=query.get("intent", ""), route=query.get("route", ""),
+                       model_version=query.get("model_version", ""), text=query.get("q", query.get("text", "")),
+                       sort=query.get("sort", "newest") or "newest")
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, str(e)) from None
+
+
+async def apply_outcome(rt: Runtime, out: Outcome) -> None:
+    """After an edit of the bot folder: a router that reads intents.yaml again; the knowledge base synced."""
+    if out.sync_knowledge and rt.knowledge is not None and hasattr(rt.knowledge, "sync"):
+        await asyncio.get_running_loop().run_in_executor(rt.pool, rt.knowledge.sync, [rt.folder.knowledge_dir])
+    if out.reload_router and rt.models is not None and rt.models.current is not None:
+        model = rt.models.current.model
+        rt.models.current = await asyncio.to_thread(rt.build_router, model)
+
+
+def _trained_at(rt: Runtime) -> float | None:
+    """When the serving model version was trained (its metrics.json), or None."""
+    from training.registry import ModelRegistry
+
+    version = rt.models.version if rt.models else None
+    try:
+        registry = ModelRegistry(rt.settings.models_path)
+        path = registry.path(version) if version else registry.current_path()
+    except Exception:
+        return None
+    if path is None or not (Path(path) / "metrics.json").is_file():
+        return None
+    stamp = json.loads((Path(path) / "metrics.json").read_text()).get("trained_at", "")
+    try:
+        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+async def status(request: web.Request) -> dict[str, Any]:
+    rt = request.app[RUNTIME]
+    d = desk(request)
+    run: TrainingRun | None = getattr(rt, "_training", None)
+    return {
+        "model_version": rt.models.version if rt.models else None,
+        "unseen_examples": await rt.db(d.unseen, _trained_at(rt)),
+        "training": asdict(run) | {"running": run.running} if run else None,
+    }
+
+
+async def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
+    who = request["reviewer"]
+    return {"who": who, "csrf": who.csrf, "kinds": KINDS, "kind_labels": KIND_LABELS, "statuses": STATUSES,
+            "sorts": SORTS, **extra}
+
+
+def _outcome_json(out: Outcome) -> dict[str, Any]:
+    return asdict(out)
+
+
+async def _run_action(request: web.Request, group_id: int, body: dict[str, Any]) -> Outcome:
+    rt = request.app[RUNTIME]
+    who = request["reviewer"]
+    action = str(body.get("action", ""))
+    if action not in ACTIONS:
+        raise error(web.HTTPBadRequest, f"action must be one of {ACTIONS}")
+    kwargs = {k: str(body.get(k, "") or "") for k in ("intent", "answer", "title", "body")}
+    if action == "correct" and body.get("new_intent"):
+        kwargs["intent"] = str(body["new_intent"]).strip()
+    try:
+        out = await rt.db(lambda: desk(request).act(group_id, action, who.name, **kwargs))
+    except LookupError as e:
+        raise error(web.HTTPNotFound, str(e)) from None
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, str(e)) from None
+    await apply_outcome(rt, out)
+    log.info("review: %s %s item %d", who.name, action, group_id)
+    return out
+
+
+async def _run_undo(request: web.Request, action_id: int) -> Outcome:
+    rt = request.app[RUNTIME]
+    try:
+        out = await rt.db(desk(request).undo, action_id, request["reviewer"].name)
+    except LookupError as e:
+        raise error(web.HTTPNotFound, str(e)) from None
+    except ValueError as e:
+        raise error(web.HTTPConflict, str(e)) from None
+    await apply_outcome(rt, out)
+    return out
+
+
+async def _run_bulk(request: web.Request, filters: Filters, action: str, intent: str) -> Outcome:
+    rt = request.app[RUNTIME]
+    if action not in BULK_ACTIONS:
+        raise error(web.HTTPBadRequest, f"bulk action must be one of {BULK_ACTIONS}")
+    try:
+        out = await rt.db(desk(request).bulk, filters, action, request["reviewer"].name, intent)
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, str(e)) from None
+    await apply_outcome(rt, out)
+    return out
+
+
+async def _item(request: web.Request, group_id: int) -> dict[str, Any]:
+    rt = request.app[RUNTIME]
+    d = desk(request)
+
+    def read() -> dict[str, Any] | None:
+        group = d.reviews.group(group_id)
+        if group is None:
+            return None
+        members = d.reviews.members(group_id)
+        turn_id = int(request.query.get("turn", group["last_turn_id"]))
+        if turn_id not in {m["turn_id"] for m in members} and turn_id != group["last_turn_id"]:
+            turn_id = group["last_turn_id"]
+        turn = d.reviews.turn(turn_id)
+        context = d.reviews.context(turn["conversation_id"], turn_id) if turn else {"turns": [], "more_before": False}
+        actions = list(d.reviews.actions(group_id=group_id, limit=50))
+        return {"group": group, "members": members, "turn": turn, "context": context, "actions": actions}
+
+    item = await rt.db(read)
+    if item is None:
+        raise error(web.HTTPNotFound, f"no review item {group_id}")
+    return item
+
+
+def _intents_info(rt: Runtime) -> dict[str, dict[str, str]]:
+    intents, _ = load_intents(rt.folder.path / "intents.yaml")
+    return {n: {"answer": i.answer, "route": i.route, "description": i.description} for n, i in sorted(intents.items())}
+
+
+def _back(request: web.Request, fallback: str) -> str:
+    ref = request.headers.get("Referer", "")
+    host = f"{request.scheme}://{request.host}"
+    if ref.startswith(host + "/review"):
+        return ref[len(host):]
+    return fallback
+
+
+def _with(url: str, **params: Any) -> str:
+    base, _, query = url.partition("?")
+    from urllib.parse import parse_qsl
+
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in params and k not in ("done", "files", "undo", "bulk", "bulk_id", "notes")]
+    extra = [(k, v) for k, v in params.items() if v not in (None, "")]
+    return f"{base}?{urlencode(kept + extra)}"
+
+
+# pages
+async def queue_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    d = desk(request)
+    filters = filters_from(request.query)
+    await rt.db(d.sync)
+    page = await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size)
+    query = filters.query()
+    context = await _context(
+        request, page=page, filters=filters, query=query, qs=urlencode(query),
+        next_url=f"/review?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else "",
+        intents=_intents_info(rt), bulk_actions=BULK_ACTIONS, status=await status(request),
+        flash=_flash(request), routes=("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff"))
+    return aiohttp_jinja2.render_template("queue.html", request, context)
+
+
+def _flash(request: web.Request) -> dict[str, Any]:
+    q = request.query
+    return {"done": q.get("done", ""), "files": [f for f in q.get("files", "").split(",") if f],
+            "undo": q.get("undo", ""), "bulk": q.get("bulk", ""), "bulk_id": q.get("bulk_id", ""),
+            "notes": q.get("notes", "")}
+
+
+async def item_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    group_id = int(request.match_info["group_id"])
+    item = await _item(request, group_id)
+    filters = filters_from(request.query)
+    query = filters.query()
+    following = await rt.db(lambda: [g for g in desk(request).reviews.page(filters, limit=2).groups
+                                     if g["id"] != group_id][:1])
+    context = await _context(
+        request, **item, intents=_intents_info(rt), qs=urlencode(query), flash=_flash(request),
+        next_item=f"/review/items/{following[0]['id']}?{urlencode(query)}" if following else "",
+        oos_label=rt.settings.train.oos_label)
+    return aiohttp_jinja2.render_template("item.html", request, context)
+
+
+async def act_form(request: web.Request) -> web.Response:
+    group_id = int(request.match_info["group_id"])
+    form = await request.post()
+    out = await _run_action(request, group_id, dict(form))
+    target = str(form.get("return", "")) or f"/review/items/{group_id}"
+    if not target.startswith("/review"):
+        target = f"/review/items/{group_id}"
+    raise web.HTTPSeeOther(_with(target, done=str(form.get("action")), files=",".join(out.files),
+                                 undo=out.action_ids[0] if out.action_ids else "", notes="; ".join(out.notes)[:300]))
+
+
+async def undo_form(request: web.Request) -> web.Response:
+    out = await _run_undo(request, int(request.match_info["action_id"]))
+    raise web.HTTPSeeOther(_with(_back(request, "/review"), done="undo", files=",".join(out.files)))
+
+
+async def bulk_form(request: web.Request) -> web.Response:
+    form = await request.post()
+    filters = filters_from(form)
+    out = await _run_bulk(request, filters, str(form.get("action", "")), str(form.get("intent", "")))
+    raise web.HTTPSeeOther(f"/review?{urlencode({**filters.query(), 'bulk': out.groups, 'bulk_id': out.bulk_id, 'done': form.get('action', '')})}")
+
+
+async def undo_bulk_form(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    out = await rt.db(desk(request).undo_bulk, request.match_info["bulk_id"], request["reviewer"].name)
+    await apply_outcome(rt, out)
+    raise web.HTTPSeeOther(_with(_back(request, "/review"), done="undo", bulk=out.groups))
+
+
+async def clusters_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    since, findings = await _findings(request)
+    context = await _context(request, findings=findings, since=time.strftime("%Y-%m-%d", time.gmtime(since)),
+                             intents=_intents_info(rt), flash=_flash(request), proposals=await _proposals(rt))
+    return aiohttp_jinja2.render_template("clusters.html", request, context)
+
+
+async def _proposals(rt: Runtime) -> list[Any]:
+    from training.store import ProposalStore
+
+    return await rt.db(lambda: ProposalStore(rt.log.db).proposals("open"))
+
+
+async def _findings(request: web.Request):
+    from bot import unanswered
+
+    rt = request.app[RUNTIME]
+    r = rt.settings.review
+    value = request.query.get("since", "")
+    try:
+        since = calendar.timegm(time.strptime(value, "%Y-%m-%d")) if value else time.time() - 30 * 86400
+    except ValueError:
+        raise error(web.HTTPBadRequest, "since: expected a date like 2026-12-01") from None
+    d = desk(request)
+    await rt.db(d.sync)
+    messages = await rt.db(d.reviews.unanswered, since, r.cluster_max)
+    intents, _ = load_intents(rt.folder.path / "intents.yaml")
+    examples = {n: list(i.examples) for n, i in intents.items() if n not in rt.settings.server.smalltalk_intents}
+    encode = _encoder(rt)
+    findings = await asyncio.to_thread(unanswered.find, messages, encode, examples, min_size=r.cluster_min_size,
+                                       similarity=r.intent_similarity)
+    return since, findings
+
+
+def _encoder(rt: Runtime):
+    from bot.unanswered import HashingEmbedder
+
+    embedder = getattr(rt.knowledge, "embedder", None)
+    if embedder is not None and hasattr(embedder, "encode"):
+        return embedder.encode
+    return HashingEmbedder().encode
+
+
+async def accept_form(request: web.Request) -> web.Response:
+    form = await request.post()
+    out = await _accept(request, dict(form), form.getall("member", []))
+    raise web.HTTPSeeOther(_with("/review/clusters", since=str(form.get("since", "")), done="accept",
+                                 files=",".join(out.files), notes=f"{out.examples_added} examples added"))
+
+
+async def _accept(request: web.Request, body: dict[str, Any], members: list[str]) -> Outcome:
+    """A verdict accepted: the messages become examples of an existing or a new intent, or out-of-scope
+    examples; 'the knowledge base lacks an article' writes the article from the page's form."""
+    rt = request.app[RUNTIME]
+    d = desk(request)
+    verdict = str(body.get("verdict", ""))
+    who = request["reviewer"].name
+    turns = []
+    for m in members:
+        group_id, _, turn_id = str(m).partition(":")
+        if group_id.isdigit() and turn_id.isdigit():
+            turns.append((int(group_id), int(turn_id)))
+    if not turns:
+        raise error(web.HTTPBadRequest, "no messages chosen")
+
+    def texts() -> list[tuple[str, int]]:
+        out = []
+        for group_id, turn_id in turns:
+            g = d.reviews.group(group_id)
+            if g is not None:
+                out.append((g["text"], turn_id))
+        return out
+
+    name = str(body.get("new_name" if verdict == "new_intent" else "intent", "")).strip()
+    try:
+        if verdict in ("existing_intent", "new_intent"):
+            known = d.intents()
+            new = name not in known
+            if verdict == "existing_intent" and new:
+                raise ValueError(f"no intent {name!r}")
+            out = await rt.db(lambda: d.label_texts(texts(), name, "review-cluster", who, new_intent=new))
+            await rt.db(lambda: [d.reviews.set_status(g, "done", "cluster", who) for g, _ in turns])
+        elif verdict == "out_of_scope":
+            out = await rt.db(lambda: d.label_texts(texts(), rt.settings.train.oos_label, "review-cluster", who))
+            await rt.db(lambda: [d.reviews.set_status(g, "done", "out_of_scope", who) for g, _ in turns])
+        elif verdict == "kb_missing":
+            out = await rt.db(lambda: d.act(turns[0][0], "article", who, title=str(body.get("title", "")),
+                                            body=str(body.get("body", ""))))
+        else:
+            raise ValueError(f"verdict must be one of existing_intent, new_intent, kb_missing, out_of_scope")
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, str(e)) from None
+    await apply_outcome(rt, out)
+    return out
+
+
+async def train_form(request: web.Request) -> web.Response:
+    await _start_training(request)
+    raise web.HTTPSeeOther(_with(_back(request, "/review"), done="train"))
+
+
+async def _start_training(request: web.Request) -> TrainingRun:
+    """`run_bot.py train` in its own process; when it ends, the server loads the new version."""
+    who = login.require_admin(request)
+    rt = request.app[RUNTIME]
+    current: TrainingRun | None = getattr(rt, "_training", None)
+    if current is not None and current.running:
+        raise error(web.HTTPConflict, "a training run is already going")
+    log_file = rt.settings.state_path / "review-train.log"
+    run = rt._training = TrainingRun(started=time.time(), by=who.name, log_file=str(log_file))
+    command = [sys.executable, "-m", "run_bot", "train", "--bot", str(rt.folder.path), "--quiet",
+               "--set", f"state_dir={json.dumps(str(rt.settings.state_path))}"]
+    rt._training_task = asyncio.create_task(_train(rt, run, command, log_file))
+    log.info("review: training started by %s", who.name)
+    return run
+
+
+async def _train(rt: Runtime, run: TrainingRun, command: list[str], log_file: Path) -> None:
+    with open(log_file, "wb") as out:
+        proc = await asyncio.create_subprocess_exec(*command, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                                                    cwd=str(Path(__file__).resolve().parents[2]))
+        try:
+            await asyncio.wait_for(proc.wait(), rt.settings.review.train_timeout_s)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            proc.kill()
+            await proc.wait()
+    run.finished, run.returncode = time.time(), proc.returncode
+    if proc.returncode == 0:
+        try:
+            await rt.models.reload()
+        except Exception as e:
+            log.warning("reload after training failed: %s", e)
+
+
+# JSON API
+async def queue_api(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    d = desk(request)
+    await rt.db(d.sync)
+    page = await rt.db(d.reviews.page, filters_from(request.query), request.query.get("cursor") or None,
+                       rt.settings.review.page_size)
+    return web.json_response({"items": page.groups, "next_cursor": page.next_cursor, "counts": page.counts})
+
+
+async def item_api(request: web.Request) -> web.Response:
+    return web.json_response(await _item(request, int(request.match_info["group_id"])))
+
+
+async def context_api(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    d = desk(request)
+    turn_id = int(request.match_info["turn_id"])
+    turn = await rt.db(d.reviews.turn, turn_id)
+    # a turn is visible only through the queue: it must belong to a review group
+    if turn is None or not await rt.db(lambda: d.db.execute(
+            "select 1 from review_entries where turn_id in (select id from turns where conversation_id = ?) limit 1",
+            [turn["conversation_id"]]).fetchone()):
+        raise error(web.HTTPNotFound, f"no reviewable turn {turn_id}")
+    before = int(request.query.get("before", turn_id))
+    ctx = await rt.db(d.reviews.context, turn["conversation_id"], before, 10, 0)
+    ctx["turns"] = [t for t in ctx["turns"] if t["turn_id"] < before]
+    return web.json_response(ctx)
+
+
+async def act_api(request: web.Request) -> web.Response:
+    body = await read_json(request, request.app[RUNTIME].settings.server.max_body_bytes)
+    return web.json_response(_outcome_json(await _run_action(request, int(request.match_info["group_id"]), body)))
+
+
+async def bulk_api(request: web.Request) -> web.Response:
+    body = await read_json(request, request.app[RUNTIME].settings.server.max_body_bytes)
+    filters = filters_from({k: str(v) for k, v in (body.get("filters") or {}).items()})
+    out = await _run_bulk(request, filters, str(body.get("action", "")), str(body.get("intent", "") or ""))
+    return web.json_response(_outcome_json(out))
+
+
+async def undo_api(request: web.Request) -> web.Response:
+    return web.json_response(_outcome_json(await _run_undo(request, int(request.match_info["action_id"]))))
+
+
+async def clusters_api(request: web.Request) -> web.Response:
+    since, findings = await _findings(request)
+    return web.json_response({"since": since, "clusters": [asdict(f) | {"verdict_text": f.verdict_text} for f in findings]})
+
+
+async def train_api(request: web.Request) -> web.Response:
+    run = await _start_training(request)
+    return web.json_response(asdict(run) | {"running": run.running}, status=202)
+
+
+async def status_api(request: web.Request) -> web.Response:
+    return web.json_response(await status(request))
+
+
+async def users_api(request: web.Request) -> web.Response:
+    login.require_admin(request)
+    rt = request.app[RUNTIME]
+    accounts = await rt.db(login.accounts(request).list)
+    return web.json_response({"users": [{"name": a.name, "role": a.role, "created": a.created} for a in accounts]})
+
+
+def _when(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(value)) if value else ""
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * float(value):.0f} %"

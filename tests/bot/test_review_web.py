@@ -1,0 +1,216 @@
+"""The review workspace over HTTP: login, sessions, CSRF, roles, security headers, escaping, actions that
+edit the bot folder and reload the router, the JSON API."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from bot.accounts import AccountStore
+from bot.folder import load_intents
+from knowledge.database import connect
+
+PASSWORD = "correct horse battery"
+XSS = ("<script>alert(1)</script> I want a refund for my broken oak table that arrived last week",
+       "<img src=x onerror=alert(1)> I want a refund for my broken oak lamp that arrived last week",
+       "<img src=x onerror=alert(1)> I want a refund for my broken oak chair that arrived last week")
+
+
+def users(tmp_path, *accounts):
+    store = AccountStore(connect(tmp_path / "state" / "supportbot.db"))
+    for name, role in accounts:
+        store.add(name, role, PASSWORD)
+    return store
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="_csrf" value="([^"]+)"', html).group(1)
+
+
+async def login(client, name="alice", password=PASSWORD, next_="/review"):
+    page = await client.get("/review/login")
+    return await client.post("/review/login", data={"_csrf": csrf_of(await page.text()), "name": name,
+                                                    "password": password, "next": next_}, allow_redirects=False)
+
+
+async def page_csrf(client, path="/review") -> str:
+    response = await client.get(path)
+    assert response.status == 200, await response.text()
+    return re.search(r'data-csrf="([^"]+)"', await response.text()).group(1)
+
+
+async def chat(client, message):
+    response = await client.post("/api/chat", json={"message": message})
+    assert response.status == 200
+    return await response.json()
+
+
+@pytest.fixture
+async def client(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"), ("root", "admin"))
+    return await make_client("review.login_attempts=3", "review.address_attempts=5")
+
+
+async def test_without_a_session_pages_redirect_to_login_and_the_api_answers_401(client):
+    response = await client.get("/review?kind=fallback", allow_redirects=False)
+    assert response.status == 303
+    location = response.headers["Location"]
+    assert location.startswith("/review/login?next=") and "kind" in location and "fallback" in location
+    api = await client.get("/api/review/queue")
+    assert api.status == 401 and "items" not in await api.json()
+    item = await client.get("/api/review/items/1")
+    assert item.status == 401
+
+
+async def test_review_pages_send_a_strict_csp_nosniff_and_same_origin_referrers(client):
+    response = await client.get("/review/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "<script src=\"/review/static/review.js" in await response.text()
+    assert "<script>" not in await response.text()
+
+
+async def test_login_sets_an_httponly_strict_cookie_and_logout_ends_the_session(client):
+    response = await login(client)
+    assert response.status == 303 and response.headers["Location"] == "/review"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=43200" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over HTTPS it is set
+    assert PASSWORD not in cookie
+    csrf = await page_csrf(client)
+    out = await client.post("/review/logout", data={"_csrf": csrf}, allow_redirects=False)
+    assert out.status == 303
+    assert (await client.get("/review", allow_redirects=False)).status == 303
+    assert (await client.get("/api/review/queue")).status == 401
+
+
+async def test_an_expired_session_is_refused(client, monkeypatch):
+    await login(client)
+    assert (await client.get("/review", allow_redirects=False)).status == 200
+    from bot.web import login as login_module
+
+    later = time.time() + 13 * 3600
+    monkeypatch.setattr(login_module.time, "time", lambda: later)
+    assert (await client.get("/review", allow_redirects=False)).status == 303
+    assert (await client.get("/api/review/queue")).status == 401
+
+
+async def test_a_new_password_ends_the_accounts_sessions(client, tmp_path):
+    await login(client)
+    AccountStore(connect(tmp_path / "state" / "supportbot.db")).set_password("alice", "another long password")
+    assert (await client.get("/api/review/queue")).status == 401
+
+
+async def test_wrong_passwords_are_limited_per_account_and_per_address(client):
+    for _ in range(3):
+        assert (await login(client, password="wrong password")).status == 401
+    locked = await login(client)  # the right password, but the account is locked for the window
+    assert locked.status == 429 and "Too many failed attempts" in await locked.text()
+    assert int(locked.headers["Retry-After"]) > 0
+    assert (await login(client, "root", "wrong password")).status == 401
+    assert (await login(client, "nobody", "wrong password")).status == 401
+    assert (await login(client, "root")).status == 429  # this address has used its 5 failures
+
+
+async def test_a_login_form_without_its_csrf_token_is_refused(client):
+    response = await client.post("/review/login", data={"name": "alice", "password": PASSWORD}, allow_redirects=False)
+    assert response.status == 403
+
+
+async def test_state_changing_requests_need_the_csrf_token(client):
+    await chat(client, "blah blah unknown")
+    await login(client)
+    csrf = await page_csrf(client)
+    gid = (await (await client.get("/api/review/queue")).json())["items"][0]["id"]
+    for data in ({"action": "ignore"}, {"action": "ignore", "_csrf": "forged"}):
+        refused = await client.post(f"/review/items/{gid}/act", data=data, allow_redirects=False)
+        assert refused.status == 403
+    api = await client.post(f"/api/review/items/{gid}/actions", json={"action": "ignore"})
+    assert api.status == 403
+    assert (await (await client.get(f"/api/review/items/{gid}")).json())["group"]["status"] == "new"
+    ok = await client.post(f"/review/items/{gid}/act", data={"action": "ignore", "_csrf": csrf}, allow_redirects=False)
+    assert ok.status == 303
+    assert (await (await client.get(f"/api/review/items/{gid}")).json())["group"]["status"] == "ignored"
+
+
+async def test_a_reviewer_is_refused_admin_actions_and_the_admin_token_works(client):
+    await login(client)
+    csrf = await page_csrf(client)
+    assert (await client.post("/api/review/train", headers={"X-CSRF-Token": csrf})).status == 403
+    assert (await client.get("/api/review/users")).status == 403
+    queue = await client.get("/review")
+    assert "Train a new model" not in await queue.text()
+    client.session.cookie_jar.clear()
+    admin = {"Authorization": "Bearer test-admin-token"}
+    users_ = await client.get("/api/review/users", headers=admin)
+    assert users_.status == 200
+    assert {u["name"]: u["role"] for u in (await users_.json())["users"]} == {"alice": "reviewer", "root": "admin"}
+    assert "password" not in str(await users_.json())
+    assert (await client.get("/api/review/users", headers={"Authorization": "Bearer wrong"})).status == 401
+
+
+async def test_customer_markup_renders_as_text_in_the_queue_item_and_clusters(client):
+    for message in XSS:
+        await chat(client, message)
+    await login(client)
+    queue = await (await client.get("/review")).text()
+    item_id = re.search(r'href="/review/items/(\d+)', queue).group(1)
+    item = await (await client.get(f"/review/items/{item_id}")).text()
+    clusters = await client.get("/review/clusters")
+    assert clusters.status == 200
+    clusters = await clusters.text()
+    assert "refund" in clusters  # the three messages form a cluster
+    for html in (queue, item, clusters):
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;img src=x onerror=alert(" in html or "&lt;script&gt;alert(1)" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in queue
+
+
+async def test_correcting_to_a_new_intent_with_an_answer_edits_intents_yaml_and_the_router_uses_it_at_once(
+        client, tmp_path):
+    first = await chat(client, "do you sell gift cards")
+    assert first["route"] == "fallback"
+    await client.post("/api/feedback", json={"conversation_id": first["conversation_id"], "token": first["token"],
+                                             "turn_id": first["turn_id"], "rating": "down", "comment": "useless"})
+    await login(client)
+    queue = await (await client.get("/review?kind=negative_feedback")).text()
+    gid = re.search(r'href="/review/items/(\d+)', queue).group(1)
+    item = await (await client.get(f"/review/items/{gid}")).text()
+    assert "useless" in item and "fallback" in item
+    csrf = await page_csrf(client)
+    done = await client.post(f"/review/items/{gid}/act", allow_redirects=False, data={
+        "_csrf": csrf, "action": "correct", "new_intent": "gift_cards", "intent": "greet",
+        "answer": "Yes: gift cards from 10 to 200 euros."})
+    assert done.status == 303 and "files=intents.yaml" in done.headers["Location"]
+    page = await (await client.get(done.headers["Location"])).text()
+    assert "intents.yaml" in page and "Undo" in page
+    intents, _ = load_intents(tmp_path / "bot" / "intents.yaml")
+    assert intents["gift_cards"].answer == "Yes: gift cards from 10 to 200 euros."
+    picked = await chat(client, "/gift_cards")  # the quick-reply form of the intent: no model needed
+    assert picked["answer"] == "Yes: gift cards from 10 to 200 euros."
+    api = await (await client.get(f"/api/review/items/{gid}")).json()
+    assert api["group"]["status"] == "done" and api["actions"][0]["actor"] == "alice"
+    from training.store import ExampleStore
+
+    stored = ExampleStore(connect(tmp_path / "state" / "supportbot.db")).find("do you sell gift cards")
+    assert (stored.intent, stored.source, stored.provenance) == ("gift_cards", "review", f"turn:{first['turn_id']}")
+
+
+async def test_bulk_over_the_api_acts_on_the_filtered_selection(client):
+    for message in ("zzz one", "zzz two", "zzz three", "hello"):
+        await chat(client, message)
+    admin = {"Authorization": "Bearer test-admin-token"}
+    queue = await (await client.get("/api/review/queue", headers=admin)).json()
+    assert len(queue["items"]) == 3
+    out = await client.post("/api/review/bulk", headers=admin,
+                            json={"filters": {"q": "zzz"}, "action": "out_of_scope"})
+    body = await out.json()
+    assert out.status == 200 and body["groups"] == 3 and body["examples_added"] == 3
+    assert (await (await client.get("/api/review/queue", headers=admin)).json())["items"] == []
+    undo = await client.post(f"/api/review/actions/{body['action_ids'][0]}/undo", headers=admin)
+    assert undo.status == 200
+    assert len((await (await client.get("/api/review/queue", headers=admin)).json())["items"]) == 1
