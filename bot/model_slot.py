@@ -42,10 +42,8 @@ class RegistrySource:
 
         path: Path | None = self.registry.current_path()
         if path is None:
-            raise FileNotFoundError(
-                f"no model version in {self.registry.root}: train one first "
-                "(`python run_bot.py train --bot <folder>`, or `python run_bot.py demo`)"
-            )
+            raise FileNotFoundError(self.registry.pointer_problem() + (
+                " (train with `python run_bot.py train --bot <folder>`, or `python run_bot.py demo`)"))
         return IntentClassifier.load(path, quantize=self.quantize)
 
 

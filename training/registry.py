@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+SCRATCH = ".tmp-"  # a version being written; renamed to its name when complete
+OWNER = ".writer-pid"  # in a scratch folder: the process writing it
 
 
 class ModelRegistry:
@@ -25,18 +29,54 @@ class ModelRegistry:
     def new_version(self, data_hash: str) -> Iterator[Path]:
         """Yield a scratch folder; it becomes a version only if the block completes."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.clean_scratch()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         name = f"{stamp}-{data_hash[:8]}"
         while (self.root / name).exists():
             name = f"{stamp}-{data_hash[:8]}-{uuid.uuid4().hex[:4]}"
-        scratch = self.root / f".tmp-{uuid.uuid4().hex}"
+        scratch = self.root / f"{SCRATCH}{uuid.uuid4().hex}"
         scratch.mkdir()
+        (scratch / OWNER).write_text(f"{os.getpid()}\n")
         try:
             yield scratch
             (scratch / "VERSION").write_text(name + "\n")
+            (scratch / OWNER).unlink()
             os.rename(scratch, self.root / name)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def clean_scratch(self) -> list[str]:
+        """Remove scratch folders (and pointer temp files) that runs killed mid-write left behind: those whose
+        writing process is gone. A run still writing keeps its own."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for p in self.root.iterdir():
+            if p.name.startswith(SCRATCH) and p.is_dir() and not _alive(p / OWNER):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+            elif p.name.startswith((".CURRENT.", ".HISTORY.")) and p.is_file() and _older_than(p, 3600):
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
+    def pointer_problem(self) -> str | None:
+        """What is wrong with models/CURRENT, said plainly with the versions there are; None when it serves one."""
+        pointer = self.root / "CURRENT"
+        have = self.versions()
+        listing = f"versions here: {', '.join(have)}" if have else "there are no versions yet: run train first"
+        if not pointer.is_file():
+            return f"no model is promoted: {pointer} does not exist ({listing})"
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            return f"{pointer} cannot be read ({e}); {listing}"
+        if not name:
+            return f"{pointer} is empty; it should name one model version ({listing})"
+        if not (self.root / name / "VERSION").is_file():
+            what = "an unfinished or foreign folder" if (self.root / name).is_dir() else "no version here"
+            return f"{pointer} names {name!r}, which is {what} ({listing}); promote or roll back to fix it"
+        return None
 
     def versions(self) -> list[str]:
         if not self.root.is_dir():
@@ -93,6 +133,28 @@ class ModelRegistry:
     def _history(self) -> list[str]:
         file = self.root / "HISTORY"
         return file.read_text().split() if file.is_file() else []
+
+
+def _alive(owner_file: Path) -> bool:
+    """Is the process that wrote this scratch folder still running? No owner file: a pre-owner-file run, stale."""
+    try:
+        pid = int(owner_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _atomic_write(path: Path, text: str) -> None:

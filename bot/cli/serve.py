@@ -47,13 +47,11 @@ def serve(args: argparse.Namespace) -> int:
             f"no trained model for {folder.path} in {folder.settings.models_path}: "
             f"run `python run_bot.py train --bot {folder.path}` first (or `python run_bot.py demo` for the demo bot)"
         )
-    return run(folder)
-
     for warning in knowledge_warnings(folder):
         print(f"warning: {warning}", flush=True)
+    return run(folder)
 
-def demo(args: argparse.Namespace) -> int:
-    from bot.web.security import TOKEN_ENV, admin_token
+
 def knowledge_warnings(folder: BotFolder) -> list[str]:
     """Intents that send customers to the knowledge base while it is empty: every such answer is a fallback."""
     from knowledge.database import connect
@@ -77,6 +75,8 @@ def knowledge_warnings(folder: BotFolder) -> list[str]:
     ]
 
 
+def demo(args: argparse.Namespace) -> int:
+    from bot.web.security import TOKEN_ENV, admin_token
 
     folder = _with_address(open_bot(args), args)
     prepare(folder)

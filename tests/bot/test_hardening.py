@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 
+from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from knowledge.database import connect
-from runtime_doubles import FakeSource, FixedClassifier
+from runtime_doubles import FakeSource, FixedClassifier, ScriptedKnowledge, load_folder
 
 
 class TokenizingClassifier(FixedClassifier):
@@ -228,3 +229,22 @@ async def test_unwritable_database_files_are_503_and_nothing_half_written(make_c
 def test_the_database_is_never_memory_mapped(tmp_path):
     db = connect(tmp_path / "x.db")
     assert db.execute("pragma mmap_size").fetchone()[0] == 0
+
+
+async def test_readyz_says_what_is_wrong_with_the_model_pointer(tmp_path, aiohttp_client):
+    from bot.model_slot import RegistrySource
+
+    folder = load_folder(tmp_path, "server.watch_interval=0")
+    version = folder.settings.models_path / "20260101T000000-abcd1234"
+    version.mkdir(parents=True)
+    (version / "VERSION").write_text(version.name + "\n")
+    (folder.settings.models_path / "CURRENT").write_text("")
+    kb = ScriptedKnowledge()
+    client = await aiohttp_client(create_app(folder.settings, folder, models=RegistrySource(folder.settings),
+                                             open_knowledge=lambda: kb))
+    for _ in range(200):
+        body = await (await client.get("/readyz")).json()
+        if "CURRENT" in body.get("error", ""):
+            break
+        await asyncio.sleep(0.01)
+    assert "is empty" in body["error"] and version.name in body["error"]
