@@ -42,7 +42,10 @@ def serve(args: argparse.Namespace) -> int:
     folder = _with_address(open_bot(args), args)
     from training.registry import ModelRegistry
 
-    if ModelRegistry(folder.settings.models_path).current_version() is None:
+    registry = ModelRegistry(folder.settings.models_path)
+    if registry.current_version() is None:
+        if registry.versions():  # trained, but the pointer is wrong: say how
+            raise FileNotFoundError(f"cannot serve {folder.path}: {registry.pointer_problem()}")
         raise FileNotFoundError(
             f"no trained model for {folder.path} in {folder.settings.models_path}: "
             f"run `python run_bot.py train --bot {folder.path}` first (or `python run_bot.py demo` for the demo bot)"
