@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -70,6 +71,20 @@ def read_document(path: Path, doc_id: str, data: bytes) -> tuple[list[Document],
     if not docs and not skipped:
         raise Skip("empty document: no text after parsing")
     return docs, skipped
+
+
+def safe_url(url: str) -> bool:
+    """An article link every client may follow: http(s) with a host, or relative. Not `javascript:`, `data:`
+    or any other scheme, in any spelling a browser would still run (case, control characters, entities)."""
+    if not url:
+        return True
+    if url != url.strip() or re.search(r"[\x00-\x20\x7f]", url):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme:
+        return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    first = re.split(r"[/?#]", url, maxsplit=1)[0]
+    return ":" not in first and "&" not in first and "\\" not in url
 
 
 def decode(data: bytes) -> str:

@@ -4,6 +4,7 @@ flight, and the web server's own writes to the shared database are never blocked
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -15,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from knowledge.chunker import Chunk, chunk_document
-from knowledge.documents import Document, Skip, read_document
+from knowledge.documents import Document, Skip, read_document, safe_url
 from knowledge.store import KnowledgeStore, StoredDocument, Write
 
 BATCH_CHUNKS = 256  # chunks embedded and written per transaction
@@ -33,6 +34,7 @@ class IngestReport:
     removed: int = 0
     chunks: int = 0  # chunks embedded by this run
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or file:line, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what was changed): kept, but not as given
     seconds: float = 0.0
     total_documents: int = 0
     total_chunks: int = 0
@@ -50,6 +52,9 @@ class IngestReport:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)}:")
             lines += [f"  {where}: {reason}" for where, reason in self.skipped]
+        if self.warnings:
+            lines.append(f"warnings {len(self.warnings)}:")
+            lines += [f"  {where}: {reason}" for where, reason in self.warnings]
         return "\n".join(lines)
 
 
@@ -152,7 +157,15 @@ class Ingester:
             self.report.skipped.append((str(file), str(e)))
             return None, "", 0.0
         self.report.skipped += skipped
-        return docs, file_hash, stat.st_mtime
+        return [self._checked_url(d, file) for d in docs], file_hash, stat.st_mtime
+
+    def _checked_url(self, doc: Document, file: Path) -> Document:
+        """Article links reach every API client as `sources`: only http(s) and relative ones are kept."""
+        if safe_url(doc.url):
+            return doc
+        self.report.warnings.append((str(file), f"url {doc.url[:80]!r} dropped: only http(s) and relative links "
+                                                "are kept (the article is used without a link)"))
+        return dataclasses.replace(doc, url="")
 
     def _claim(self, doc: Document, file: str, existing: dict[str, StoredDocument], claimed: dict[str, str]) -> Document:
         """Keep ids unique across folders: an id held by another file that still exists gets a suffix, unless

@@ -7,6 +7,7 @@ from aiohttp import web
 from bot.conversations import ForeignConversation, UnknownConversation
 from bot.router import Conversation
 from bot.web.runtime import RUNTIME, Runtime
+from knowledge.documents import safe_url
 from bot.web.security import check_text, error, field as body_field, is_blank, read_json
 
 
@@ -74,7 +75,8 @@ async def chat(request: web.Request) -> web.Response:
     return web.json_response({
         "conversation_id": convo.id, "token": new_token or token, "turn_id": turn_id, "answer": reply.answer,
         "quick_replies": [{"label": q.label, "value": q.value} for q in reply.quick_replies],
-        "sources": [{"title": src.title, "url": src.url} for src in reply.decision.sources],
+        # Links ingested before ingest filtered them may still be stored: never hand a javascript: one out.
+        "sources": [{"title": src.title, "url": src.url if safe_url(src.url) else ""} for src in reply.decision.sources],
         "route": reply.decision.route, "rateable": reply.decision.rateable, "handoff": convo.handoff,
     })
 

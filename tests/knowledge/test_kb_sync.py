@@ -5,6 +5,7 @@ The embedder does not matter here: a deterministic hash double stands in for the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -261,3 +262,25 @@ def test_searches_from_threads_while_syncing(open_kb, articles):
         results = [f.result() for f in futures]
     assert {r[0] for r in results} <= {"returns.md", "password.html"}
     assert_consistent(kb)
+
+
+def test_only_http_and_relative_article_links_are_kept_with_a_warning_naming_the_file(open_kb, tmp_path):
+    from knowledge.documents import safe_url
+
+    folder = tmp_path / "links"
+    folder.mkdir()
+    bad = {"js.md": "javascript:alert(document.cookie)", "case.md": "JaVaScRiPt:alert(1)",
+           "tab.md": "java\tscript:alert(1)", "data.md": "data:text/html,<script>alert(1)</script>",
+           "vb.md": "vbscript:msgbox", "entity.md": "javascript&colon;alert(1)", "nohost.md": "https:///x"}
+    good = {"abs.md": "https://shop.example/help", "rel.md": "/help/returns", "page.md": "returns.html#top"}
+    for name, url in {**bad, **good}.items():
+        (folder / name).write_text(f"---\ntitle: {name}\nurl: {json.dumps(url)}\n---\nReturns take 30 days.\n")
+    kb = open_kb()
+    report = kb.sync([folder])
+    assert report.skipped == [] and report.added == len(bad) + len(good)  # every article kept
+    urls = {d.id: d.url for d in kb.documents()}
+    assert {name: urls[name] for name in bad} == {name: "" for name in bad}
+    assert {name: urls[name] for name in good} == good
+    assert sorted(Path(f).name for f, _ in report.warnings) == sorted(bad)
+    assert all("dropped" in why for _, why in report.warnings) and "warnings 7" in report.summary()
+    assert not safe_url(" https://x.example") and safe_url("")
