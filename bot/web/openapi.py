@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.web import review_spec
+
 ROUTES = ["template", "smalltalk", "clarify", "knowledge", "fallback", "handoff"]
 
 
@@ -116,9 +118,10 @@ def spec() -> dict[str, Any]:
                 "Serve the registry's current model version (body optional: {\"force\": true} reloads anyway).",
                 _json(_obj(["version", "changed"], previous=STR, version=STR, changed=BOOL), "Serving."),
                 400, 401, 403, admin=True)},
+            **review_spec.paths(),
         },
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}, **review_spec.SECURITY_SCHEMES},
         },
     }

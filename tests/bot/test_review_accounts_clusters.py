@@ -1,0 +1,101 @@
+"""Review accounts (store and `users` CLI) and the 'could not answer' clusters (known-answer ARI floor, verdicts)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import run_bot
+from bot.accounts import AccountStore, check_password, hash_password
+from bot.unanswered import HashingEmbedder, find
+from knowledge.database import connect
+from runtime_doubles import write_bot
+
+ARI_FLOOR = 0.8
+
+
+def test_passwords_are_scrypt_hashes_with_a_salt():
+    stored = hash_password("a long secret")
+    assert stored.startswith("scrypt$") and "a long secret" not in stored
+    assert stored != hash_password("a long secret")
+    assert check_password("a long secret", stored) and not check_password("a long secreT", stored)
+    assert not check_password("x", "not a hash")
+
+
+def test_account_store_add_verify_password_remove(tmp_path):
+    store = AccountStore(connect(tmp_path / "db.sqlite"))
+    store.add("alice", "reviewer", "password one")
+    with pytest.raises(ValueError):
+        store.add("alice", "admin", "password two")
+    with pytest.raises(ValueError):
+        store.add("bob", "owner", "password two")
+    with pytest.raises(ValueError):
+        store.add("bob", "admin", "short")
+    assert store.verify("alice", "password one").role == "reviewer"
+    assert store.verify("alice", "wrong password") is None and store.verify("nobody", "password one") is None
+    epoch = store.get("alice").epoch
+    store.set_password("alice", "password two")
+    assert store.get("alice").epoch == epoch + 1 and store.verify("alice", "password two")
+    store.remove("alice")
+    assert store.list() == []
+
+
+def test_users_cli(tmp_path, monkeypatch, capsys):
+    bot = write_bot(tmp_path / "bot")
+    common = ["--bot", str(bot), "--set", f'state_dir="{tmp_path / "state"}"']
+    monkeypatch.setattr("sys.stdin", io.StringIO("a good password\n"))
+    assert run_bot.main(["users", "add", "rita", "--role", "admin", "--password-stdin", *common]) == 0
+    assert run_bot.main(["users", "list", *common]) == 0
+    out = capsys.readouterr().out
+    assert "rita\tadmin" in out and "a good password" not in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("another password\n"))
+    assert run_bot.main(["users", "password", "rita", "--password-stdin", *common]) == 0
+    assert AccountStore(connect(tmp_path / "state" / "supportbot.db")).verify("rita", "another password")
+    assert run_bot.main(["users", "remove", "rita", *common]) == 0
+    assert run_bot.main(["users", "remove", "rita", *common]) == 2
+
+
+LABELLED = {
+    "gift_wrap": ["can you gift wrap my order", "gift wrap the present please", "is gift wrap available for my order",
+                  "add gift wrap to the present", "do you gift wrap presents", "gift wrap for my order please"],
+    "paypal": ["refund to paypal account", "my paypal refund is missing", "paypal refund not received",
+               "when does the paypal refund arrive", "paypal account refund late", "missing paypal refund again"],
+    "assembly": ["assembly instructions for the wardrobe", "lost the wardrobe assembly instructions",
+                 "wardrobe assembly screws missing", "need wardrobe assembly help", "wardrobe assembly video",
+                 "assembly of the wardrobe is hard"],
+    "weather": ["what is the weather tomorrow", "will the weather be sunny tomorrow", "weather forecast tomorrow rain",
+                "tomorrow weather in london", "is the weather nice tomorrow", "weather tomorrow cold"],
+}
+
+
+def _messages(labelled, decision=None):
+    out, truth = [], []
+    for label, texts in labelled.items():
+        for t in texts:
+            out.append({"group_id": len(out) + 1, "turn_id": len(out) + 1, "text": t, "size": 1,
+                        "decision": decision(label) if decision else None, "last_seen": 0})
+            truth.append(label)
+    return out, truth
+
+
+def test_clusters_recover_a_labelled_set_above_the_ari_floor():
+    messages, truth = _messages(LABELLED)
+    findings = find(messages, HashingEmbedder().encode, {}, min_size=3, similarity=0.6, now=1.0)
+    predicted = {m["group_id"]: f.id for f in findings for m in f.members}
+    labels = [predicted.get(m["group_id"], -m["group_id"]) for m in messages]  # unclustered: its own singleton
+    assert adjusted_rand_score(truth, labels) >= ARI_FLOOR
+    assert sorted(f.size for f in findings) == [6, 6, 6, 6]
+
+
+def test_cluster_verdicts():
+    messages, _ = _messages(LABELLED, decision=lambda label: "out_of_scope" if label == "weather" else None)
+    intents = {"gift_wrapping": ["gift wrap my order", "can you gift wrap it", "gift wrap the present"]}
+    findings = {f.examples[0]: f for f in find(messages, HashingEmbedder().encode, intents, min_size=3,
+                                               similarity=0.6, now=1.0)}
+    verdict = {next(k for k, v in LABELLED.items() if f.examples[0] in v): f for f in findings.values()}
+    assert verdict["gift_wrap"].verdict == "existing_intent" and verdict["gift_wrap"].intent == "gift_wrapping"
+    assert verdict["weather"].verdict == "out_of_scope"
+    assert verdict["paypal"].verdict in ("new_intent", "kb_missing")
+    assert verdict["assembly"].verdict == "new_intent" and verdict["assembly"].name
