@@ -7,12 +7,14 @@ at a fixed offered rate (--offered, latency counted from when each message was d
 is the demo bot's held-out intent test set (about a quarter out of scope) plus its knowledge-base questions.
 Reports requests/s, p50/p99 latency, errors and the server's RSS, for micro-batching on and (the
 baseline, same run) batch size 1, on the realistic mix and on an in-scope mix that never searches;
-then RSS across repeated hot reloads of the model. The 1-minute load average is recorded per level:
+then 16 clients alone and beside one hostile client that sends only unencodable, oversized or deeply nested
+requests as fast as it is answered (the normal clients' errors should be 0); then RSS across repeated hot reloads. The 1-minute load average is recorded per level:
 on a shared machine other work competes for the cores.
 
     python benchmarks/bench_server.py                      # full run, a few minutes on 2 cores
     python benchmarks/bench_server.py --levels 1 16 --seconds 10 --no-baseline
     python benchmarks/bench_server.py --set train.quantize=true   # serve the int8 model
+    python benchmarks/bench_server.py --levels 16 --seconds 15 --no-baseline --offered 0 --reloads 0   # hostile row
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class Server:
         self.log = open(state / f"server-{self.port}.log", "wb")
         command = [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(self.port),
                    "--set", f'state_dir="{state}"', "--set", "server.rate_limit=100000",
-                   "--set", "server.rate_burst=100000", "--set", "server.watch_interval=0", *extra]
+                   "--set", "server.rate_burst=100000", "--set", "server.new_conversation_rate=0",
+                   "--set", "server.handoff_rate=0", "--set", "server.watch_interval=0", *extra]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": token}
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=state)
 
@@ -138,22 +141,56 @@ async def client(session: aiohttp.ClientSession, url: str, texts: list[str], off
         turn = turn + 1 if convo else 0
 
 
+# What the hostile client sends, in turn: text no tokenizer can encode (valid JSON), bodies over the size limit,
+# JSON nested thousands deep, messages of NUL and control characters, an integer beyond 64 bits.
+HOSTILE = [
+    b'{"message": "where is my order \\ud800 AB12345"}',
+    b'{"message": "' + b"a" * 20000 + b'"}',
+    b"[" * 5000 + b"]" * 5000,
+    b'{"message": "\\u0000\\u0000\\u0001\\u001b"}',
+    b'{"message": "\\udfff"}',
+    b'{"message": "hi", "conversation_id": 18446744073709551616}',
+]
+
+
+async def hostile(session: aiohttp.ClientSession, url: str, stop: float, statuses: dict, budget: list[int]) -> None:
+    """One client sending only bad requests, as fast as the server answers (and its rate limit allows), for as
+    long as the normal clients run."""
+    i = 0
+    while budget[0] > 0 and time.monotonic() < stop:
+        body = HOSTILE[i % len(HOSTILE)]
+        i += 1
+        try:
+            async with session.post(url + "/api/chat", data=body, headers={"Content-Type": "application/json"}) as r:
+                await r.read()
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                if r.status == 429:
+                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            statuses[type(e).__name__] = statuses.get(type(e).__name__, 0) + 1
+
+
 async def level(server: Server, session: aiohttp.ClientSession, texts: list[str], clients: int,
-                requests: int, seconds: float, offered: float = 0.0) -> dict:
-    """`clients` closed-loop users, or with `offered` (requests/s in all) open-loop ones."""
+                requests: int, seconds: float, offered: float = 0.0, with_hostile: bool = False) -> dict:
+    """`clients` closed-loop users, or with `offered` (requests/s in all) open-loop ones; `with_hostile` adds
+    one client sending only bad requests beside them (their errors count apart)."""
     latencies: list[float] = []
     errors: list[str] = []
     budget = [requests]
     start = time.perf_counter()
     stop = time.monotonic() + seconds
     interval = clients / offered if offered else 0.0
+    hostile_statuses: dict = {}
+    extra = [hostile(session, server.url, stop, hostile_statuses, budget)] if with_hostile else []
     await asyncio.gather(*(client(session, server.url, texts, i * 37, stop, budget, latencies, errors, interval)
-                           for i in range(clients)))
+                           for i in range(clients)), *extra)
     elapsed = time.perf_counter() - start
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    label = f"{clients}, open loop at {offered:g}/s" if offered else clients
     return {
-        "clients": f"{clients}, open loop at {offered:g}/s" if offered else clients,
+        "clients": f"{clients} + 1 hostile" if with_hostile else label,
+        **({"hostile": {str(k): v for k, v in sorted(hostile_statuses.items(), key=str)}} if with_hostile else {}),
         "requests": len(latencies) + len(errors), "seconds": round(elapsed, 1),
         "rps": round(len(latencies) / elapsed, 1), "p50_ms": round(q[49], 1), "p99_ms": round(q[98], 1),
         "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
@@ -209,6 +246,11 @@ async def run(args: argparse.Namespace) -> dict:
                 before = (await stats(server, session, token))["routes"]
                 rows = [await level(server, session, texts, n, args.requests * max(1, n // 4), args.seconds)
                         for n in args.levels]
+                if args.hostile and name == configs[0][0]:  # the same clients, then beside one hostile client
+                    n = args.hostile
+                    rows += [await level(server, session, texts, n, args.requests * max(1, n // 4), args.seconds),
+                             await level(server, session, texts, n, args.requests * max(1, n // 4), args.seconds,
+                                         with_hostile=True)]
                 if args.offered:
                     n = max(args.levels)
                     rows.append(await level(server, session, texts, n, int(args.offered * args.seconds),
@@ -235,6 +277,11 @@ def markdown(results: dict) -> str:
                          f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['rss_mb']} | "
                          f"{row['load_avg_1m']} |")
     for config in results["configs"]:
+        for row in config["levels"]:
+            if "hostile" in row:
+                lines.append(f"\n{config['name']}, {row['clients']}: the hostile client's answers by status "
+                             f"{row['hostile']}; the normal clients' errors {row['errors']} {row['error_kinds']}")
+    for config in results["configs"]:
         s = config["server_stats"]
         lines.append(f"\n{config['name']} ({config['messages']} distinct messages): "
                      f"{s.get('batches')} model calls, mean batch {s.get('mean_batch')}; "
@@ -259,6 +306,9 @@ def main() -> None:
     parser.add_argument("--reloads", type=int, default=20, help="forced model swaps for the memory check (0 = skip)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="a setting for the server under test, e.g. train.quantize=true (repeatable)")
+    parser.add_argument("--hostile", type=int, default=16,
+                        help="also this many clients alone, then beside one client sending only bad requests "
+                             "(unencodable, oversized, deeply nested; 0 = skip)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
     args = parser.parse_args()
