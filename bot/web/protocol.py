@@ -12,6 +12,7 @@ response has begun.
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 
 from aiohttp import web, web_log
@@ -43,6 +44,7 @@ def _first_line(message: str | None) -> str:
     if not message:
         return ""
     line = message.strip().splitlines()[0] if message.strip() else ""
+    line = re.sub(r":\s*b(['\"]).*$", "", line)  # not the client's own bytes back at it
     return line[:200]
 
 
