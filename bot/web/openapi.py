@@ -61,11 +61,13 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
-        400: "Invalid JSON or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
+        400: "Invalid JSON, JSON nested over 32 levels, an integer beyond 64 bits, text with a lone surrogate or a "
+             "control character, or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
         403: "Foreign origin, wrong conversation token, or admin endpoints disabled (no token configured).",
         404: "Unknown conversation or turn.", 413: "Body or message too large.",
         415: "Not JSON, not UTF-8 text, or a non-text message.", 429: "Rate limit exceeded (see Retry-After).",
-        503: "The model or knowledge base is still loading (see /readyz).",
+        503: "The model or knowledge base is still loading, or the database cannot be written (full disk, "
+             "read-only); see Retry-After and /readyz. Nothing was stored.",
     }
     return {str(c): _json(_ref("Error"), reasons[c]) for c in codes}
 
@@ -96,15 +98,15 @@ def spec() -> dict[str, Any]:
                                       400, 403, 404, 413, 415, 429, 503, body="ChatRequest")},
             "/api/feedback": {"post": _op("Rate an answer (down flags the turn for review).",
                                           _json(_obj(["ok"], ok=BOOL), "Stored."), 400, 403, 404, 413, 415, 429,
-                                          body="Feedback")},
+                                          503, body="Feedback")},
             "/api/conversations/{conversation_id}": {"get": _op(
                 "A conversation's turns; needs header X-Conversation-Token.", _json(_ref("Conversation"), "Turns."),
-                403, 404, 429,
+                400, 403, 404, 429, 503,
                 params=[CONVERSATION_ID, {"name": "X-Conversation-Token", "in": "header", "required": True,
                                           "schema": STR}])},
             "/healthz": {"get": _op("The process is up.", _json(_obj(["ok"], ok=BOOL), "Up."))},
             "/readyz": {"get": _op("Model and knowledge base are loaded.", _json(_obj(
-                ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL), "Ready."), 503)},
+                ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL, storage=BOOL), "Ready."), 503)},
             "/openapi.json": {"get": _op("This description.", _json(ANY_OBJECT, "OpenAPI 3.1."))},
             "/admin/stats": {"get": _op("Counts of conversations, turns, routes, flags; model and batching.",
                                         _json(ANY_OBJECT, "Statistics."), 401, 403, admin=True)},

@@ -85,7 +85,7 @@ async def test_health_readiness_and_openapi_cover_every_route(make_client):
     client = await make_client()
     assert (await client.get("/healthz")).status == 200
     ready = await (await client.get("/readyz")).json()
-    assert ready == {"ready": True, "model_version": "v1", "knowledge": True}
+    assert ready == {"ready": True, "model_version": "v1", "knowledge": True, "storage": True}
     spec = await (await client.get("/openapi.json")).json()
     routes = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
               if r.method not in ("HEAD", "OPTIONS") and not r.resource.canonical.startswith(("/widget", "/demo", "/favicon",
