@@ -93,6 +93,8 @@ def demo_bot(tmp_path_factory) -> DemoBot:
         "--set", f'state_dir="{state}"', "--set", f'server.allowed_origins=["{origin}"]',
         # Tests chat faster than a person: keep the limiter on, with room for them.
         "--set", "server.rate_limit=200", "--set", "server.rate_burst=400",
+        "--set", "server.new_conversation_rate=200", "--set", "server.new_conversation_burst=400",
+        "--set", "server.handoff_rate=200", "--set", "server.handoff_burst=400",
     ]
     with open(bot.log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
