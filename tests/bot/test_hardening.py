@@ -248,3 +248,19 @@ async def test_readyz_says_what_is_wrong_with_the_model_pointer(tmp_path, aiohtt
             break
         await asyncio.sleep(0.01)
     assert "is empty" in body["error"] and version.name in body["error"]
+
+
+def test_the_access_log_names_the_client_behind_a_trusted_proxy(caplog):
+    import logging
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.web.protocol import AccessLogger
+
+    request = make_mocked_request("GET", "/healthz")
+    request["client_address"] = "203.0.113.7"  # what client_info worked out from X-Forwarded-For
+    logger = AccessLogger(logging.getLogger("test.access"), AccessLogger.LOG_FORMAT)
+    with caplog.at_level(logging.INFO, "test.access"):
+        logger.log(request, web.Response(), 0.01)
+    assert caplog.records[0].getMessage().startswith("203.0.113.7 ")
