@@ -165,21 +165,21 @@ def _check_body(body: Any) -> None:
     while stack:
         value, where, depth = stack.pop()
         if isinstance(value, str):
-            check_text(value, f"field {where}")
+            check_text(value, f"field {where[:80]}")
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise error(web.HTTPBadRequest, f"field {where} is out of range (a finite number)")
+                raise error(web.HTTPBadRequest, f"field {where[:80]} is out of range (a finite number)")
         elif isinstance(value, bool) or value is None:
             continue
         elif isinstance(value, int):
             if not INT_RANGE[0] <= value <= INT_RANGE[1]:
-                raise error(web.HTTPBadRequest, f"field {where} is out of range (a 64-bit integer)")
+                raise error(web.HTTPBadRequest, f"field {where[:80]} is out of range (a 64-bit integer)")
         elif depth >= MAX_JSON_DEPTH:
             raise error(web.HTTPBadRequest, f"JSON nested over {MAX_JSON_DEPTH} levels")
         elif isinstance(value, dict):
             for key, item in value.items():
                 name = key if where == "body" else f"{where}.{key}"
-                check_text(key, f"field name {key!r}")
+                check_text(key, f"field name {key[:80]!r}")
                 stack.append((item, name, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
