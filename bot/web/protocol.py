@@ -65,6 +65,11 @@ class AppRunner(web.AppRunner):
 class AccessLogger(web_log.AccessLogger):
     """`%a` is the client's address as the app saw it (`server.trusted_proxies`), not the proxy's."""
 
+    def __init__(self, logger, log_format: str = web_log.AccessLogger.LOG_FORMAT) -> None:
+        # Not aiohttp's __init__: it shares one compiled-format cache with the stock logger.
+        web_log.AbstractAccessLogger.__init__(self, logger, log_format=log_format)
+        self._log_format, self._methods = self.compile_format(log_format)
+
     def compile_format(self, log_format: str):
         fmt, methods = super().compile_format(log_format)
         return fmt, [web_log.KeyMethod(key, _client if method is web_log.AccessLogger._format_a else method)
