@@ -107,10 +107,25 @@ def find(messages: Sequence[Mapping[str, Any]], encode: Encode, intents: Mapping
     return findings
 
 
+_CENTROIDS: dict[tuple[int, str], tuple[list[str], np.ndarray]] = {}  # (encoder, hash of the examples) -> centroids
+
+
 def _intent_centroids(intents: Mapping[str, Sequence[str]], encode: Encode) -> tuple[list[str], np.ndarray]:
+    """Each intent's mean example vector; cached while intents.yaml's examples stay the same."""
     names = [n for n, ex in intents.items() if ex]
     if not names:
         return [], np.zeros((0, 1))
+    key = (id(getattr(encode, "__self__", encode)),
+           hashlib.sha256(repr([(n, list(intents[n])) for n in names]).encode()).hexdigest())
+    if key in _CENTROIDS:
+        return _CENTROIDS[key]
+    if len(_CENTROIDS) > 8:
+        _CENTROIDS.clear()
+    _CENTROIDS[key] = _compute_centroids(names, intents, encode)
+    return _CENTROIDS[key]
+
+
+def _compute_centroids(names: list[str], intents: Mapping[str, Sequence[str]], encode: Encode):
     texts = [t for n in names for t in intents[n]]
     vectors = _unit(encode(texts))
     rows, start = [], 0
