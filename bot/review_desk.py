@@ -73,8 +73,7 @@ class ReviewDesk:
                 filed["clarifications"] = result.added
                 self.reviews.set_watermark("pick", picks[-1][0])
             else:
-                newest = self.db.execute("select coalesce(max(id), 0) from turns").fetchone()[0]
-                self.reviews.set_watermark("pick", max(last, newest))
+                self.reviews.set_watermark("pick", max(last, self.reviews.watermark("turn")))
         return filed
 
     def intents(self) -> list[str]:
@@ -114,7 +113,7 @@ class ReviewDesk:
                     out.reload_router = True
                 self._label(group, name, "review-corrected", after, out, relabel=bulk_id is None)
                 after["intent"] = name
-                self.db.execute("update review_groups set intent = ? where id = ?", [name, group_id])
+                self.reviews.set_intent(group_id, name)
                 before["intent"] = group["intent"]
             elif action == "out_of_scope":
                 self._label(group, self.oos_label, "review-out-of-scope", after, out, relabel=bulk_id is None)
@@ -171,7 +170,7 @@ class ReviewDesk:
                 self.examples.relabel(example_id, old_intent, old_method)
             out.examples_added = -len(after.get("examples", []))
             if "intent" in before and a["action"] == "correct":
-                self.db.execute("update review_groups set intent = ? where id = ?", [before["intent"], a["group_id"]])
+                self.reviews.set_intent(a["group_id"], before["intent"])
             if after.get("new_intent"):
                 intents_file.remove_intent(self.intents_path, after["new_intent"])
                 out.files.append("intents.yaml")

@@ -300,12 +300,22 @@ class ReviewStore:
         turns = [dict(zip(keys, r)) for r in reversed(older[:before])] + [dict(zip(keys, r)) for r in newer]
         return {"turns": turns, "more_before": len(older) > before}
 
+    def in_queue(self, conversation_id: str) -> bool:
+        """Whether any turn of the conversation reached the queue (only those conversations are shown)."""
+        return self.db.execute(
+            "select 1 from review_entries e join turns t on t.id = e.turn_id where t.conversation_id = ? limit 1",
+            [conversation_id]).fetchone() is not None
+
     # decisions and their record
     def set_status(self, group_id: int, status: str, decision: str | None, actor: str | None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
         self.db.execute("update review_groups set status = ?, decision = ?, decided_by = ?, decided = ? where id = ?",
                         [status, decision, actor, time.time() if actor else None, group_id])
+
+    def set_intent(self, group_id: int, intent: str | None) -> None:
+        """The intent a reviewer gave the group (shown and filtered on, like the bot's own)."""
+        self.db.execute("update review_groups set intent = ? where id = ?", [intent, group_id])
 
     def record(self, group_id: int | None, action: str, actor: str, before: dict, after: dict,
                bulk_id: str | None = None) -> int:

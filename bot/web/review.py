@@ -468,9 +468,7 @@ async def context_api(request: web.Request) -> web.Response:
     turn_id = int(request.match_info["turn_id"])
     turn = await rt.db(d.reviews.turn, turn_id)
     # a turn is visible only through the queue: it must belong to a review group
-    if turn is None or not await rt.db(lambda: d.db.execute(
-            "select 1 from review_entries where turn_id in (select id from turns where conversation_id = ?) limit 1",
-            [turn["conversation_id"]]).fetchone()):
+    if turn is None or not await rt.db(d.reviews.in_queue, turn["conversation_id"]):
         raise error(web.HTTPNotFound, f"no reviewable turn {turn_id}")
     before = int(request.query.get("before", turn_id))
     ctx = await rt.db(d.reviews.context, turn["conversation_id"], before, 10, 0)
