@@ -85,6 +85,8 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
         mark = getattr(e, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark else str(file)
         raise ValueError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+    if isinstance(doc, dict) and "intents" in doc and doc["intents"] is None:
+        doc["intents"] = {}  # `intents:` with none under it yet: a new bot, or one answered from knowledge only
     if not isinstance(doc, dict) or not isinstance(doc.get("intents"), dict):
         raise ValueError(f"{file}: expected a mapping with an 'intents:' mapping")
 

@@ -64,11 +64,24 @@ def read_examples(path: Path, source: str = "file") -> LoadedData:
     return LoadedData(examples, warnings + single_example_warnings(examples, str(path)))
 
 
+FEW_EXAMPLES = 5  # below this an intent is a guess, whatever the model
+
+
 def single_example_warnings(examples: Sequence[Example], where: str) -> list[str]:
     singles = sorted(i for i, n in Counter(e.intent for e in examples).items() if n == 1)
     if not singles:
         return []
     return [f"{where}: {len(singles)} intents have a single example and are not validated: {', '.join(singles[:10])}"]
+
+
+def few_example_warnings(examples: Sequence[Example], where: str, minimum: int = FEW_EXAMPLES) -> list[str]:
+    """Intents with a handful of examples: the model will confuse them; the fix is more examples."""
+    few = sorted((n, i) for i, n in Counter(e.intent for e in examples).items() if 1 < n < minimum)
+    if not few:
+        return []
+    listed = ", ".join(f"{i} ({n})" for n, i in few[:10])
+    return [f"{where}: {len(few)} intents have fewer than {minimum} examples: {listed}; the model will confuse "
+            "them: add a dozen or more each (intents.yaml `examples:`, or import more transcripts)"]
 
 
 def _csv_rows(path: Path, content: str, delimiter: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from knowledge.embedder import resolve_model_path
-from training.dataset import data_hash, single_example_warnings, stratified_split
+from training.dataset import data_hash, few_example_warnings, single_example_warnings, stratified_split
 from training.registry import ModelRegistry
 from training.settings import TrainSettings
 from training.store import Example
@@ -54,7 +54,7 @@ def train(
     in_scope = [e for e in usable if e.intent != settings.oos_label]
     oos = [e for e in usable if e.intent == settings.oos_label]
     check_trainable(in_scope)
-    warnings = single_example_warnings(in_scope, "training data")
+    warnings = single_example_warnings(in_scope, "training data") + few_example_warnings(in_scope, "training data")
     base = resolve_model_path(settings.base_model)
     train_part, val_part = stratified_split(in_scope, settings.val_fraction, settings.seed)
     fit = finetune(train_part, val_part, base, settings, progress=progress)

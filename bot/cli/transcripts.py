@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,7 @@ IMPORT_EXAMPLES = """\
   python run_bot.py import abcd_v1.1.json.gz --format abcd --bot mybot
   python run_bot.py import tickets.jsonl --format zendesk --bot mybot --set transcripts.tag_label_prefix=intent_
   python run_bot.py import conversations.json --format intercom --bot mybot
+  python run_bot.py import chats.csv --into mybot                     start a new bot folder from past transcripts
   python run_bot.py import rasa-project/ --format rasa --into mybot   migrate a Rasa project to a new bot folder"""
 
 INTENTS_EXAMPLES = """\
@@ -48,7 +50,8 @@ def register(sub) -> None:
     p.add_argument("--columns", action="append", default=[], metavar="FIELD=COLUMN",
                    help="generic format: which column holds conversation_id, role, text, time or label (repeatable)")
     p.add_argument("--into", type=Path, metavar="NEW_BOT_FOLDER",
-                   help="rasa format: write a new bot folder (bot.toml, intents.yaml) instead of importing examples")
+                   help="start a new bot folder (bot.toml, intents.yaml, knowledge/, transcripts/) and import into it; "
+                        "a Rasa project is migrated (its intents and responses written to intents.yaml)")
     p.add_argument("--no-cluster", action="store_true", help="do not cluster unlabelled requests into proposed intents")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_bot_args(p)
@@ -87,10 +90,16 @@ def register(sub) -> None:
 # -- import -----------------------------------------------------------------------------------------
 def run_import(args: argparse.Namespace) -> int:
     if args.into is not None:
-        if args.format not in ("rasa", "auto"):
-            raise ValueError("--into migrates a Rasa project: use it with --format rasa")
-        return migrate_rasa(args.path, args.into, args.overrides)
-    folder = open_bot(args)
+        if args.path is None:
+            raise ValueError("--into needs the transcript file (or Rasa project) to start the new bot from")
+        from training.transcripts import detect_format
+
+        if args.format == "rasa" or (args.format == "auto" and detect_format(args.path) == "rasa"):
+            return migrate_rasa(args.path, args.into, args.overrides)
+        folder = new_bot_folder(args.into, args.path, args.overrides)
+        args.path = folder.transcripts_dir / args.path.name
+    else:
+        folder = open_bot(args)
     from knowledge.database import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
@@ -122,7 +131,50 @@ def run_import(args: argparse.Namespace) -> int:
         db.conn.close()
     if not args.dry_run:
         print(f"stored in {db_path}")
+    if args.into is not None:
+        print(f"Next: python run_bot.py intents list --bot {args.into}   (review the proposed intents)")
     return 0
+
+
+def new_bot_folder(into: Path, transcript: Path, overrides: Sequence[str] = ()) -> BotFolder:
+    """A new bot folder holding a copy of `transcript`; refuses to touch an existing non-empty folder."""
+    into = Path(into)
+    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+        raise ValueError(f"{into} already exists and is not empty: give a new folder for the bot")
+    if not Path(transcript).is_file():
+        raise FileNotFoundError(f"{transcript}: no such transcript file")
+
+    def write(staging: Path) -> None:
+        (staging / "bot.toml").write_text(
+            f"# supportbot settings. Every setting and its default: python run_bot.py settings --bot {into}\n"
+            f"name = {json.dumps(into.name)}\n", encoding="utf-8")
+        (staging / "intents.yaml").write_text(
+            f"# Intents of {into.name}, started from {Path(transcript).name}.\n"
+            "# `run_bot.py intents accept` adds the intents proposed from the transcripts here; give each an\n"
+            "# `answer:` (and drop `route: knowledge`) or add help articles to knowledge/ for them.\n\n"
+            "entities: {}\n\nintents:\n", encoding="utf-8")
+        (staging / "knowledge").mkdir()
+        (staging / "transcripts").mkdir()
+        shutil.copy2(transcript, staging / "transcripts" / Path(transcript).name)
+
+    _write_folder(into, write)
+    print(f"Created {into}: bot.toml, intents.yaml, knowledge/, transcripts/{Path(transcript).name}")
+    return BotFolder.load(into, overrides)
+
+
+def _write_folder(into: Path, write) -> None:
+    """Write a new folder in a scratch folder beside it, check it loads, then rename it into place."""
+    into.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{into.name}-", dir=into.parent))
+    try:
+        write(staging)
+        BotFolder.load(staging)  # what we wrote must load
+        if into.exists():
+            into.rmdir()
+        os.replace(staging, into)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 class _Once:
@@ -184,9 +236,7 @@ def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = ()) 
               "# or get an `answer:` template and `route: template`. Look for TODO notes.\n\nintents:\n")
     blocks = [render_intent(d.name, [redactor.redact(t) for t in d.examples], route=d.route, answer=d.answer,
                             note=d.note) for d in drafts]
-    into.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{into.name}-", dir=into.parent))
-    try:
+    def write(staging: Path) -> None:
         (staging / "bot.toml").write_text(
             f"# supportbot settings of the bot migrated from {project_path}.\n"
             f"# Every setting and its default: python run_bot.py settings --bot {into}\n"
@@ -194,15 +244,8 @@ def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = ()) 
         (staging / "intents.yaml").write_text(header + "\n".join(blocks), encoding="utf-8")
         (staging / "knowledge").mkdir()
         (staging / "transcripts").mkdir()
-        BotFolder.load(staging)  # what we wrote must load
-        if into.exists():
-            into.rmdir()
-        os.replace(staging, into)
-    except BaseException:
-        for p in sorted(staging.rglob("*"), reverse=True):
-            p.rmdir() if p.is_dir() else p.unlink()
-        staging.rmdir()
-        raise
+
+    _write_folder(into, write)
     templated = sum(d.route == "template" for d in drafts)
     examples = sum(len(d.examples) for d in drafts)
     print(f"Migrated {project_path} into {into}: {len(drafts)} intents, {examples} examples, "

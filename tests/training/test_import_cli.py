@@ -135,3 +135,27 @@ def test_without_a_path_every_file_in_transcripts_is_imported(bot, tmp_path, cap
     assert out.count("Imported ") == 2
     store, _ = stored(bot)
     assert {e.provenance.split("#")[0] for e in store.examples(labelled=None)} == {"transcripts/chats.csv", "transcripts/more.csv"}
+
+
+def test_transcripts_start_a_new_bot_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli_import, "_embedder", lambda settings: WordEmbedder())
+    target, state = tmp_path / "newbot", tmp_path / "newstate"
+    args = ["import", str(chats(tmp_path)), "--into", str(target), "--no-progress", "--set", f'state_dir="{state}"']
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"Created {target}" in out and "7 found" in out and f"intents list --bot {target}" in out
+    folder = BotFolder.load(target, [f'state_dir="{state}"'])
+    assert folder.intents == {} and folder.settings.name == "newbot"
+    assert (target / "transcripts" / "chats.csv").read_text() == (tmp_path / "chats.csv").read_text()
+    store, proposals = stored_in(state)
+    assert len(store.examples(labelled=None)) == 7 and proposals.proposals()  # requests stored, groups proposed
+
+    assert main(args) == 2  # never over an existing bot
+    assert "already exists and is not empty" in capsys.readouterr().err
+    missing = ["import", str(tmp_path / "nope.csv"), "--into", str(tmp_path / "other"), "--format", "generic"]
+    assert main(missing) == 2 and not (tmp_path / "other").exists()
+
+
+def stored_in(state):
+    db = connect(state / "supportbot.db")
+    return ExampleStore(db), ProposalStore(db)
