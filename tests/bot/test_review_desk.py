@@ -17,7 +17,7 @@ from training.redact import Redactor
 @pytest.fixture
 def bot(tmp_path):
     folder = BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0"])
-    db = connect(tmp_path / "state" / "db.sqlite")
+    db = connect(folder.settings.db_path)
     return folder, ConversationLog(db, Redactor()), ReviewDesk(db, folder)
 
 
@@ -217,3 +217,28 @@ def test_clarification_picks_become_conversation_examples(bot):
     turn = log.record_turn(convo, "/track_order", Reply("On its way", picked))
     desk.sync()
     assert examples(desk)["cancel or track it"] == ("track_order", "conversation", "clarification", f"turn:{turn - 1}")
+
+
+def test_review_cli_list_show_export(bot, tmp_path, capsys):
+    import csv
+    import io
+    import json
+
+    import run_bot
+
+    folder, log, desk = bot
+    convo, turn = say(log, "<b>where</b> is my refund", flags=("negative_feedback",))
+    log.db.close()
+    common = ["--bot", str(folder.path), "--set", f'state_dir="{tmp_path / "state"}"']
+    assert run_bot.main(["review", "list", *common]) == 0
+    out = capsys.readouterr().out
+    assert "<b>where</b> is my refund" in out and "negative_feedback 1" in out
+    gid = int(out.split()[0])
+    assert run_bot.main(["review", "show", str(gid), *common]) == 0
+    assert "route fallback" in capsys.readouterr().out
+    assert run_bot.main(["review", "export", "--format", "jsonl", *common]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["text"], r["kinds"]) for r in rows] == [(gid, "<b>where</b> is my refund", ["negative_feedback"])]
+    assert run_bot.main(["review", "export", "--format", "csv", "--status", "done", *common]) == 0
+    assert list(csv.DictReader(io.StringIO(capsys.readouterr().out))) == []
+    assert run_bot.main(["review", "show", "999", *common]) == 2
