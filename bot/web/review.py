@@ -223,9 +223,21 @@ async def _item(request: web.Request, group_id: int) -> dict[str, Any]:
     return item
 
 
+_INTENTS_CACHE: dict[str, tuple[tuple[int, int], dict[str, dict[str, str]]]] = {}
+
+
 def _intents_info(rt: Runtime) -> dict[str, dict[str, str]]:
-    intents, _ = load_intents(rt.folder.path / "intents.yaml")
-    return {n: {"answer": i.answer, "route": i.route, "description": i.description} for n, i in sorted(intents.items())}
+    """Each intent's answer, route and description, read again whenever intents.yaml changes."""
+    file = rt.folder.path / "intents.yaml"
+    stat = file.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _INTENTS_CACHE.get(str(file))
+    if cached is None or cached[0] != key:
+        intents, _ = load_intents(file)
+        cached = _INTENTS_CACHE[str(file)] = (key, {n: {"answer": i.answer, "route": i.route,
+                                                        "description": i.description}
+                                                    for n, i in sorted(intents.items())})
+    return cached[1]
 
 
 def _back(request: web.Request, fallback: str) -> str:
