@@ -11,13 +11,19 @@ import http.client
 import json
 import threading
 
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+import tempfile
 
-from bot.web.app import create_app
-from bot.web.protocol import AppRunner
-from conftest import ADMIN
-from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder
+import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))  # its caches: never in the working directory
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from bot.web.app import create_app  # noqa: E402
+from bot.web.protocol import AppRunner  # noqa: E402
+from conftest import ADMIN  # noqa: E402
+from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
