@@ -11,18 +11,18 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from servers import ready as _ready, stop, wait_until_ready  # noqa: F401 (_ready: used by test_review_browser)
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 1800  # training the demo model on a busy 2-core machine
@@ -62,14 +62,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 def _copy_state(source: Path, state: Path) -> None:
     """Models and index as files; the database through SQLite's backup (consistent even if in use)."""
     for name in ("models", "index"):
@@ -99,17 +91,7 @@ def demo_bot(tmp_path_factory) -> DemoBot:
     with open(bot.log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _ready(bot.url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                tail = bot.log_path.read_text(errors="replace")[-4000:]
-                pytest.fail(f"the demo bot did not become ready (exit code {server.poll()}):\n{tail}")
-            time.sleep(0.5)
+        wait_until_ready(bot.url, server, bot.log_path, READY_TIMEOUT_S)
         yield bot
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)

@@ -13,10 +13,8 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from browser import HostSite, free_port, launch
+from servers import stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,14 +49,6 @@ def workdir(tmp_path) -> Path:
     (tmp_path / "run_bot.py").symlink_to(ROOT / "run_bot.py")
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     return tmp_path
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def run(command: str, cwd: Path, env: dict) -> str:
@@ -138,10 +129,7 @@ def test_build_your_own_bot_as_written(workdir):
                                   cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600
-        while not _ready(url):
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until_ready(url, server, log, 600)
         request = urllib.request.Request(url + "/api/chat", json.dumps({"message": "where is my order NW-482913"}).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -164,11 +152,6 @@ def test_build_your_own_bot_as_written(workdir):
             finally:
                 browser.close()
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
     output = log.read_text()
     assert "supportbot serving on" in output and "knowledge base, which is empty" not in output  # step 4 ran
