@@ -22,14 +22,14 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import kb, review, serve, settings, train, transcripts, users
+    from bot.cli import kb, models, review, serve, settings, train, transcripts, users
 
     parser = argparse.ArgumentParser(
         prog="run_bot.py", description="supportbot: customer-service bots from transcripts, canned answers and help articles.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, transcripts, kb, serve, users, review, settings):
+    for module in (train, models, transcripts, kb, serve, users, review, settings):
         module.register(sub)
     return parser
 

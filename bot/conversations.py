@@ -202,6 +202,22 @@ class ConversationLog:
             "feedback": dict(self.db.execute("select rating, count(*) from feedback group by rating").fetchall()),
         }
 
+    def recent_messages(self, limit: int) -> list[tuple[int, str]]:
+        """The latest customer messages (turn id, stored text), newest first: for shadow scoring."""
+        return self.db.execute(
+            "select id, message from turns where message != '' order by id desc limit ?", [limit]).fetchall()
+
+    def flag_turns(self, kind: str, details: dict[int, str]) -> int:
+        """Flag logged turns for review (e.g. what a candidate model would change); returns how many."""
+        now = time.time()
+        with transaction(self.db):
+            rows = self.db.execute(
+                f"select id, conversation_id from turns where id in ({','.join('?' * len(details))})",
+                list(details)).fetchall() if details else []
+            for turn_id, conversation_id in rows:
+                self._flag(turn_id, conversation_id, kind, details[turn_id], now)
+        return len(rows)
+
     def _flag(self, turn_id: int, conversation_id: str, kind: str, detail: str, now: float) -> None:
         if kind not in FLAGS:
             raise ValueError(f"unknown flag {kind!r}; expected one of {FLAGS}")

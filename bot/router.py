@@ -20,7 +20,8 @@ from bot.templates import EntityExtractor, fill, slot_reply
 from training.classifier import Prediction
 
 ROUTES = ("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff")
-FLAGS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff")
+FLAGS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff",
+         "shadow")  # shadow: a retrain's candidate model would decide this turn differently
 HANDOFF_VALUE = "/handoff"  # quick-reply value (and message) that asks for a person
 INTENT_VALUE = "/"  # quick-reply values "/<intent>" pick that intent without classifying
 SUGGESTIONS = 2  # articles linked by a fallback, at most

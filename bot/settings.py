@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from knowledge.settings import KnowledgeSettings, setting
 from training.redact import RedactSettings
-from training.settings import TrainSettings
+from training.settings import RetrainSettings, TrainSettings
 from training.transcripts.settings import TranscriptSettings
 
 
@@ -154,6 +154,7 @@ class Settings:
     display_name: str = setting("", "The bot's name as customers see it: the widget's title ('<display_name> support') and {bot_name} in answers; empty = the bot name, capitalised.")
     state_dir: str = setting("", "Folder for generated state (database, model versions, index); empty = ~/.local/share/supportbot/<name>.")
     train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "Intent-model training."})
+    retrain: RetrainSettings = field(default_factory=RetrainSettings, metadata={"help": "Periodic gated retraining."})
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings, metadata={"help": "Knowledge base."})
     server: ServerSettings = field(default_factory=ServerSettings, metadata={"help": "HTTP server."})
     privacy: RedactSettings = field(default_factory=RedactSettings, metadata={"help": "PII redaction."})

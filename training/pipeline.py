@@ -42,9 +42,12 @@ class TrainResult:
 
 def train(
     examples: Sequence[Example], settings: TrainSettings, registry: ModelRegistry,
-    progress: bool = True, promote: bool = True,
+    progress: bool = True, promote: bool = True, lineage: dict | None = None,
 ) -> TrainResult:
-    """Fine-tune on `examples` (split 'test' ones are left for evaluation) and save a version."""
+    """Fine-tune on `examples` (split 'test' ones are left for evaluation) and save a version.
+
+    `lineage` (retrain: parent version, warm or cold start, examples added since the parent) is kept in data.json.
+    """
     from training.calibrate import calibrate
     from training.classifier import IntentClassifier
     from training.evaluate import report
@@ -88,7 +91,10 @@ def train(
         _write_json(folder / "calibration.json", calibration.to_dict())
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "settings.json", asdict(settings))
-        _write_json(folder / "data.json", {"hash": digest, "examples": len(usable), "intents": len(fit.labels), "base_model": str(base)})
+        _write_json(folder / "data.json", {
+            "hash": digest, "examples": len(usable), "intents": len(fit.labels), "base_model": str(base),
+            "example_ids": sorted(e.id for e in usable if e.id is not None), **(lineage or {}),
+        })
     version = registry.latest()
     if promote:
         registry.promote(version)

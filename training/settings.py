@@ -53,3 +53,31 @@ class TrainSettings:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """Periodic re-fine-tuning on everything learned so far plus what is new, gated against the serving model."""
+
+    interval: float = setting(0.0, "Hours between scheduled retrains started by the server (each in its own process); 0 = no schedule (run `run_bot.py retrain`).")
+    min_new_examples: int = setting(20, "A scheduled retrain starts only when at least this many labelled examples arrived since the serving model was trained.")
+    warm_start: str = setting("auto", "auto: start from the serving version's encoder (fewer epochs) and fall back to the base model when that candidate fails the gate; always; never.")
+    warm_epochs: int = setting(2, "Most epochs of a warm-started retrain (the encoder already knows the domain).")
+    tolerance: float = setting(0.01, "The candidate is refused if its accuracy on the gate's data is lower than the serving model's by more than this.")
+    max_intent_drop: float = setting(0.1, "The candidate is refused if any intent with enough gate examples loses more than this much recall.")
+    min_intent_support: int = setting(5, "Gate examples an intent needs before its own drop can refuse a candidate.")
+    fresh_examples: int = setting(500, "Newest reviewed examples the serving model never saw that join the golden set in the gate.")
+    shadow_turns: int = setting(1000, "Latest logged customer messages the candidate classifies beside the serving model; turns it would decide differently are listed and flagged for review.")
+    golden_share: float = setting(0.1, "Share of each intent's labelled examples `run_bot.py models golden` sets aside (split test) as the gate's golden set.")
+
+    def __post_init__(self) -> None:
+        checks = {
+            "interval": self.interval >= 0, "min_new_examples": self.min_new_examples >= 0,
+            "warm_start": self.warm_start in ("auto", "always", "never"), "warm_epochs": self.warm_epochs >= 1,
+            "tolerance": 0 <= self.tolerance < 1, "max_intent_drop": 0 <= self.max_intent_drop <= 1,
+            "min_intent_support": self.min_intent_support >= 1, "fresh_examples": self.fresh_examples >= 0,
+            "shadow_turns": self.shadow_turns >= 0, "golden_share": 0 < self.golden_share < 0.5,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid retrain settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))

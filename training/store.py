@@ -111,6 +111,26 @@ class ExampleStore:
             result.added += 1
         return result
 
+    def carve_test_split(self, share: float, seed: int) -> int:
+        """Move a stratified `share` of each intent's labelled examples to split 'test' (a golden set never
+        trained on); intents with 4 or more examples give at least one. Returns how many moved."""
+        import random
+
+        rng = random.Random(seed)
+        rows = self.db.execute("select id, intent from examples where intent is not null and split = ''"
+                               " order by id").fetchall()
+        by_intent: dict[str, list[int]] = {}
+        for row_id, intent in rows:
+            by_intent.setdefault(intent, []).append(row_id)
+        chosen = []
+        for ids in by_intent.values():
+            k = round(share * len(ids)) or (1 if len(ids) >= 4 else 0)
+            chosen += rng.sample(ids, k)
+        with transaction(self.db):
+            for row_id in chosen:
+                self.db.execute("update examples set split = 'test' where id = ?", [row_id])
+        return len(chosen)
+
     def examples(self, *, labelled: bool | None = True, split: str | None = None) -> list[Example]:
         """Stored examples; `labelled=None` returns both labelled and unlabelled ones."""
         where, args = [], []

@@ -10,13 +10,15 @@ from bot.folder import BotFolder
 DEFAULT_BOT = Path(__file__).resolve().parent.parent.parent / "examples" / "demo_store"
 
 
-def add_bot_args(parser: argparse.ArgumentParser) -> None:
+def add_bot_args(parser: argparse.ArgumentParser, inherited: bool = False) -> None:
+    """--bot and --set; `inherited` for a sub-action whose parent command has them too (either place works)."""
     parser.add_argument(
-        "--bot", type=Path, default=DEFAULT_BOT,
+        "--bot", type=Path, default=argparse.SUPPRESS if inherited else DEFAULT_BOT,
         help="bot folder (bot.toml, intents.yaml, knowledge/, transcripts/); default: the demo store",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        "--set", dest="overrides", action="append", default=argparse.SUPPRESS if inherited else [],
+        metavar="SECTION.FIELD=VALUE",
         help="override a setting, e.g. --set train.epochs=2 (repeatable; see `run_bot.py settings`)",
     )
 

@@ -1,4 +1,4 @@
-"""`run_bot.py train`, `evaluate` and `models`: the intent model of a bot folder, and its versions."""
+"""`run_bot.py train` and `evaluate`: the intent model of a bot folder (its versions: `bot/cli/models.py`)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,6 @@ def register(sub) -> None:
                    "else stored examples of split 'test')")
     p.add_argument("--model", help="version to evaluate (default: the serving one)")
     p.add_argument("--out", type=Path, help="report folder (default: the version's folder)")
-
-    p = command(sub, "models", models, "list model versions, or roll back / promote one",
-                "  python run_bot.py models --bot mybot\n"
-                "  python run_bot.py models --bot mybot --rollback\n"
-                "  python run_bot.py models --bot mybot --promote 20261123T140000-ab12cd34")
-    add_bot_args(p)
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--rollback", action="store_true", help="serve the previously promoted version")
-    group.add_argument("--promote", metavar="VERSION", help="serve this version")
 
 
 def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
@@ -126,23 +117,3 @@ def _evaluation_examples(folder: BotFolder, data: Path | None):
     if not examples:
         raise FileNotFoundError(f"no evaluation data: give --data FILE, add {file}, or store examples with split 'test'")
     return examples
-
-
-def models(args: argparse.Namespace) -> int:
-    from training.registry import ModelRegistry
-
-    registry = ModelRegistry(open_bot(args).settings.models_path)
-    if args.rollback:
-        print(f"serving {registry.rollback()}")
-    elif args.promote:
-        registry.promote(args.promote)
-        print(f"serving {args.promote}")
-    current = registry.current_version()
-    for version in registry.versions():
-        metrics = json.loads((registry.path(version) / "metrics.json").read_text())
-        v = metrics.get("validation") or {}
-        acc = f"val accuracy {100 * v['accuracy']:.1f} %" if v else "no validation"
-        print(f"{'*' if version == current else ' '} {version}  {acc}  trained {metrics.get('trained_at', '?')}")
-    if not registry.versions():
-        print("no model versions yet")
-    return 0

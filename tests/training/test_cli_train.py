@@ -55,7 +55,7 @@ def test_train_evaluate_and_models(bot, tmp_path, capsys):
     assert "# Intent model evaluation" in (versions[0] / "evaluation.md").read_text()
 
     assert run_bot.main(["train", "--bot", str(bot), "--quiet", "--set", "train.epochs=1"]) == 0
-    assert run_bot.main(["models", "--bot", str(bot), "--rollback"]) == 0
+    assert run_bot.main(["models", "rollback", "--bot", str(bot)]) == 0
     assert f"serving {versions[0].name}" in capsys.readouterr().out
 
 

@@ -1,0 +1,201 @@
+"""`run_bot.py retrain` (gated re-fine-tuning, in this process) and `run_bot.py models` (list, promote,
+rollback, prune, diff, golden, runs): the intent model's versions and how they came to serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from bot.cli.common import add_bot_args, command, open_bot
+
+MODELS_EXAMPLES = """\
+  python run_bot.py models --bot mybot                      list versions (* = serving) and the gate's verdicts
+  python run_bot.py models promote 20261123T140000-ab12cd34 --bot mybot
+  python run_bot.py models rollback --bot mybot
+  python run_bot.py models prune --bot mybot
+  python run_bot.py models diff 20261123T140000-ab12cd34 20261130T090000-cd34ef56 --bot mybot
+  python run_bot.py models golden --bot mybot               set aside a stratified golden set for the gate
+  python run_bot.py models runs --bot mybot                 the log of retrain runs"""
+
+
+def register(sub) -> None:
+    p = command(sub, "retrain", retrain_cmd,
+                "re-fine-tune on all examples plus the new ones, gate the candidate against the serving model, "
+                "promote it only if it is not worse",
+                "  python run_bot.py retrain --bot mybot\n"
+                "  python run_bot.py retrain --bot mybot --set retrain.warm_start=never")
+    add_bot_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)  # "schedule" when the server starts it
+
+    p = command(sub, "models", list_cmd, "model versions: list, promote, rollback, prune, diff; the golden set; "
+                "retrain runs", MODELS_EXAMPLES)
+    add_bot_args(p)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    q = command(actions, "list", list_cmd, "versions, newest last (* = serving), with validation accuracy and "
+                "the gate's verdict")
+    add_bot_args(q, inherited=True)
+    q = command(actions, "promote", promote_cmd, "serve this version (a running server picks it up by itself)")
+    q.add_argument("version")
+    add_bot_args(q, inherited=True)
+    q = command(actions, "rollback", rollback_cmd, "serve the previously promoted version")
+    add_bot_args(q, inherited=True)
+    q = command(actions, "prune", prune_cmd, "delete all but the newest train.keep_versions versions (never the serving one)")
+    add_bot_args(q, inherited=True)
+    q = command(actions, "diff", diff_cmd, "compare two versions on the gate's data: overall, per intent, "
+                "and every changed prediction with its text")
+    q.add_argument("a", metavar="A")
+    q.add_argument("b", metavar="B")
+    q.add_argument("--limit", type=int, default=50, help="changed predictions shown (default 50)")
+    add_bot_args(q, inherited=True)
+    q = command(actions, "golden", golden_cmd, "set aside a stratified share (retrain.golden_share) of the labelled "
+                "examples as the golden set (split test): never trained on, the gate's yardstick")
+    add_bot_args(q, inherited=True)
+    q = command(actions, "runs", runs_cmd, "the log of retrain runs: start, end, data counts, outcome")
+    add_bot_args(q, inherited=True)
+
+
+def _state(folder):
+    from knowledge.database import connect
+    from training.registry import ModelRegistry
+
+    return connect(folder.settings.db_path), ModelRegistry(folder.settings.models_path)
+
+
+def retrain_cmd(args: argparse.Namespace) -> int:
+    from bot.conversations import ConversationLog
+    from training.redact import Redactor
+    from training.retrain import retrain
+    from training.runs import RunLog
+    from training.store import ExampleStore
+
+    folder = open_bot(args)
+    settings = folder.settings
+    db, registry = _state(folder)
+    store = ExampleStore(db)
+    store.add(folder.seed_examples())
+    conversations = ConversationLog(db, Redactor(settings.privacy))
+    outcome = retrain(
+        store.examples(), settings.train, settings.retrain, registry, RunLog(db), settings.state_path / "retrain.lock",
+        shadow_messages=conversations.recent_messages(settings.retrain.shadow_turns), trigger=args.trigger,
+        progress=not args.quiet,
+    )
+    c = outcome.comparison
+    shadow = c.get("shadow", [])
+    flagged = conversations.flag_turns(
+        "shadow", {s["turn_id"]: f"{outcome.candidate}: {s['serving']} -> {s['candidate']}" for s in shadow})
+    counts = c["counts"]
+    print(f"candidate {outcome.candidate} ({outcome.start} start; {counts['train']} examples, {counts['new']} new"
+          + (f", new intents: {', '.join(counts['new_intents'])}" if counts["new_intents"] else "") + ")")
+    print(("promoted: " if outcome.promoted else "refused: ") + "; ".join(c["reasons"]))
+    print(f"shadow: {len(shadow)} of the last {settings.retrain.shadow_turns} customer messages would be decided "
+          f"differently; {flagged} flagged for review")
+    print(f"details: run_bot.py models diff {c.get('parent') or outcome.candidate} {outcome.candidate} --bot {folder.path}")
+    return 0 if outcome.promoted else 3
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    db, registry = _state(open_bot(args))
+    current = registry.current_version()
+    for version in registry.versions():
+        path = registry.path(version)
+        metrics = json.loads((path / "metrics.json").read_text())
+        v = metrics.get("validation") or {}
+        acc = f"val accuracy {100 * v['accuracy']:.1f} %" if v else "no validation"
+        data = json.loads((path / "data.json").read_text()) if (path / "data.json").is_file() else {}
+        gate = json.loads((path / "gate.json").read_text()) if (path / "gate.json").is_file() else None
+        verdict = "" if gate is None else ("  gate: promoted" if gate["promote"] else "  gate: refused")
+        start = f"  {data['start']} from {data.get('parent') or 'base'}" if data.get("start") else ""
+        print(f"{'*' if version == current else ' '} {version}  {acc}  trained {metrics.get('trained_at', '?')}"
+              f"{start}{verdict}")
+    if not registry.versions():
+        print("no model versions yet")
+    return 0
+
+
+def promote_cmd(args: argparse.Namespace) -> int:
+    _, registry = _state(open_bot(args))
+    registry.promote(args.version)
+    print(f"serving {args.version}")
+    return 0
+
+
+def rollback_cmd(args: argparse.Namespace) -> int:
+    _, registry = _state(open_bot(args))
+    print(f"serving {registry.rollback()}")
+    return 0
+
+
+def prune_cmd(args: argparse.Namespace) -> int:
+    folder = open_bot(args)
+    _, registry = _state(folder)
+    removed = registry.prune(folder.settings.train.keep_versions)
+    print(f"removed {len(removed)} versions" + (f": {', '.join(removed)}" if removed else ""))
+    return 0
+
+
+def diff_cmd(args: argparse.Namespace) -> int:
+    from training import gate
+    from training.classifier import IntentClassifier
+    from training.retrain import collect_examples
+    from training.store import ExampleStore
+
+    folder = open_bot(args)
+    db, registry = _state(folder)
+    a, b = (IntentClassifier.load(registry.path(v)) for v in (args.a, args.b))
+    data = collect_examples(ExampleStore(db).examples(), folder.settings.train, registry.path(args.a),
+                            folder.settings.retrain)
+    if not data.gate:
+        raise ValueError("no gate data to compare on: carve a golden set with `run_bot.py models golden`")
+    c = gate.compare(b, a, data.gate, folder.settings.train.oos_label, folder.settings.retrain)
+    sa, sb = c["serving"], c["candidate"]
+    print(f"{args.a} -> {args.b} on {c['examples']} gate examples ({data.counts['golden']} golden, "
+          f"{data.counts['fresh_reviewed']} newly reviewed, {data.counts['out_of_scope']} out of scope)")
+    print(f"  accuracy {_pct(sa['accuracy'])} -> {_pct(sb['accuracy'])}; out-of-scope refused "
+          f"{_pct(sa['oos_refused'])} -> {_pct(sb['oos_refused'])}")
+    print(("  would promote: " if c["promote"] else "  would refuse: ") + "; ".join(c["reasons"]))
+    moved = [r for r in c.get("per_intent", []) if r["serving"] != r["candidate"]]
+    for r in sorted(moved, key=lambda r: r["candidate"] - r["serving"]):
+        print(f"  {r['intent']:<28} recall {_pct(r['serving'])} -> {_pct(r['candidate'])}  ({r['support']} examples)")
+    print(f"{len(c['changed'])} changed predictions:")
+    for row in c["changed"][: args.limit]:
+        print(f"  [{row['label']}] {row['text']!r}: {row['serving']} -> {row['candidate']}")
+    stored = registry.path(args.b) / "gate.json"
+    if stored.is_file():
+        gate_record = json.loads(stored.read_text())
+        print(f"gate when {args.b} was trained: {'promoted' if gate_record['promote'] else 'refused'} "
+              f"({'; '.join(gate_record['reasons'])}); {len(gate_record.get('shadow', []))} shadow changes")
+    return 0
+
+
+def golden_cmd(args: argparse.Namespace) -> int:
+    from training.store import ExampleStore
+
+    folder = open_bot(args)
+    db, _ = _state(folder)
+    store = ExampleStore(db)
+    store.add(folder.seed_examples())
+    moved = store.carve_test_split(folder.settings.retrain.golden_share, folder.settings.train.seed)
+    print(f"golden set: {moved} examples moved to split test (never trained on); "
+          f"{len(store.examples(split='test'))} in all")
+    return 0
+
+
+def runs_cmd(args: argparse.Namespace) -> int:
+    from training.runs import RunLog
+
+    db, _ = _state(open_bot(args))
+    runs = RunLog(db).runs()
+    for r in runs:
+        took = f"{r['ended'] - r['started']:.0f} s" if r["ended"] else "-"
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["started"]))
+        print(f"#{r['id']} {when} {r['trigger']:<8} {r['outcome']:<9} {took:>7}  {r['candidate'] or ''}  "
+              f"{r['counts'].get('new', '')} new  {r['detail'][:120]}")
+    if not runs:
+        print("no retrain runs yet")
+    return 0
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"

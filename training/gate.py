@@ -1,0 +1,112 @@
+"""The gate: a candidate model version serves only if it is not worse than the serving one on the same data.
+
+Both classify the gate's examples (the golden set, `split = test`, never trained on, plus the newest reviewed
+examples the serving model never saw) and the out-of-scope examples. The candidate is refused when its
+accuracy is lower by more than `tolerance`, when an intent with enough support loses more than
+`max_intent_drop` of its recall, or when it refuses fewer out-of-scope messages. Shadow scoring runs both
+on recent real customer messages and lists every one they would decide differently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from training.classifier import Classifier, Prediction
+from training.settings import RetrainSettings
+from training.store import Example
+
+BATCH = 64
+
+
+def predict(classifier: Classifier, texts: Sequence[str]) -> list[Prediction]:
+    out: list[Prediction] = []
+    for start in range(0, len(texts), BATCH):
+        out += classifier.predict(list(texts[start : start + BATCH]))
+    return out
+
+
+def decided(p: Prediction) -> str:
+    """What the bot would do with this prediction, as one word: the intent, 'clarify: a|b', or 'unknown'."""
+    if p.unknown:
+        return "unknown"
+    if p.ambiguous and len(p.top) > 1:
+        return f"clarify: {p.top[0][0]}|{p.top[1][0]}"
+    return p.intent or "unknown"
+
+
+def score(predictions: Sequence[Prediction], examples: Sequence[Example], oos_label: str) -> dict:
+    """Accuracy at the serving decision (an unknown in-scope message is wrong), recall per intent, and the
+    share of out-of-scope messages refused."""
+    in_scope = [(e, p) for e, p in zip(examples, predictions) if e.intent != oos_label]
+    oos = [p for e, p in zip(examples, predictions) if e.intent == oos_label]
+    support = Counter(e.intent for e, _ in in_scope)
+    right = Counter(e.intent for e, p in in_scope if not p.unknown and p.intent == e.intent)
+    return {
+        "examples": len(in_scope),
+        "accuracy": sum(right.values()) / len(in_scope) if in_scope else None,
+        "recall": {i: right[i] / n for i, n in sorted(support.items())},
+        "support": dict(sorted(support.items())),
+        "oos_examples": len(oos),
+        "oos_refused": sum(p.unknown for p in oos) / len(oos) if oos else None,
+    }
+
+
+def compare(candidate: Classifier, serving: Classifier | None, examples: Sequence[Example], oos_label: str,
+            settings: RetrainSettings) -> dict:
+    """The full comparison and the decision, as stored with the candidate (gate.json)."""
+    texts = [e.text for e in examples]
+    cand_pred = predict(candidate, texts)
+    cand = score(cand_pred, examples, oos_label)
+    result = {"candidate": cand, "examples": len(examples), "promote": True, "reasons": []}
+    if serving is None:
+        result["reasons"].append("no model is serving yet")
+        return result
+    serv_pred = predict(serving, texts)
+    serv = score(serv_pred, examples, oos_label)
+    result["serving"] = serv
+    result["changed"] = changed(examples, serv_pred, cand_pred)
+    reasons = result["reasons"]
+    if cand["examples"] == 0:
+        result["promote"] = False
+        reasons.append("no in-scope gate examples: carve a golden set with `run_bot.py models golden`")
+        return result
+    drop = (serv["accuracy"] or 0) - (cand["accuracy"] or 0)
+    if drop > settings.tolerance:
+        reasons.append(f"accuracy {100 * cand['accuracy']:.1f} % is {100 * drop:.1f} points below the serving "
+                       f"model's {100 * serv['accuracy']:.1f} % (tolerance {100 * settings.tolerance:.1f})")
+    per_intent = []
+    for intent, n in cand["support"].items():
+        before, after = serv["recall"].get(intent, 0.0), cand["recall"][intent]
+        per_intent.append({"intent": intent, "support": n, "serving": before, "candidate": after})
+        if n >= settings.min_intent_support and before - after > settings.max_intent_drop:
+            reasons.append(f"intent {intent} recall falls {100 * before:.0f} % -> {100 * after:.0f} % "
+                           f"({n} examples; at most {100 * settings.max_intent_drop:.0f} points allowed)")
+    result["per_intent"] = per_intent
+    if serv["oos_refused"] is not None and cand["oos_refused"] < serv["oos_refused"]:
+        reasons.append(f"refuses {100 * cand['oos_refused']:.0f} % of out-of-scope messages, the serving model "
+                       f"{100 * serv['oos_refused']:.0f} %")
+    result["promote"] = not reasons
+    if not reasons:
+        reasons.append(f"accuracy {100 * cand['accuracy']:.1f} % vs {100 * serv['accuracy']:.1f} % serving; "
+                       "no intent and no out-of-scope refusal worse than allowed")
+    return result
+
+
+def changed(examples: Sequence[Example], before: Sequence[Prediction], after: Sequence[Prediction]) -> list[dict]:
+    return [
+        {"text": e.text, "label": e.intent, "serving": decided(b), "candidate": decided(a)}
+        for e, b, a in zip(examples, before, after) if decided(b) != decided(a)
+    ]
+
+
+def shadow(candidate: Classifier, serving: Classifier | None, messages: Sequence[tuple[int, str]]) -> list[dict]:
+    """Recent customer messages (turn id, text) that the candidate would decide differently."""
+    if serving is None or not messages:
+        return []
+    texts = [text for _, text in messages]
+    out = []
+    for (turn_id, text), b, a in zip(messages, predict(serving, texts), predict(candidate, texts)):
+        if decided(b) != decided(a):
+            out.append({"turn_id": turn_id, "text": text, "serving": decided(b), "candidate": decided(a)})
+    return out

@@ -1,0 +1,117 @@
+"""Retrain runs: a lock so two never overlap, and a log of every run (start, end, data counts, outcome).
+
+The lock is a file created exclusively (O_EXCL) holding the holder's pid and start time. A run killed with
+`kill -9` leaves it behind; the next run sees that its pid is gone and takes it over. The log is the
+`retrain_runs` table; this module is the only one that writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from knowledge.database import transaction
+
+
+class RetrainBusy(RuntimeError):
+    """Another retrain holds the lock."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    started: float
+
+    def describe(self) -> str:
+        return f"pid {self.pid}, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.started))}"
+
+
+class RetrainLock:
+    """`with RetrainLock(path):` — refuses (RetrainBusy, naming the holder) while a live process holds it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def holder(self) -> Holder | None:
+        try:
+            data = json.loads(self.path.read_text())
+            return Holder(int(data["pid"]), float(data["started"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def __enter__(self) -> "RetrainLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if holder is not None and _alive(holder.pid):
+                    raise RetrainBusy(f"a retrain is already running ({holder.describe()}); lock {self.path}") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone (killed, crashed, machine restarted)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "started": time.time()}, f)
+            return self
+        raise RetrainBusy(f"could not take the retrain lock {self.path}")
+
+    def __exit__(self, *exc) -> None:
+        holder = self.holder()
+        if holder is not None and holder.pid == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLog:
+    """The `retrain_runs` table: one row per run, opened at the start and closed with its outcome."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        if not db["retrain_runs"].exists():
+            db["retrain_runs"].create(
+                {"id": int, "started": float, "ended": float, "pid": int, "trigger": str, "outcome": str,
+                 "candidate": str, "base": str, "counts": str, "detail": str},
+                pk="id", not_null={"started", "outcome"}, defaults={"outcome": "running"},
+            )
+
+    def start(self, trigger: str) -> int:
+        with transaction(self.db):
+            return self.db["retrain_runs"].insert(
+                {"started": time.time(), "pid": os.getpid(), "trigger": trigger, "outcome": "running"}).last_pk
+
+    def finish(self, run_id: int, outcome: str, candidate: str = "", base: str = "",
+               counts: dict | None = None, detail: str = "") -> None:
+        with transaction(self.db):
+            self.db["retrain_runs"].update(run_id, {
+                "ended": time.time(), "outcome": outcome, "candidate": candidate, "base": base,
+                "counts": json.dumps(counts or {}), "detail": detail})
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest first; a run still marked running whose process is gone is reported as killed."""
+        rows = self.db.execute(
+            "select id, started, ended, pid, trigger, outcome, candidate, base, counts, detail from retrain_runs"
+            " order by id desc limit ?", [limit]).fetchall()
+        out = []
+        for r in rows:
+            run = dict(zip(("id", "started", "ended", "pid", "trigger", "outcome", "candidate", "base", "counts",
+                            "detail"), r))
+            run["counts"] = json.loads(run["counts"] or "{}")
+            if run["outcome"] == "running" and run["pid"] != os.getpid() and not _alive(run["pid"]):
+                run["outcome"] = "killed"
+            out.append(run)
+        return out
