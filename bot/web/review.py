@@ -76,6 +76,8 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     r.add_post("/api/review/train", train_api)
     r.add_get("/api/review/status", status_api)
     r.add_get("/api/review/users", users_api)
+    r.add_post("/api/review/users", add_user_api)
+    r.add_post("/api/review/users/{name}/remove", remove_user_api)
 
 
 # shared pieces
@@ -523,6 +525,33 @@ async def users_api(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     accounts = await rt.db(login.accounts(request).list)
     return web.json_response({"users": [{"name": a.name, "role": a.role, "created": a.created} for a in accounts]})
+
+
+async def add_user_api(request: web.Request) -> web.Response:
+    """Admin: create an account ({name, role, password}); the password is hashed, never logged or returned."""
+    who = login.require_admin(request)
+    rt = request.app[RUNTIME]
+    body = await read_json(request, rt.settings.server.max_body_bytes)
+    try:
+        account = await rt.db(login.accounts(request).add, str(body.get("name", "")), str(body.get("role", "reviewer")),
+                              str(body.get("password", "")))
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, str(e)) from None
+    log.info("review: %s added account %s (%s)", who.name, account.name, account.role)
+    return web.json_response({"name": account.name, "role": account.role, "created": account.created})
+
+
+async def remove_user_api(request: web.Request) -> web.Response:
+    """Admin: delete an account; its sessions end at once."""
+    who = login.require_admin(request)
+    rt = request.app[RUNTIME]
+    name = request.match_info["name"]
+    try:
+        await rt.db(login.accounts(request).remove, name)
+    except ValueError as e:
+        raise error(web.HTTPNotFound, str(e)) from None
+    log.info("review: %s removed account %s", who.name, name)
+    return web.json_response({"removed": name})
 
 
 def _when(value: float | None) -> str:

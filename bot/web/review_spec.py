@@ -92,7 +92,14 @@ def paths() -> dict[str, Any]:
                                           _ok("The run.", OBJ, "202"), 403, 409)},
         "/api/review/status": {"get": _op("Serving model version, reviewed examples it has not seen, training run.",
                                           _ok("Status."))},
-        "/api/review/users": {"get": _op("Admin: the accounts (name, role, created; never passwords).", _ok("users"), 403)},
+        "/api/review/users": {
+            "get": _op("Admin: the accounts (name, role, created; never passwords).", _ok("users"), 403),
+            "post": _op("Admin: create an account.", _ok("The account (no password)."), 400, 403,
+                        body={"type": "object", "required": ["name", "password"], "properties": {
+                            "name": STR, "role": {"enum": ["reviewer", "admin"]}, "password": STR}})},
+        "/api/review/users/{name}/remove": {"post": _op("Admin: delete an account; its sessions end.",
+                                                        _ok("removed"), 403, 404, params=[{"name": "name", "in": "path",
+                                                                                           "required": True, "schema": STR}])},
         "/review": {"get": _page("The queue")},
         "/review/login": {"get": _page("The login form"), "post": _page("Log in", form=True)},
         "/review/logout": {"post": _page("Log out", form=True)},

@@ -151,6 +151,20 @@ async def test_a_reviewer_is_refused_admin_actions_and_the_admin_token_works(cli
     assert {u["name"]: u["role"] for u in (await users_.json())["users"]} == {"alice": "reviewer", "root": "admin"}
     assert "password" not in str(await users_.json())
     assert (await client.get("/api/review/users", headers={"Authorization": "Bearer wrong"})).status == 401
+    added = await client.post("/api/review/users", headers=admin, json={"name": "bo", "role": "reviewer",
+                                                                       "password": "bo's long password"})
+    assert added.status == 200 and "password" not in await added.text()
+    assert (await client.post("/api/review/users/bo/remove", headers=admin)).status == 200
+    assert (await client.post("/api/review/users/bo/remove", headers=admin)).status == 404
+
+
+async def test_a_reviewer_may_not_manage_accounts(client):
+    await login(client)
+    csrf = await page_csrf(client)
+    refused = await client.post("/api/review/users", headers={"X-CSRF-Token": csrf},
+                                json={"name": "mallory", "role": "admin", "password": "a long password"})
+    assert refused.status == 403
+    assert (await client.post("/api/review/users/root/remove", headers={"X-CSRF-Token": csrf})).status == 403
 
 
 async def test_customer_markup_renders_as_text_in_the_queue_item_and_clusters(client):
