@@ -45,6 +45,7 @@ class BotFolder:
     settings: Settings
     intents: dict[str, Intent]
     entities: dict[str, Entity]
+    overrides: tuple[str, ...] = ()  # the --set overrides it was loaded with (a retrain process gets them too)
 
     @property
     def knowledge_dir(self) -> Path:
@@ -70,13 +71,13 @@ class BotFolder:
         if not settings.name:
             settings = dataclasses.replace(settings, name=path.resolve().name)
         intents, entities = load_intents(path / "intents.yaml")
-        return cls(path=path, settings=settings, intents=intents, entities=entities)
+        return cls(path=path, settings=settings, intents=intents, entities=entities, overrides=tuple(overrides))
 
 
 def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
     """Parse and validate intents.yaml."""
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: missing (every bot folder needs intents.yaml)")
+    if not file.exists():  # a knowledge-only bot (a FAQ bot): every message is answered from knowledge/
+        return {}, {}
     try:
         doc = yaml.load(file.read_text(encoding="utf-8"), Loader=_LineLoader) or {}
     except UnicodeDecodeError as e:

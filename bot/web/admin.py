@@ -45,3 +45,21 @@ async def reload(request: web.Request) -> web.Response:
     except Exception as e:
         raise error(web.HTTPInternalServerError, f"reload failed, still serving {rt.models.version}: {e}") from None
     return web.json_response(result)
+
+
+async def retrain_status(request: web.Request) -> web.Response:
+    """The retrain schedule and the log of runs (newest first), whoever started them."""
+    from training.runs import RunLog
+
+    rt = request.app[RUNTIME]
+    runs = await rt.db(lambda: RunLog(rt.log.db).runs())
+    return web.json_response({"schedule": rt.schedule.status(), "serving": rt.models.version, "runs": runs})
+
+
+async def retrain_now(request: web.Request) -> web.Response:
+    """Start a gated retrain in its own process now; 409 while one this server started is running."""
+    rt = request.app[RUNTIME]
+    if rt.schedule.running:
+        raise error(web.HTTPConflict, f"a retrain is already running (pid {rt.schedule.process.pid})")
+    pid = await rt.schedule.start("admin")
+    return web.json_response({"started": True, "pid": pid}, status=202)

@@ -26,6 +26,7 @@ from bot.router import Knowledge
 from bot.settings import Settings
 from bot.web import admin, chat, health, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_torch_threads
+from bot.web.schedule import Schedule
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
 from knowledge.database import connect
@@ -67,6 +68,8 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app.router.add_get("/admin/handoffs", admin.handoffs)
     app.router.add_post("/admin/handoffs/{conversation_id}/release", admin.release)
     app.router.add_post("/admin/reload", admin.reload)
+    app.router.add_get("/admin/retrain", admin.retrain_status)
+    app.router.add_post("/admin/retrain", admin.retrain_now)
     widget.add_routes(app, settings)
     review.add_routes(app, settings)  # /review/ pages and /api/review/ (login, sessions, CSRF)
     return app
@@ -88,10 +91,13 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     )
     rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
+    rt.schedule = Schedule(folder)
     app[RUNTIME] = rt
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if s.watch_interval > 0:
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
+    if settings.retrain.interval > 0:
+        tasks.append(asyncio.create_task(rt.schedule.run()))
     yield
     for task in tasks:
         task.cancel()

@@ -64,7 +64,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Invalid JSON, JSON nested over 32 levels, an integer beyond 64 bits, text with a lone surrogate or a "
              "control character, or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
         403: "Foreign origin, wrong conversation token, or admin endpoints disabled (no token configured).",
-        404: "Unknown conversation or turn.", 413: "Body or message too large.",
+        404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running.",
+        413: "Body or message too large.",
         415: "Not JSON, not UTF-8 text, or a non-text message.", 429: "Rate limit exceeded (see Retry-After).",
         503: "The model or knowledge base is still loading, or the database cannot be written (full disk, "
              "read-only); see Retry-After and /readyz. Nothing was stored.",
@@ -120,6 +121,15 @@ def spec() -> dict[str, Any]:
                 "Serve the registry's current model version (body optional: {\"force\": true} reloads anyway).",
                 _json(_obj(["version", "changed"], previous=STR, version=STR, changed=BOOL), "Serving."),
                 400, 401, 403, admin=True)},
+            "/admin/retrain": {
+                "get": _op("The retrain schedule and the log of retrain runs (start, end, counts, outcome).",
+                           _json(_obj(["schedule", "runs"], schedule=ANY_OBJECT, serving=STR,
+                                      runs={"type": "array", "items": ANY_OBJECT}), "Schedule and runs."),
+                           401, 403, admin=True),
+                "post": _op("Start a gated retrain in its own process now (202); the gate decides whether it serves.",
+                            _json(_obj(["started", "pid"], started=BOOL, pid=INT), "Started."), 401, 403, 409,
+                            admin=True),
+            },
             **review_spec.paths(),
         },
         "components": {

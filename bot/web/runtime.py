@@ -22,6 +22,7 @@ from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot
 from bot.router import CalibratedClassifier, Knowledge, Router
 from bot.settings import Settings
+from bot.web.schedule import Schedule
 from bot.web.security import RateLimiter
 from knowledge.database import StorageError, is_storage_fault
 
@@ -42,6 +43,7 @@ class Runtime:
     new_conversations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None
+    schedule: Schedule | None = None  # starts retrain processes (retrain.interval, POST /admin/retrain)
     log: ConversationLog | None = None
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"

@@ -1,0 +1,118 @@
+"""The server's retrain schedule and admin endpoints (a stand-in command for run_bot.py retrain), and a
+rollback reaching a running server with real tiny models."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+
+from bot.web.runtime import RUNTIME
+from bot.web.schedule import Schedule, retrain_command
+from conftest import ADMIN
+from knowledge.database import connect
+from runtime_doubles import load_folder
+from training.store import Example, ExampleStore
+
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def with_retrain(folder, **changes):
+    settings = dataclasses.replace(folder.settings, retrain=dataclasses.replace(folder.settings.retrain, **changes))
+    return dataclasses.replace(folder, settings=settings)
+
+
+def add_reviewed(folder, texts):
+    db = connect(folder.settings.db_path)
+    ExampleStore(db).add(Example(t, "track_order", source="review") for t in texts)
+    db.conn.close()
+
+
+async def test_the_schedule_starts_a_retrain_only_with_enough_new_examples(tmp_path):
+    folder = with_retrain(load_folder(tmp_path), min_new_examples=3)
+    marker = tmp_path / "ran"
+    schedule = Schedule(folder, command=[sys.executable, "-c", f"open({str(marker)!r}, 'w').write('x')"])
+    add_reviewed(folder, ["where is parcel one", "where is parcel two"])
+    assert not await schedule.tick() and schedule.last_check["new_examples"] == 2
+    add_reviewed(folder, ["where is parcel three"])
+    assert await schedule.tick()
+    assert await schedule.process.wait() == 0 and marker.read_text() == "x"
+    assert schedule.status()["last_exit_code"] == 0
+
+
+async def test_a_running_retrain_is_not_started_twice(tmp_path):
+    folder = with_retrain(load_folder(tmp_path), min_new_examples=0)
+    schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
+    assert await schedule.tick() and schedule.running
+    assert not await schedule.tick()  # still running: nothing new is started
+    schedule.process.kill()
+    await schedule.process.wait()
+
+
+def test_the_retrain_process_gets_the_folder_and_its_overrides(tmp_path):
+    folder = load_folder(tmp_path, "train.epochs=2")
+    command = retrain_command(folder, "schedule")
+    assert command[:2] == [sys.executable, command[1]] and command[1].endswith("run_bot.py")
+    assert command[2:4] == ["retrain", "--bot"] and "--trigger" in command and "schedule" in command
+    assert ["--set", "train.epochs=2"] == command[-2:] and f'state_dir="{tmp_path / "state"}"' in command
+
+
+async def test_admin_starts_a_retrain_and_reads_the_run_log(make_client, tmp_path):
+    client = await make_client()
+    rt = client.app[RUNTIME]
+    rt.schedule.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    assert (await client.post("/admin/retrain")).status == 401
+    started = await client.post("/admin/retrain", headers=AUTH)
+    assert started.status == 202 and (await started.json())["pid"] == rt.schedule.process.pid
+    again = await client.post("/admin/retrain", headers=AUTH)
+    assert again.status == 409 and "already running" in (await again.json())["error"]
+    status = await (await client.get("/admin/retrain", headers=AUTH)).json()
+    assert status["schedule"]["running"] is True and status["runs"] == [] and status["serving"] == "v1"
+    rt.schedule.process.kill()
+    await rt.schedule.process.wait()
+
+
+async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_client, tiny_bert, tmp_path):
+    """Two real tiny versions that answer 'where is my order' differently; rolling back changes the answer."""
+    from aiohttp.test_utils import TestServer
+
+    from bot.web.app import create_app
+    from training.pipeline import train
+    from training.registry import ModelRegistry
+    from training.settings import TrainSettings
+
+    folder = load_folder(tmp_path, f'server.admin_token="{ADMIN}"', "server.watch_interval=0.05")
+    settings = TrainSettings(base_model=str(tiny_bert), batch_size=8, epochs=20, min_steps=0, encoder_lr=1e-3,
+                             head_lr=5e-2, patience=20, seed=1)
+    registry = ModelRegistry(folder.settings.models_path)
+    texts = ["where is my order", "where is my parcel", "track my package"]
+    other = ["cancel my order", "cancel it please", "i want to cancel"]
+    first = train([Example(t, "track_order") for t in texts] + [Example(t, "cancel_order") for t in other],
+                  settings, registry, progress=False)
+    second = train([Example(t, "cancel_order") for t in texts] + [Example(t, "track_order") for t in other],
+                   settings, registry, progress=False)  # the same words, the other way round
+    for version in (first, second):  # answer on the top intent alone: the test is about which model serves
+        calibration = json.loads((version.path / "calibration.json").read_text())
+        (version.path / "calibration.json").write_text(json.dumps({**calibration, "threshold": 0.0, "margin": 0.0}))
+    app = create_app(folder.settings, folder, open_knowledge=lambda: None)
+    client = await aiohttp_client(TestServer(app))
+    for _ in range(600):
+        if (await client.get("/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.05)
+
+    async def answer() -> str:
+        reply = await (await client.post("/api/chat", json={"message": "where is my order AB12345"})).json()
+        return reply["answer"]
+
+    assert (await (await client.get("/readyz")).json())["model_version"] == second.version
+    before = await answer()
+    registry.rollback()  # what `run_bot.py models rollback` does
+    for _ in range(200):
+        if (await (await client.get("/readyz")).json())["model_version"] == first.version:
+            break
+        await asyncio.sleep(0.05)
+    after = await answer()
+    assert (await (await client.get("/readyz")).json())["model_version"] == first.version
+    assert before != after and "AB12345" in after  # track_order's template now, cancel_order's before
