@@ -1,0 +1,226 @@
+"""The review loop in a real headless Chromium, against a real demo bot (the packaged MiniLM):
+
+a customer rates an answer down with a comment in the widget; it reaches the queue; a reviewer logs in,
+corrects the intent and writes a better answer; the example is stored and intents.yaml changed; after
+training (started through the review API, in its own process) and the reload, the same message gets the
+new answer. Screenshots of the queue, the item and the clusters view go to $SUPPORTBOT_ARTIFACTS, else
+test-artifacts/.
+
+The bot runs from a copy of the demo bot folder (the test edits its intents.yaml) and starts from a copy of
+the `demo_bot` fixture's trained state, so it trains once more, not twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from browser import HostSite, free_port, launch
+from conftest import ROOT, _copy_state, _ready
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TIMEOUT_MS = 20_000
+TRAIN_TIMEOUT_S = 1800
+MESSAGE = "i got charged twice"  # the demo model answers it with payment_failed's declined-payment answer
+WRONG_INTENT = "payment_failed"
+RIGHT_INTENT = "double_charge"  # a new intent the reviewer creates
+NEW_ANSWER = "Sorry! A second charge is usually a card hold that drops off within 5 working days; if not, we refund it."
+COMMENT = "I was <b>charged twice</b>, my payment did not fail"
+PASSWORD = "a reviewer's password"
+REVIEWER = "e2e-reviewer"
+UNANSWERED = ("what is the weather like tomorrow", "will it rain tomorrow", "what's the weather forecast",
+              "is it sunny tomorrow", "do you sell concert tickets", "can I buy theatre tickets here",
+              "do you have tickets for the football")
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class ReviewBot:
+    def __init__(self, url: str, folder: Path, state: Path, token: str, origin: str):
+        self.url, self.folder, self.state, self.token, self.origin = url, folder, state, token, origin
+
+    def api(self, method: str, path: str, body: dict | None = None, admin: bool = False) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if admin:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(urllib.request.Request(self.url + path, data, headers, method=method),
+                                    timeout=30) as r:
+            return json.load(r)
+
+    def db(self):
+        return sqlite3.connect(self.state / "supportbot.db")
+
+
+@pytest.fixture(scope="module")
+def review_bot(demo_bot, tmp_path_factory):
+    base = tmp_path_factory.mktemp("review-bot")
+    folder, state = base / "bot", base / "state"
+    shutil.copytree(ROOT / "examples" / "demo_store", folder)
+    state.mkdir()
+    _copy_state(demo_bot.state_dir, state)
+    common = ["--bot", str(folder), "--set", f"state_dir={json.dumps(str(state))}"]
+    subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "users", "add", REVIEWER, "--role", "reviewer",
+                    "--password-stdin", *common], input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+    port, origin = free_port(), f"http://127.0.0.1:{free_port()}"
+    token = "review-e2e-token"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+    log_path = base / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(port), *common,
+             "--set", f'server.allowed_origins=["{origin}"]', "--set", "server.rate_limit=200",
+             "--set", "server.rate_burst=400", "--set", "server.watch_interval=1"],
+            cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while not _ready(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the review bot did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield ReviewBot(url, folder, state, token, origin)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    folder = Path(os.environ.get("SUPPORTBOT_ARTIFACTS") or ROOT / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifacts):
+    bot = review_bot
+    for message in UNANSWERED:  # something for the 'could not answer' view
+        bot.api("POST", "/api/chat", {"message": message})
+    original = (ROOT / "examples" / "demo_store" / "intents.yaml").read_text()
+    port = int(bot.origin.rsplit(":", 1)[1])
+    with sync_playwright() as p, HostSite(port, bot.url) as site:
+        browser = launch(p)
+        errors: list[str] = []
+        try:
+            # 1. The customer rates the answer down, with a comment, in the widget on the shop's site.
+            customer = browser.new_context(viewport={"width": 1280, "height": 800})
+            customer.set_default_timeout(TIMEOUT_MS)
+            page = customer.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(site.url)
+            page.locator("supportbot-widget .launcher").click()
+            answers = page.locator("supportbot-widget .msg.bot:not(.typing)")
+            expect(answers).to_have_count(1)
+            page.locator("supportbot-widget .composer textarea").fill(MESSAGE)
+            page.locator("supportbot-widget .composer textarea").press("Enter")
+            expect(answers).to_have_count(2)
+            answer = answers.nth(1)
+            assert answer.get_attribute("data-route") == "template"
+            wrong_answer = answer.inner_text()
+            assert NEW_ANSWER not in wrong_answer
+            turn_id = int(answer.get_attribute("data-turn"))
+            answer.get_by_role("button", name="Not helpful").click()
+            answer.locator(".comment textarea").fill(COMMENT)
+            answer.get_by_role("button", name="Send feedback").click()
+            expect(answer.locator(".note")).to_have_text("Thanks for your feedback!")
+
+            # 2. The reviewer logs in and finds it in the queue.
+            reviewer = browser.new_context(viewport={"width": 1280, "height": 900})
+            reviewer.set_default_timeout(TIMEOUT_MS)
+            rp = reviewer.new_page()
+            rp.on("pageerror", lambda e: errors.append(str(e)))
+            rp.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            rp.goto(bot.url + "/review")
+            expect(rp).to_have_url(re.compile(r"/review/login\?next="))
+            rp.fill("input[name=name]", REVIEWER)
+            rp.fill("input[name=password]", PASSWORD)
+            rp.get_by_role("button", name="Log in").click()
+            expect(rp).to_have_url(f"{bot.url}/review")
+            rp.locator("a.count[data-kind=negative_feedback]").click()
+            row = rp.locator("td.msg a", has_text=MESSAGE)
+            expect(row).to_have_count(1)
+            rp.keyboard.press("?")
+            expect(rp.locator("#help")).to_be_visible()
+            rp.keyboard.press("Escape")
+            rp.screenshot(path=str(artifacts / "review-queue.png"), full_page=True)
+
+            # 3. The item: the answer, intent, confidence, alternatives and the customer's comment (as text).
+            row.click()
+            expect(rp.locator("h1.message")).to_have_text(MESSAGE)
+            expect(rp.locator(".feedback")).to_contain_text(COMMENT)
+            expect(rp.locator("dd.intent")).to_have_text(WRONG_INTENT)
+            expect(rp.locator("ol.alternatives li")).not_to_have_count(0)
+            rp.screenshot(path=str(artifacts / "review-item.png"), full_page=True)
+
+            # 4. Correct the intent, then write a better answer for it.
+            rp.fill("input[name=new_intent]", RIGHT_INTENT)
+            rp.get_by_role("button", name="Correct", exact=True).click()
+            expect(rp.locator(".flash")).to_contain_text("correct")
+            expect(rp.locator(".flash .changed-file")).to_have_text("intents.yaml")
+            rp.select_option("select[data-answers]", RIGHT_INTENT)
+            rp.fill("#answer-text", NEW_ANSWER)
+            rp.get_by_role("button", name="Save the answer").click()
+            expect(rp.locator(".flash")).to_contain_text("intents.yaml")
+            expect(rp.locator(".history")).to_contain_text(REVIEWER)
+
+            # 5. The 'could not answer' view.
+            rp.goto(bot.url + "/review/clusters", timeout=300_000)  # embeds the messages and the intents' examples
+            expect(rp.locator("h1")).to_have_text("What the bot could not answer")
+            expect(rp.locator("article.cluster").first).to_be_visible(timeout=120_000)
+            rp.screenshot(path=str(artifacts / "review-clusters.png"), full_page=True)
+            assert errors == []
+        finally:
+            browser.close()
+
+    # The example is stored, with the turn as provenance; intents.yaml changed, its comments kept.
+    with bot.db() as con:
+        example = con.execute("select intent, source, label_method, provenance from examples where text = ?",
+                              [MESSAGE]).fetchone()
+    assert example == (RIGHT_INTENT, "review", "review-corrected", f"turn:{turn_id}")
+    edited = (bot.folder / "intents.yaml").read_text()
+    assert NEW_ANSWER in edited and f"  {RIGHT_INTENT}:" in edited and MESSAGE in edited
+    assert edited.splitlines()[0] == original.splitlines()[0]  # the header comment
+    assert "# ---------------------------------------------------------------- orders" in edited
+    # Before training the model still takes the message for payment_failed.
+    before = bot.api("POST", "/api/chat", {"message": MESSAGE})
+    assert NEW_ANSWER not in before["answer"]
+
+    # 6. Train (its own process), and the server serves the new version.
+    status = bot.api("GET", "/api/review/status", admin=True)
+    assert status["unseen_examples"] >= 1
+    old_version = status["model_version"]
+    assert bot.api("POST", "/api/review/train", admin=True)["running"] is True
+    run = _wait(lambda: (s := bot.api("GET", "/api/review/status", admin=True))["training"]["finished"] and s,
+                TRAIN_TIMEOUT_S, "training")
+    assert run["training"]["returncode"] == 0, (bot.state / "review-train.log").read_text()[-3000:]
+    _wait(lambda: bot.api("GET", "/readyz")["model_version"] != old_version, 120, "the new model version")
+
+    # 7. The same customer message now gets the new answer.
+    after = bot.api("POST", "/api/chat", {"message": MESSAGE})
+    assert after["answer"] == NEW_ANSWER, after
+    assert bot.api("GET", "/api/review/status", admin=True)["unseen_examples"] == 0
