@@ -21,7 +21,8 @@ import sqlite_utils
 
 from knowledge.database import transaction
 
-KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit")
+KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
+         "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
 STATUSES = ("new", "done", "ignored")
 SORTS = ("newest", "frequent")
 CONFIDENT_ROUTES = ("template", "knowledge")

@@ -34,7 +34,8 @@ from bot.web.security import error, read_json
 log = logging.getLogger("supportbot.review")
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 KIND_LABELS = {"low_confidence": "low confidence", "fallback": "fallback", "clarification": "clarification",
-               "negative_feedback": "thumbs down", "handoff": "handoff", "audit": "audit sample"}
+               "negative_feedback": "thumbs down", "handoff": "handoff", "audit": "audit sample",
+               "shadow": "a retrained model would change it"}
 
 
 @dataclass

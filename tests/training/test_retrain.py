@@ -131,6 +131,12 @@ def test_shadow_changes_are_flagged_for_review():
     assert log.recent_messages(5) == [(turns[1], "cancel it"), (turns[0], "hi")]
     assert log.flag_turns("shadow", {turns[1]: "v2: unknown -> cancel"}) == 1
     assert log.stats()["open_flags"] == {"shadow": 1}
+    from bot.reviews import Filters, ReviewStore
+
+    queue = ReviewStore(log.db, audit_rate=0.0)
+    queue.sync()
+    [group] = queue.page(Filters(kind="shadow")).groups
+    assert group["text"] == "cancel it" and group["kinds"] == ["shadow"]
 
 
 def test_the_lock_refuses_a_second_run_and_recovers_from_a_stale_one(tmp_path):
