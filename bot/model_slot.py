@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from bot.router import CalibratedClassifier, Router
 from bot.settings import Settings
+from training.classifier import Prediction
 
 log = logging.getLogger("supportbot.models")
 
@@ -45,6 +46,28 @@ class RegistrySource:
             raise FileNotFoundError(self.registry.pointer_problem() + (
                 " (train with `python run_bot.py train --bot <folder>`, or `python run_bot.py demo`)"))
         return IntentClassifier.load(path, quantize=self.quantize)
+
+
+class NoIntents:
+    """The classifier of a bot with no intents (no intents.yaml, or none in it): every message goes to the
+    knowledge base."""
+
+    version = "knowledge-only"
+    threshold = 1.0
+    margin = 0.0
+
+    def predict(self, texts: Sequence[str], k: int = 3) -> list[Prediction]:
+        return [Prediction(None, 0.0, [], False, False) for _ in texts]
+
+
+class KnowledgeOnlySource:
+    """A bot answered from its knowledge base alone: no model to train or load."""
+
+    def current_version(self) -> str | None:
+        return NoIntents.version
+
+    def load(self) -> CalibratedClassifier:
+        return NoIntents()
 
 
 class ModelSlot:

@@ -49,6 +49,7 @@ class Source:
     title: str
     url: str
     score: float
+    doc_id: str = ""  # the knowledge base's document id ("faq.csv#do-you-ship-abroad")
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Router:
         answer = await self.search(text) if self.search is not None else None
         if answer is not None and answer.confident and answer.text:
             convo.failures = 0
-            source = Source(answer.title, answer.url, round(float(answer.score), 4))
+            source = Source(answer.title, answer.url, round(float(answer.score), 4), getattr(answer, "doc_id", ""))
             return self._reply("knowledge", f"{why}; the knowledge base is confident", answer.text, p,
                                sources=(source,), kb_score=answer.score)
         kb_score = float(answer.score) if answer is not None else None
@@ -205,7 +206,7 @@ class Router:
         links: dict[tuple[str, str], Source] = {}  # one link per article, however many of its copies matched
         for h in [answer, *answer.alternatives]:
             if h.title and h.score >= self.suggest_relevance:
-                links.setdefault((h.title, h.url), Source(h.title, h.url, round(float(h.score), 4)))
+                links.setdefault((h.title, h.url), Source(h.title, h.url, round(float(h.score), 4), getattr(h, "doc_id", "")))
         return tuple(links.values())[:SUGGESTIONS]
 
     def _clarifiable(self, p: Prediction) -> list[tuple[str, float]]:

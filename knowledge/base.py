@@ -8,9 +8,12 @@ by another process) is repaired from the stored vectors without re-embedding.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +27,18 @@ from knowledge.documents import PARSER_VERSION
 from knowledge.embedder import Embedder, SentenceEmbedder, resolve_model_path
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
-from knowledge.relevance import OFF_TOPIC, Calibration, fit, terms
-from knowledge.search import MODES, Candidate, Hit, candidates, rank, to_hit, trim
+from knowledge.relevance import OFF_TOPIC, Calibration, Tuning, fit, terms
+from knowledge.search import MODES, Candidate, Fusion, Hit, candidates, rank, to_hit, trim
 from knowledge.settings import KnowledgeSettings
-from knowledge.store import KnowledgeStore, StoredDocument
+from knowledge.store import KnowledgeStore, StoredChunk, StoredDocument
+from knowledge import relevance, tuning
 
 __all__ = ["Answer", "Hit", "IngestReport", "KnowledgeBase", "KnowledgeStats"]
 
 ALTERNATIVES = 4
 CALIBRATION_QUERIES = 300
+TITLE_CANDIDATES = 10  # documents found by their title vector that join the candidates with their passages
+FALLBACK_THRESHOLD = 0.9  # when the target precision cannot be reached on the base's own questions
 SENTENCE_CACHE = 20_000  # sentence vectors kept for trimming answers (~30 MB at 384 dimensions)
 
 
@@ -44,6 +50,7 @@ class Answer:
     score: float
     confident: bool  # score above the relevance threshold
     alternatives: list[Hit]
+    doc_id: str = ""  # the answering document's id ("faq.csv#do-you-ship-abroad"), "" if none
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,10 @@ class KnowledgeStats:
     nprobe: int
     index_recall: float  # recall@10 against exact search measured when the index was built
     embedder: str
-    threshold: float  # knowledge.min_relevance
+    threshold: float  # the answer threshold in use: fitted to knowledge.target_precision, or pinned
+    fusion: str  # the ranking in use, described ("hybrid, keyword_weight 0.3, titles mix")
+    pinned: tuple[str, ...]  # settings that override the base's own choice
+    tuning: "Tuning | None"  # what the base chose and measured at its last sync
 
 
 class KnowledgeBase:
@@ -71,6 +81,7 @@ class KnowledgeBase:
         self.index: VectorIndex | None = None
         self.calibration: Calibration | None = None
         self._generation = -1
+        self._titles: tuple = (-2, [], np.zeros((0, 0), np.float32), {})
 
     @classmethod
     def open(cls, db_path: Path | None, index_path: Path, settings: KnowledgeSettings,
@@ -90,16 +101,21 @@ class KnowledgeBase:
 
     # -- ingest --
 
-    def sync(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
+    def sync(self, paths: Sequence[Path], progress: bool = False,
+             confirmed: Sequence[tuple[str, str]] = ()) -> IngestReport:
         """Make the base match these files and folders: new and changed documents embedded, documents
-        deleted from a synced folder (or rows deleted from a synced file) removed; others untouched."""
-        return self._ingest(paths, remove_missing=True, progress=progress)
+        deleted from a synced folder (or rows deleted from a synced file) removed; others untouched. When
+        anything changed (or `confirmed`, (question, document id) pairs known to be right, did), the base
+        tunes its search again (see calibrate)."""
+        return self._ingest(paths, remove_missing=True, progress=progress, confirmed=confirmed)
 
-    def add(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
+    def add(self, paths: Sequence[Path], progress: bool = False,
+            confirmed: Sequence[tuple[str, str]] = ()) -> IngestReport:
         """Like sync, but documents missing from the given folders are kept."""
-        return self._ingest(paths, remove_missing=False, progress=progress)
+        return self._ingest(paths, remove_missing=False, progress=progress, confirmed=confirmed)
 
-    def _ingest(self, paths: Sequence[Path], remove_missing: bool, progress: bool) -> IngestReport:
+    def _ingest(self, paths: Sequence[Path], remove_missing: bool, progress: bool,
+                confirmed: Sequence[tuple[str, str]] = ()) -> IngestReport:
         ingester = Ingester(
             self.store, self._lock, self._encode,
             count_tokens=lambda: self._count_tokens,
@@ -107,7 +123,9 @@ class KnowledgeBase:
             build_key=self._build_key(), max_bytes=int(self.settings.max_file_mb * 1e6), progress=progress,
         )
         report = ingester.run(paths, remove_missing)
-        self._after_write(report.changed)
+        started = time.perf_counter()
+        report.tuned = self._after_write(report.changed, confirmed)
+        report.seconds += time.perf_counter() - started
         return report
 
     def remove(self, ids: Sequence[str]) -> int:
@@ -125,17 +143,25 @@ class KnowledgeBase:
         self._after_write(bool(gone))
         return len(set(gone))
 
-    def _after_write(self, changed: bool) -> None:
+    def _after_write(self, changed: bool, confirmed: Sequence[tuple[str, str]] = ()) -> bool:
+        """Index saved; the base tuned again when its documents or the confirmed questions changed."""
+        key = hashlib.sha256(json.dumps(sorted(map(list, confirmed))).encode()).hexdigest()
         with self._lock:
             self._update_index(save=True)
-            uncalibrated = self.calibration is None and self.store.counts()[0] > 0
-        if changed or uncalibrated:
-            self.calibrate()
+            stale = (self.calibration is None or self.calibration.tuning is None
+                     or self.store.get_meta("confirmed") != key) and self.store.counts()[0] > 0
+        if changed or stale:
+            self.calibrate(confirmed)
+            with self._lock:
+                self.store.set_meta("confirmed", key)
+            return True
+        return False
 
     # -- search --
 
-    def search(self, query: str, k: int = 5, tags: Sequence[str] = (), mode: str = "hybrid") -> list[Hit]:
-        """Best chunk of each of the top-k documents, best first; `mode` is hybrid, rrf, dense or keyword."""
+    def search(self, query: str, k: int = 5, tags: Sequence[str] = (), mode: str = "auto") -> list[Hit]:
+        """Best chunk of each of the top-k documents, best first; `mode` is auto (the base's own choice, or
+        the pinned knowledge.fusion), hybrid, rrf, dense or keyword."""
         return self._search(query, k, tags, mode)[0]
 
     def answer(self, query: str, tags: Sequence[str] = ()) -> Answer:
@@ -150,21 +176,49 @@ class KnowledgeBase:
         return [self._answer(q, tags, vectors.get(q)) for q in queries]
 
     def _answer(self, query: str, tags: Sequence[str], query_vector: np.ndarray | None) -> Answer:
-        hits, query_vector = self._search(query, 1 + ALTERNATIVES, tags, "hybrid", query_vector)
+        hits, query_vector = self._search(query, 1 + ALTERNATIVES, tags, "auto", query_vector)
         if not hits:
             return Answer("", "", "", 0.0, False, [])
         best = hits[0]
-        confident = best.score >= self.settings.min_relevance
+        confident = best.score >= self.threshold
         text = best.text
         if confident:  # trimming embeds every sentence: not worth it for a passage that will not be shown
             text = trim(best.text, query_vector, terms(query), self._encode_sentences,
                         self.settings.answer_sentences)
-        return Answer(text, best.title, best.url, best.score, confident, hits[1:])
+        return Answer(text, best.title, best.url, best.score, confident, hits[1:], best.doc_id)
+
+    @property
+    def threshold(self) -> float:
+        """The answer threshold: knowledge.min_relevance when pinned, else the one fitted at sync."""
+        if self.settings.min_relevance > 0:
+            return self.settings.min_relevance
+        tuned = self.calibration.tuning if self.calibration else None
+        return tuned.threshold if tuned else FALLBACK_THRESHOLD
+
+    @property
+    def fusion(self) -> Fusion:
+        """The ranking in use: the settings' where pinned, the rest as the base chose at its last sync."""
+        tuned = self.calibration.tuning if self.calibration else None
+        chosen = Fusion(**tuned.fusion) if tuned else Fusion(titles="mix")
+        s = self.settings
+        if s.fusion != "auto":
+            chosen = Fusion(s.fusion, s.keyword_weight if s.fusion == "hybrid" else chosen.keyword_weight, chosen.titles)
+        if s.title_signal != "auto":
+            chosen = Fusion(chosen.mode, chosen.keyword_weight, s.title_signal)
+        return chosen
+
+    def _fusion_for(self, mode: str) -> Fusion:
+        if mode not in MODES:
+            raise ValueError(f"search mode must be one of {MODES}, not {mode!r}")
+        fusion = self.fusion
+        if mode == "auto" or mode == fusion.mode:
+            return fusion
+        weight = fusion.keyword_weight if fusion.mode == "hybrid" else self.settings.keyword_weight
+        return Fusion(mode, weight, fusion.titles)
 
     def _search(self, query: str, k: int, tags: Sequence[str], mode: str,
                 query_vector: np.ndarray | None = None) -> tuple[list[Hit], np.ndarray]:
-        if mode not in MODES:
-            raise ValueError(f"search mode must be one of {MODES}, not {mode!r}")
+        fusion = self._fusion_for(mode)
         query = " ".join(query.split())
         with self._lock:
             empty = not self.store.counts()[1]
@@ -172,48 +226,95 @@ class KnowledgeBase:
             return [], np.zeros(0, np.float32)
         if query_vector is None:
             query_vector = self._encode([query])[0]
-        found = self._candidates(query, query_vector, max(k, self.settings.candidates), tags, mode)
+        pool = self._gather(query, query_vector, max(k, self.settings.candidates), tags)
+        found = pool.rank(fusion, self.settings.rrf_k)
         calibration = self.calibration or self.calibrate()
         return [to_hit(c, calibration, self._link) for c in found[:k]], query_vector
 
-    def _candidates(self, query: str, query_vector: np.ndarray, n: int, tags: Sequence[str], mode: str) -> list[Candidate]:
+    def _gather(self, query: str, query_vector: np.ndarray, n: int, tags: Sequence[str] = (),
+                exclude: frozenset[int] = frozenset(), held_out: frozenset[str] = frozenset(),
+                title_of: frozenset[str] = frozenset(), pad: int = 0) -> "tuning.Pool":
+        """Dense, keyword and title candidates of one query. For the base's own questions: `exclude` drops chunks,
+        `held_out` drops whole documents (chunks and titles), `title_of` searches these documents as if they had
+        no title (neither title vector nor FTS title column: a title asked as a question must not find itself)."""
         query_terms = terms(query)
         with self._lock:
             self._update_index(save=False)
             allowed = self.store.chunk_ids(tags) if tags else None
             if allowed is not None and not len(allowed):
-                return []
+                return tuning.Pool({}, [], {}, {}, query_terms, query_vector)
+            pad += len(exclude)
             dense: list[int] = []
-            if mode != "keyword" and self.index is not None and len(query_vector) == self.index.dim:
-                _, ids = self.index.search(query_vector[None, :], n, allowed)
+            if self.index is not None and len(query_vector) == self.index.dim:
+                _, ids = self.index.search(query_vector[None, :], n + pad, allowed)
                 dense = [int(i) for i in ids[0] if i >= 0]
-            keyword = {} if mode == "dense" else dict(self.store.keyword(query_terms, n, tags))
+            keyword = dict(self.store.keyword(query_terms, n + pad, tags))
+            if title_of:  # these documents' chunks score as if they had no title
+                titled = self.store.doc_chunk_ids(list(title_of))
+                own = {c for ids in titled.values() for c in ids}
+                keyword = {i: v for i, v in keyword.items() if i not in own}
+                keyword.update((i, v) for i, v in self.store.keyword(query_terms, n + pad, tags, without_title=True)
+                               if i in own)
+            title_cos: dict[str, float] = {}
+            doc_ids, matrix, index_of = self._title_matrix()
+            if len(doc_ids) and matrix.shape[1] == len(query_vector):
+                cos = matrix @ query_vector
+                top = np.argsort(-cos)[: TITLE_CANDIDATES + len(held_out) + len(title_of)]
+                title_cos = {doc_ids[i]: float(cos[i]) for i in top if doc_ids[i] not in held_out | title_of}
+                extra = self.store.doc_chunk_ids(list(title_cos))
+                allowed_set = set(allowed.tolist()) if allowed is not None else None
+                dense += [c for ids in extra.values() for c in ids if allowed_set is None or c in allowed_set]
             rows = self.store.chunks(list(dict.fromkeys([*dense, *keyword])))
-        order = rank(mode, dense, keyword, rows, query_vector, self.settings.keyword_weight, self.settings.rrf_k)
-        return candidates(order, rows, query_vector, query_terms)
+            rows = {i: c for i, c in rows.items() if i not in exclude and c.doc_id not in held_out}
+            if len(doc_ids):
+                for doc in {c.doc_id for c in rows.values()} - set(title_cos) - held_out - title_of:
+                    if doc in index_of and matrix.shape[1] == len(query_vector):
+                        title_cos[doc] = float(matrix[index_of[doc]] @ query_vector)
+        dense = [i for i in dense if i in rows]
+        keyword = {i: v for i, v in keyword.items() if i in rows}
+        return tuning.Pool(rows, dense, keyword, title_cos, query_terms, query_vector)
 
-    def calibrate(self) -> Calibration | None:
-        """Fit relevance from the base itself: each (sampled) document's title against its own best chunk
-        (positive) and the best chunk of any other document (negative), plus off-topic questions (negative)."""
+    def calibrate(self, confirmed: Sequence[tuple[str, str]] = ()) -> Calibration | None:
+        """Tune the base on questions it makes from itself (titles, headings, FAQ questions; `confirmed`
+        (question, document id) pairs too, such as knowledge answers reviewers confirmed): choose the fusion,
+        fit relevance (own document against held-out documents and off-topic questions) and the threshold
+        that reaches knowledge.target_precision. Kept with the base until the next sync changes it."""
         docs = self.documents()
         if not docs:
             self.calibration = None
             return None
-        content = {d.id: d.hash for d in docs}
-        sample = docs[:: max(1, len(docs) // CALIBRATION_QUERIES)][:CALIBRATION_QUERIES]
-        vectors = self._encode([d.title for d in sample] + list(OFF_TOPIC))
-        positives, negatives = [], []
-        for doc, vector in zip(sample, vectors):
-            found = self._candidates(doc.title, vector, 10, (), "hybrid")
-            own = next((c for c in found if c.chunk.doc_id == doc.id), None)
-            # another document, not a copy of this one (the same article synced from two places)
-            other = next((c for c in found if content.get(c.chunk.doc_id) != doc.hash), None)
-            positives += [(own.cosine, own.cover)] if own else []
-            negatives += [(other.cosine, other.cover)] if other else []
-        for question, vector in zip(OFF_TOPIC, vectors[len(sample):]):
-            found = self._candidates(question, vector, 1, (), "hybrid")
-            negatives += [(found[0].cosine, found[0].cover)] if found else []
-        calibration = fit(np.array(positives).reshape(-1, 2), np.array(negatives).reshape(-1, 2))
+        with self._lock:
+            sections = self.store.sections()
+        known = {d.id for d in docs}
+        questions = tuning.own_questions(docs, sections, [(q, d) for q, d in confirmed if d in known],
+                                         CALIBRATION_QUERIES)
+        vectors = self._encode([q.text for q in questions] + list(OFF_TOPIC))
+        copies = tuning.copies(docs)
+        n, no = self.settings.candidates, frozenset()
+        pools = [self._gather(q.text, v, n, exclude=q.exclude, title_of=copies[q.doc_id] if q.kind == "title" else no)
+                 for q, v in zip(questions, vectors)]
+        chunks = {d.id: d.chunks for d in docs}
+        negatives = [self._gather(q.text, v, n, held_out=copies[q.doc_id], pad=sum(chunks[d] for d in copies[q.doc_id]))
+                     for q, v in zip(questions, vectors)]
+        off_topic = [self._gather(q, v, n) for q, v in zip(OFF_TOPIC, vectors[len(questions):])]
+        tried = tuning.fusions(self.settings)
+        expected = [copies[q.doc_id] for q in questions]
+        choice, scores = tuning.choose(tried, pools, expected, self.settings.rrf_k)
+        own = [tuning.own_hit(p.rank(choice, self.settings.rrf_k), e) for p, e in zip(pools, expected)]
+        tops = [p.rank(choice, self.settings.rrf_k)[:1] for p in [*negatives, *off_topic]]
+        negative_features = [(c[0].cosine, c[0].cover) for c in tops if c]
+        calibration = fit(np.array([(c.cosine, c.cover) for c in own if c]).reshape(-1, 2),
+                          np.array(negative_features).reshape(-1, 2))
+        answered = [(calibration.score(c.cosine, c.cover), c.chunk.doc_id in e)
+                    for p, e in zip(pools, expected) for c in p.rank(choice, self.settings.rrf_k)[:1]]
+        # wrong when confident: another document's answer to a question, or any answer to an off-topic one
+        wrong = [(calibration.score(c[0].cosine, c[0].cover), False) for c in tops[len(negatives):] if c]
+        threshold, count, precision, fitted = relevance.fit_threshold(
+            answered + wrong, self.settings.target_precision, FALLBACK_THRESHOLD)
+        best = dict((name, mrr) for name, _, mrr in scores)[choice.describe()]
+        calibration = dataclasses.replace(calibration, tuning=Tuning(
+            choice.to_dict(), best, tuple(scores), len(questions), threshold, self.settings.target_precision,
+            sum(s >= threshold for s, _ in answered) / max(1, len(answered)), precision, len(wrong), fitted))
         with self._lock:
             self.store.set_meta("calibration", calibration.to_json())
             self.calibration = calibration
@@ -251,6 +352,14 @@ class KnowledgeBase:
             index.generation = generation
         self.index, self._generation = index, generation
         self._load_calibration()
+
+    def _title_matrix(self) -> tuple[list[str], np.ndarray, dict[str, int]]:
+        """Every document's title vector, as rows of one matrix (read again when the generation moves).
+        Caller holds the lock."""
+        if self._titles[0] != self._generation:
+            ids, matrix = self.store.titles()
+            self._titles = (self._generation, ids, matrix, {d: i for i, d in enumerate(ids)})
+        return self._titles[1:]
 
     def _needs_rebuild(self, index: VectorIndex, n: int) -> bool:
         stored_dim = len(next(self.store.vectors(self.store.chunk_ids()[:1]))[1][0])
@@ -321,7 +430,11 @@ class KnowledgeBase:
             return KnowledgeStats(
                 docs, chunks, self.store.generation(), index.kind if index else "empty",
                 index.nprobe if index else 0, index.recall if index else 0.0,
-                json.loads(self._build_key())["embedder"], self.settings.min_relevance,
+                json.loads(self._build_key())["embedder"], self.threshold, self.fusion.describe(),
+                tuple(name for name, pinned in (("fusion", self.settings.fusion != "auto"),
+                                                ("title_signal", self.settings.title_signal != "auto"),
+                                                ("min_relevance", self.settings.min_relevance > 0)) if pinned),
+                self.calibration.tuning if self.calibration else None,
             )
 
     def close(self) -> None:

@@ -20,9 +20,14 @@ class Chunk:
     text: str  # the passage as shown to users
 
     def context(self, title: str) -> str:
-        """What is embedded: the passage under its title and heading path."""
+        """The passage under its title and heading path (what chunk sizes are budgeted for)."""
         head = f"{title} > {self.heading}" if self.heading else title
         return f"{head}\n{self.text}"
+
+    def embedded(self) -> str:
+        """What is embedded: the passage under its heading path. The title has its own vector, so a title asked
+        as a question can be held out when the base tunes its search, and a long answer never dilutes it."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
 
 
 def split_sentences(text: str) -> list[str]:

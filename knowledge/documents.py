@@ -21,7 +21,7 @@ from knowledge.webpage import parse_html
 
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
             ".csv": "faq", ".tsv": "faq", ".jsonl": "jsonl", ".ndjson": "jsonl", ".pdf": "pdf"}
-PARSER_VERSION = "2"  # bump when parsing changes, so the next sync re-reads every file
+PARSER_VERSION = "3"  # bump when parsing or what is embedded changes, so the next sync re-reads every file
 
 QUESTION_COLUMNS = ("question", "q", "title")
 ANSWER_COLUMNS = ("answer", "a", "body", "text")

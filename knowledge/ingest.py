@@ -38,6 +38,7 @@ class IngestReport:
     seconds: float = 0.0
     total_documents: int = 0
     total_chunks: int = 0
+    tuned: bool = False  # the base chose its fusion and threshold again (see KnowledgeBase.calibrate)
 
     @property
     def changed(self) -> bool:
@@ -47,7 +48,8 @@ class IngestReport:
         lines = [
             f"{self.files} files, {self.documents} documents: {self.added} added, {self.updated} updated, "
             f"{self.unchanged} unchanged, {self.removed} removed; {self.chunks} chunks embedded in {self.seconds:.1f} s",
-            f"knowledge base: {self.total_documents} documents, {self.total_chunks} chunks",
+            f"knowledge base: {self.total_documents} documents, {self.total_chunks} chunks"
+            + ("; search tuned again" if self.tuned else ""),
         ]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)}:")
@@ -196,11 +198,12 @@ class Ingester:
         """Embed the queued documents' chunks and write them in one transaction."""
         if not self.pending:
             return
-        texts = [chunk.context(doc.title) for doc, _, _, _, chunks in self.pending for chunk in chunks]
-        vectors = self.embed(texts)
+        texts = [chunk.embedded() for doc, _, _, _, chunks in self.pending for chunk in chunks]
+        vectors = self.embed(texts + [doc.title for doc, *_ in self.pending])
         writes, at = [], 0
-        for doc, file, file_hash, mtime, chunks in self.pending:
-            writes.append(Write(doc, self._hash(doc), file, file_hash, mtime, chunks, vectors[at:at + len(chunks)]))
+        for n, (doc, file, file_hash, mtime, chunks) in enumerate(self.pending):
+            writes.append(Write(doc, self._hash(doc), file, file_hash, mtime, chunks, vectors[at:at + len(chunks)],
+                                vectors[len(texts) + n]))
             at += len(chunks)
         with self.lock:
             self.store.write(writes)

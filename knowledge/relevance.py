@@ -8,10 +8,11 @@ questions) whose best hit scores lower. Both are fitted from the base itself at 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -68,11 +69,28 @@ def coverage(query_terms: Iterable[str], text: str) -> float:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """What a base chose for itself at sync: its fusion, what each fusion scored, and the fitted threshold."""
+
+    fusion: dict  # search.Fusion.to_dict() of the choice
+    mrr: float  # MRR@10 of the choice on the base's own questions
+    scores: tuple[tuple[str, float, float], ...]  # (fusion described, recall@1, MRR@10) of every fusion tried
+    questions: int  # self-made (and confirmed) questions the choice was measured on
+    threshold: float  # min_relevance reaching target_precision (or the fallback, see `fitted`)
+    target: float
+    coverage: float  # share of the base's own questions answered confidently at the threshold
+    precision: float  # share of confident answers that were right, negatives included
+    negatives: int  # held-out and off-topic questions among them
+    fitted: bool  # False: the target was not reached on these questions; the threshold is the fallback
+
+
+@dataclass(frozen=True)
 class Calibration:
     """raw = w_cos * cosine + w_cov * coverage; score = smoothed share of unanswerable questions below raw."""
 
     weights: tuple[float, float]
     negatives: tuple[float, ...]  # sorted raw scores of the best hits for unanswerable questions
+    tuning: Tuning | None = None
 
     def raw(self, cosine: float, cover: float) -> float:
         return self.weights[0] * cosine + self.weights[1] * cover
@@ -88,12 +106,35 @@ class Calibration:
         return float(np.interp(raw, neg, (np.arange(m) + 0.5) / m))
 
     def to_json(self) -> str:
-        return json.dumps({"weights": self.weights, "negatives": self.negatives})
+        tuning = dataclasses.asdict(self.tuning) if self.tuning else None
+        return json.dumps({"weights": self.weights, "negatives": self.negatives, "tuning": tuning})
 
     @classmethod
     def from_json(cls, text: str) -> "Calibration":
         data = json.loads(text)
-        return cls(tuple(data["weights"]), tuple(data["negatives"]))
+        t = data.get("tuning")  # absent in bases calibrated before fusion was tuned
+        tuning = Tuning(**{**t, "scores": tuple(tuple(s) for s in t["scores"])}) if t else None
+        return cls(tuple(data["weights"]), tuple(data["negatives"]), tuning)
+
+
+def fit_threshold(answered: Sequence[tuple[float, bool]], target: float, fallback: float,
+                  least: int = 5) -> tuple[float, int, float, bool]:
+    """The lowest relevance whose confident answers (score, right) are at least `target` right: (threshold,
+    answers at or above it, their precision, fitted). The threshold sits halfway between the lowest answer
+    kept and the next one below (a wrong one), not on the kept one: a new question scoring a hair lower is
+    as likely right. Unreached (or under `least` answers above it): the fallback."""
+    ranked = sorted(answered, key=lambda a: -a[0])
+    best = None
+    right = 0
+    for n, (score, ok) in enumerate(ranked, 1):
+        right += ok
+        last = n == len(ranked) or ranked[n][0] < score  # ties are answered together
+        if last and n >= least and right / n >= target:
+            below = ranked[n][0] if n < len(ranked) else 0.0
+            best = (score + below) / 2 if below < score else score
+    threshold, fitted = (fallback, False) if best is None else (best, True)
+    chosen = [ok for score, ok in ranked if score >= threshold]
+    return threshold, len(chosen), (sum(chosen) / len(chosen) if chosen else 1.0), fitted
 
 
 def fit(positives: np.ndarray, negatives: np.ndarray, l2: float = 1.0) -> Calibration:

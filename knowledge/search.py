@@ -17,7 +17,7 @@ from knowledge.chunker import split_sentences
 from knowledge.relevance import Calibration, coverage
 from knowledge.store import StoredChunk
 
-MODES = ("hybrid", "rrf", "dense", "keyword")
+MODES = ("auto", "hybrid", "rrf", "dense", "keyword")  # auto: the base's own choice
 CONTINUES = re.compile(r"^(it|this|that|these|those|they|then|also|so|otherwise|however)\b", re.I)
 
 
@@ -37,7 +37,7 @@ class Candidate:
     """A fused candidate with the two features relevance is computed from."""
 
     chunk: StoredChunk
-    cosine: float
+    cosine: float  # dense score: the passage's cosine, with its title's as the fusion says
     cover: float
     fused: float
 
@@ -51,39 +51,75 @@ def fuse(rankings: Sequence[Sequence[int]], k0: int) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def rank(mode: str, dense: Sequence[int], keyword: dict[int, float], rows: dict[int, StoredChunk],
-         query_vector: np.ndarray, keyword_weight: float, rrf_k: int) -> list[tuple[int, float]]:
-    """Chunk ids with their fused score, best first. `dense` is FAISS's order; `keyword` maps id -> BM25."""
-    if mode == "dense":
-        return [(i, 0.0) for i in dense]
+@dataclass(frozen=True)
+class Fusion:
+    """How one base ranks: the mode, the keyword weight (hybrid), and how title vectors join the dense score."""
+
+    mode: str = "hybrid"  # hybrid | rrf | dense | keyword
+    keyword_weight: float = 0.5
+    titles: str = "mix"  # max | mix | off
+
+    def describe(self) -> str:
+        how = f"hybrid, keyword_weight {self.keyword_weight:g}" if self.mode == "hybrid" else self.mode
+        return how if self.mode == "keyword" else f"{how}, titles {self.titles}"
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "keyword_weight": self.keyword_weight, "titles": self.titles}
+
+
+def dense_score(cosine: float, title: float | None, titles: str) -> float:
+    """A passage's dense score with its document's title cosine: the better of the two, the passage plus half
+    the title, or the passage alone. A document without a title vector scores by its passage."""
+    if title is None or titles == "off":
+        return cosine
+    if titles == "max":
+        return max(cosine, title)
+    return (cosine + 0.5 * title) / 1.5
+
+
+def rank(fusion: Fusion, dense: Sequence[int], keyword: dict[int, float], rows: dict[int, StoredChunk],
+         query_vector: np.ndarray, title_cos: dict[str, float], rrf_k: int) -> list[tuple[int, float]]:
+    """Chunk ids with their fused score, best first. `dense` holds FAISS's candidates (and the chunks of
+    documents found by title); `keyword` maps id -> BM25; `title_cos` maps document id -> title cosine."""
+    mode = fusion.mode
     if mode == "keyword":
         return sorted(keyword.items(), key=lambda item: (-item[1], item[0]))
-    if mode == "rrf":
-        return fuse([r for r in (dense, sorted(keyword, key=lambda i: -keyword[i])) if r], rrf_k)
-    ids = [i for i in dict.fromkeys([*dense, *keyword]) if i in rows]
+    ids = [i for i in dict.fromkeys([*dense, *keyword]) if i in rows] if mode == "hybrid" else \
+        [i for i in dict.fromkeys(dense) if i in rows]
     if not ids:
         return []
-    cos = np.array([float(rows[i].vector @ query_vector) if len(rows[i].vector) == len(query_vector) else 0.0
-                    for i in ids])
+    dense_scores = {i: dense_score(cosine_of(rows[i], query_vector), title_cos.get(rows[i].doc_id), fusion.titles)
+                    for i in ids}
+    if mode == "dense":
+        return sorted(dense_scores.items(), key=lambda item: (-item[1], item[0]))
+    if mode == "rrf":
+        by_dense = sorted(dense_scores, key=lambda i: (-dense_scores[i], i))
+        return fuse([r for r in (by_dense, sorted(keyword, key=lambda i: -keyword[i])) if r], rrf_k)
+    cos = np.array([dense_scores[i] for i in ids])
     bm25 = np.array([keyword.get(i, 0.0) for i in ids])
     # Both over their maximum (floor 0): min-max would blow tiny cosine differences up to the full range,
     # and let near-identical passages outvote a decisive keyword match (a product code).
     cos_n = np.maximum(cos, 0.0) / cos.max() if cos.max() > 0 else np.zeros_like(cos)
     bm25_n = bm25 / bm25.max() if bm25.max() > 0 else bm25
-    fused = (1 - keyword_weight) * cos_n + keyword_weight * bm25_n
+    w = fusion.keyword_weight
+    fused = (1 - w) * cos_n + w * bm25_n
     return sorted(zip(ids, fused.tolist()), key=lambda item: (-item[1], item[0]))
 
 
+def cosine_of(chunk: StoredChunk, query_vector: np.ndarray) -> float:
+    return float(chunk.vector @ query_vector) if len(chunk.vector) == len(query_vector) else 0.0
+
+
 def candidates(order: Sequence[tuple[int, float]], rows: dict[int, StoredChunk], query_vector: np.ndarray,
-               query_terms: Sequence[str]) -> list[Candidate]:
-    """The best chunk of each document, in fused order, with its cosine and query-word coverage."""
+               query_terms: Sequence[str], title_cos: dict[str, float], titles: str) -> list[Candidate]:
+    """The best chunk of each document, in fused order, with its dense score and query-word coverage."""
     out, docs = [], set()
     for chunk_id, fused in order:
         chunk = rows.get(chunk_id)
         if chunk is None or chunk.doc_id in docs:  # deleted since the index was loaded, or a second chunk
             continue
         docs.add(chunk.doc_id)
-        cosine = float(chunk.vector @ query_vector) if len(chunk.vector) == len(query_vector) else 0.0
+        cosine = dense_score(cosine_of(chunk, query_vector), title_cos.get(chunk.doc_id), titles)
         cover = coverage(query_terms, f"{chunk.title}\n{chunk.heading}\n{chunk.text}")
         out.append(Candidate(chunk, cosine, cover, fused))
     return out

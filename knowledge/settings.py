@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+FUSIONS = ("auto", "hybrid", "rrf", "dense", "keyword")
+TITLE_SIGNALS = ("auto", "max", "mix", "off")
+
+
 def setting(default: Any, help: str) -> Any:
     """A dataclass field with a default and the help text shown by the CLI and the docs."""
     return field(default=default, metadata={"help": help})
@@ -32,15 +36,30 @@ class KnowledgeSettings:
         "measured on sample queries drawn from the base itself."
     )
     candidates: int = setting(50, "Hits that dense and keyword search each contribute to the hybrid fusion.")
-    keyword_weight: float = setting(
-        0.5, "Hybrid ranking = (1 - w) * cosine + w * BM25, each divided by its maximum over the query's candidates; "
-        "w measured on the demo store's labelled questions (BENCHMARKS.md)."
+    fusion: str = setting(
+        "auto", "How dense and keyword search are combined: 'auto' = chosen per base at every sync on questions it "
+        "makes from itself (titles, headings, FAQ questions, held out by document; `kb stats` shows the choice); "
+        "or pin one of 'hybrid' (with `keyword_weight`), 'rrf', 'dense', 'keyword'."
     )
-    rrf_k: int = setting(60, "Reciprocal-rank-fusion constant for search mode 'rrf': sum of 1/(rrf_k + rank).")
+    keyword_weight: float = setting(
+        0.5, "With fusion = 'hybrid': ranking = (1 - w) * dense + w * BM25, each divided by its maximum over the "
+        "query's candidates. Ignored with fusion = 'auto', which tunes its own weight."
+    )
+    title_signal: str = setting(
+        "auto", "How a document's own title vector (an FAQ row's question) joins its passages' vectors in the dense "
+        "score: 'auto' = chosen per base at sync, 'max' = the better of title and passage, 'mix' = passage + half "
+        "the title, 'off' = passages only."
+    )
+    rrf_k: int = setting(60, "Reciprocal-rank-fusion constant for fusion 'rrf': sum of 1/(rrf_k + rank).")
+    target_precision: float = setting(
+        0.95, "The answer threshold is fitted per base at every sync so that this share of confident answers is "
+        "right, measured on the base's own questions plus negatives (questions whose document is held out, and "
+        "off-topic text); `kb stats` shows the threshold and the coverage it reaches."
+    )
     min_relevance: float = setting(
-        0.9, "Answers whose calibrated relevance is below this are 'no good answer'. Relevance is the share of "
-        "questions this base cannot answer (each document's title with that document held out, plus off-topic "
-        "questions) whose best hit scores lower; fitted at every sync. Measured on the demo store: BENCHMARKS.md."
+        0.0, "Pins the answer threshold: answers whose calibrated relevance is below this are 'no good answer'; "
+        "0 = fitted from target_precision (the default). Relevance is the share of questions this base cannot "
+        "answer whose best hit scores lower."
     )
     suggest_relevance: float = setting(
         0.5, "When no answer clears min_relevance, the fallback still links the best articles scoring at least "
@@ -63,6 +82,12 @@ class KnowledgeSettings:
             raise ValueError(f"knowledge.ann_recall must be in (0, 1], not {self.ann_recall}")
         if not 0 <= self.keyword_weight <= 1:
             raise ValueError(f"knowledge.keyword_weight must be in [0, 1], not {self.keyword_weight}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"knowledge.fusion must be one of {FUSIONS}, not {self.fusion!r}")
+        if self.title_signal not in TITLE_SIGNALS:
+            raise ValueError(f"knowledge.title_signal must be one of {TITLE_SIGNALS}, not {self.title_signal!r}")
+        if not 0 < self.target_precision < 1:
+            raise ValueError(f"knowledge.target_precision must be in (0, 1), not {self.target_precision}")
         if self.candidates < 1 or self.rrf_k < 0:
             raise ValueError("knowledge.candidates must be >= 1 and knowledge.rrf_k >= 0")
         if not 0 <= self.min_relevance <= 1:

@@ -1,5 +1,5 @@
 """The knowledge base's tables in the shared SQLite database: documents, chunks with their vectors,
-an FTS5 keyword index over the chunks, and a generation counter that every write moves on.
+an FTS5 keyword index over the chunks, each document's title vector (searched as its own signal), and a generation counter that every write moves on.
 
 Vectors live in the database so the FAISS index can always be rebuilt from it without re-embedding;
 the index file records the generation it matches.
@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS kb_chunks (
 CREATE INDEX IF NOT EXISTS kb_chunks_doc ON kb_chunks(doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS kb_fts USING fts5(
     title, heading, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS kb_titles (
+    doc_id TEXT PRIMARY KEY REFERENCES kb_documents(id) ON DELETE CASCADE, vector BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kb_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -74,6 +77,7 @@ class Write:
     updated: float
     chunks: list[Chunk]
     vectors: np.ndarray
+    title_vector: np.ndarray | None = None  # the title (an FAQ row's question) embedded on its own
 
 
 class KnowledgeStore:
@@ -105,6 +109,9 @@ class KnowledgeStore:
                     )
                     self.db.execute("INSERT INTO kb_fts (rowid, title, heading, text) VALUES (?,?,?,?)",
                                     [cur.lastrowid, d.title, chunk.heading, chunk.text])
+                if w.title_vector is not None:
+                    self.db.execute("INSERT INTO kb_titles (doc_id, vector) VALUES (?, ?)",
+                                    [d.id, np.asarray(w.title_vector, np.float32).tobytes()])
             return self._bump()
 
     def set_file_hash(self, doc_ids: Sequence[str], file: str, file_hash: str) -> None:
@@ -116,6 +123,7 @@ class KnowledgeStore:
     def _delete(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM kb_fts WHERE rowid IN (SELECT id FROM kb_chunks WHERE doc_id = ?)", [doc_id])
         self.db.execute("DELETE FROM kb_chunks WHERE doc_id = ?", [doc_id])
+        self.db.execute("DELETE FROM kb_titles WHERE doc_id = ?", [doc_id])
         self.db.execute("DELETE FROM kb_documents WHERE id = ?", [doc_id])
 
     def _bump(self) -> int:
@@ -184,11 +192,42 @@ class KnowledgeStore:
             yield (np.array([r[0] for r in rows], dtype=np.int64),
                    np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
 
-    def keyword(self, terms: Sequence[str], limit: int, tags: Sequence[str] = ()) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score, higher is better) for chunks matching any of the terms."""
+    def titles(self) -> tuple[list[str], np.ndarray]:
+        """(document ids, their title vectors as rows), for documents that have one."""
+        rows = self.db.execute("SELECT doc_id, vector FROM kb_titles ORDER BY doc_id").fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), np.float32)
+        return [r[0] for r in rows], np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    def doc_chunk_ids(self, doc_ids: Sequence[str]) -> dict[str, list[int]]:
+        """Chunk ids of each given document, in order."""
+        out: dict[str, list[int]] = {}
+        doc_ids = list(doc_ids)
+        for start in range(0, len(doc_ids), 500):
+            part = doc_ids[start:start + 500]
+            rows = self.db.execute(f"SELECT doc_id, id FROM kb_chunks WHERE doc_id IN ({','.join('?' * len(part))}) "
+                                   "ORDER BY doc_id, ord", part)
+            for doc_id, chunk_id in rows:
+                out.setdefault(doc_id, []).append(chunk_id)
+        return out
+
+    def sections(self) -> list[tuple[str, str, list[int]]]:
+        """(document id, heading path, chunk ids) of every section that has a heading."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for doc_id, heading, chunk_id in self.db.execute(
+                "SELECT doc_id, heading, id FROM kb_chunks WHERE heading != '' ORDER BY doc_id, ord"):
+            out.setdefault((doc_id, heading), []).append(chunk_id)
+        return [(d, h, ids) for (d, h), ids in out.items()]
+
+    def keyword(self, terms: Sequence[str], limit: int, tags: Sequence[str] = (),
+                without_title: bool = False) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score, higher is better) for chunks matching any of the terms; `without_title`
+        matches headings and text only (a title asked as a question must not find itself)."""
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        if without_title:
+            match = "{heading text} : (" + match + ")"
         args: list = [match]
         sql = ("SELECT f.rowid, -bm25(kb_fts, 2.0, 2.0, 1.0) AS score FROM kb_fts f "
                "JOIN kb_chunks c ON c.id = f.rowid WHERE kb_fts MATCH ?")

@@ -10,7 +10,9 @@ from bot.cli.common import add_bot_args, command, open_bot
 EXAMPLES = """  python run_bot.py kb sync                          re-ingest the bot folder's knowledge/ (incremental)
   python run_bot.py kb add ~/exports/helpcentre faq.csv   add more files or folders
   python run_bot.py kb search "how long does delivery take"
-  python run_bot.py kb stats
+  python run_bot.py kb search "XR-220 battery" --json   machine-readable hits
+  python run_bot.py kb stats                          documents, the base's chosen ranking and threshold
+  python run_bot.py kb evaluate --questions labelled.csv   measure the base on your own labelled questions
   python run_bot.py kb remove faq.csv                  remove a document (or every row of a FAQ file)"""
 
 
@@ -37,11 +39,22 @@ def register(sub) -> None:
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     p.add_argument("--tag", action="append", default=[], help="only documents with this tag/category (repeatable)")
-    p.add_argument("--mode", choices=("hybrid", "rrf", "dense", "keyword"), default="hybrid",
-                   help="ranking (default hybrid)")
+    p.add_argument("--mode", choices=("auto", "hybrid", "rrf", "dense", "keyword"), default="auto",
+                   help="ranking (default auto: the base's own choice, see `kb stats`)")
+    p.add_argument("--json", action="store_true", help="print the answer and hits as one JSON object")
     add_bot_args(p)
 
-    p = command(actions, "stats", stats, "documents, chunks, index kind and relevance threshold",
+    p = command(actions, "evaluate", evaluate, "measure the base on labelled questions: recall@1/@5, MRR, and how "
+                "many are answered confidently and right; writes one row per question",
+                "  python run_bot.py kb evaluate --questions labelled.csv --bot mybot\n"
+                "  (CSV header: question,document; document = expected id, file or title)")
+    p.add_argument("--questions", type=Path, required=True, metavar="FILE.csv",
+                   help="labelled questions: a question column and an expected document (id, file or title)")
+    p.add_argument("--out", type=Path, metavar="FILE.csv",
+                   help="per-question results (default: kb_evaluation.csv in the bot's state folder)")
+    add_bot_args(p)
+
+    p = command(actions, "stats", stats, "documents, chunks, index kind, the base's chosen ranking and threshold",
                 "  python run_bot.py kb stats --bot mybot")
     p.add_argument("--documents", action="store_true", help="also list every document id, chunks and title")
     add_bot_args(p)
@@ -79,18 +92,30 @@ def _ingest(args, paths, remove_missing: bool) -> int:
 
 
 def search(args) -> int:
+    import json
+
     kb = open_kb(args)
     try:
         hits = kb.search(args.query, k=args.k, tags=args.tag, mode=args.mode)
-        answer = kb.answer(args.query, tags=args.tag) if args.mode == "hybrid" else None
-        threshold = kb.settings.min_relevance
+        answer = kb.answer(args.query, tags=args.tag) if args.mode == "auto" else None
+        threshold, fusion = kb.threshold, kb.fusion.describe()
     finally:
         kb.close()
+    if args.json:
+        print(json.dumps({
+            "query": args.query, "ranking": fusion if args.mode == "auto" else args.mode, "threshold": threshold,
+            "answer": None if answer is None or not answer.title else {
+                "doc_id": answer.doc_id, "title": answer.title, "url": answer.url, "text": answer.text,
+                "score": round(answer.score, 4), "confident": answer.confident},
+            "hits": [{"doc_id": h.doc_id, "title": h.title, "url": h.url, "heading": h.heading, "text": h.text,
+                      "score": round(h.score, 4)} for h in hits],
+        }, ensure_ascii=False, indent=2))
+        return 0 if hits else 1
     if not hits:
         print("no results (is the base empty? run `kb sync`)")
         return 1
     if answer is not None:
-        verdict = "answer" if answer.confident else f"no good answer (relevance below {threshold:g})"
+        verdict = "answer" if answer.confident else f"no good answer (relevance below {threshold:.3f})"
         print(f"{verdict} [{answer.score:.2f}] {answer.title}{f' <{answer.url}>' if answer.url else ''}")
         print("  " + answer.text.replace("\n", "\n  ") + "\n")
     for n, hit in enumerate(hits, 1):
@@ -98,6 +123,22 @@ def search(args) -> int:
         print(f"{n}. [{hit.score:.2f}] {hit.title}{where}  ({hit.doc_id}{f', {hit.url}' if hit.url else ''})")
         text = " ".join(hit.text.split())
         print(f"   {text[:200]}{'...' if len(text) > 200 else ''}")
+    return 0
+
+
+def evaluate(args) -> int:
+    from knowledge.evaluation import evaluate as run_evaluation, read_questions
+
+    questions = read_questions(args.questions)
+    out = args.out or open_bot(args).settings.state_path / "kb_evaluation.csv"
+    kb = open_kb(args)
+    try:
+        result = run_evaluation(kb, questions)
+    finally:
+        kb.close()
+    result.write_csv(out)
+    print(result.summary())
+    print(f"per-question results: {out}")
     return 0
 
 
@@ -110,7 +151,22 @@ def stats(args) -> int:
         kb.close()
     index = s.index_kind if s.index_kind != "ivf" else f"ivf (nprobe {s.nprobe}, recall@10 {s.index_recall:.3f} vs exact)"
     print(f"documents {s.documents}\nchunks {s.chunks}\nindex {index}\ngeneration {s.generation}\n"
-          f"embedder {s.embedder}\nrelevance threshold {s.threshold:g}")
+          f"embedder {s.embedder}")
+    t = s.tuning
+    pinned = lambda name: " (pinned by knowledge." + name + ")" if name in s.pinned else ""  # noqa: E731
+    print(f"ranking {s.fusion}{pinned('fusion') or pinned('title_signal')}")
+    if t is not None:
+        print(f"  chosen at sync: MRR@10 {t.mrr:.3f} on {t.questions} questions the base made from itself "
+              f"(titles, headings, FAQ questions, confirmed answers; held out by document)")
+        ranked = sorted(t.scores, key=lambda x: -x[2])
+        for name, r1, mrr in ranked[:3]:
+            print(f"    {name}: recall@1 {r1:.3f}, MRR@10 {mrr:.3f}")
+    print(f"answer threshold {s.threshold:.3f}{pinned('min_relevance')}")
+    if t is not None:
+        how = (f"fitted to target precision {t.target:g}" if t.fitted else
+               f"target precision {t.target:g} not reached on the base's own questions: fallback")
+        print(f"  {how}: answers {t.coverage:.1%} of the base's own questions confidently, {t.precision:.1%} of "
+              f"confident answers right ({t.negatives} off-topic questions among them)")
     for d in docs:
         print(f"  {d.id}  ({d.chunks} chunks)  {d.title}")
     return 0

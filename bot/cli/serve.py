@@ -43,6 +43,9 @@ def serve(args: argparse.Namespace) -> int:
     from training.registry import ModelRegistry
 
     registry = ModelRegistry(folder.settings.models_path)
+    if not folder.intents:  # a knowledge-only bot: nothing to train, every message searches knowledge/
+        print(f"no intents in {folder.path / 'intents.yaml'}: answering from the knowledge base only", flush=True)
+        return run(folder, knowledge_only=True)
     if registry.current_version() is None:
         if registry.versions():  # trained, but the pointer is wrong: say how
             raise FileNotFoundError(f"cannot serve {folder.path}: {registry.pointer_problem()}")
@@ -116,10 +119,11 @@ def prepare(folder: BotFolder) -> None:
     print(f"  ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def run(folder: BotFolder, token_file: Path | None = None) -> int:
+def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool = False) -> int:
     """Serve until interrupted; prints the URL and a curl example first."""
     from aiohttp import web
 
+    from bot.model_slot import KnowledgeOnlySource
     from bot.web import protocol
     from bot.web.app import create_app
 
@@ -128,7 +132,7 @@ def run(folder: BotFolder, token_file: Path | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = f"http://{settings.server.host}:{settings.server.port}"
     print(_banner(url, token_file), flush=True)
-    app = create_app(settings, folder)
+    app = create_app(settings, folder, models=KnowledgeOnlySource() if knowledge_only else None)
     access_log = logging.getLogger("supportbot.access") if settings.server.access_log else None
     try:  # like web.run_app, with the HTTP parser's refusals in JSON too
         asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, handle_signals=True,
