@@ -137,6 +137,8 @@ class ReviewStore:
     def __init__(self, db: sqlite_utils.Database, audit_rate: float = 0.02):
         self.db, self.audit_rate = db, audit_rate
         self.db.executescript(SCHEMA)
+        self._writes = 0  # bumped by every write, so cached counts are never stale
+        self._counts: tuple | None = None
 
     # filing flagged turns
     def sync(self) -> dict[str, int]:
@@ -187,6 +189,7 @@ class ReviewStore:
 
     def _file(self, turn_id: int, kind: str, created: float, message: str, intent: str | None, route: str,
               version: str | None) -> None:
+        self._writes += 1
         key = group_key(message)
         if not key:
             return
@@ -247,7 +250,16 @@ class ReviewStore:
         return Page(rows, cursor, self.counts(filters.status))
 
     def counts(self, status: str = "new") -> dict[str, int]:
-        """Groups per flag kind (and in all) with this status ("" = any)."""
+        """Groups per flag kind (and in all) with this status ("" = any); counted again only after a write
+        (this store's own, or another connection's: SQLite's data_version)."""
+        version = (self._writes, self.db.execute("pragma data_version").fetchone()[0], status)
+        if self._counts is not None and self._counts[0] == version:
+            return dict(self._counts[1])
+        counts = self._count(status)
+        self._counts = (version, counts)
+        return dict(counts)
+
+    def _count(self, status: str) -> dict[str, int]:
         cols = ", ".join(f"sum(instr(kinds, ',{k},') > 0)" for k in KINDS)
         sql = f"select count(*), {cols} from review_groups" + (" where status = ?" if status else "")
         row = self.db.execute(sql, [status] if status else []).fetchone()
@@ -311,11 +323,13 @@ class ReviewStore:
     def set_status(self, group_id: int, status: str, decision: str | None, actor: str | None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
+        self._writes += 1
         self.db.execute("update review_groups set status = ?, decision = ?, decided_by = ?, decided = ? where id = ?",
                         [status, decision, actor, time.time() if actor else None, group_id])
 
     def set_intent(self, group_id: int, intent: str | None) -> None:
         """The intent a reviewer gave the group (shown and filtered on, like the bot's own)."""
+        self._writes += 1
         self.db.execute("update review_groups set intent = ? where id = ?", [intent, group_id])
 
     def record(self, group_id: int | None, action: str, actor: str, before: dict, after: dict,

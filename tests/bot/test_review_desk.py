@@ -242,3 +242,16 @@ def test_review_cli_list_show_export(bot, tmp_path, capsys):
     assert run_bot.main(["review", "export", "--format", "csv", "--status", "done", *common]) == 0
     assert list(csv.DictReader(io.StringIO(capsys.readouterr().out))) == []
     assert run_bot.main(["review", "show", "999", *common]) == 2
+
+
+def test_counts_follow_every_write_including_another_connections(bot, tmp_path):
+    folder, log, desk = bot
+    say(log, "first unknown thing")
+    desk.sync()
+    assert desk.reviews.counts()["fallback"] == 1
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    desk.act(gid, "ignore", "alice")
+    assert desk.reviews.counts()["fallback"] == 0 and desk.reviews.counts("ignored")["fallback"] == 1
+    other = ReviewDesk(connect(folder.settings.db_path), folder)  # e.g. the CLI in another process
+    other.undo(other.reviews.actions(group_id=gid).__next__()["id"], "bob")
+    assert desk.reviews.counts()["fallback"] == 1
