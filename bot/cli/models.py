@@ -56,11 +56,16 @@ def register(sub) -> None:
     add_bot_args(q, inherited=True)
 
 
-def _state(folder):
-    from knowledge.database import connect
+def _registry(folder):
     from training.registry import ModelRegistry
 
-    return connect(folder.settings.db_path), ModelRegistry(folder.settings.models_path)
+    return ModelRegistry(folder.settings.models_path)
+
+
+def _state(folder):
+    from knowledge.database import connect
+
+    return connect(folder.settings.db_path), _registry(folder)
 
 
 def retrain_cmd(args: argparse.Namespace) -> int:
@@ -96,7 +101,7 @@ def retrain_cmd(args: argparse.Namespace) -> int:
 
 
 def list_cmd(args: argparse.Namespace) -> int:
-    db, registry = _state(open_bot(args))
+    registry = _registry(open_bot(args))
     current = registry.current_version()
     for version in registry.versions():
         path = registry.path(version)
@@ -115,22 +120,20 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 
 def promote_cmd(args: argparse.Namespace) -> int:
-    _, registry = _state(open_bot(args))
+    registry = _registry(open_bot(args))
     registry.promote(args.version)
     print(f"serving {args.version}")
     return 0
 
 
 def rollback_cmd(args: argparse.Namespace) -> int:
-    _, registry = _state(open_bot(args))
-    print(f"serving {registry.rollback()}")
+    print(f"serving {_registry(open_bot(args)).rollback()}")
     return 0
 
 
 def prune_cmd(args: argparse.Namespace) -> int:
     folder = open_bot(args)
-    _, registry = _state(folder)
-    removed = registry.prune(folder.settings.train.keep_versions)
+    removed = _registry(folder).prune(folder.settings.train.keep_versions)
     print(f"removed {len(removed)} versions" + (f": {', '.join(removed)}" if removed else ""))
     return 0
 

@@ -70,3 +70,24 @@ def test_train_with_a_bad_data_file_fails_cleanly_and_stores_nothing(bot, tmp_pa
 def test_unknown_setting_is_a_clear_error(bot, capsys):
     assert run_bot.main(["train", "--bot", str(bot), "--set", "train.epoch=2"]) == 2
     assert "unknown setting train.epoch" in capsys.readouterr().err
+
+
+def test_golden_set_retrain_and_the_models_commands(bot, tmp_path, capsys):
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    assert run_bot.main(["models", "golden", "--bot", str(bot)]) == 0
+    assert "golden set: 3 examples moved to split test" in capsys.readouterr().out  # one of each 4-example intent
+    code = run_bot.main(["retrain", "--bot", str(bot), "--quiet"])
+    out = capsys.readouterr().out
+    assert code in (0, 3) and "candidate " in out and ("promoted: " in out) == (code == 0)
+    assert "shadow: 0 of the last 1000 customer messages" in out
+    first, second = sorted(p.name for p in (tmp_path / "state" / "models").glob("2*"))
+    assert run_bot.main(["models", "diff", first, second, "--bot", str(bot)]) == 0
+    out = capsys.readouterr().out
+    assert f"{first} -> {second} on 3 gate examples (3 golden" in out and "changed predictions" in out
+    assert run_bot.main(["models", "runs", "--bot", str(bot)]) == 0
+    assert re.search(r"#1 .* cli +(promoted|refused)", capsys.readouterr().out)
+    assert run_bot.main(["models", "--bot", str(bot)]) == 0
+    listing = capsys.readouterr().out
+    assert "warm from " + first in listing or "cold from " + first in listing
+    assert run_bot.main(["models", "promote", "nope", "--bot", str(bot)]) == 2
+    assert "no model version 'nope'" in capsys.readouterr().err
