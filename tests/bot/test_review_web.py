@@ -228,3 +228,24 @@ async def test_bulk_over_the_api_acts_on_the_filtered_selection(client):
     undo = await client.post(f"/api/review/actions/{body['action_ids'][0]}/undo", headers=admin)
     assert undo.status == 200
     assert len((await (await client.get("/api/review/queue", headers=admin)).json())["items"]) == 1
+
+
+async def test_a_long_conversation_loads_its_earlier_turns_on_request(client):
+    first = await chat(client, "hello")
+    convo = {"conversation_id": first["conversation_id"], "token": first["token"]}
+    for i in range(11):
+        reply = await client.post("/api/chat", json={"message": "hello again", **convo})
+        assert reply.status == 200
+    last = await client.post("/api/chat", json={"message": "zzz something unknown", **convo})
+    last = await last.json()
+    admin = {"Authorization": "Bearer test-admin-token"}
+    gid = (await (await client.get("/api/review/queue", headers=admin)).json())["items"][0]["id"]
+    item = await (await client.get(f"/api/review/items/{gid}", headers=admin)).json()
+    shown = item["context"]["turns"]
+    assert len(shown) == 6 and shown[-1]["turn_id"] == last["turn_id"] and item["context"]["more_before"]
+    earlier = await (await client.get(f"/api/review/turns/{shown[0]['turn_id']}/context?before={shown[0]['turn_id']}",
+                                      headers=admin)).json()
+    assert [t["turn_id"] for t in earlier["turns"]] == list(range(first["turn_id"], shown[0]["turn_id"]))
+    assert earlier["more_before"] is False
+    other = await chat(client, "hello there")  # small talk: never flagged, never shown
+    assert (await client.get(f"/api/review/turns/{other['turn_id']}/context", headers=admin)).status == 404
