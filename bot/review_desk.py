@@ -190,7 +190,10 @@ class ReviewDesk:
                     path.write_text(before["article_text"], encoding="utf-8")
                 out.files.append(after["article"])
                 out.sync_knowledge = True
-            self.reviews.set_status(a["group_id"], before["status"], before["decision"], before.get("decided_by"))
+            if a["action"] == "accept_proposal":
+                raise ValueError("an accepted import proposal is undone from the command line (`intents`), not here")
+            if a["group_id"] is not None:
+                self.reviews.set_status(a["group_id"], before["status"], before["decision"], before.get("decided_by"))
             self.reviews.mark_undone(action_id, actor)
             out.action_ids.append(self.reviews.record(a["group_id"], "undo", actor, {"action": action_id}, before))
         return out
@@ -227,6 +230,32 @@ class ReviewDesk:
                     after["examples"].append(self.examples.find(text).id)
             out.examples_added = len(after["examples"])
             out.action_ids.append(self.reviews.record(None, "accept_cluster", actor, {}, after))
+        return out
+
+    def accept_proposal(self, proposal_id: int, name: str, actor: str) -> Outcome:
+        """An intent proposed from imported transcripts (`intents propose`) accepted from the page: its unlabelled
+        requests become examples of `name`, which is appended to intents.yaml when it is new."""
+        from training.store import ProposalStore
+
+        proposals = ProposalStore(self.db)
+        proposal = proposals.get(proposal_id)
+        if proposal.status != "open":
+            raise ValueError(f"proposal {proposal.id} is {proposal.status}, not open")
+        name = name.strip() or proposal.name
+        if not INTENT_NAME.match(name):
+            raise ValueError(f"an intent's name: lower-case letters, digits and _, not {name!r}")
+        out = Outcome()
+        with transaction(self.db):
+            labelled = proposals.label_members(proposal, name, method="review-proposal")
+            proposals.update(proposal.id, status="accepted", intent=name, name=name)
+            new = name not in self.intents()
+            if new:
+                intents_file.add_intent(self.intents_path, name, list(proposal.examples)[:MAX_TEXTS])
+                out.files.append("intents.yaml")
+                out.reload_router = True
+            out.examples_added = labelled
+            out.action_ids.append(self.reviews.record(None, "accept_proposal", actor, {"proposal": proposal.id},
+                                                      {"intent": name, "labelled": labelled, "new_intent": new}))
         return out
 
     # helpers

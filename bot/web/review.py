@@ -67,6 +67,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     r.add_get("/review/clusters", clusters_page)
     r.add_post("/review/clusters/accept", accept_form)
     r.add_post("/review/train", train_form)
+    r.add_post("/review/proposals/{proposal_id:\\d+}/accept", accept_proposal_form)
     r.add_get("/api/review/queue", queue_api)
     r.add_get("/api/review/items/{group_id:\\d+}", item_api)
     r.add_get("/api/review/turns/{turn_id:\\d+}/context", context_api)
@@ -423,6 +424,19 @@ async def _accept(request: web.Request, body: dict[str, Any], members: list[str]
         raise error(web.HTTPBadRequest, str(e)) from None
     await apply_outcome(rt, out)
     return out
+
+
+async def accept_proposal_form(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    form = await request.post()
+    try:
+        out = await rt.db(desk(request).accept_proposal, int(request.match_info["proposal_id"]),
+                          str(form.get("name", "")), request["reviewer"].name)
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, str(e)) from None
+    await apply_outcome(rt, out)
+    raise web.HTTPSeeOther(_with("/review/clusters", done="accept", files=",".join(out.files),
+                                 notes=f"{out.examples_added} examples labelled"))
 
 
 async def train_form(request: web.Request) -> web.Response:

@@ -111,6 +111,8 @@ def paths() -> dict[str, Any]:
         "/review/clusters": {"get": _page("What the bot could not answer")},
         "/review/clusters/accept": {"post": _page("Accept a cluster's verdict", form=True)},
         "/review/train": {"post": _page("Admin: start training", form=True)},
+        "/review/proposals/{proposal_id}/accept": {"post": _page("Accept an intent proposed from imported transcripts",
+                                                                 form=True)},
     }
 
 

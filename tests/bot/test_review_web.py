@@ -249,3 +249,26 @@ async def test_a_long_conversation_loads_its_earlier_turns_on_request(client):
     assert earlier["more_before"] is False
     other = await chat(client, "hello there")  # small talk: never flagged, never shown
     assert (await client.get(f"/api/review/turns/{other['turn_id']}/context", headers=admin)).status == 404
+
+
+async def test_an_import_proposal_is_accepted_from_the_clusters_page(client, tmp_path):
+    from training.store import Example, ExampleStore, ProposalStore
+
+    db = connect(tmp_path / "state" / "supportbot.db")
+    store = ExampleStore(db)
+    texts = ["<i>gift</i> wrap my order", "can you gift wrap it", "gift wrapping please"]
+    store.add(Example(t, None, source="transcript") for t in texts)
+    ids = list(store.ids_for(texts).values())
+    [proposal_id] = ProposalStore(db).replace_open([("gift_wrap", ids, texts)])
+    await login(client)
+    page = await (await client.get("/review/clusters")).text()
+    assert "gift_wrap" in page and "&lt;i&gt;gift&lt;/i&gt; wrap my order" in page and "<i>gift" not in page
+    csrf = await page_csrf(client, "/review/clusters")
+    done = await client.post(f"/review/proposals/{proposal_id}/accept", data={"_csrf": csrf, "name": "gift_wrapping"},
+                             allow_redirects=False)
+    assert done.status == 303 and "intents.yaml" in done.headers["Location"]
+    assert {store.find(t).intent for t in texts} == {"gift_wrapping"}
+    assert load_intents(tmp_path / "bot" / "intents.yaml")[0]["gift_wrapping"].examples[1] == "can you gift wrap it"
+    again = await client.post(f"/review/proposals/{proposal_id}/accept", data={"_csrf": csrf, "name": "x_y"},
+                              allow_redirects=False)
+    assert again.status == 400
