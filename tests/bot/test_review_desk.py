@@ -255,3 +255,17 @@ def test_counts_follow_every_write_including_another_connections(bot, tmp_path):
     other = ReviewDesk(connect(folder.settings.db_path), folder)  # e.g. the CLI in another process
     other.undo(other.reviews.actions(group_id=gid).__next__()["id"], "bob")
     assert desk.reviews.counts()["fallback"] == 1
+
+
+def test_accepting_a_cluster_as_a_new_intent_and_undoing_it(bot):
+    folder, log, desk = bot
+    turns = [say(log, t)[1] for t in ("gift wrap please", "can you gift wrap", "gift wrapping")]
+    desk.sync()
+    out = desk.label_texts([(t, i) for t, i in zip(("gift wrap please", "can you gift wrap", "gift wrapping"), turns)],
+                           "gift_wrap", "review-cluster", "alice", new_intent=True)
+    assert out.examples_added == 3 and out.files == ["intents.yaml"]
+    assert load_intents(folder.path / "intents.yaml")[0]["gift_wrap"].route == "knowledge"
+    assert examples(desk)["can you gift wrap"] == ("gift_wrap", "review", "review-cluster", f"turn:{turns[1]}")
+    desk.undo(out.action_ids[0], "alice")
+    assert "gift_wrap" not in load_intents(folder.path / "intents.yaml")[0]
+    assert "can you gift wrap" not in examples(desk)
