@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from knowledge import relevance, tuning
 from knowledge.chunker import approximate_tokens
 from knowledge.database import connect
 from knowledge.documents import PARSER_VERSION
@@ -28,10 +29,9 @@ from knowledge.embedder import Embedder, SentenceEmbedder, resolve_model_path
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import OFF_TOPIC, Calibration, Tuning, fit, terms
-from knowledge.search import MODES, Candidate, Fusion, Hit, candidates, rank, to_hit, trim
+from knowledge.search import MODES, Fusion, Hit, to_hit, trim
 from knowledge.settings import KnowledgeSettings
-from knowledge.store import KnowledgeStore, StoredChunk, StoredDocument
-from knowledge import relevance, tuning
+from knowledge.store import KnowledgeStore, StoredDocument
 
 __all__ = ["Answer", "Hit", "IngestReport", "KnowledgeBase", "KnowledgeStats"]
 
@@ -189,7 +189,7 @@ class KnowledgeBase:
 
     @property
     def threshold(self) -> float:
-        """The answer threshold: knowledge.min_relevance when pinned, else the one fitted at sync."""
+        """The answer threshold: knowledge.min_relevance, or with 0 there the one fitted at sync."""
         if self.settings.min_relevance > 0:
             return self.settings.min_relevance
         tuned = self.calibration.tuning if self.calibration else None

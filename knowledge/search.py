@@ -2,8 +2,9 @@
 by the base's relevance calibration; and trimming a passage to the sentences that answer the query.
 
 Hybrid fusion is a convex combination of the two scores, each divided by its maximum over the query's
-candidates; reciprocal rank fusion is kept as a mode for comparison: on the demo
-store it did not beat keyword search alone on recall@1, the convex combination does (BENCHMARKS.md)."""
+candidates; the dense score of a passage takes its document's title vector in as the `Fusion` says (the
+better of the two, a mix, or not at all). Which fusion a base uses is chosen by the base itself at sync
+(knowledge/tuning.py); reciprocal rank fusion is one of the candidates."""
 
 from __future__ import annotations
 

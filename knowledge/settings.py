@@ -52,14 +52,15 @@ class KnowledgeSettings:
     )
     rrf_k: int = setting(60, "Reciprocal-rank-fusion constant for fusion 'rrf': sum of 1/(rrf_k + rank).")
     target_precision: float = setting(
-        0.95, "The answer threshold is fitted per base at every sync so that this share of confident answers is "
-        "right, measured on the base's own questions plus negatives (questions whose document is held out, and "
-        "off-topic text); `kb stats` shows the threshold and the coverage it reaches."
+        0.95, "A threshold is fitted per base at every sync so that this share of confident answers is right, "
+        "measured on the base's own questions (another document's answer counts as wrong) plus off-topic "
+        "questions; used with min_relevance = 0. `kb stats` shows it and the coverage it reaches."
     )
     min_relevance: float = setting(
-        0.0, "Pins the answer threshold: answers whose calibrated relevance is below this are 'no good answer'; "
-        "0 = fitted from target_precision (the default). Relevance is the share of questions this base cannot "
-        "answer whose best hit scores lower."
+        0.9, "Answers whose calibrated relevance is below this are 'no good answer'; 0 = use the threshold fitted "
+        "at every sync to `target_precision` (kb stats shows it and the coverage it reaches; on the demo store it "
+        "is far more cautious than 0.9, BENCHMARKS.md). Relevance is the share of questions this base cannot "
+        "answer (its own questions with their document held out, and off-topic ones) whose best hit scores lower."
     )
     suggest_relevance: float = setting(
         0.5, "When no answer clears min_relevance, the fallback still links the best articles scoring at least "

@@ -163,10 +163,11 @@ def stats(args) -> int:
             print(f"    {name}: recall@1 {r1:.3f}, MRR@10 {mrr:.3f}")
     print(f"answer threshold {s.threshold:.3f}{pinned('min_relevance')}")
     if t is not None:
-        how = (f"fitted to target precision {t.target:g}" if t.fitted else
-               f"target precision {t.target:g} not reached on the base's own questions: fallback")
-        print(f"  {how}: answers {t.coverage:.1%} of the base's own questions confidently, {t.precision:.1%} of "
-              f"confident answers right ({t.negatives} off-topic questions among them)")
+        how = (f"fitted to target precision {t.target:g}: {t.threshold:.3f}" if t.fitted else
+               f"target precision {t.target:g} not reached on the base's own questions: {t.threshold:.3f} (fallback)")
+        used = "" if "min_relevance" not in s.pinned else " (used with knowledge.min_relevance=0)"
+        print(f"  {how}{used}; it answers {t.coverage:.1%} of the base's own questions confidently, "
+              f"{t.precision:.1%} of confident answers right ({t.negatives} off-topic questions among them)")
     for d in docs:
         print(f"  {d.id}  ({d.chunks} chunks)  {d.title}")
     return 0

@@ -83,8 +83,8 @@ def test_serve_runs_a_folder_without_intents_as_knowledge_only(tmp_path, monkeyp
 
 
 def test_router_decision_names_the_answering_document(tmp_path):
-    from bot.router import Conversation, Router
     from bot.model_slot import NoIntents
+    from bot.router import Conversation, Router
 
     folder = BotFolder.load(faq_bot(tmp_path))
     settings = folder.settings

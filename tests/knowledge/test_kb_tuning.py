@@ -66,7 +66,7 @@ def test_a_pinned_fusion_is_kept(tmp_path, minilm):
     kb = open_base(tmp_path, minilm, PARAPHRASED, fusion="hybrid", keyword_weight=0.7, title_signal="off")
     assert kb.fusion.describe() == "hybrid, keyword_weight 0.7, titles off"
     assert [name for name, _, _ in kb.calibration.tuning.scores] == ["hybrid, keyword_weight 0.7, titles off"]
-    assert kb.stats().pinned == ("fusion", "title_signal")
+    assert kb.stats().pinned == ("fusion", "title_signal", "min_relevance")  # 0.9 by default: see its help
     kb.close()
 
 
@@ -94,7 +94,7 @@ def synthetic_articles(rng: random.Random, topics: int = 24, words: int = 10):
 def test_the_fitted_threshold_reaches_its_target_precision(tmp_path):
     rng = random.Random(0)
     docs, questions = synthetic_articles(rng)
-    kb = open_base(tmp_path, HashEmbedder(dim=256), docs)
+    kb = open_base(tmp_path, HashEmbedder(dim=256), docs, min_relevance=0.0)
     tuned = kb.calibration.tuning
     assert tuned.fitted and tuned.target == 0.95 and tuned.precision >= 0.95
     assert 0 < kb.threshold < 1 and kb.threshold == tuned.threshold
