@@ -294,8 +294,9 @@ class KnowledgeBase:
         pools = [self._gather(q.text, v, n, exclude=q.exclude, title_of=copies[q.doc_id] if q.kind == "title" else no)
                  for q, v in zip(questions, vectors)]
         chunks = {d.id: d.chunks for d in docs}
+        # a heading's document held out leaves its siblings, which often answer it: no negative
         negatives = [self._gather(q.text, v, n, held_out=copies[q.doc_id], pad=sum(chunks[d] for d in copies[q.doc_id]))
-                     for q, v in zip(questions, vectors)]
+                     for q, v in zip(questions, vectors) if q.kind != "heading"]
         off_topic = [self._gather(q, v, n) for q, v in zip(OFF_TOPIC, vectors[len(questions):])]
         tried = tuning.fusions(self.settings)
         expected = [copies[q.doc_id] for q in questions]

@@ -1,9 +1,10 @@
 """Calibrated relevance: how a hit compares with the best hits for questions the base cannot answer.
 
-A hit's raw score combines its dense cosine and the share of query words it contains, weighted by a
+A hit's raw score combines its dense score and the share of query words it contains, weighted by a
 logistic fit of "own document" against "other documents" hits. The calibrated score is the share of
-unanswerable questions (each document's title asked with that document held out, and off-topic
-questions) whose best hit scores lower. Both are fitted from the base itself at every sync.
+unanswerable questions (each document's title or FAQ question asked with that document held out, and
+off-topic questions) whose best hit scores lower. Both are fitted from the base itself at every sync, with
+the answer threshold that reaches a target precision on the base's own questions (`fit_threshold`).
 """
 
 from __future__ import annotations
