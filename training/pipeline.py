@@ -95,7 +95,7 @@ def train(
             "hash": digest, "examples": len(usable), "intents": len(fit.labels), "base_model": str(base),
             "example_ids": sorted(e.id for e in usable if e.id is not None), **(lineage or {}),
         })
-    version = registry.latest()
+    version = registry.written
     if promote:
         registry.promote(version)
         registry.prune(settings.keep_versions)

@@ -42,6 +42,7 @@ class ModelRegistry:
             (scratch / "VERSION").write_text(name + "\n")
             (scratch / OWNER).unlink()
             os.rename(scratch, self.root / name)
+            self.written = name  # names sort by time only to the second: the caller asks, it does not guess
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -80,7 +80,9 @@ def test_golden_set_retrain_and_the_models_commands(bot, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code in (0, 3) and "candidate " in out and ("promoted: " in out) == (code == 0)
     assert "shadow: 0 of the last 1000 customer messages" in out
-    first, second = sorted(p.name for p in (tmp_path / "state" / "models").glob("2*"))
+    versions = {p.name: json.loads((p / "data.json").read_text()) for p in (tmp_path / "state" / "models").glob("2*")}
+    [second] = [name for name, data in versions.items() if data.get("parent")]  # the retrain's candidate
+    first = versions[second]["parent"]
     assert run_bot.main(["models", "diff", first, second, "--bot", str(bot)]) == 0
     out = capsys.readouterr().out
     assert f"{first} -> {second} on 3 gate examples (3 golden" in out and "changed predictions" in out
