@@ -48,4 +48,4 @@ def test_no_test_reads_the_shared_data_folder():
     assert tests
     readers = [str(p.relative_to(ROOT)) for p in tests
                if p.name != Path(__file__).name and re.search(r"shared[/\"', ]+data", p.read_text())]
-    assert not readers, f"tests that read ../shared/data (copy a trimmed sample to tests/fixtures/): {readers}"
+    assert not readers, f"tests that read the shared data sets beside the repository (copy a trimmed sample to tests/fixtures/): {readers}"
