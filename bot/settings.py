@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from knowledge.settings import KnowledgeSettings, setting
+from knowledge.settings import KnowledgeSettings, refuse_invalid, setting
 from training.redact import RedactSettings
 from training.settings import RetrainSettings, TrainSettings
 from training.transcripts.settings import TranscriptSettings
@@ -96,9 +96,7 @@ class ServerSettings:
             "handoff_rate": self.handoff_rate >= 0,
             "handoff_burst": self.handoff_burst >= 1,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError("invalid server settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        refuse_invalid(self, "server", checks)
 
 
 @dataclass(frozen=True)
@@ -124,9 +122,7 @@ class ReviewSettings:
             "cluster_max": self.cluster_max >= 2, "cluster_min_size": self.cluster_min_size >= 2,
             "intent_similarity": 0 < self.intent_similarity <= 1, "train_timeout_s": self.train_timeout_s > 0,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError("invalid review settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        refuse_invalid(self, "review", checks)
 
 
 def _is_origin_url(url: str) -> bool:

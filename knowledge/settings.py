@@ -15,6 +15,13 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def refuse_invalid(settings: Any, section: str, checks: dict[str, bool]) -> None:
+    """Raise ValueError naming every field whose check failed, with its value."""
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"invalid {section} settings: " + ", ".join(f"{n}={getattr(settings, n)!r}" for n in bad))
+
+
 @dataclass(frozen=True)
 class KnowledgeSettings:
     """How help articles are chunked, embedded and searched."""

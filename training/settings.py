@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from knowledge.settings import setting
+from knowledge.settings import refuse_invalid, setting
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,7 @@ class TrainSettings:
             "oos_share": 0 <= self.oos_share < 1,
             "keep_versions": self.keep_versions >= 1,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        refuse_invalid(self, "training", checks)
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,4 @@ class RetrainSettings:
             "min_intent_support": self.min_intent_support >= 1, "fresh_examples": self.fresh_examples >= 0,
             "shadow_turns": self.shadow_turns >= 0, "golden_share": 0 < self.golden_share < 0.5,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError("invalid retrain settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        refuse_invalid(self, "retrain", checks)

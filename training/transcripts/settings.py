@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from knowledge.settings import setting
+from knowledge.settings import refuse_invalid, setting
 
 GENERIC_FIELDS = ("conversation_id", "role", "text", "time", "label")
 
@@ -78,9 +78,7 @@ class TranscriptSettings:
             "min_cluster_size": self.min_cluster_size >= 2,
             "cluster_max": self.cluster_max >= 10,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError("invalid transcripts settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        refuse_invalid(self, "transcripts", checks)
 
     def column_map(self, extra: tuple[str, ...] = ()) -> dict[str, str]:
         """field -> column name from these settings and `extra` (e.g. --columns), the latter winning."""
