@@ -112,7 +112,6 @@ class ReviewSettings:
     cluster_max: int = setting(5000, "Most unanswered messages clustered at once on the 'could not answer' page (newest first).")
     cluster_min_size: int = setting(3, "Smallest group of unanswered messages shown as a cluster.")
     intent_similarity: float = setting(0.6, "Cosine similarity of a cluster to an intent's examples above which the verdict is 'an existing intent missed these'.")
-    train_timeout_s: float = setting(3600.0, "Seconds a training run started from the review page may take before it is stopped.")
 
     def __post_init__(self) -> None:
         checks = {
@@ -120,7 +119,7 @@ class ReviewSettings:
             "login_attempts": self.login_attempts >= 1, "address_attempts": self.address_attempts >= 1,
             "login_window_s": self.login_window_s > 0, "page_size": 1 <= self.page_size <= 1000,
             "cluster_max": self.cluster_max >= 2, "cluster_min_size": self.cluster_min_size >= 2,
-            "intent_similarity": 0 < self.intent_similarity <= 1, "train_timeout_s": self.train_timeout_s > 0,
+            "intent_similarity": 0 < self.intent_similarity <= 1,
         }
         refuse_invalid(self, "review", checks)
 

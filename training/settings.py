@@ -66,6 +66,7 @@ class RetrainSettings:
     min_intent_support: int = setting(5, "Gate examples an intent needs before its own drop can refuse a candidate.")
     fresh_examples: int = setting(500, "Newest reviewed examples the serving model never saw that join the golden set in the gate.")
     shadow_turns: int = setting(1000, "Latest logged customer messages the candidate classifies beside the serving model; turns it would decide differently are listed and flagged for review.")
+    timeout: float = setting(3600.0, "Seconds a retrain started by the server (schedule, admin API, review page) may run before it is stopped.")
     golden_share: float = setting(0.1, "Share of each intent's labelled examples `run_bot.py models golden` sets aside (split test) as the gate's golden set.")
 
     def __post_init__(self) -> None:
@@ -74,6 +75,6 @@ class RetrainSettings:
             "warm_start": self.warm_start in ("auto", "always", "never"), "warm_epochs": self.warm_epochs >= 1,
             "tolerance": 0 <= self.tolerance < 1, "max_intent_drop": 0 <= self.max_intent_drop <= 1,
             "min_intent_support": self.min_intent_support >= 1, "fresh_examples": self.fresh_examples >= 0,
-            "shadow_turns": self.shadow_turns >= 0, "golden_share": 0 < self.golden_share < 0.5,
+            "shadow_turns": self.shadow_turns >= 0, "golden_share": 0 < self.golden_share < 0.5, "timeout": self.timeout > 0,
         }
         refuse_invalid(self, "retrain", checks)

@@ -12,9 +12,8 @@ import asyncio
 import calendar
 import json
 import logging
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -36,19 +35,6 @@ PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 KIND_LABELS = {"low_confidence": "low confidence", "fallback": "fallback", "clarification": "clarification",
                "negative_feedback": "thumbs down", "handoff": "handoff", "audit": "audit sample",
                "shadow": "a retrained model would change it"}
-
-
-@dataclass
-class TrainingRun:
-    started: float
-    by: str
-    finished: float | None = None
-    returncode: int | None = None
-    log_file: str = ""
-
-    @property
-    def running(self) -> bool:
-        return self.finished is None
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
@@ -142,12 +128,19 @@ def _trained_at(rt: Runtime) -> float | None:
 async def status(request: web.Request) -> dict[str, Any]:
     rt = request.app[RUNTIME]
     d = desk(request)
-    run: TrainingRun | None = getattr(rt, "_training", None)
     return {
         "model_version": rt.models.version if rt.models else None,
         "unseen_examples": await rt.db(d.unseen, _trained_at(rt)),
-        "training": asdict(run) | {"running": run.running} if run else None,
+        "training": await training_status(rt),
     }
+
+
+async def training_status(rt: Runtime) -> dict[str, Any]:
+    """The server's retrain process (running or its exit code) and the newest run in the retrain log."""
+    from training.runs import RunLog
+
+    runs = await rt.db(lambda: RunLog(rt.log.db).runs(limit=1))
+    return rt.schedule.status() | {"last_run": runs[0] if runs else None}
 
 
 async def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
@@ -444,37 +437,16 @@ async def train_form(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(_with(_back(request, "/review"), done="train"))
 
 
-async def _start_training(request: web.Request) -> TrainingRun:
-    """`run_bot.py train` in its own process; when it ends, the server loads the new version."""
+async def _start_training(request: web.Request) -> int:
+    """A gated `run_bot.py retrain` in its own process (the server's retrain schedule starts it, so it never
+    overlaps a scheduled one); the model watch serves the version if the gate promotes it."""
     who = login.require_admin(request)
     rt = request.app[RUNTIME]
-    current: TrainingRun | None = getattr(rt, "_training", None)
-    if current is not None and current.running:
-        raise error(web.HTTPConflict, "a training run is already going")
-    log_file = rt.settings.state_path / "review-train.log"
-    run = rt._training = TrainingRun(started=time.time(), by=who.name, log_file=str(log_file))
-    command = [sys.executable, "-m", "run_bot", "train", "--bot", str(rt.folder.path), "--quiet",
-               "--set", f"state_dir={json.dumps(str(rt.settings.state_path))}"]
-    rt._training_task = asyncio.create_task(_train(rt, run, command, log_file))
-    log.info("review: training started by %s", who.name)
-    return run
-
-
-async def _train(rt: Runtime, run: TrainingRun, command: list[str], log_file: Path) -> None:
-    with open(log_file, "wb") as out:
-        proc = await asyncio.create_subprocess_exec(*command, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                                                    cwd=str(Path(__file__).resolve().parents[2]))
-        try:
-            await asyncio.wait_for(proc.wait(), rt.settings.review.train_timeout_s)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            proc.kill()
-            await proc.wait()
-    run.finished, run.returncode = time.time(), proc.returncode
-    if proc.returncode == 0:
-        try:
-            await rt.models.reload()
-        except Exception as e:
-            log.warning("reload after training failed: %s", e)
+    if rt.schedule.running:
+        raise error(web.HTTPConflict, f"a retrain is already running (pid {rt.schedule.process.pid})")
+    pid = await rt.schedule.start("review")
+    log.info("review: retrain started by %s", who.name)
+    return pid
 
 
 # JSON API
@@ -527,8 +499,8 @@ async def clusters_api(request: web.Request) -> web.Response:
 
 
 async def train_api(request: web.Request) -> web.Response:
-    run = await _start_training(request)
-    return web.json_response(asdict(run) | {"running": run.running}, status=202)
+    pid = await _start_training(request)
+    return web.json_response({"started": True, "pid": pid}, status=202)
 
 
 async def status_api(request: web.Request) -> web.Response:

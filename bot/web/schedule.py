@@ -50,6 +50,7 @@ class Schedule:
         self.command = command  # a test's stand-in for run_bot.py retrain
         self.process: asyncio.subprocess.Process | None = None
         self.started: float | None = None
+        self.finished: float | None = None
         self.last_check: dict[str, Any] = {}
 
     @property
@@ -60,6 +61,7 @@ class Schedule:
         s = self.folder.settings.retrain
         return {"interval_hours": s.interval, "min_new_examples": s.min_new_examples, "running": self.running,
                 "pid": self.process.pid if self.running else None, "started": self.started,
+                "finished": self.finished,
                 "last_exit_code": None if self.process is None or self.running else self.process.returncode,
                 "last_check": self.last_check}
 
@@ -95,12 +97,19 @@ class Schedule:
             self.process = await asyncio.create_subprocess_exec(
                 *(self.command or retrain_command(self.folder, trigger)), stdout=out, stderr=out,
                 stdin=asyncio.subprocess.DEVNULL)
-        self.started = time.time()
+        self.started, self.finished = time.time(), None
         log.info("retrain started (%s, pid %d)", trigger, self.process.pid)
         asyncio.get_running_loop().create_task(self._reap())
         return self.process.pid
 
     async def _reap(self) -> None:
-        code = await self.process.wait()
+        """Wait for the process, stopping it after `retrain.timeout` (the lock's pid check frees its lock)."""
+        try:
+            code = await asyncio.wait_for(self.process.wait(), self.folder.settings.retrain.timeout)
+        except asyncio.TimeoutError:
+            log.error("retrain process %d ran past retrain.timeout, stopped", self.process.pid)
+            self.process.kill()
+            code = await self.process.wait()
+        self.finished = time.time()
         log.info("retrain process %d ended with exit code %d (0 promoted, 3 refused by the gate)",
                  self.process.pid, code)

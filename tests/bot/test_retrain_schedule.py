@@ -116,3 +116,38 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
     after = await answer()
     assert (await (await client.get("/readyz")).json())["model_version"] == first.version
     assert before != after and "AB12345" in after  # track_order's template now, cancel_order's before
+
+
+async def test_a_retrain_past_its_timeout_is_stopped(tmp_path):
+    folder = with_retrain(load_folder(tmp_path), timeout=0.2)
+    schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
+    await schedule.start("admin")
+    for _ in range(200):
+        if not schedule.running and schedule.finished:
+            break
+        await asyncio.sleep(0.05)
+    assert not schedule.running and schedule.status()["last_exit_code"] != 0
+
+
+async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(make_client):
+    from training.runs import RunLog
+
+    client = await make_client()
+    rt = client.app[RUNTIME]
+    rt.schedule.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    started = await client.post("/api/review/train", headers=AUTH)
+    assert started.status == 202 and (await started.json())["pid"] == rt.schedule.process.pid
+    assert (await client.post("/api/review/train", headers=AUTH)).status == 409  # one at a time, whoever asks
+    assert (await client.post("/admin/retrain", headers=AUTH)).status == 409
+    status = await (await client.get("/api/review/status", headers=AUTH)).json()
+    assert status["training"]["running"] is True and status["training"]["pid"] == rt.schedule.process.pid
+    rt.schedule.process.kill()
+    await rt.schedule.process.wait()
+
+    runs = RunLog(rt.log.db)  # what the retrain process writes when the gate refuses its candidate
+    runs.finish(runs.start("review"), "refused", "v9", "warm", {}, "accuracy fell by 0.120")
+    status = await (await client.get("/api/review/status", headers=AUTH)).json()
+    assert status["training"]["running"] is False
+    assert status["training"]["last_run"]["outcome"] == "refused" and status["training"]["last_run"]["candidate"] == "v9"
+    page = await (await client.get("/review", headers=AUTH)).text()
+    assert "refused" in page and "accuracy fell by 0.120" in page and "Retrain (gated)" in page

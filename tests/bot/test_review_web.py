@@ -143,7 +143,7 @@ async def test_a_reviewer_is_refused_admin_actions_and_the_admin_token_works(cli
     assert (await client.post("/api/review/train", headers={"X-CSRF-Token": csrf})).status == 403
     assert (await client.get("/api/review/users")).status == 403
     queue = await client.get("/review")
-    assert "Train a new model" not in await queue.text()
+    assert "Retrain (gated)" not in await queue.text()
     client.session.cookie_jar.clear()
     admin = {"Authorization": "Bearer test-admin-token"}
     users_ = await client.get("/api/review/users", headers=admin)

@@ -210,14 +210,15 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
     before = bot.api("POST", "/api/chat", {"message": MESSAGE})
     assert NEW_ANSWER not in before["answer"]
 
-    # 6. Train (its own process), and the server serves the new version.
+    # 6. Retrain (its own process, through the gate), and the server serves the promoted version.
     status = bot.api("GET", "/api/review/status", admin=True)
     assert status["unseen_examples"] >= 1
     old_version = status["model_version"]
-    assert bot.api("POST", "/api/review/train", admin=True)["running"] is True
+    assert bot.api("POST", "/api/review/train", admin=True)["started"] is True
     run = _wait(lambda: (s := bot.api("GET", "/api/review/status", admin=True))["training"]["finished"] and s,
                 TRAIN_TIMEOUT_S, "training")
-    assert run["training"]["returncode"] == 0, (bot.state / "review-train.log").read_text()[-3000:]
+    assert run["training"]["last_exit_code"] == 0, (bot.state / "retrain.log").read_text()[-3000:]
+    assert run["training"]["last_run"]["outcome"] == "promoted"
     _wait(lambda: bot.api("GET", "/readyz")["model_version"] != old_version, 120, "the new model version")
 
     # 7. The same customer message now gets the new answer.
