@@ -119,7 +119,7 @@ class ConversationLog:
                 " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [convo.id, now, redact(message), redact(reply.answer), d.route, d.intent, d.confidence,
                  json.dumps([{"label": q.label, "value": q.value} for q in reply.quick_replies]),
-                 json.dumps([{"title": s.title, "url": s.url} for s in d.sources]),
+                 json.dumps([{"title": s.title, "url": s.url, "doc_id": s.doc_id} for s in d.sources]),
                  json.dumps(d.to_json()), d.model_version, d.latency_ms],
             ).lastrowid
             for kind in d.flags:

@@ -94,10 +94,15 @@ class ReviewDesk:
         status, decision = "done", action
         with transaction(self.db):
             if action == "confirm":
-                if not group["intent"] or group["intent"] == self.oos_label:
+                knowledge = group["route"] == "knowledge"  # the article was right: the base tunes on it
+                named = bool(group["intent"]) and group["intent"] != self.oos_label
+                if not (named or knowledge):
                     raise ValueError("the bot named no intent to confirm: correct it instead, or mark it out of scope")
-                self._label(group, group["intent"], "review-confirmed", after, out, relabel=bulk_id is None)
-                after["intent"] = group["intent"]
+                if named:
+                    self._label(group, group["intent"], "review-confirmed", after, out, relabel=bulk_id is None)
+                    after["intent"] = group["intent"]
+                if knowledge:
+                    after["knowledge"] = out.sync_knowledge = True
             elif action == "correct":
                 name = intent.strip()
                 known = self.intents()
@@ -190,6 +195,7 @@ class ReviewDesk:
                     path.write_text(before["article_text"], encoding="utf-8")
                 out.files.append(after["article"])
                 out.sync_knowledge = True
+            out.sync_knowledge |= bool(after.get("knowledge"))  # a confirmed answer the base no longer tunes on
             if a["action"] == "accept_proposal":
                 raise ValueError("an accepted import proposal is undone from the command line (`intents`), not here")
             if a["group_id"] is not None:

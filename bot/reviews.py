@@ -131,6 +131,22 @@ GROUP_COLUMNS = ("id", "text", "status", "size", "kinds", "first_seen", "last_se
                  "route", "model_version", "decision", "decided_by", "decided")
 
 
+def confirmed_answers(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+    """(customer message, document id) of the knowledge answers reviewers confirmed (not undone): questions
+    the knowledge base tunes its fusion and threshold on beside its own (knowledge/base.py `calibrate`)."""
+    if not (db["review_groups"].exists() and db["turns"].exists()):
+        return []
+    rows = db.execute(
+        "select t.message, t.decision from review_groups g join turns t on t.id = g.last_turn_id"
+        " where g.status = 'done' and g.decision = 'confirm' and g.route = 'knowledge' order by g.id").fetchall()
+    pairs = []
+    for message, decision in rows:
+        sources = json.loads(decision or "{}").get("sources") or []
+        if sources and sources[0].get("doc_id"):
+            pairs.append((message, sources[0]["doc_id"]))
+    return pairs
+
+
 class ReviewStore:
     """Owns the review tables of the shared database."""
 

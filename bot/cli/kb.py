@@ -72,6 +72,18 @@ def open_kb(args: argparse.Namespace):
     return KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
 
 
+def confirmed(db_path: Path) -> list[tuple[str, str]]:
+    """The knowledge answers reviewers confirmed, for the base to tune on (bot/reviews.py)."""
+    from bot.reviews import confirmed_answers
+    from knowledge.database import connect
+
+    db = connect(db_path)
+    try:
+        return confirmed_answers(db)
+    finally:
+        db.close()
+
+
 def add(args) -> int:
     return _ingest(args, args.paths, remove_missing=False)
 
@@ -84,7 +96,8 @@ def sync(args) -> int:
 def _ingest(args, paths, remove_missing: bool) -> int:
     kb = open_kb(args)
     try:
-        report = (kb.sync if remove_missing else kb.add)(paths, progress=True)
+        report = (kb.sync if remove_missing else kb.add)(paths, progress=True,
+                                                         confirmed=confirmed(open_bot(args).settings.db_path))
     finally:
         kb.close()
     print(report.summary())

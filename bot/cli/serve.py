@@ -96,6 +96,7 @@ def demo(args: argparse.Namespace) -> int:
 
 def prepare(folder: BotFolder) -> None:
     """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
+    from bot.cli.kb import confirmed
     from bot.cli.train import prepare_model
     from knowledge.base import KnowledgeBase
     from knowledge.database import connect
@@ -112,7 +113,7 @@ def prepare(folder: BotFolder) -> None:
     if folder.knowledge_dir.is_dir():
         kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
         try:
-            report = kb.sync([folder.knowledge_dir])
+            report = kb.sync([folder.knowledge_dir], confirmed=confirmed(settings.db_path))
         finally:
             kb.close()
         print("  " + report.summary().replace("\n", "\n  "), flush=True)

@@ -76,7 +76,8 @@ async def chat(request: web.Request) -> web.Response:
         "conversation_id": convo.id, "token": new_token or token, "turn_id": turn_id, "answer": reply.answer,
         "quick_replies": [{"label": q.label, "value": q.value} for q in reply.quick_replies],
         # Links ingested before ingest filtered them may still be stored: never hand a javascript: one out.
-        "sources": [{"title": src.title, "url": src.url if safe_url(src.url) else ""} for src in reply.decision.sources],
+        "sources": [{"title": src.title, "url": src.url if safe_url(src.url) else "", "doc_id": src.doc_id}
+                    for src in reply.decision.sources],
         "route": reply.decision.route, "rateable": reply.decision.rateable, "handoff": convo.handoff,
     })
 

@@ -17,7 +17,8 @@ def _obj(required: list[str], **props: Any) -> dict[str, Any]:
 
 
 STR, INT, BOOL, NUM = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
-LINKS = {"type": "array", "items": _obj(["title", "url"], title=STR, url=STR)}
+LINKS = {"type": "array", "items": _obj(["title", "url"], title=STR, url=STR, doc_id={
+    **STR, "description": "The knowledge base's document id (`kb stats`, `kb evaluate`); empty for an intent's link."})}
 QUICK = {"type": "array", "items": _obj(["label", "value"], label=STR, value=STR)}
 ERROR = _obj(["error"], error=STR)
 RATEABLE = {**BOOL, "description": "An answer to the question (template or knowledge, not a question back): "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from bot.folder import load_intents
 from bot.review_desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
-from bot.reviews import KINDS, SORTS, STATUSES, Filters
+from bot.reviews import KINDS, SORTS, STATUSES, Filters, confirmed_answers
 from bot.settings import Settings
 from bot.web import login
 from bot.web.runtime import RUNTIME, Runtime
@@ -100,7 +101,9 @@ def filters_from(query) -> Filters:
 async def apply_outcome(rt: Runtime, out: Outcome) -> None:
     """After an edit of the bot folder: a router that reads intents.yaml again; the knowledge base synced."""
     if out.sync_knowledge and rt.knowledge is not None and hasattr(rt.knowledge, "sync"):
-        await asyncio.get_running_loop().run_in_executor(rt.pool, rt.knowledge.sync, [rt.folder.knowledge_dir])
+        confirmed = await rt.db(confirmed_answers, rt.log.db)
+        await asyncio.get_running_loop().run_in_executor(
+            rt.pool, functools.partial(rt.knowledge.sync, [rt.folder.knowledge_dir], confirmed=confirmed))
     if out.reload_router and rt.models is not None and rt.models.current is not None:
         model = rt.models.current.model
         rt.models.current = await asyncio.to_thread(rt.build_router, model)

@@ -26,7 +26,7 @@ async def test_chat_contract_history_and_feedback(make_client):
     assert (first["route"], first["answer"], first["handoff"]) == ("template", "Order AB12345 is on its way.", False)
     second = await chat(client, "does the jacket come in red", first)
     assert second["conversation_id"] == first["conversation_id"] and second["token"] == first["token"]
-    assert second["sources"] == [{"title": "Jackets", "url": "https://shop.example/jackets"}]
+    assert second["sources"] == [{"title": "Jackets", "url": "https://shop.example/jackets", "doc_id": ""}]
 
     history = await client.get(f"/api/conversations/{first['conversation_id']}",
                                headers={"X-Conversation-Token": first["token"]})

@@ -65,7 +65,8 @@ async def test_a_knowledge_only_bot_serves_answers(tmp_path, aiohttp_client):
 
     reply = await (await client.post("/api/chat", json={"message": "can I return a sofa"})).json()
     assert reply["route"] == "knowledge" and "within 30 days" in reply["answer"]
-    assert reply["sources"] == [{"title": "Can I return a sofa?", "url": "https://shop.example/returns"}]
+    assert reply["sources"] == [{"title": "Can I return a sofa?", "url": "https://shop.example/returns",
+                                 "doc_id": "faq.csv#can-i-return-a-sofa"}]
     turns = (await (await client.get(f"/api/conversations/{reply['conversation_id']}",
                                      headers={"X-Conversation-Token": reply["token"]})).json())["turns"]
     assert turns[0]["route"] == "knowledge"

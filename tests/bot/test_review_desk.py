@@ -269,3 +269,22 @@ def test_accepting_a_cluster_as_a_new_intent_and_undoing_it(bot):
     desk.undo(out.action_ids[0], "alice")
     assert "gift_wrap" not in load_intents(folder.path / "intents.yaml")[0]
     assert "can you gift wrap" not in examples(desk)
+
+
+def test_a_confirmed_knowledge_answer_becomes_a_question_the_base_tunes_on_and_undo_takes_it_back(bot):
+    from bot.reviews import confirmed_answers
+    from bot.router import Source
+
+    folder, log, desk = bot
+    convo, token = log.new()
+    decision = Decision(route="knowledge", reason="kb", confidence=0.7, flags=("low_confidence",),
+                        sources=(Source("Shipping abroad", "", 0.7, "faq.csv#do-you-ship-abroad"),))
+    log.record_turn(convo, "can you send a parcel to france", Reply("Yes, to 40 countries.", decision), token)
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    assert confirmed_answers(desk.db) == []
+    out = desk.act(gid, "confirm", "alice")  # no intent named: the knowledge answer itself is confirmed
+    assert out.sync_knowledge and out.examples_added == 0
+    assert confirmed_answers(desk.db) == [("can you send a parcel to france", "faq.csv#do-you-ship-abroad")]
+    undone = desk.undo(out.action_ids[0], "bob")
+    assert undone.sync_knowledge and confirmed_answers(desk.db) == []
