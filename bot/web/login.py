@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet
 from bot.accounts import DUMMY_HASH, AccountStore, check_password
 from bot.settings import Settings
 from bot.web.runtime import RUNTIME
-from bot.web.security import Handler, admin_token
+from bot.web.security import Handler, admin_token, client_address
 
 log = logging.getLogger("supportbot.review")
 PAGES, API = "/review", "/api/review/"
@@ -253,7 +253,7 @@ async def login(request: web.Request) -> web.Response:
     if not session.get("csrf") or not hmac.compare_digest(given.encode(), session["csrf"].encode()):
         return await login_page(request, "The form expired; please try again.", 403)
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-    address = request.remote or "?"
+    address = client_address(request)  # behind a trusted proxy, the client it forwarded for
     limiter: FailedLogins = request.app[LIMITER]
     wait = limiter.locked(name, address)
     if wait > 0:

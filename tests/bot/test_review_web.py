@@ -116,6 +116,22 @@ async def test_wrong_passwords_are_limited_per_account_and_per_address(client):
     assert (await login(client, "root")).status == 429  # this address has used its 5 failures
 
 
+async def test_behind_a_trusted_proxy_failed_logins_are_counted_per_forwarded_client(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"), ("root", "admin"))
+    client = await make_client("review.address_attempts=2", 'server.trusted_proxies=["127.0.0.1/32"]')
+
+    async def attempt(address, name, password):
+        page = await client.get("/review/login", headers={"X-Forwarded-For": address})
+        form = {"_csrf": csrf_of(await page.text()), "name": name, "password": password, "next": "/review"}
+        return await client.post("/review/login", data=form, headers={"X-Forwarded-For": address},
+                                 allow_redirects=False)
+
+    for name in ("nobody", "someone"):
+        assert (await attempt("203.0.113.7", name, "wrong password")).status == 401
+    assert (await attempt("203.0.113.7", "root", PASSWORD)).status == 429  # that client used its failures
+    assert (await attempt("198.51.100.9", "root", PASSWORD)).status == 303  # another one behind the same proxy
+
+
 async def test_a_login_form_without_its_csrf_token_is_refused(client):
     response = await client.post("/review/login", data={"name": "alice", "password": PASSWORD}, allow_redirects=False)
     assert response.status == 403
