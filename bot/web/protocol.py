@@ -12,6 +12,7 @@ response has begun.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from http import HTTPStatus
 
@@ -20,6 +21,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
 HTML_FRAMING = "frame-ancestors 'none'"
+log = logging.getLogger("supportbot.http")
 
 
 class JsonErrorHandler(RequestHandler):
@@ -27,15 +29,17 @@ class JsonErrorHandler(RequestHandler):
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        plain = super().handle_error(request, status, exc, message)  # logs it; raises if output began
         if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs the traceback; raises if output began
             reason = "internal error; the server logged it"
-        else:
+        else:  # a client's malformed request: one line, no traceback, never the bytes it sent
             reason = _first_line(message) or HTTPStatus(status).phrase
+            log.info("refused a malformed request from %s: %d %s", request.remote, status, reason)
+            if request.writer.output_size > 0:
+                raise ConnectionError("response already begun; cannot send the refusal")
         response = web.Response(status=status, text=json.dumps({"error": reason}), content_type="application/json",
                                 headers={"X-Content-Type-Options": "nosniff"})
         response.force_close()
-        del plain
         return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import uuid
 
@@ -171,9 +172,13 @@ async def send_raw(client, data: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.mark.parametrize("case", sorted(PROTOCOL_ABUSE))
-async def test_protocol_refusals_are_json(raw_server, case):
+async def test_protocol_refusals_are_json(raw_server, case, caplog):
+    caplog.set_level(logging.DEBUG)
     status, headers, body = await send_raw(raw_server, PROTOCOL_ABUSE[case])
     assert 400 <= status < 500, (status, body)
+    refusals = [r for r in caplog.records if "malformed request" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].exc_info is None  # one line per refusal, no traceback
+    assert "aaaa" not in caplog.text and "Traceback" not in caplog.text  # never the client's bytes
     assert headers["content-type"].startswith("application/json"), body
     assert headers["x-content-type-options"] == "nosniff"
     assert json.loads(body)["error"]
