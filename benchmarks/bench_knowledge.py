@@ -501,16 +501,16 @@ def main() -> int:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section (up to the next '## ' heading), or append it."""
+    """Replace the section `text` begins with (its '## ' heading, up to the next one), or append it."""
+    heading = text.split("\n", 1)[0]
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION + "\n")
+    start = old.find(heading + "\n")
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        end = old.find("\n## ", start + len(SECTION))
+        end = old.find("\n## ", start + len(heading))
         new = old[:start] + text + ("\n" + old[end + 1:] if end >= 0 else "")
     path.write_text(new, encoding="utf-8")
-
 
 if __name__ == "__main__":
     sys.exit(main())
