@@ -233,6 +233,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--write", action="store_true", help="replace the Improvement loop section of BENCHMARKS.md")
     parser.add_argument("--report", action="store_true", help="only rebuild the section and plot from loop.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these strategies' results to loop.json's (run the strategies one at a time)")
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "results"
     if args.report:
@@ -255,6 +257,12 @@ def main() -> None:
             "wall_min": (time.perf_counter() - started) / 60, "start_examples": len(start),
             "held_out_intents": list(HELD_OUT), "test_messages": len(test), "traffic": args.traffic,
             "budget": args.budget}
+    if args.merge and (out / "loop.json").exists():
+        saved = json.loads((out / "loop.json").read_text())
+        results = {**saved["results"], **results}
+        meta = {**meta, "command": f"{saved['meta']['command']}` then `python {meta['command']}",
+                "load": f"{saved['meta']['load']}; then {meta['load']}",
+                "wall_min": saved["meta"]["wall_min"] + meta["wall_min"]}
     (out / "loop.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     publish(meta, results, out, args.write)
 
