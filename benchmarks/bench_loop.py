@@ -156,6 +156,7 @@ def plot(results: dict, out: Path) -> None:
     a.set(title="Test accuracy after each round's retrain", xlabel="round", ylabel="% of BANKING77 test")
     b.set(title="Traffic answered right with no person", xlabel="round", ylabel="% of the round's messages")
     for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -175,7 +176,8 @@ def report(meta: dict, results: dict) -> str:
              f"{meta['traffic']} customer messages a round, {meta['budget']} reviews a round, every retrain through "
              f"the real `training.retrain.retrain` (replay, gate, warm start with cold fallback). Test: "
              f"{meta['test_messages']} BANKING77 test messages. Results: `benchmarks/results/loop.json`.", "",
-             "![Test accuracy and unattended-correct share per round](benchmarks/results/loop.png)", ""]
+             "![Test accuracy and unattended-correct share per round](benchmarks/results/loop.png)", "",
+             *([meta["note"], ""] if meta.get("note") else [])]
     for strategy, history in results.items():
         lines += [f"**{LABELS[strategy]}**", "",
                   "| round | reviews so far | traffic answered right, no person | test accuracy | held-out intents' recall "
