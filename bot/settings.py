@@ -1,6 +1,6 @@
 """All settings of a bot: one frozen dataclass per section, loaded from `bot.toml`, overridable on the CLI.
 
-`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`); the CLI
+`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`, `[review]`, `[analytics]`); the CLI
 overrides any field with `--set section.field=value`.
 """
 
@@ -124,6 +124,24 @@ class ReviewSettings:
         refuse_invalid(self, "review", checks)
 
 
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """How the analytics figures are counted (bot/analytics.py defines each one)."""
+
+    return_window: float = setting(24.0, "Hours after a conversation goes quiet in which the customer coming back to it "
+                                   "un-contains it; a conversation counts as settled (and in the containment rate) only "
+                                   "once this window has closed.")
+    session_gap: float = setting(30.0, "Minutes of silence after which a customer's next message in the same conversation "
+                                 "(the widget keeps it across pages and days) is a return, not a reply.")
+    days: int = setting(30, "Days the analytics page and the report cover by default.")
+
+    def __post_init__(self) -> None:
+        checks = {"return_window": self.return_window > 0,
+                  "session_gap": 0 < self.session_gap < self.return_window * 60,  # a return must fit in the window
+                  "days": 1 <= self.days <= 3660}
+        refuse_invalid(self, "analytics", checks)
+
+
 def _is_origin_url(url: str) -> bool:
     from urllib.parse import urlsplit
 
@@ -156,6 +174,7 @@ class Settings:
     transcripts: TranscriptSettings = field(
         default_factory=TranscriptSettings, metadata={"help": "Importing past transcripts as training examples."})
     review: ReviewSettings = field(default_factory=ReviewSettings, metadata={"help": "The review workspace."})
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings, metadata={"help": "Analytics figures."})
 
     @property
     def shown_name(self) -> str:
@@ -180,7 +199,7 @@ class Settings:
         return self.state_path / "index"
 
 
-SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review")
+SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review", "analytics")
 
 
 class SettingError(ValueError):

@@ -1,0 +1,386 @@
+"""Analytics: what each figure means (the one place it is defined) and the rollups that keep it fast on a large log.
+
+The unit of a rate is stated with it (`Rate.of`), and the figures of a period that share a denominator add up
+to 100 %: every turn has exactly one route, every settled conversation exactly one outcome.
+
+Rollups are tables beside the conversation log, kept up to date incrementally from the turn and feedback ids
+seen last (`Analytics.refresh`): per UTC day × model version × route × intent × article (turns, latency, thumbs),
+a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
+This module is the only one that reads or writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable
+
+import sqlite_utils
+
+from bot.router import ROUTES
+from knowledge.database import transaction
+
+OUTCOMES = ("contained", "handed_off", "returned", "abandoned")
+
+# What every figure counts, over what. The README's analytics section says the same; a test keeps them in step.
+DEFINITIONS: dict[str, tuple[str, str]] = {
+    "containment": ("settled conversations with no handoff, no return within analytics.return_window and not "
+                    "abandoned", "settled conversations"),
+    "handoff": ("settled conversations handed to a person (asked for, routed there, or too many fallbacks)",
+                "settled conversations"),
+    "returned": ("settled conversations, not handed off, that the customer came back to within "
+                 "analytics.return_window after a pause of analytics.session_gap", "settled conversations"),
+    "abandonment": ("settled conversations, neither handed off nor returned to, whose last answer was a fallback",
+                    "settled conversations"),
+    "fallback_turns": ("turns answered with a fallback", "turns"),
+    "fallback_conversations": ("conversations with at least one fallback answer", "conversations started"),
+    "clarification": ("turns answered with a clarifying question", "turns"),
+    "thumbs_up": ("thumbs up", "ratings given"),
+    "thumbs_down": ("thumbs down", "ratings given"),
+    "rated": ("answers rated (up or down)", "template and knowledge answers"),
+    "route_share": ("turns of one route", "turns"),
+    "latency": ("time from the message reaching the router to its answer, p50 and p95", "turns"),
+}
+
+CHUNK = 200_000  # turns folded into the rollups per transaction: the chat's writes wait at most one chunk
+LATENCY_BASE = 1.1  # latency histogram buckets grow by 10 %: a percentile is known to within 5 %
+SCHEMA = """
+create table if not exists analytics_state (key text primary key, value text not null);
+create table if not exists analytics_daily (
+    day text not null, model_version text not null, route text not null, intent text not null, article text not null,
+    turns integer not null default 0, latency_ms real not null default 0,
+    up integer not null default 0, down integer not null default 0,
+    primary key (day, model_version, route, intent, article)
+);
+create table if not exists analytics_latency (
+    day text not null, route text not null, bucket integer not null, turns integer not null,
+    primary key (day, route, bucket)
+);
+create table if not exists analytics_conversations (
+    id text primary key, day text not null, started real not null, last_at real not null,
+    model_version text not null, turns integer not null, fallbacks integer not null, outcome text not null
+);
+create index if not exists analytics_conversations_last on analytics_conversations(last_at);
+create table if not exists analytics_outcomes (
+    day text not null, model_version text not null, outcome text not null,
+    conversations integer not null, with_fallback integer not null,
+    primary key (day, model_version, outcome)
+);
+create table if not exists analytics_versions (
+    model_version text primary key, first_seen real not null, last_seen real not null, turns integer not null
+);
+"""
+_TABLES = ("analytics_daily", "analytics_latency", "analytics_conversations", "analytics_outcomes",
+           "analytics_versions")
+
+
+def day_of(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d")
+
+
+def week_of(day: str) -> str:
+    y, w, _ = date.fromisoformat(day).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def latency_bucket(ms: float | None) -> int:
+    return -1 if ms is None else int(math.log(max(float(ms), 0.0) + 1.0, LATENCY_BASE))
+
+
+def bucket_ms(bucket: int) -> float:
+    """The geometric middle of a histogram bucket, in milliseconds."""
+    return LATENCY_BASE ** (bucket + 0.5) - 1.0
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A share with its numerator and denominator named: 7 of 10 settled conversations."""
+
+    name: str
+    count: int
+    total: int
+
+    @property
+    def value(self) -> float | None:
+        return self.count / self.total if self.total else None
+
+    @property
+    def counts(self) -> str:
+        return DEFINITIONS[self.name][0]
+
+    @property
+    def per(self) -> str:
+        return DEFINITIONS[self.name][1]
+
+    def __str__(self) -> str:
+        return "–" if self.value is None else f"{100 * self.value:.1f} % ({self.count} of {self.total} {self.per})"
+
+
+@dataclass
+class Figures:
+    """One period's (or one model version's) numbers; every rate's denominator is in it."""
+
+    turns: int = 0
+    routes: dict[str, int] = field(default_factory=lambda: {r: 0 for r in ROUTES})
+    conversations: int = 0  # started in the period
+    pending: int = 0  # started, not yet settled (a return may still come)
+    outcomes: dict[str, int] = field(default_factory=lambda: {o: 0 for o in OUTCOMES})
+    with_fallback: int = 0
+    up: int = 0
+    down: int = 0
+    rateable: int = 0
+    latency: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # bucket -> turns
+
+    @property
+    def settled(self) -> int:
+        return sum(self.outcomes.values())
+
+    def rate(self, name: str) -> Rate:
+        outcome = {"containment": "contained", "handoff": "handed_off", "returned": "returned",
+                   "abandonment": "abandoned"}
+        if name in outcome:
+            return Rate(name, self.outcomes[outcome[name]], self.settled)
+        if name == "fallback_turns":
+            return Rate(name, self.routes["fallback"], self.turns)
+        if name == "clarification":
+            return Rate(name, self.routes["clarify"], self.turns)
+        if name == "fallback_conversations":
+            return Rate(name, self.with_fallback, self.conversations)
+        if name in ("thumbs_up", "thumbs_down"):
+            return Rate(name, self.up if name == "thumbs_up" else self.down, self.up + self.down)
+        if name == "rated":
+            return Rate(name, self.up + self.down, self.rateable)
+        raise KeyError(name)
+
+    def route_shares(self) -> dict[str, Rate]:
+        return {r: Rate("route_share", n, self.turns) for r, n in self.routes.items()}
+
+    def outcome_shares(self) -> dict[str, Rate]:
+        names = {"contained": "containment", "handed_off": "handoff", "returned": "returned",
+                 "abandoned": "abandonment"}
+        return {o: Rate(names[o], n, self.settled) for o, n in self.outcomes.items()}
+
+    def percentile(self, q: float) -> float | None:
+        """Latency (ms) at quantile q from the histogram, or None without timed turns."""
+        total = sum(self.latency.values())
+        if not total:
+            return None
+        seen = 0
+        for bucket in sorted(self.latency):
+            seen += self.latency[bucket]
+            if seen >= q * total:
+                return round(bucket_ms(bucket), 1)
+        return None
+
+    def as_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"turns": self.turns, "conversations": self.conversations, "settled": self.settled,
+                               "pending": self.pending}
+        for name in ("containment", "handoff", "returned", "abandonment", "fallback_turns",
+                     "fallback_conversations", "clarification", "thumbs_down"):
+            v = self.rate(name).value
+            row[name] = None if v is None else round(v, 4)
+        row["latency_p50_ms"], row["latency_p95_ms"] = self.percentile(0.5), self.percentile(0.95)
+        return row
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A model version that started serving: when its first turn was logged, and the retrain run that promoted it."""
+
+    version: str
+    at: float
+    run: int | None = None
+
+
+class Analytics:
+    """The rollup tables of the shared database, and the figures read from them."""
+
+    def __init__(self, db: sqlite_utils.Database, return_window_h: float = 24.0, session_gap_min: float = 30.0):
+        self.db = db
+        self.window, self.gap = return_window_h * 3600, session_gap_min * 60
+        db.executescript(SCHEMA)
+        db.conn.create_function("sb_bucket", 1, latency_bucket, deterministic=True)
+
+    # keeping the rollups current
+    def refresh(self) -> int:
+        """Fold turns and ratings logged since the last refresh into the rollups; returns how many turns.
+
+        Safe to run from several processes: each chunk reads the watermark and moves it in one transaction."""
+        if not self.db["turns"].exists():
+            return 0
+        done = 0
+        while True:
+            with transaction(self.db):
+                if self._state("definition") != self._definition():
+                    for table in _TABLES:
+                        self.db.execute(f"delete from {table}")
+                    self.db.execute("delete from analytics_state")
+                    self._set_state("definition", self._definition())
+                seen_feedback = int(self._state("feedback_id") or 0)
+                top_feedback = self.db.execute("select coalesce(max(id), 0) from feedback").fetchone()[0]
+                seen = int(self._state("turn_id") or 0)
+                top = self.db.execute("select coalesce(max(id), 0) from turns").fetchone()[0]
+                upto = min(top, seen + CHUNK)
+                if upto > seen:
+                    self._fold_turns(seen, upto)
+                    self._set_state("turn_id", str(upto))
+                if upto == top and top_feedback > seen_feedback:
+                    self._fold_feedback(seen_feedback, top_feedback)
+                    self._set_state("feedback_id", str(top_feedback))
+            done += upto - seen
+            if upto == top:
+                return done
+
+    def _definition(self) -> str:
+        return json.dumps({"window": self.window, "gap": self.gap, "version": 1})
+
+    def _fold_turns(self, after: int, upto: int) -> None:
+        article = "case when route = 'knowledge' then coalesce(json_extract(sources, '$[0].title'), '') else '' end"
+        self.db.execute(
+            "insert into analytics_daily (day, model_version, route, intent, article, turns, latency_ms)"
+            f" select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''), {article},"
+            " count(*), coalesce(sum(latency_ms), 0) from turns where id > ? and id <= ? group by 1, 2, 3, 4, 5 having true"
+            " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms",
+            [after, upto])
+        self.db.execute(
+            "insert into analytics_latency (day, route, bucket, turns)"
+            " select date(created, 'unixepoch'), route, sb_bucket(latency_ms), count(*) from turns"
+            " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3 having true"
+            " on conflict do update set turns = turns + excluded.turns", [after, upto])
+        self.db.execute(
+            "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
+            " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
+            " where id > ? and id <= ? group by 1 having true on conflict do update set"
+            " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),"
+            " turns = turns + excluded.turns", [after, upto])
+        # A conversation's row is a function of all its turns: recompute the rows of those touched.
+        self.db.execute("create temp table if not exists touched (id text primary key)")
+        self.db.execute("delete from touched")
+        self.db.execute("insert or ignore into touched select conversation_id from turns where id > ? and id <= ?",
+                        [after, upto])
+        per_day = ("select day, model_version, outcome, count(*) as n, sum(fallbacks > 0) as f"
+                   " from analytics_conversations where id in (select id from touched) group by 1, 2, 3")
+        self.db.execute(  # take out what the touched conversations counted before ...
+            f"update analytics_outcomes set conversations = conversations - old.n, with_fallback = with_fallback - old.f"
+            f" from ({per_day}) as old where analytics_outcomes.day = old.day"
+            " and analytics_outcomes.model_version = old.model_version and analytics_outcomes.outcome = old.outcome")
+        self.db.execute(
+            "insert or replace into analytics_conversations"
+            " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
+            " select conversation_id, date(min(created), 'unixepoch'), min(created), max(created),"
+            " coalesce(max(case when n = 1 then model_version end), ''), count(*), sum(route = 'fallback'),"
+            " case when max(route = 'handoff') then 'handed_off'"
+            " when max(gap >= :gap and gap <= :window) then 'returned'"
+            " when max(case when last = 1 then route = 'fallback' end) then 'abandoned' else 'contained' end"
+            " from (select t.conversation_id, t.created, t.route, t.model_version,"
+            " t.created - lag(t.created) over w as gap, row_number() over w as n,"
+            " row_number() over (partition by t.conversation_id order by t.id desc) as last"
+            " from turns t join touched k on k.id = t.conversation_id"
+            " where t.id <= :upto window w as (partition by t.conversation_id order by t.id))"
+            " group by conversation_id", {"gap": self.gap, "window": self.window, "upto": upto})
+        self.db.execute(  # ... and put in what they count now
+            f"insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback) {per_day}"
+            " having true on conflict do update set conversations = conversations + excluded.conversations,"
+            " with_fallback = with_fallback + excluded.with_fallback")
+
+    def _fold_feedback(self, after: int, upto: int) -> None:
+        article = "case when t.route = 'knowledge' then coalesce(json_extract(t.sources, '$[0].title'), '') else '' end"
+        self.db.execute(
+            "insert into analytics_daily (day, model_version, route, intent, article, up, down)"
+            f" select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), t.route, coalesce(t.intent, ''), {article},"
+            " sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
+            " where f.id > ? and f.id <= ? group by 1, 2, 3, 4, 5 having true"
+            " on conflict do update set up = up + excluded.up, down = down + excluded.down", [after, upto])
+
+    def _state(self, key: str) -> str | None:
+        row = self.db.execute("select value from analytics_state where key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_state(self, key: str, value: str) -> None:
+        self.db.execute("insert or replace into analytics_state (key, value) values (?, ?)", [key, value])
+
+    # reading figures (the rollups only)
+    def figures(self, since: str, until: str, now: float | None = None, by: str = "") -> dict[str, Figures]:
+        """Figures of the UTC days since..until (inclusive, YYYY-MM-DD), keyed by `by`: "" (one total), "day",
+        "week" or "model_version". Conversations count in the day they started; a rating in its turn's day."""
+        now = time.time() if now is None else now
+        key = {"": lambda d, v: "", "day": lambda d, v: d, "week": lambda d, v: week_of(d),
+               "model_version": lambda d, v: v}[by]
+        out: dict[str, Figures] = defaultdict(Figures)
+        for d, version, route, turns, up, down in self.db.execute(
+                "select day, model_version, route, sum(turns), sum(up), sum(down) from analytics_daily"
+                " where day >= ? and day <= ? group by 1, 2, 3", [since, until]):
+            f = out[key(d, version)]
+            f.turns += turns
+            f.routes[route] = f.routes.get(route, 0) + turns
+            f.up, f.down = f.up + up, f.down + down
+            if route in ("template", "knowledge"):
+                f.rateable += turns
+        for d, version, outcome, n, fallbacks in self.db.execute(
+                "select day, model_version, outcome, sum(conversations), sum(with_fallback) from analytics_outcomes"
+                " where day >= ? and day <= ? group by 1, 2, 3", [since, until]):
+            f = out[key(d, version)]
+            f.conversations += n
+            f.outcomes[outcome] += n
+            f.with_fallback += fallbacks
+        # Conversations that went quiet less than return_window ago are pending: out of the outcomes.
+        for d, version, outcome, n in self.db.execute(
+                "select day, model_version, outcome, count(*) from analytics_conversations where last_at > ?"
+                " and day >= ? and day <= ? group by 1, 2, 3", [now - self.window, since, until]):
+            f = out[key(d, version)]
+            f.outcomes[outcome] -= n
+            f.pending += n
+        if by != "model_version":
+            for d, bucket, n in self.db.execute(
+                    "select day, bucket, sum(turns) from analytics_latency where day >= ? and day <= ? and bucket >= 0"
+                    " group by 1, 2", [since, until]):
+                out[key(d, "")].latency[bucket] += n
+        return dict(sorted(out.items()))
+
+    def top(self, since: str, until: str, column: str, measure: str = "turns", limit: int = 10) -> list[tuple[str, int, int]]:
+        """(intent or article, the measure's sum, turns) ordered by the measure: top intents, most thumbs-down."""
+        if column not in ("intent", "article", "model_version") or measure not in ("turns", "down", "up"):
+            raise ValueError(f"no ranking by {column} and {measure}")
+        return [tuple(r) for r in self.db.execute(
+            f"select {column}, sum({measure}) as m, sum(turns) from analytics_daily where day >= ? and day <= ?"
+            f" and {column} != '' group by 1 having m > 0 order by m desc, 1 limit ?", [since, until, limit])]
+
+    def versions(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("select model_version, first_seen, last_seen, turns from analytics_versions"
+                               " order by first_seen").fetchall()
+        return [dict(zip(("version", "first_seen", "last_seen", "turns"), r)) for r in rows]
+
+    def promotions(self, runs: Iterable[dict[str, Any]] = ()) -> list[Promotion]:
+        """Every model version after the first to serve, at its first logged turn; `runs` (the retrain run
+        log) names the run that promoted it."""
+        by_candidate = {r.get("candidate"): r.get("id") for r in runs if r.get("outcome") == "promoted"}
+        return [Promotion(v["version"], v["first_seen"], by_candidate.get(v["version"]))
+                for v in self.versions()[1:] if v["version"]]
+
+    def latency_series(self, since: str, until: str) -> dict[str, tuple[float | None, float | None]]:
+        return {d: (f.percentile(0.5), f.percentile(0.95)) for d, f in self.figures(since, until, by="day").items()}
+
+
+def period(days: int, now: float | None = None) -> tuple[str, str]:
+    """The last `days` UTC days, today included: (since, until) as YYYY-MM-DD."""
+    today = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).date()
+    return (today - timedelta(days=days - 1)).isoformat(), today.isoformat()
+
+
+def days_between(since: str, until: str) -> list[str]:
+    start, end = date.fromisoformat(since), date.fromisoformat(until)
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def parse_since(text: str) -> int:
+    """'7d', '2w' or '30' -> days."""
+    t = text.strip().lower()
+    mult = 7 if t.endswith("w") else 1
+    t = t.rstrip("dw")
+    if not t.isdigit() or not 1 <= int(t) * mult <= 3660:
+        raise ValueError(f"--since {text!r}: expected a number of days like 7d, or weeks like 2w (at most 10 years)")
+    return int(t) * mult
