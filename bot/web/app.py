@@ -1,5 +1,5 @@
 """The aiohttp application: `create_app` and the route table; handlers live one module per area
-(`chat`, `health`, `admin`, `widget`).
+(`chat`, `health`, `admin`, `widget`, `review`, `analytics`).
 
 Heavy resources (model, knowledge base, database, thread pools) are opened in a cleanup context;
 the model and the knowledge base load in the background so /healthz answers at once and /readyz
@@ -24,7 +24,7 @@ from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
 from bot.settings import Settings
-from bot.web import admin, chat, health, review, widget
+from bot.web import admin, analytics, chat, health, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_torch_threads
 from bot.web.schedule import Schedule
 from bot.web.protocol import security_headers
@@ -72,6 +72,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app.router.add_post("/admin/retrain", admin.retrain_now)
     widget.add_routes(app, settings)
     review.add_routes(app, settings)  # /review/ pages and /api/review/ (login, sessions, CSRF)
+    analytics.add_routes(app)  # /review/analytics, behind the same login
     return app
 
 

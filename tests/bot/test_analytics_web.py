@@ -1,0 +1,113 @@
+"""The analytics page over HTTP: behind the review login, a strict CSP, SVG plots with the promotion marked,
+every label escaped, CSV downloads of the tables behind the plots, the JSON API, bad input as 4xx."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from test_review_web import PASSWORD, login, users
+
+from runtime_doubles import FakeSource
+
+XSS_INTENT = "<script>alert(1)</script>"
+
+
+async def chat(client, message, convo=None):
+    body = {"message": message, **({"conversation_id": convo["conversation_id"], "token": convo["token"]} if convo else {})}
+    response = await client.post("/api/chat", json=body)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def traffic(client):
+    for message in ("where is my parcel", "hello", "something odd", "human please", "where is it"):
+        await chat(client, message)
+
+
+async def test_the_page_needs_a_login_and_the_api_a_session_or_the_token(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client()
+    response = await client.get("/review/analytics", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"].startswith("/review/login")
+    assert (await client.get("/api/review/analytics")).status == 401
+    assert (await client.get("/review/analytics/daily.csv", allow_redirects=False)).status == 303
+    ok = await client.get("/api/review/analytics", headers={"Authorization": "Bearer test-admin-token"})
+    assert ok.status == 200
+
+
+async def test_page_plots_the_period_as_svg_under_a_strict_csp(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client()
+    await traffic(client)
+    assert (await login(client, next_="/review/analytics")).status == 303
+    response = await client.get("/review/analytics?days=7")
+    html = await response.text()
+    assert response.status == 200, html
+    csp = response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "script-src 'self'" in csp
+    assert "<script>" not in html and " style=" not in html
+    assert html.count("<svg class=\"chart\"") == 3
+    assert "5 turns" in html and "Fallback answers" in html
+    # 5 turns; one fallback ("something odd" is unknown to the double and the scripted knowledge base)
+    assert re.search(r"Fallback answers</h3>\s*<p class=\"figure\">20.0 %</p>\s*<p class=\"per\">1 of 5 turns", html)
+
+
+async def test_a_promotion_is_marked_in_the_plots(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"))
+    source = FakeSource("v1")
+    client = await make_client(source=source)
+    await chat(client, "where is my parcel")
+    source.version = "v2-promoted"
+    assert (await client.post("/admin/reload", headers={"Authorization": "Bearer test-admin-token"})).status == 200
+    await chat(client, "where is my parcel")
+    await login(client)
+    html = await (await client.get("/review/analytics")).text()
+    assert "model v2-promoted promoted" in html and 'class="promotion"' in html
+    data = await (await client.get("/api/review/analytics", headers={"Authorization": "Bearer test-admin-token"})).json()
+    assert [p["model_version"] for p in data["tables"]["promotions"]] == ["v2-promoted"]
+    assert {v["model_version"] for v in data["tables"]["versions"]} == {"v1", "v2-promoted"}
+
+
+async def test_labels_are_escaped_and_csv_cells_cannot_be_formulas(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client()
+    await traffic(client)
+    from bot.analytics import Analytics
+    from knowledge.database import connect
+
+    db = connect(tmp_path / "state" / "supportbot.db")
+    db.execute("update turns set intent = ? where intent = 'track_order'", [XSS_INTENT])
+    db.execute("update turns set intent = '=HYPERLINK(1)' where intent = 'greet'")
+    await login(client)
+    html = await (await client.get("/review/analytics")).text()
+    assert XSS_INTENT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    response = await client.get("/review/analytics/intents.csv")
+    assert response.status == 200 and response.content_type == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(await response.text())))
+    assert rows[0] == ["intent", "turns", "share_of_turns"]
+    assert ["'=HYPERLINK(1)", "1", "0.2"] in rows
+    assert Analytics  # the rollups were folded by the page, not by this test
+
+
+async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client()
+    await traffic(client)
+    await login(client)
+    for name in ("daily", "routes", "latency", "versions", "weekly", "thumbs_down_intents", "thumbs_down_articles",
+                 "unanswered", "outcomes"):
+        response = await client.get(f"/review/analytics/{name}.csv?days=3")
+        assert response.status == 200, name
+        assert len(list(csv.reader(io.StringIO(await response.text())))) >= 1
+    routes = list(csv.DictReader(io.StringIO(await (await client.get("/review/analytics/routes.csv?days=1")).text())))
+    today = routes[-1]
+    assert sum(float(today[r]) for r in ("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff")) == 1.0
+    missing = await client.get("/review/analytics/nope.csv")
+    assert missing.status == 404
+    for bad in ("0", "abc", "99999"):
+        response = await client.get(f"/api/review/analytics?days={bad}", headers={"Authorization": "Bearer test-admin-token"})
+        assert response.status == 400 and "days" in (await response.json())["error"]
+    assert PASSWORD

@@ -1,0 +1,146 @@
+"""The analytics page in a real headless Chromium against a real server process: two weeks of simulated traffic
+with one promotion (written into the log before the server starts), a few live chats on top, a reviewer logs in
+and sees containment and fallback over time with the promotion marked. A screenshot goes to
+$SUPPORTBOT_ARTIFACTS, else test-artifacts/ (docs/analytics.png is a copy of it).
+
+The server is the tiny test bot with its doubles (tests/bot/runtime_doubles.py as a script): no model to train.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from browser import free_port, launch
+from servers import stop, wait_until_ready
+
+pytestmark = [pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+TIMEOUT_MS = 20_000
+PASSWORD = "an analyst's password"
+OLD, NEW = "20261118T093000-3f2a9c1d", "20261125T101500-8be04a77"
+DAYS = 14
+
+
+def simulate(db_path: Path, now: float, seed: int = 7) -> None:
+    """DAYS days of traffic; NEW is promoted (by retrain run 1) halfway and falls back less often."""
+    from bot.accounts import AccountStore
+    from bot.conversations import ConversationLog
+    from knowledge.database import connect, transaction
+    from training.redact import RedactSettings, Redactor
+    from training.runs import RunLog
+
+    rng = random.Random(seed)
+    db = connect(db_path)
+    ConversationLog(db, Redactor(RedactSettings()))
+    AccountStore(db).add("analyst", "reviewer", PASSWORD)
+    promoted_at = now - DAYS / 2 * 86400
+    intents = ["track_order", "cancel_order", "send_receipt", "store_hours", "product_question", "greet"]
+    with transaction(db):
+        for n in range(DAYS * 60):
+            t = now - DAYS * 86400 + n * (DAYS * 86400 / (DAYS * 60)) - 2 * 86400
+            version = OLD if t < promoted_at else NEW
+            fallback_p = 0.22 if version == OLD else 0.09
+            cid = f"sim{n:05d}"
+            db.execute("insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)", [cid, t, t])
+            for k in range(rng.choice((1, 2, 3))):
+                roll = rng.random()
+                route = ("fallback" if roll < fallback_p else "handoff" if roll < fallback_p + 0.06 else
+                         "clarify" if roll < fallback_p + 0.1 else "knowledge" if roll < fallback_p + 0.3 else "template")
+                intent = rng.choice(intents) if route != "fallback" else None
+                sources = json.dumps([{"title": rng.choice(["Returns", "Delivery", "Warranty"]), "url": ""}]) \
+                    if route == "knowledge" else "[]"
+                turn = db.execute(
+                    "insert into turns (conversation_id, created, message, answer, route, intent, confidence,"
+                    " quick_replies, sources, decision, model_version, latency_ms)"
+                    " values (?, ?, 'a simulated message', 'an answer', ?, ?, 0.8, '[]', ?, '{}', ?, ?)",
+                    [cid, t + 40 * k, route, intent, sources, version, rng.lognormvariate(2.2, 0.5)]).lastrowid
+                if route in ("template", "knowledge") and rng.random() < 0.15:
+                    db.execute("insert into feedback (turn_id, conversation_id, rating, created) values (?, ?, ?, ?)",
+                               [turn, cid, "down" if rng.random() < 0.3 else "up", t + 60])
+    runs = RunLog(db)
+    run = runs.start("schedule")
+    runs.finish(run, "promoted", NEW, OLD)
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def analytics_server(tmp_path_factory):
+    state = tmp_path_factory.mktemp("analytics-bot")
+    simulate(state / "supportbot.db", time.time())
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = state / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "bot" / "runtime_doubles.py"), str(state),
+                                   str(port)], cwd=state, stdout=out, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        wait_until_ready(url, server, log, 120)
+        yield url
+    finally:
+        stop(server)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    folder = Path(os.environ.get("SUPPORTBOT_ARTIFACTS") or ROOT / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def chat(url: str, message: str) -> dict:
+    request = urllib.request.Request(url + "/api/chat", json.dumps({"message": message}).encode(),
+                                     {"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def test_analytics_page_shows_the_period_with_the_promotion_marked(analytics_server, artifacts):
+    url = analytics_server
+    for message in ("where is my parcel", "hello", "something odd", "human please"):
+        chat(url, message)
+    with sync_playwright() as p:
+        browser = launch(p)
+        errors: list[str] = []
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url + "/review/analytics?days=30")
+            expect(page).to_have_url(f"{url}/review/login?next=%2Freview%2Fanalytics%3Fdays%3D30")
+            page.fill("input[name=name]", "analyst")
+            page.fill("input[name=password]", PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(f"{url}/review/analytics?days=30")
+            expect(page.locator("h1")).to_have_text("Analytics")
+            expect(page.locator("svg.chart")).to_have_count(3)
+            expect(page.locator("#chart-outcomes .promotion")).to_have_count(1)
+            expect(page.locator("#chart-outcomes .promotion text")).to_contain_text(NEW[:15])
+            expect(page.locator("#chart-outcomes .series")).to_have_count(3)
+            expect(page.locator("#chart-routes .bar").first).to_be_visible()
+            expect(page.locator("table.figures").first).to_contain_text(NEW)
+            box = page.locator("#chart-outcomes").bounding_box()
+            assert box and box["width"] > 600 and box["height"] > 150  # review.css applied (no inline style)
+            page.screenshot(path=str(artifacts / "analytics.png"), full_page=True)
+            download = page.locator("a.csv").first
+            with page.expect_download() as info:
+                download.click()
+            first_line = Path(info.value.path()).read_text().splitlines()[0]
+            assert first_line.startswith("day,turns,conversations,settled,pending,containment")
+            assert errors == []
+        finally:
+            browser.close()
