@@ -17,19 +17,20 @@ EXAMPLES = """examples:
   python run_bot.py demo                       train the demo store bot and serve it
   python run_bot.py train --bot mybot          fine-tune the intent model of a bot folder
   python run_bot.py evaluate --bot mybot       report on the serving model
+  python run_bot.py report --since 7d          last week's containment, fallbacks, intents, latency
   python run_bot.py settings                   list every setting with its default and help
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import kb, models, review, serve, settings, train, transcripts, users
+    from bot.cli import kb, models, report, review, serve, settings, train, transcripts, users
 
     parser = argparse.ArgumentParser(
         prog="run_bot.py", description="supportbot: customer-service bots from transcripts, canned answers and help articles.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, models, transcripts, kb, serve, users, review, settings):
+    for module in (train, models, transcripts, kb, serve, users, review, report, settings):
         module.register(sub)
     return parser
 

@@ -22,8 +22,8 @@ NOW = DAY0 + 10 * 86400  # every window has closed
 class Log:
     """Writes turns and ratings straight into the conversation log's tables, at chosen times."""
 
-    def __init__(self) -> None:
-        self.db = connect(None)
+    def __init__(self, path=None) -> None:
+        self.db = connect(path)
         ConversationLog(self.db, Redactor(RedactSettings()))
         self.ids = itertools.count(1)
 
