@@ -41,6 +41,11 @@ class MicroBatcher(Generic[T]):
         return await future
 
     @property
+    def pending(self) -> int:
+        """Calls waiting for the next batch (a gauge of /metrics)."""
+        return len(self._queue)
+
+    @property
     def mean_batch(self) -> float:
         return self.items / self.calls if self.calls else 0.0
 

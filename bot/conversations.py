@@ -170,6 +170,9 @@ class ConversationLog:
         return [{"conversation_id": r[0], "turn_id": r[1], "reason": r[2], "created": r[3], "turns": r[4]}
                 for r in rows]
 
+    def open_handoff_count(self) -> int:
+        return self.db.execute("select count(*) from handoffs where released is null").fetchone()[0]
+
     def release(self, conversation_id: str) -> bool:
         """Give the conversation back to the bot; False if it was not waiting for a person."""
         with transaction(self.db):

@@ -72,6 +72,11 @@ class ServerSettings:
     new_conversation_burst: int = setting(20, "New conversations a client address may start at once before that limit applies.")
     handoff_rate: float = setting(0.05, "Sustained handoffs to a person per second per client address; 0 = no limit.")
     handoff_burst: int = setting(5, "Handoffs a client address may ask for at once before that limit applies.")
+    log_format: str = setting("text", "Log lines as 'text' or as 'json' (one JSON object per line: time, level, logger, "
+                              "message, and per request its request id, route, status, latency, conversation id; "
+                              "never message text, tokens or personal data).")
+    metrics_allow: tuple[str, ...] = setting((), "Addresses or networks (CIDR) that may scrape /metrics without the "
+                                             "admin token, e.g. the Prometheus server; empty = the admin token only.")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -95,6 +100,8 @@ class ServerSettings:
             "new_conversation_burst": self.new_conversation_burst >= 1,
             "handoff_rate": self.handoff_rate >= 0,
             "handoff_burst": self.handoff_burst >= 1,
+            "log_format": self.log_format in ("text", "json"),
+            "metrics_allow": all(_is_network(p) for p in self.metrics_allow),
         }
         refuse_invalid(self, "server", checks)
 

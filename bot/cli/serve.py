@@ -130,11 +130,15 @@ def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool 
 
     settings = folder.settings
     faulthandler.enable()  # a fatal signal (SIGBUS, SIGSEGV) leaves a traceback in the log, not silence
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.web import logs
+
+    logs.configure(settings.server.log_format)
     url = f"http://{settings.server.host}:{settings.server.port}"
     print(_banner(url, token_file), flush=True)
     app = create_app(settings, folder, models=KnowledgeOnlySource() if knowledge_only else None)
-    access_log = logging.getLogger("supportbot.access") if settings.server.access_log else None
+    # In JSON mode the request middleware (bot.web.metrics.observe) writes the access lines, with request ids.
+    text_access = settings.server.access_log and settings.server.log_format == "text"
+    access_log = logging.getLogger("supportbot.access") if text_access else None
     try:  # like web.run_app, with the HTTP parser's refusals in JSON too
         asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, handle_signals=True,
                                    access_log=access_log, access_log_class=protocol.AccessLogger))

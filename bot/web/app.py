@@ -24,7 +24,7 @@ from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
 from bot.settings import Settings
-from bot.web import admin, analytics, chat, health, review, widget
+from bot.web import admin, analytics, chat, health, metrics, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_torch_threads
 from bot.web.schedule import Schedule
 from bot.web.protocol import security_headers
@@ -48,12 +48,16 @@ def open_knowledge_base(settings: Settings) -> Knowledge:
 def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | None = None,
                open_knowledge: Callable[[], Knowledge | None] | None = None) -> web.Application:
     """The bot's web app. `models` and `open_knowledge` default to the bot's registry and knowledge base."""
+    observed = metrics.Metrics()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[client_info(settings), cors(settings), json_errors, admin_guard(settings)],
+        middlewares=[client_info(settings), metrics.observe(settings, observed), cors(settings), json_errors,
+                     admin_guard(settings)],
     )
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(metrics.request_id_header)
     app[SETTINGS] = settings
+    app[metrics.METRICS] = observed
     app.cleanup_ctx.append(functools.partial(
         _runtime, settings=settings, folder=folder, models=models,
         open_knowledge=open_knowledge or functools.partial(open_knowledge_base, settings),
@@ -64,6 +68,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/openapi.json", health.openapi)
+    app.router.add_get("/metrics", metrics.handler(settings))
     app.router.add_get("/admin/stats", admin.stats)
     app.router.add_get("/admin/handoffs", admin.handoffs)
     app.router.add_post("/admin/handoffs/{conversation_id}/release", admin.release)
@@ -90,6 +95,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
                                       what="too many new conversations from this address"),
         handoffs=RateLimiter(s.handoff_rate, s.handoff_burst, what="too many handoffs from this address"),
     )
+    rt.metrics = app[metrics.METRICS]
     rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)

@@ -67,6 +67,9 @@ async def chat(request: web.Request) -> web.Response:
         if "handoff" in reply.decision.flags:  # each wakes a person: limited per address, not per conversation
             rt.handoffs.check(request)
         turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
+    request["conversation_id"], request["bot_route"], request["turn_id"] = convo.id, reply.decision.route, turn_id
+    if rt.metrics is not None:
+        rt.metrics.turn(reply.decision.route, reply.decision.flags)
     if "handoff" in reply.decision.flags:
         rt.notifier.notify({
             "event": "handoff", "bot": rt.settings.name, "conversation_id": convo.id, "turn_id": turn_id,
@@ -95,10 +98,13 @@ async def feedback(request: web.Request) -> web.Response:
     if len(comment) > rt.settings.server.max_message_chars:
         raise error(web.HTTPRequestEntityTooLarge, f"comment over {rt.settings.server.max_message_chars} characters")
     await _open(rt, request, conversation_id, token)
+    request["conversation_id"] = conversation_id
     try:
         await rt.db(rt.log.feedback, conversation_id, turn_id, rating, comment)
     except UnknownConversation as e:
         raise error(web.HTTPNotFound, str(e)) from None
+    if rating == "down" and rt.metrics is not None:
+        rt.metrics.flags.labels("negative_feedback").inc()
     return web.json_response({"ok": True})
 
 

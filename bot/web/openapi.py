@@ -110,6 +110,10 @@ def spec() -> dict[str, Any]:
             "/readyz": {"get": _op("Model and knowledge base are loaded.", _json(_obj(
                 ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL, storage=BOOL), "Ready."), 503)},
             "/openapi.json": {"get": _op("This description.", _json(ANY_OBJECT, "OpenAPI 3.1."))},
+            "/metrics": {"get": {"summary": "Prometheus metrics (text format); the admin token, or a scraper address in "
+                                 "server.metrics_allow.", "security": [{"admin": []}, {}],
+                                 "responses": {"200": {"description": "Metrics.", "content": {"text/plain": {
+                                     "schema": STR}}}, **_errors(401)}}},
             "/admin/stats": {"get": _op("Counts of conversations, turns, routes, flags; model and batching.",
                                         _json(ANY_OBJECT, "Statistics."), 401, 403, admin=True)},
             "/admin/handoffs": {"get": _op("Conversations waiting for a person.", _json(_obj(

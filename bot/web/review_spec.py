@@ -100,7 +100,13 @@ def paths() -> dict[str, Any]:
         "/api/review/users/{name}/remove": {"post": _op("Admin: delete an account; its sessions end.",
                                                         _ok("removed"), 403, 404, params=[{"name": "name", "in": "path",
                                                                                            "required": True, "schema": STR}])},
+        "/api/review/analytics": {"get": _op(
+            "Analytics of the last `days` days: summary rates (each with count and denominator) and every table "
+            "behind the analytics page's plots.", _ok("summary, tables"), 400,
+            params=[{"name": "days", "in": "query", "schema": INT, "description": "1..3660; default analytics.days."}])},
         "/review": {"get": _page("The queue")},
+        "/review/analytics": {"get": _page("Analytics: rates over time with model promotions, per version and week")},
+        "/review/analytics/{table}.csv": {"get": _page("One table behind the analytics page, as CSV")},
         "/review/login": {"get": _page("The login form"), "post": _page("Log in", form=True)},
         "/review/logout": {"post": _page("Log out", form=True)},
         "/review/items/{group_id}": {"get": _page("One item")},

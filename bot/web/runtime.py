@@ -51,6 +51,7 @@ class Runtime:
     started: float = field(default_factory=time.time)
     _locks: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
     _search_batcher: MicroBatcher | None = None
+    metrics: Any = None  # bot.web.metrics.Metrics: batch calls are timed into it
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
@@ -86,8 +87,10 @@ class Runtime:
             return None
         if self._search_batcher is None:  # concurrent questions share one query-embedding call
             s = self.settings.server
-            self._search_batcher = MicroBatcher(self.knowledge.answer_many, self.pool, s.batch_size,
-                                                s.batch_wait_ms / 1000)
+            search = self.knowledge.answer_many
+            if self.metrics is not None:
+                search = self.metrics.timed(search, self.metrics.search_seconds)
+            self._search_batcher = MicroBatcher(search, self.pool, s.batch_size, s.batch_wait_ms / 1000)
         return await self._search_batcher(text)
 
     def build_router(self, model: CalibratedClassifier) -> Router:
@@ -96,7 +99,10 @@ class Runtime:
         s = self.settings.server
         limit_torch_threads(s.torch_threads)  # loading a model may have changed it
         intents, entities = load_intents(self.folder.path / "intents.yaml")
-        batcher = MicroBatcher(model.predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
+        predict = model.predict
+        if self.metrics is not None:
+            predict = self.metrics.timed(predict, self.metrics.inference_seconds, self.metrics.batch_size)
+        batcher = MicroBatcher(predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
         return Router(intents, entities, model, batcher, self.search, self.settings)
 
 
