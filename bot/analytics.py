@@ -44,6 +44,11 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "rated": ("answers rated (up or down)", "template and knowledge answers"),
     "route_share": ("turns of one route", "turns"),
     "latency": ("time from the message reaching the router to its answer, p50 and p95", "turns"),
+    "below_threshold": ("turns whose top intent was below the serving model's answer threshold", "turns"),
+    "out_of_scope": ("turns the intent model called out of scope (train.oos_label)", "turns"),
+    "jensen_shannon": ("Jensen–Shannon distance (base 2, 0 to 1) of the mix of intents recognised to the mix of "
+                       "intents the serving model was trained on, out-of-scope left out of both",
+                       "turns with a recognised intent; the model version's training examples"),
 }
 
 CHUNK = 200_000  # turns folded into the rollups per transaction: the chat's writes wait at most one chunk
@@ -53,7 +58,7 @@ create table if not exists analytics_state (key text primary key, value text not
 create table if not exists analytics_daily (
     day text not null, model_version text not null, route text not null, intent text not null, article text not null,
     turns integer not null default 0, latency_ms real not null default 0,
-    up integer not null default 0, down integer not null default 0,
+    up integer not null default 0, down integer not null default 0, low_confidence integer not null default 0,
     primary key (day, model_version, route, intent, article)
 );
 create table if not exists analytics_latency (
@@ -215,10 +220,13 @@ class Analytics:
         done = 0
         while True:
             with transaction(self.db):
-                if self._state("definition") != self._definition():
+                if self._state("definition") != self._definition():  # counted another way: from scratch
                     for table in _TABLES:
-                        self.db.execute(f"delete from {table}")
+                        self.db.execute(f"drop table if exists {table}")
                     self.db.execute("delete from analytics_state")
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
                     self._set_state("definition", self._definition())
                 seen_feedback = int(self._state("feedback_id") or 0)
                 top_feedback = self.db.execute("select coalesce(max(id), 0) from feedback").fetchone()[0]
@@ -236,15 +244,17 @@ class Analytics:
                 return done
 
     def _definition(self) -> str:
-        return json.dumps({"window": self.window, "gap": self.gap, "version": 1})
+        return json.dumps({"window": self.window, "gap": self.gap, "version": 2})
 
     def _fold_turns(self, after: int, upto: int) -> None:
         article = "case when route = 'knowledge' then coalesce(json_extract(sources, '$[0].title'), '') else '' end"
         self.db.execute(
-            "insert into analytics_daily (day, model_version, route, intent, article, turns, latency_ms)"
+            "insert into analytics_daily (day, model_version, route, intent, article, turns, latency_ms, low_confidence)"
             f" select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''), {article},"
-            " count(*), coalesce(sum(latency_ms), 0) from turns where id > ? and id <= ? group by 1, 2, 3, 4, 5 having true"
-            " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms",
+            " count(*), coalesce(sum(latency_ms), 0), sum(instr(decision, '\"low_confidence\"') > 0) from turns"
+            " where id > ? and id <= ? group by 1, 2, 3, 4, 5 having true"
+            " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms,"
+            " low_confidence = low_confidence + excluded.low_confidence",
             [after, upto])
         self.db.execute(
             "insert into analytics_latency (day, route, bucket, turns)"
@@ -307,39 +317,51 @@ class Analytics:
     def figures(self, since: str, until: str, now: float | None = None, by: str = "") -> dict[str, Figures]:
         """Figures of the UTC days since..until (inclusive, YYYY-MM-DD), keyed by `by`: "" (one total), "day",
         "week" or "model_version". Conversations count in the day they started; a rating in its turn's day."""
+        return self.breakdown(since, until, now, (by,))[by]
+
+    def breakdown(self, since: str, until: str, now: float | None = None,
+                  keys: Iterable[str] = ("", "day", "week", "model_version")) -> dict[str, dict[str, Figures]]:
+        """`figures` for several `by`s from one read of the rollups."""
         now = time.time() if now is None else now
-        key = {"": lambda d, v: "", "day": lambda d, v: d, "week": lambda d, v: week_of(d),
-               "model_version": lambda d, v: v}[by]
-        out: dict[str, Figures] = defaultdict(Figures)
+        pick = {"": lambda d, v: "", "day": lambda d, v: d, "week": lambda d, v: week_of(d),
+                "model_version": lambda d, v: v}
+        keys = tuple(keys)
+        out: dict[str, dict[str, Figures]] = {k: defaultdict(Figures) for k in keys}
+
+        def each(d: str, version: str, with_version: bool = True) -> Iterable[Figures]:
+            for k in keys:
+                if with_version or k != "model_version":
+                    yield out[k][pick[k](d, version)]
+
         for d, version, route, turns, up, down in self.db.execute(
                 "select day, model_version, route, sum(turns), sum(up), sum(down) from analytics_daily"
                 " where day >= ? and day <= ? group by 1, 2, 3", [since, until]):
-            f = out[key(d, version)]
-            f.turns += turns
-            f.routes[route] = f.routes.get(route, 0) + turns
-            f.up, f.down = f.up + up, f.down + down
-            if route in ("template", "knowledge"):
-                f.rateable += turns
+            for f in each(d, version):
+                f.turns += turns
+                f.routes[route] = f.routes.get(route, 0) + turns
+                f.up, f.down = f.up + up, f.down + down
+                if route in ("template", "knowledge"):
+                    f.rateable += turns
         for d, version, outcome, n, fallbacks in self.db.execute(
                 "select day, model_version, outcome, sum(conversations), sum(with_fallback) from analytics_outcomes"
                 " where day >= ? and day <= ? group by 1, 2, 3", [since, until]):
-            f = out[key(d, version)]
-            f.conversations += n
-            f.outcomes[outcome] += n
-            f.with_fallback += fallbacks
+            for f in each(d, version):
+                f.conversations += n
+                f.outcomes[outcome] += n
+                f.with_fallback += fallbacks
         # Conversations that went quiet less than return_window ago are pending: out of the outcomes.
         for d, version, outcome, n in self.db.execute(
                 "select day, model_version, outcome, count(*) from analytics_conversations where last_at > ?"
                 " and day >= ? and day <= ? group by 1, 2, 3", [now - self.window, since, until]):
-            f = out[key(d, version)]
-            f.outcomes[outcome] -= n
-            f.pending += n
-        if by != "model_version":
-            for d, bucket, n in self.db.execute(
-                    "select day, bucket, sum(turns) from analytics_latency where day >= ? and day <= ? and bucket >= 0"
-                    " group by 1, 2", [since, until]):
-                out[key(d, "")].latency[bucket] += n
-        return dict(sorted(out.items()))
+            for f in each(d, version):
+                f.outcomes[outcome] -= n
+                f.pending += n
+        for d, bucket, n in self.db.execute(  # the histogram is per day and route, not per model version
+                "select day, bucket, sum(turns) from analytics_latency where day >= ? and day <= ? and bucket >= 0"
+                " group by 1, 2", [since, until]):
+            for f in each(d, "", with_version=False):
+                f.latency[bucket] += n
+        return {k: dict(sorted(v.items())) for k, v in out.items()}
 
     def top(self, since: str, until: str, column: str, measure: str = "turns", limit: int = 10) -> list[tuple[str, int, int]]:
         """(intent or article, the measure's sum, turns) ordered by the measure: top intents, most thumbs-down."""
@@ -348,6 +370,12 @@ class Analytics:
         return [tuple(r) for r in self.db.execute(
             f"select {column}, sum({measure}) as m, sum(turns) from analytics_daily where day >= ? and day <= ?"
             f" and {column} != '' group by 1 having m > 0 order by m desc, 1 limit ?", [since, until, limit])]
+
+    def intent_mix(self, since: str, until: str) -> list[tuple[str, str, int, int]]:
+        """(day, intent, turns, turns below the answer threshold) of every day and intent ('' = none), for drift."""
+        return [tuple(r) for r in self.db.execute(
+            "select day, intent, sum(turns), sum(low_confidence) from analytics_daily where day >= ? and day <= ?"
+            " group by 1, 2", [since, until])]
 
     def versions(self) -> list[dict[str, Any]]:
         rows = self.db.execute("select model_version, first_seen, last_seen, turns from analytics_versions"

@@ -56,6 +56,8 @@ class Report:
     down_intents: list[tuple[str, int, int]]
     down_articles: list[tuple[str, int, int]]
     unanswered: list[dict[str, Any]] = field(default_factory=list)
+    drift: list[Any] = field(default_factory=list)  # bot.drift.Drift per week
+    drift_version: str = ""  # the model version whose training mix drift compares with
 
     def day(self, d: str) -> Figures:
         return self.daily.get(d) or Figures()
@@ -96,6 +98,11 @@ class Report:
                   [(p.version, time.strftime("%Y-%m-%d %H:%M", time.gmtime(p.at)), p.run) for p in self.promotions]),
             Table("unanswered", "Largest groups of unanswered messages", ("review_item", "messages", "text"),
                   [(u["group_id"], u["size"], u["text"]) for u in self.unanswered]),
+            Table("drift", f"Drift per week (against the training mix of {self.drift_version or 'no model'})",
+                  ("week", "turns", "below_threshold", "out_of_scope", "jensen_shannon", "moved_most"),
+                  [(d.period, d.turns, _round(d.below_threshold_share), _round(d.out_of_scope_share), d.distance,
+                    "; ".join(f"{i} {100 * a:.0f}% (trained {100 * b:.0f}%)" for i, a, b in d.moved[:3]))
+                   for d in self.drift]),
         ]
         return {t.name: t for t in tables}
 
@@ -114,9 +121,16 @@ class Report:
                 "tables": {name: [dict(zip(t.columns, row)) for row in t.rows] for name, t in tables.items()}}
 
 
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
 def build(db: sqlite_utils.Database, settings, days: int | None = None, now: float | None = None,
-          unanswered: list[dict[str, Any]] | None = None) -> Report:
-    """Refresh the rollups and read the last `days` days (default analytics.days)."""
+          unanswered: list[dict[str, Any]] | None = None, version: str | None = None,
+          mix: dict[str, int] | None = None) -> Report:
+    """Refresh the rollups and read the last `days` days (default analytics.days); drift is measured against the
+    training mix of model `version` (default the registry's current one), or `mix` when given."""
+    from bot import drift
     from training.runs import RunLog
 
     s = settings.analytics
@@ -125,10 +139,15 @@ def build(db: sqlite_utils.Database, settings, days: int | None = None, now: flo
     a.refresh()
     since, until = period(days or s.days, now)
     promotions = [p for p in a.promotions(RunLog(db).runs(limit=1000)) if since <= day_of(p.at) <= until]
+    parts = a.breakdown(since, until, now)
+    if mix is None:
+        path = drift.serving_path(settings.models_path, version)
+        version = path.name if path is not None else version
+        mix = drift.training_mix(db, path, settings.train.oos_label)
     return Report(
-        since=since, until=until, days=days_between(since, until),
-        total=a.figures(since, until, now).get("", Figures()),
-        daily=a.figures(since, until, now, by="day"), weekly=a.figures(since, until, now, by="week"),
-        versions=a.figures(since, until, now, by="model_version"), served=a.versions(), promotions=promotions,
+        since=since, until=until, days=days_between(since, until), total=parts[""].get("", Figures()),
+        daily=parts["day"], weekly=parts["week"], versions=parts["model_version"], served=a.versions(),
+        promotions=promotions,
         top_intents=a.top(since, until, "intent"), down_intents=a.top(since, until, "intent", "down"),
-        down_articles=a.top(since, until, "article", "down"), unanswered=unanswered or [])
+        down_articles=a.top(since, until, "article", "down"), unanswered=unanswered or [],
+        drift=drift.weekly(a, since, until, mix, settings.train.oos_label), drift_version=version or "")

@@ -141,11 +141,18 @@ class AnalyticsSettings:
     session_gap: float = setting(30.0, "Minutes of silence after which a customer's next message in the same conversation "
                                  "(the widget keeps it across pages and days) is a return, not a reply.")
     days: int = setting(30, "Days the analytics page and the report cover by default.")
+    drift_alert: float = setting(0.0, "Jensen–Shannon distance of the last 7 days' intent mix from the serving model's "
+                                 "training mix at or above which the server reports drift (/readyz, /metrics, the "
+                                 "analytics page) and, when retrain.interval is on, starts a gated retrain early "
+                                 "(once per week); 0 = never.")
+    drift_check: float = setting(1.0, "Hours between the server's drift checks (when drift_alert is set).")
+    drift_min_turns: int = setting(200, "Fewest turns with a recognised intent in the last 7 days before drift is judged.")
 
     def __post_init__(self) -> None:
         checks = {"return_window": self.return_window > 0,
                   "session_gap": 0 < self.session_gap < self.return_window * 60,  # a return must fit in the window
-                  "days": 1 <= self.days <= 3660}
+                  "days": 1 <= self.days <= 3660, "drift_alert": 0 <= self.drift_alert <= 1,
+                  "drift_check": self.drift_check > 0, "drift_min_turns": self.drift_min_turns >= 1}
         refuse_invalid(self, "analytics", checks)
 
 

@@ -7,6 +7,8 @@ inline script or style, so the plots are plain SVG elements styled by review.css
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import aiohttp_jinja2
@@ -19,6 +21,7 @@ from bot.web.runtime import RUNTIME
 from bot.web.security import error
 
 UNANSWERED = 10  # largest groups shown
+log = logging.getLogger("supportbot.analytics")
 
 
 def add_routes(app: web.Application) -> None:
@@ -53,9 +56,60 @@ async def report(request: web.Request):
         groups = d.reviews.page(Filters(kind="fallback", status="new", since=since, sort="frequent"),
                                 limit=UNANSWERED).groups
         unanswered = [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
-        return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered)
+        version = rt.models.version if rt.models else None
+        return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, version=version,
+                             mix=_mix(rt, version))
 
     return days, await rt.db(read)
+
+
+def _mix(rt, version: str | None) -> dict[str, int]:
+    """The serving model version's training mix of intents, read once per version (on the database thread)."""
+    from bot import drift
+
+    cache = rt.drift.extra.setdefault("mix", {}) if rt.drift is not None else {}
+    if version not in cache:
+        path = drift.serving_path(rt.settings.models_path, version)
+        cache.clear()
+        cache[version] = dict(drift.training_mix(rt.log.db, path, rt.settings.train.oos_label))
+    return cache[version]
+
+
+async def check_drift(rt) -> None:
+    """Measure the last 7 days against the serving model's training mix; at the alert level, with the retraining
+    schedule on, start a gated retrain early (once per ISO week)."""
+    from bot import drift
+    from bot.analytics import Analytics, day_of, week_of
+
+    s = rt.settings.analytics
+    version = rt.models.version if rt.models else None
+
+    def read():
+        a = Analytics(rt.log.db, s.return_window, s.session_gap)
+        a.refresh()
+        return drift.last_week(a, _mix(rt, version), rt.settings.train.oos_label)
+
+    rt.drift.latest, rt.drift.checked = await rt.db(read), time.time()
+    if not rt.drift.alert:
+        return
+    week = week_of(day_of(time.time()))
+    log.warning("drift: the last 7 days' intent mix is %.3f from model %s's training mix (alert at %.3f)",
+                rt.drift.latest.distance, version, s.drift_alert)
+    if rt.settings.retrain.interval > 0 and rt.schedule is not None and not rt.schedule.running \
+            and rt.drift.retrain_started_for != week:
+        await rt.schedule.start("drift")
+        rt.drift.retrain_started_for = week
+
+
+async def watch_drift(rt) -> None:
+    """The server's drift check, every analytics.drift_check hours; a failure is logged and the watch goes on."""
+    while True:
+        try:
+            if rt.models is not None and rt.models.current is not None:
+                await check_drift(rt)
+        except Exception as e:
+            log.warning("drift check failed: %s", e)
+        await asyncio.sleep(rt.settings.analytics.drift_check * 3600)
 
 
 async def page(request: web.Request) -> web.Response:
@@ -64,6 +118,7 @@ async def page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     days, r = await report(request)
     context = await _context(request, report=r, tables=r.tables(), charts_=charts.for_report(r), days=days,
+                             drift_status=rt.drift, drift_alert=rt.settings.analytics.drift_alert,
                              definitions=DEFINITIONS, window=f"{rt.settings.analytics.return_window:g}",
                              serving=rt.models.version if rt.models else None)
     return aiohttp_jinja2.render_template("analytics.html", request, context)

@@ -19,6 +19,7 @@ from typing import AsyncIterator, Callable
 from aiohttp import web
 
 from bot.conversations import ConversationLog
+from bot.drift import DriftStatus
 from bot.folder import BotFolder
 from bot.handoff import HandoffNotifier
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
@@ -99,12 +100,15 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)
+    rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
     app[RUNTIME] = rt
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if s.watch_interval > 0:
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
     if settings.retrain.interval > 0:
         tasks.append(asyncio.create_task(rt.schedule.run()))
+    if settings.analytics.drift_alert > 0:
+        tasks.append(asyncio.create_task(analytics.watch_drift(rt)))
     yield
     for task in tasks:
         task.cancel()

@@ -23,6 +23,8 @@ async def readyz(request: web.Request) -> web.Response:
     ready = rt.ready and not rt.storage_error
     body = {"ready": ready, "model_version": rt.models.version, "knowledge": rt.knowledge is not None,
             "storage": not rt.storage_error}
+    if rt.drift is not None and rt.drift.alert_level:
+        body["drift"] = rt.drift.to_json()  # measured by the drift watch, never here: this stays cheap
     if not ready:
         body["error"] = rt.storage_error or rt.models.error or rt.knowledge_error
     return web.json_response(body, status=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})

@@ -104,6 +104,20 @@ class _RuntimeCollector:
                                 value=v.get("open_handoffs", 0))
         yield GaugeMetricFamily("supportbot_ready", "1 when the bot can chat (model and knowledge base loaded).",
                                 value=1 if v.get("ready") else 0)
+        latest = v.get("drift")
+        if latest is not None:
+            for name, help, value in (
+                    ("supportbot_drift_jensen_shannon", "Jensen–Shannon distance of the last 7 days' intent mix from "
+                     "the serving model's training mix.", latest.distance),
+                    ("supportbot_drift_below_threshold_share", "Share of the last 7 days' turns below the answer "
+                     "threshold.", latest.below_threshold_share),
+                    ("supportbot_drift_out_of_scope_share", "Share of the last 7 days' turns called out of scope.",
+                     latest.out_of_scope_share)):
+                if value is not None:
+                    yield GaugeMetricFamily(name, help, value=value)
+        if "drift_alert" in v:
+            yield GaugeMetricFamily("supportbot_drift_alert", "1 when drift is at or above analytics.drift_alert.",
+                                    value=1 if v["drift_alert"] else 0)
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -187,6 +201,8 @@ def handler(settings: Settings) -> Callable:
             queue_model=getattr(getattr(current, "classify", None), "pending", 0),
             queue_search=rt._search_batcher.pending if rt._search_batcher else 0,
             open_handoffs=await rt.db(rt.log.open_handoff_count), ready=rt.ready)
+        if rt.drift is not None and rt.drift.alert_level:
+            m.runtime.update(drift=rt.drift.latest, drift_alert=rt.drift.alert)
         return web.Response(body=m.scrape(), headers={"Content-Type": CONTENT_TYPE})
 
     return metrics
