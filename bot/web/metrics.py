@@ -131,7 +131,7 @@ def route_of(request: web.Request) -> str:
 def observe(settings: Settings, metrics: Metrics) -> Callable:
     """Outermost middleware: a request id (kept in the request and sent back as X-Request-Id), the request
     counters, and in JSON log mode one access line with the request id, route, status, latency and, for a chat
-    turn, its conversation id and bot route."""
+    turn, its conversation id and bot route (no client address: that is personal data)."""
     json_lines = settings.server.log_format == "json" and settings.server.access_log
 
     @web.middleware
@@ -154,8 +154,7 @@ def observe(settings: Settings, metrics: Metrics) -> Callable:
             metrics.request_seconds.labels(route).observe(elapsed)
             if json_lines:
                 extra = {"request_id": request["request_id"], "method": request.method, "route": route,
-                         "status": status, "latency_ms": round(elapsed * 1000, 2),
-                         "client": request.get("client_address") or request.remote}
+                         "status": status, "latency_ms": round(elapsed * 1000, 2)}
                 for key in ("conversation_id", "bot_route", "turn_id"):
                     if key in request:
                         extra[key] = request[key]

@@ -8,7 +8,6 @@ import math
 
 import pytest
 
-from bot.analytics import Analytics
 from bot.drift import DriftStatus, jensen_shannon, measure, weekly
 from test_analytics import DAY0, HOUR, Log
 
@@ -85,4 +84,3 @@ async def test_drift_alert_shows_in_readyz_metrics_and_the_page_and_starts_a_ret
 async def test_no_alert_level_no_drift_in_readyz(make_client):
     client = await make_client()
     assert "drift" not in await (await client.get("/readyz")).json()
-    assert Analytics
