@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-WIDTH, HEIGHT = 760, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 150, 16, 34
+WIDTH, HEIGHT = 760, 270
+LEFT, RIGHT, TOP, BOTTOM = 64, 150, 26, 34
 SHAPES = ("circle", "square", "triangle", "diamond")
 
 
@@ -66,7 +66,7 @@ def line_chart(title: str, days: Sequence[str], series: Sequence[tuple[str, Sequ
     values = [v for _, vs in series for v in vs if v is not None]
     top_value = 1.0 if percent else _nice(max(values, default=1.0))
     y_ticks = tuple((_y(top_value * k / 4, top_value, plot_h),
-                     f"{100 * top_value * k / 4:.0f} %" if percent else f"{top_value * k / 4:g}{unit}") for k in range(5))
+                     f"{100 * top_value * k / 4:.0f} %" if percent else f"{top_value * k / 4:.3g}{unit}") for k in range(5))
     out = []
     for style, (name, vs) in enumerate(series):
         segments, current, markers = [], [], []
@@ -85,10 +85,27 @@ def line_chart(title: str, days: Sequence[str], series: Sequence[tuple[str, Sequ
         last = markers[-1][1] if markers else None
         out.append(Series(name, style % 4, " ".join(segments), tuple(segments), tuple(markers), last,
                           SHAPES[style % 4]))
+    out = _spread_labels(out)
     index = {d: i for i, d in enumerate(days)}
     verticals = tuple((x_of(index[d], len(days), plot_w), version) for d, version in promotions if d in index)
     return Chart(title, WIDTH, HEIGHT, LEFT, TOP, plot_w, plot_h, tuple(x_ticks), y_ticks, series=tuple(out),
                  verticals=verticals, empty=not values)
+
+
+def _spread_labels(series: list[Series], gap: float = 13.0) -> list[Series]:
+    """End labels at least `gap` apart (lines that end at the same value would print over each other)."""
+    labelled = sorted((s for s in series if s.label_y is not None), key=lambda s: s.label_y)
+    placed: dict[str, float] = {}
+    previous = None
+    for s in labelled:
+        y = s.label_y if previous is None else max(s.label_y, previous + gap)
+        placed[s.name] = previous = y
+    overflow = (previous or 0) - (TOP + HEIGHT - BOTTOM)
+    if overflow > 0:  # pushed below the plot: shift them all up
+        placed = {k: v - overflow for k, v in placed.items()}
+    from dataclasses import replace
+
+    return [replace(s, label_y=round(placed[s.name], 1)) if s.name in placed else s for s in series]
 
 
 def stacked_shares(title: str, days: Sequence[str], names: Sequence[str],
@@ -121,7 +138,7 @@ def _nice(v: float) -> float:
     if v <= 0:
         return 1.0
     magnitude = 10 ** len(str(int(v))) / 10
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1, 1.2, 2, 4, 6, 8, 10):  # a quarter of each is a short number
         if v <= m * magnitude:
             return m * magnitude
     return 10 * magnitude

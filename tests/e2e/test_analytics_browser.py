@@ -45,11 +45,12 @@ def simulate(db_path: Path, now: float, seed: int = 7) -> None:
     db = connect(db_path)
     ConversationLog(db, Redactor(RedactSettings()))
     AccountStore(db).add("analyst", "reviewer", PASSWORD)
-    promoted_at = now - DAYS / 2 * 86400
+    end = (now // 86400 - 1) * 86400  # whole UTC days, the last one over a day ago: all settled
+    promoted_at = end - DAYS / 2 * 86400
     intents = ["track_order", "cancel_order", "send_receipt", "store_hours", "product_question", "greet"]
     with transaction(db):
         for n in range(DAYS * 60):
-            t = now - DAYS * 86400 + n * (DAYS * 86400 / (DAYS * 60)) - 2 * 86400
+            t = end - DAYS * 86400 + n * 1440 + rng.random() * 600
             version = OLD if t < promoted_at else NEW
             fallback_p = 0.22 if version == OLD else 0.09
             cid = f"sim{n:05d}"
@@ -66,6 +67,11 @@ def simulate(db_path: Path, now: float, seed: int = 7) -> None:
                     " quick_replies, sources, decision, model_version, latency_ms)"
                     " values (?, ?, 'a simulated message', 'an answer', ?, ?, 0.8, '[]', ?, '{}', ?, ?)",
                     [cid, t + 40 * k, route, intent, sources, version, rng.lognormvariate(2.2, 0.5)]).lastrowid
+                if k == 0 and route != "handoff" and rng.random() < 0.04:  # the customer comes back hours later
+                    db.execute("insert into turns (conversation_id, created, message, answer, route, intent,"
+                               " quick_replies, sources, decision, model_version, latency_ms) values (?, ?, 'again',"
+                               " 'an answer', 'template', ?, '[]', '[]', '{}', ?, 9.0)",
+                               [cid, t + 3 * 3600, rng.choice(intents), version])
                 if route in ("template", "knowledge") and rng.random() < 0.15:
                     db.execute("insert into feedback (turn_id, conversation_id, rating, created) values (?, ?, ?, ?)",
                                [turn, cid, "down" if rng.random() < 0.3 else "up", t + 60])
@@ -120,12 +126,12 @@ def test_analytics_page_shows_the_period_with_the_promotion_marked(analytics_ser
             page = context.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(url + "/review/analytics?days=30")
-            expect(page).to_have_url(f"{url}/review/login?next=%2Freview%2Fanalytics%3Fdays%3D30")
+            page.goto(url + "/review/analytics?days=21")
+            expect(page).to_have_url(f"{url}/review/login?next=%2Freview%2Fanalytics%3Fdays%3D21")
             page.fill("input[name=name]", "analyst")
             page.fill("input[name=password]", PASSWORD)
             page.get_by_role("button", name="Log in").click()
-            expect(page).to_have_url(f"{url}/review/analytics?days=30")
+            expect(page).to_have_url(f"{url}/review/analytics?days=21")
             expect(page.locator("h1")).to_have_text("Analytics")
             expect(page.locator("svg.chart")).to_have_count(3)
             expect(page.locator("#chart-outcomes .promotion")).to_have_count(1)
