@@ -108,7 +108,10 @@ def spec() -> dict[str, Any]:
                                           "schema": STR}])},
             "/healthz": {"get": _op("The process is up.", _json(_obj(["ok"], ok=BOOL), "Up."))},
             "/readyz": {"get": _op("Model and knowledge base are loaded.", _json(_obj(
-                ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL, storage=BOOL), "Ready."), 503)},
+                ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL, storage=BOOL,
+                drift={**ANY_OBJECT, "description": "With analytics.drift_alert set: the last drift check "
+                       "(alert, Jensen–Shannon distance of the last 7 days, shares below threshold and out of scope)."}),
+                "Ready."), 503)},
             "/openapi.json": {"get": _op("This description.", _json(ANY_OBJECT, "OpenAPI 3.1."))},
             "/metrics": {"get": {"summary": "Prometheus metrics (text format); the admin token, or a scraper address in "
                                  "server.metrics_allow.", "security": [{"admin": []}, {}],
