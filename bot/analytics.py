@@ -51,7 +51,7 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
                        "turns with a recognised intent; the model version's training examples"),
 }
 
-CHUNK = 200_000  # turns folded into the rollups per transaction: the chat's writes wait at most one chunk
+CHUNK = 50_000  # turns folded into the rollups per transaction: the chat's writes wait at most one chunk (~1 s)
 LATENCY_BASE = 1.1  # latency histogram buckets grow by 10 %: a percentile is known to within 5 %
 SCHEMA = """
 create table if not exists analytics_state (key text primary key, value text not null);
@@ -215,33 +215,39 @@ class Analytics:
         """Fold turns and ratings logged since the last refresh into the rollups; returns how many turns.
 
         Safe to run from several processes: each chunk reads the watermark and moves it in one transaction."""
-        if not self.db["turns"].exists():
-            return 0
         done = 0
         while True:
-            with transaction(self.db):
-                if self._state("definition") != self._definition():  # counted another way: from scratch
-                    for table in _TABLES:
-                        self.db.execute(f"drop table if exists {table}")
-                    self.db.execute("delete from analytics_state")
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            self.db.execute(statement)
-                    self._set_state("definition", self._definition())
-                seen_feedback = int(self._state("feedback_id") or 0)
-                top_feedback = self.db.execute("select coalesce(max(id), 0) from feedback").fetchone()[0]
-                seen = int(self._state("turn_id") or 0)
-                top = self.db.execute("select coalesce(max(id), 0) from turns").fetchone()[0]
-                upto = min(top, seen + CHUNK)
-                if upto > seen:
-                    self._fold_turns(seen, upto)
-                    self._set_state("turn_id", str(upto))
-                if upto == top and top_feedback > seen_feedback:
-                    self._fold_feedback(seen_feedback, top_feedback)
-                    self._set_state("feedback_id", str(top_feedback))
-            done += upto - seen
-            if upto == top:
+            folded, finished = self.refresh_once()
+            done += folded
+            if finished:
                 return done
+
+    def refresh_once(self) -> tuple[int, bool]:
+        """Fold at most one chunk of turns (one transaction); returns (turns folded, whether the rollups are current).
+        The server calls this once per database-thread task, so chat writes go in between chunks."""
+        if not self.db["turns"].exists():
+            return 0, True
+        with transaction(self.db):
+            if self._state("definition") != self._definition():  # counted another way: from scratch
+                for table in _TABLES:
+                    self.db.execute(f"drop table if exists {table}")
+                self.db.execute("delete from analytics_state")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self._set_state("definition", self._definition())
+            seen_feedback = int(self._state("feedback_id") or 0)
+            top_feedback = self.db.execute("select coalesce(max(id), 0) from feedback").fetchone()[0]
+            seen = int(self._state("turn_id") or 0)
+            top = self.db.execute("select coalesce(max(id), 0) from turns").fetchone()[0]
+            upto = min(top, seen + CHUNK)
+            if upto > seen:
+                self._fold_turns(seen, upto)
+                self._set_state("turn_id", str(upto))
+            if upto == top and top_feedback > seen_feedback:
+                self._fold_feedback(seen_feedback, top_feedback)
+                self._set_state("feedback_id", str(top_feedback))
+        return upto - seen, upto == top
 
     def _definition(self) -> str:
         return json.dumps({"window": self.window, "gap": self.gap, "version": 2})

@@ -127,7 +127,7 @@ def _round(v: float | None) -> float | None:
 
 def build(db: sqlite_utils.Database, settings, days: int | None = None, now: float | None = None,
           unanswered: list[dict[str, Any]] | None = None, version: str | None = None,
-          mix: dict[str, int] | None = None) -> Report:
+          mix: dict[str, int] | None = None, analytics: Analytics | None = None) -> Report:
     """Refresh the rollups and read the last `days` days (default analytics.days); drift is measured against the
     training mix of model `version` (default the registry's current one), or `mix` when given."""
     from bot import drift
@@ -135,7 +135,7 @@ def build(db: sqlite_utils.Database, settings, days: int | None = None, now: flo
 
     s = settings.analytics
     now = time.time() if now is None else now
-    a = Analytics(db, s.return_window, s.session_gap)
+    a = analytics or Analytics(db, s.return_window, s.session_gap)
     a.refresh()
     since, until = period(days or s.days, now)
     promotions = [p for p in a.promotions(RunLog(db).runs(limit=1000)) if since <= day_of(p.at) <= until]

@@ -15,7 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot import charts
-from bot.analytics import DEFINITIONS
+from bot.analytics import DEFINITIONS, Analytics
 from bot.reviews import Filters
 from bot.web.runtime import RUNTIME
 from bot.web.security import error
@@ -49,6 +49,7 @@ async def report(request: web.Request):
     rt = request.app[RUNTIME]
     days = _days(request)
     d = desk(request)
+    a = await catch_up(rt)
 
     def read():
         d.sync()
@@ -58,9 +59,29 @@ async def report(request: web.Request):
         unanswered = [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
         version = rt.models.version if rt.models else None
         return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, version=version,
-                             mix=_mix(rt, version))
+                             mix=_mix(rt, version), analytics=a)
 
     return days, await rt.db(read)
+
+
+async def catch_up(rt) -> Analytics:
+    """The rollups brought up to date one chunk per database-thread task, so chat turns are written in between
+    (a first fold of a large log takes a while; the server starts it when it starts)."""
+    a = getattr(rt, "_analytics", None)
+    if a is None:
+        s = rt.settings.analytics
+        a = rt._analytics = await rt.db(lambda: Analytics(rt.log.db, s.return_window, s.session_gap))
+    while True:
+        _, done = await rt.db(a.refresh_once)
+        if done:
+            return a
+
+
+async def fold_on_start(rt) -> None:
+    try:
+        await catch_up(rt)
+    except Exception as e:
+        log.warning("folding the log into the analytics rollups failed: %s", e)
 
 
 def _mix(rt, version: str | None) -> dict[str, int]:
@@ -79,14 +100,13 @@ async def check_drift(rt) -> None:
     """Measure the last 7 days against the serving model's training mix; at the alert level, with the retraining
     schedule on, start a gated retrain early (once per ISO week)."""
     from bot import drift
-    from bot.analytics import Analytics, day_of, week_of
+    from bot.analytics import day_of, week_of
 
     s = rt.settings.analytics
     version = rt.models.version if rt.models else None
+    a = await catch_up(rt)
 
     def read():
-        a = Analytics(rt.log.db, s.return_window, s.session_gap)
-        a.refresh()
         return drift.last_week(a, _mix(rt, version), rt.settings.train.oos_label)
 
     rt.drift.latest, rt.drift.checked = await rt.db(read), time.time()

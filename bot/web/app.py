@@ -102,7 +102,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
     app[RUNTIME] = rt
-    tasks = [asyncio.create_task(_load(rt, open_knowledge))]
+    tasks = [asyncio.create_task(_load(rt, open_knowledge)), asyncio.create_task(analytics.fold_on_start(rt))]
     if s.watch_interval > 0:
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
     if settings.retrain.interval > 0:

@@ -230,3 +230,14 @@ def test_periods_and_since():
     assert parse_since("7d") == 7 and parse_since("2w") == 14 and parse_since("30") == 30
     with pytest.raises(ValueError):
         parse_since("yesterday")
+
+
+def test_refresh_once_folds_one_chunk_at_a_time(monkeypatch):
+    import bot.analytics as analytics
+
+    monkeypatch.setattr(analytics, "CHUNK", 8)
+    log = Log()
+    ten_conversations(log)  # 20 turns
+    a = Analytics(log.db)
+    assert [a.refresh_once() for _ in range(4)] == [(8, False), (8, False), (4, True), (0, True)]
+    assert total(a).rate("containment").value == pytest.approx(0.7)
