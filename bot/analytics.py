@@ -4,7 +4,8 @@ The unit of a rate is stated with it (`Rate.of`), and the figures of a period th
 to 100 %: every turn has exactly one route, every settled conversation exactly one outcome.
 
 Rollups are tables beside the conversation log, kept up to date incrementally from the turn and feedback ids
-seen last (`Analytics.refresh`): per UTC day × model version × route × intent × article (turns, latency, thumbs),
+seen last (`Analytics.refresh`): per UTC day × model version × route × intent (turns, latency, thumbs), per day ×
+model version × knowledge article (answers from it, thumbs),
 a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
 This module is the only one that reads or writes them.
 """
@@ -56,10 +57,15 @@ LATENCY_BASE = 1.1  # latency histogram buckets grow by 10 %: a percentile is kn
 SCHEMA = """
 create table if not exists analytics_state (key text primary key, value text not null);
 create table if not exists analytics_daily (
-    day text not null, model_version text not null, route text not null, intent text not null, article text not null,
+    day text not null, model_version text not null, route text not null, intent text not null,
     turns integer not null default 0, latency_ms real not null default 0,
     up integer not null default 0, down integer not null default 0, low_confidence integer not null default 0,
-    primary key (day, model_version, route, intent, article)
+    primary key (day, model_version, route, intent)
+);
+create table if not exists analytics_articles (
+    day text not null, model_version text not null, article text not null,
+    turns integer not null default 0, up integer not null default 0, down integer not null default 0,
+    primary key (day, model_version, article)
 );
 create table if not exists analytics_latency (
     day text not null, route text not null, bucket integer not null, turns integer not null,
@@ -79,7 +85,7 @@ create table if not exists analytics_versions (
     model_version text primary key, first_seen real not null, last_seen real not null, turns integer not null
 );
 """
-_TABLES = ("analytics_daily", "analytics_latency", "analytics_conversations", "analytics_outcomes",
+_TABLES = ("analytics_daily", "analytics_articles", "analytics_latency", "analytics_conversations", "analytics_outcomes",
            "analytics_versions")
 
 
@@ -250,18 +256,23 @@ class Analytics:
         return upto - seen, upto == top
 
     def _definition(self) -> str:
-        return json.dumps({"window": self.window, "gap": self.gap, "version": 2})
+        return json.dumps({"window": self.window, "gap": self.gap, "version": 3})
 
     def _fold_turns(self, after: int, upto: int) -> None:
-        article = "case when route = 'knowledge' then coalesce(json_extract(sources, '$[0].title'), '') else '' end"
         self.db.execute(
-            "insert into analytics_daily (day, model_version, route, intent, article, turns, latency_ms, low_confidence)"
-            f" select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''), {article},"
+            "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
+            " select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''),"
             " count(*), coalesce(sum(latency_ms), 0), sum(instr(decision, '\"low_confidence\"') > 0) from turns"
-            " where id > ? and id <= ? group by 1, 2, 3, 4, 5 having true"
+            " where id > ? and id <= ? group by 1, 2, 3, 4 having true"
             " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms,"
             " low_confidence = low_confidence + excluded.low_confidence",
             [after, upto])
+        self.db.execute(  # the article a knowledge answer came from (its first source)
+            "insert into analytics_articles (day, model_version, article, turns)"
+            " select date(created, 'unixepoch'), coalesce(model_version, ''), json_extract(sources, '$[0].title'),"
+            " count(*) from turns where id > ? and id <= ? and route = 'knowledge'"
+            " and json_extract(sources, '$[0].title') is not null group by 1, 2, 3 having true"
+            " on conflict do update set turns = turns + excluded.turns", [after, upto])
         self.db.execute(
             "insert into analytics_latency (day, route, bucket, turns)"
             " select date(created, 'unixepoch'), route, sb_bucket(latency_ms), count(*) from turns"
@@ -295,7 +306,7 @@ class Analytics:
             " from (select t.conversation_id, t.created, t.route, t.model_version,"
             " t.created - lag(t.created) over w as gap, row_number() over w as n,"
             " row_number() over (partition by t.conversation_id order by t.id desc) as last"
-            " from turns t join touched k on k.id = t.conversation_id"
+            " from touched k cross join turns t on t.conversation_id = k.id"  # touched first: the index, not a scan
             " where t.id <= :upto window w as (partition by t.conversation_id order by t.id))"
             " group by conversation_id", {"gap": self.gap, "window": self.window, "upto": upto})
         self.db.execute(  # ... and put in what they count now
@@ -304,12 +315,18 @@ class Analytics:
             " with_fallback = with_fallback + excluded.with_fallback")
 
     def _fold_feedback(self, after: int, upto: int) -> None:
-        article = "case when t.route = 'knowledge' then coalesce(json_extract(t.sources, '$[0].title'), '') else '' end"
         self.db.execute(
-            "insert into analytics_daily (day, model_version, route, intent, article, up, down)"
-            f" select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), t.route, coalesce(t.intent, ''), {article},"
+            "insert into analytics_daily (day, model_version, route, intent, up, down)"
+            " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), t.route, coalesce(t.intent, ''),"
             " sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
-            " where f.id > ? and f.id <= ? group by 1, 2, 3, 4, 5 having true"
+            " where f.id > ? and f.id <= ? group by 1, 2, 3, 4 having true"
+            " on conflict do update set up = up + excluded.up, down = down + excluded.down", [after, upto])
+        self.db.execute(
+            "insert into analytics_articles (day, model_version, article, up, down)"
+            " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), json_extract(t.sources, '$[0].title'),"
+            " sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
+            " where f.id > ? and f.id <= ? and t.route = 'knowledge' and json_extract(t.sources, '$[0].title') is not null"
+            " group by 1, 2, 3 having true"
             " on conflict do update set up = up + excluded.up, down = down + excluded.down", [after, upto])
 
     def _state(self, key: str) -> str | None:
@@ -373,8 +390,9 @@ class Analytics:
         """(intent or article, the measure's sum, turns) ordered by the measure: top intents, most thumbs-down."""
         if column not in ("intent", "article", "model_version") or measure not in ("turns", "down", "up"):
             raise ValueError(f"no ranking by {column} and {measure}")
+        table = "analytics_articles" if column == "article" else "analytics_daily"
         return [tuple(r) for r in self.db.execute(
-            f"select {column}, sum({measure}) as m, sum(turns) from analytics_daily where day >= ? and day <= ?"
+            f"select {column}, sum({measure}) as m, sum(turns) from {table} where day >= ? and day <= ?"
             f" and {column} != '' group by 1 having m > 0 order by m desc, 1 limit ?", [since, until, limit])]
 
     def intent_mix(self, since: str, until: str) -> list[tuple[str, str, int, int]]:
