@@ -7,7 +7,7 @@ bar segment has its own hatching; model promotions are dashed verticals with the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 WIDTH, HEIGHT = 760, 270
@@ -151,7 +151,6 @@ class Charts:
     outcomes: Chart
     routes: Chart
     latency: Chart
-    extra: dict = field(default_factory=dict)
 
 
 def for_report(report) -> Charts:
