@@ -1,7 +1,7 @@
 """The analytics page in a real headless Chromium against a real server process: two weeks of simulated traffic
 with one promotion (written into the log before the server starts), a few live chats on top, a reviewer logs in
 and sees containment and fallback over time with the promotion marked. A screenshot goes to
-$SUPPORTBOT_ARTIFACTS, else test-artifacts/ (docs/analytics.png is a copy of it).
+$SUPPORTBOT_ARTIFACTS, else test-artifacts/ (docs/analytics.png is one, reduced to 128 colours).
 
 The server is the tiny test bot with its doubles (tests/bot/runtime_doubles.py as a script): no model to train.
 """
