@@ -1,0 +1,2 @@
+"""Migrating a Rasa project to a supportbot bot folder: `project` reads it, `plan` decides what each Rasa
+concept becomes (or why it cannot), `report` writes MIGRATION.md."""
