@@ -73,7 +73,7 @@ def report(plan: Plan, project_root: Path, seconds: float, redaction: dict[str, 
         for concept in sorted(by_concept):
             seen = set()
             for d in by_concept[concept]:
-                key = (d.name, d.why)
+                key = (d.name, d.why, str(d.where))
                 if key in seen:
                     continue
                 seen.add(key)
