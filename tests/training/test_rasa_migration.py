@@ -12,7 +12,7 @@ import pytest
 import run_bot
 from bot.conversation_test import load_conversations, matches, replay
 from bot.folder import BotFolder
-from bot.router import Router
+from bot.router import Conversation, Router
 from training.classifier import Prediction
 from training.rasa.plan import Slots, migration_plan
 from training.rasa.project import load_project
@@ -182,3 +182,67 @@ def test_empty_examples_are_reported_with_their_line_never_trained_on(tmp_path):
     assert folder.intents["greet"].examples == ("hi", "hello")
     report = (folder.path / "MIGRATION.md").read_text()
     assert "| empty example | greet | data/nlu.yml:5 |" in report and "data/nlu.yml:6" in report
+
+
+FORM_DOMAIN = """version: "3.1"
+intents: [track_order]
+entities: [order_id]
+slots:
+  order_id:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: order_id
+forms:
+  order_form:
+    required_slots: [order_id]
+responses:
+  utter_ask_order_id:
+  - text: What is your order number?
+  utter_order_status:
+  - text: Order {order_id} is on its way.
+"""
+FORM_DATA = """version: "3.1"
+nlu:
+- intent: track_order
+  examples: |
+    - where is my order
+    - track order [AB12345](order_id)
+- regex: order_id
+  examples: |
+    - [A-Z]{2}\\d{5}
+rules:
+- rule: activate
+  steps:
+  - intent: track_order
+  - action: order_form
+  - active_loop: order_form
+- rule: submit
+  condition:
+  - active_loop: order_form
+  steps:
+  - action: order_form
+  - active_loop: null
+  - action: utter_order_status
+"""
+
+
+async def test_a_form_whose_slots_are_entities_becomes_prompts(tmp_path):
+    root = tmp_path / "orders"
+    (root / "data").mkdir(parents=True)
+    (root / "domain.yml").write_text(FORM_DOMAIN)
+    (root / "data" / "nlu.yml").write_text(FORM_DATA)
+    folder = migrate(root, tmp_path / "out")
+    intent = folder.intents["track_order"]
+    assert intent.answer == "Order {order_id} is on its way." and intent.prompts == {"order_id": "What is your order number?"}
+    assert folder.entities["order_id"].pattern.search("it is XY99999") is not None  # the regex became a pattern
+    assert "| form | order_form |" not in (folder.path / "MIGRATION.md").read_text()
+    model = LabelClassifier({"where is my order": "track_order"})
+
+    async def classify(text):
+        return model.predict([text])[0]
+
+    router = Router(folder.intents, folder.entities, model, classify, None, folder.settings)
+    convo = Conversation("c")
+    assert (await router.respond("where is my order", convo)).answer == "What is your order number?"
+    assert (await router.respond("it is XY99999", convo)).answer == "Order XY99999 is on its way."

@@ -98,6 +98,8 @@ class Plan:
     dropped: list[Dropped] = field(default_factory=list)
     smalltalk: list[str] = field(default_factory=list)
     fallback_message: str = ""
+    carried_forms: set[str] = field(default_factory=set)
+    prompts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # Rasa intent -> prompts
     answered_by: dict[str, str] = field(default_factory=dict)  # intent -> how its answer was found
 
     def drop(self, concept: str, name: str, where: Where | None, why: str, instead: str = "") -> None:
@@ -301,7 +303,9 @@ def _intents(project: RasaProject, plan: Plan, links, slots: Slots, retrieval_as
         if answers:
             plan.answered_by[intent] = how
             extra = f"Answer from {', '.join(actions)} ({how})."
-            plan.intents.append(IntentDraft(name, tuple(texts), answers, replies, "template", note=extra + (" " + note if note else ""), rasa=intent))
+            plan.intents.append(IntentDraft(name, tuple(texts), answers, replies, "template",
+                                            prompts=plan.prompts.get(intent, ()),
+                                            note=extra + (" " + note if note else ""), rasa=intent))
             if intent_name(intent.split("/")[0]) in SMALLTALK or intent in SMALLTALK:
                 plan.smalltalk.append(name)
         elif "handoff" in name:
@@ -340,11 +344,24 @@ def _answers(actions, intent, project: RasaProject, slots: Slots, plan: Plan):
     """(answer variants, quick replies, why none) for an intent answered by these actions."""
     if not actions:
         return (), (), ""
-    responses = []
+    responses, prompts = [], ()
+    forms = project.domain.get("forms") or {}
+    if actions and actions[0] in forms:  # a form: its completion responses, asking for each slot first
+        form = Form(project, actions[0], slots)
+        if form.why:
+            plan.drop("form", form.name, project.domain_where.get("forms"), f"answers {intent} in Rasa; {form.why}",
+                      "give the intent an answer with {variables} and `prompts:` asking for each")
+            return (), (), f"Rasa answers it with the form {form.name} ({form.why})"
+        plan.carried_forms.add(form.name)
+        if form.validation:
+            plan.drop("form validation", form.validation, project.domain_where.get("actions"),
+                      f"the custom action that validates {form.name}'s slots does not run in supportbot",
+                      "a `pattern:` or `values:` on the entity keeps out values it would refuse")
+        actions, prompts = tuple(form.completion) + tuple(actions[1:]), tuple(form.prompts)
     for action in actions:
         response = project.responses.get(action)
         if response is None:
-            kind = "form" if action in (project.domain.get("forms") or {}) else "custom action"
+            kind = "form" if action in forms else "custom action"
             plan.drop(kind, action, None, f"answers {intent} in Rasa; supportbot cannot run it",
                       f"write {intent_name(intent)}'s answer in intents.yaml, or answer it from knowledge/")
             return (), (), f"Rasa answers it with the {kind} {action}"
@@ -387,7 +404,53 @@ def _answers(actions, intent, project: RasaProject, slots: Slots, plan: Plan):
     answers = [a for a in dict.fromkeys(answers) if a][:MAX_VARIANTS]
     if not answers:
         return (), tuple(replies), f"{', '.join(actions)} has no text"
+    if prompts:
+        used = {v for a in answers for v in re.findall(r"(?<!{){(\w+)}", a)}
+        for var, _ in prompts:
+            if var not in used:
+                plan.drop("form slot", var, project.domain_where.get("forms"),
+                          f"{intent}'s answer does not use it, so supportbot does not ask for it", "")
+        plan.prompts[intent] = tuple(p for p in prompts if p[0] in used)
     return tuple(answers), tuple(replies), ""
+
+
+class Form:
+    """A Rasa form as prompts: expressible when every required slot is filled from an entity supportbot finds
+    (`why` says otherwise) and a rule or story says which responses follow its completion."""
+
+    def __init__(self, project: RasaProject, name: str, slots: Slots):
+        self.name, self.why, self.prompts, self.completion = name, "", [], []
+        spec = (project.domain.get("forms") or {}).get(name) or {}
+        actions = [str(a) for a in project.domain.get("actions") or []]
+        self.validation = f"validate_{name}" if f"validate_{name}" in actions else ""
+        if isinstance(spec, dict) and "required_slots" in spec:  # 3.x: mappings live on the slots
+            required = spec.get("required_slots") or []
+            if isinstance(required, dict):
+                required = list(required)
+            mappings = {s: ((slots.specs.get(s) or {}).get("mappings") or []) for s in required}
+        else:  # 2.x: mappings inside the form
+            mappings = {s: m or [] for s, m in (spec or {}).items() if s not in ("ignored_intents",)}
+        for slot, ms in mappings.items():
+            entities = [var_name(str(m.get("entity"))) for m in ms if isinstance(m, dict) and m.get("type") == "from_entity"]
+            if not ms or len(entities) != len(ms) or not all(e in slots.entities for e in entities):
+                self.why = (f"slot {slot} is not filled from an entity supportbot finds "
+                            f"({', '.join(sorted({str(m.get('type')) for m in ms if isinstance(m, dict)})) or 'no mapping'})")
+                return
+            ask = project.responses.get(f"utter_ask_{name}_{slot}") or project.responses.get(f"utter_ask_{slot}")
+            question = str(ask.variants[0].get("text", "")).strip() if ask and ask.variants else ""
+            self.prompts.append((entities[0], question or f"What is your {slot.replace('_', ' ')}?"))
+        for flow in project.flows:  # `action: form`, `active_loop: null`, then the completion responses
+            steps = list(flow.steps)
+            for i, step in enumerate(steps):
+                if step.kind == "action" and step.name == name and i + 1 < len(steps) \
+                        and steps[i + 1].kind == "active_loop" and steps[i + 1].name in ("None", "null", ""):
+                    self.completion = [s.name for s in steps[i + 2:] if s.kind == "action"
+                                       and s.name not in IGNORED_ACTIONS]
+                    break
+            if self.completion:
+                break
+        if not self.completion:
+            self.why = "no rule or story says what follows its completion"
 
 
 # -- the held-out check ----------------------------------------------------------------------------------
@@ -458,6 +521,8 @@ def _report_rest(project: RasaProject, plan: Plan, links) -> None:
                       "custom action code does not run in supportbot",
                       "write the answer as a template with variables, or route the intent to a person")
     for form, spec in (project.domain.get("forms") or {}).items():
+        if form in plan.carried_forms:
+            continue
         validate = f"validate_{form}"
         why = "forms are not carried: supportbot asks only for the variables an answer uses"
         if validate in [str(a) for a in project.domain.get("actions") or []]:
