@@ -246,3 +246,16 @@ async def test_a_form_whose_slots_are_entities_becomes_prompts(tmp_path):
     convo = Conversation("c")
     assert (await router.respond("where is my order", convo)).answer == "What is your order number?"
     assert (await router.respond("it is XY99999", convo)).answer == "Order XY99999 is on its way."
+
+
+def test_evaluate_conversations_replays_the_migrated_test_stories(tmp_path, tiny_bert, capsys):
+    folder = migrate(EXAMPLES / "moodbot", tmp_path)
+    state = [f"state_dir={str(tmp_path / 'state')!r}".replace("'", '"')]
+    tiny = ["--set", f'train.base_model="{tiny_bert}"', "--set", "train.epochs=1", "--set", "train.min_steps=0",
+            "--set", state[0]]
+    assert run_bot.main(["train", "--bot", str(folder.path), "--quiet", *tiny]) == 0
+    capsys.readouterr()
+    assert run_bot.main(["evaluate", "--conversations", "--bot", str(folder.path), "--set", state[0]]) == 0
+    out = capsys.readouterr().out
+    assert " of 10 scored turns got the expected reply" in out  # a random tiny model: some turns differ, listed
+    assert out.count("  different: ") == 10 - int(out.split(" of 10")[0].split()[-1])
