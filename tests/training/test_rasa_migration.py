@@ -259,3 +259,12 @@ def test_evaluate_conversations_replays_the_migrated_test_stories(tmp_path, tiny
     out = capsys.readouterr().out
     assert " of 10 scored turns got the expected reply" in out  # a random tiny model: some turns differ, listed
     assert out.count("  different: ") == 10 - int(out.split(" of 10")[0].split()[-1])
+
+
+def test_test_nlu_data_is_held_out_in_evaluation_csv_never_trained_on(tmp_path):
+    root = _project(tmp_path, b'nlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n')
+    (root / "tests").mkdir()
+    (root / "tests" / "test_nlu.yml").write_text('nlu:\n- intent: greet\n  examples: |\n    - [good](x) morning\n')
+    folder = migrate(root, tmp_path / "out")
+    assert folder.intents["greet"].examples == ("hi", "hello")
+    assert (folder.path / "evaluation.csv").read_text() == "text,intent\ngood morning,greet\n"
