@@ -52,7 +52,8 @@ def register(sub) -> None:
                    help="generic format: which column holds conversation_id, role, text, time or label (repeatable)")
     p.add_argument("--into", type=Path, metavar="NEW_BOT_FOLDER",
                    help="start a new bot folder (bot.toml, intents.yaml, knowledge/, transcripts/) and import into it; "
-                        "a Rasa project is migrated (its intents and responses written to intents.yaml)")
+                        "a Rasa project is migrated: intents, answers, entities, its test stories as conversations.yaml, "
+                        "and MIGRATION.md listing what could not be carried over")
     p.add_argument("--retrieval-as", choices=["intents", "knowledge"], default="intents",
                    help="Rasa migration: retrieval intents (faq/ask_price) become intents with their own answers "
                         "(default), or knowledge articles answered by retrieval")
