@@ -99,6 +99,8 @@ def test_retrieval_intents_get_their_responses_from_data_with_variants(tmp_path)
 def test_retrieval_as_knowledge_writes_an_article_per_response(tmp_path):
     folder = migrate(EXAMPLES / "responseselectorbot", tmp_path, "--retrieval-as", "knowledge")
     assert "chitchat_ask_name" not in folder.intents
+    chitchat = folder.intents["chitchat"]  # as Rasa's response selector: one intent, retrieval picks the answer
+    assert chitchat.route == "knowledge" and {"What is your name?", "What's the weather like today?"} <= set(chitchat.examples)
     faq = (folder.path / "knowledge" / "chitchat.csv").read_text()
     assert faq.startswith("question,answer\n") and "hello, my name is retrieval bot." in faq
 

@@ -291,6 +291,13 @@ def _intents(project: RasaProject, plan: Plan, links, slots: Slots, retrieval_as
             plan.articles.setdefault(stem, []).extend((t, answers[0].replace("{{", "{").replace("}}", "}"))
                                                       for t in texts)
             plan.answered_by[intent] = f"knowledge/{stem}.csv ({len(texts)} questions), from {how}"
+            # as Rasa's response selector: one intent (`chitchat`) recognises them all; retrieval picks the answer
+            base = next((d for d in plan.intents if d.name == stem), None)
+            merged = (*(base.examples if base else ()), *texts)
+            draft = IntentDraft(stem, merged, route="knowledge", rasa=intent.split("/")[0], note=(
+                f"Rasa retrieval intent {intent.split('/')[0]}/...: answered from knowledge/{stem}.csv, one article "
+                "per response (--retrieval-as knowledge)."))
+            plan.intents = [d for d in plan.intents if d.name != stem] + [draft]
             continue
         if name == oos_label:
             if answers and not plan.fallback_message:
@@ -474,6 +481,8 @@ def _conversations(project: RasaProject, plan: Plan, slots: Slots, retrieval_as:
                 if later.kind == "action" and later.name not in IGNORED_ACTIONS:
                     actions.append(later.name)
             name = "out_of_scope" if step.name in ("out_of_scope", "nlu_fallback") else intent_name(step.name)
+            if retrieval_as == "knowledge" and "/" in step.name:
+                name = intent_name(step.name.split("/")[0])  # one intent; retrieval picks the response
             if step.name:
                 plan.evaluation.append((step.text.strip(), name))
             turns.append(_turn(step, name, actions, project))

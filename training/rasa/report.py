@@ -16,7 +16,7 @@ def _rel(where, root: Path) -> str:
 
 def unanswered(plan: Plan) -> list:
     """Intents with neither an answer nor a knowledge article (the out-of-scope label aside)."""
-    return [d for d in plan.intents if d.route == "knowledge" and not d.answers and not d.note.startswith("Rasa out")]
+    return [d for d in plan.intents if d.route == "knowledge" and not d.answers and not d.note.startswith(("Rasa out", "Rasa retrieval"))]
 
 
 def report(plan: Plan, project_root: Path, seconds: float, redaction: dict[str, int] | None = None,
