@@ -33,15 +33,16 @@ class Migration:
 
 def migrate_rasa(project_path: Path, into: Path, write_folder: Callable[[Path, Callable[[Path], None]], None],
                  privacy=None, redact: bool = False, retrieval_as: str = "intents",
-                 oos_label: str = "out_of_scope") -> Migration:
-    """Plan the migration of `project_path` and write it with `write_folder(into, write)` (atomic, validated)."""
+                 oos_label: str = "out_of_scope", project=None) -> Migration:
+    """Plan the migration of `project_path` (or of the already loaded `project`) and write it with
+    `write_folder(into, write)` (atomic, validated)."""
     from training.rasa.plan import migration_plan
     from training.rasa.project import load_project
     from training.rasa.report import report
     from training.redact import Redactor
 
     start = time.perf_counter()
-    project = load_project(project_path)
+    project = project if project is not None else load_project(project_path)
     plan = migration_plan(project, retrieval_as=retrieval_as, oos_label=oos_label)
     redactor = Redactor(privacy) if privacy is not None else None
     texts = {}
