@@ -97,7 +97,7 @@ def accuracy(classifier, folder) -> float | None:
 
 
 def run_project(data: Path, name: str, retrieval_as: str, tfidf_only: bool, work: Path) -> dict:
-    from bot.cli.transcripts import _write_folder, migrate_rasa
+    from bot.cli.transcripts import migrate_rasa
     from bot.folder import BotFolder
 
     into = work / f"{name.replace('/', '_')}-{retrieval_as}"

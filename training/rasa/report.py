@@ -45,7 +45,7 @@ def report(plan: Plan, project_root: Path, seconds: float, redaction: dict[str, 
     if handoff:
         lines.append(f"- hand-off intents: {', '.join(handoff)}")
     if plan.articles:
-        lines.append(f"- knowledge articles: " + ", ".join(f"knowledge/{s}.csv ({len(rows)} questions)"
+        lines.append("- knowledge articles: " + ", ".join(f"knowledge/{s}.csv ({len(rows)} questions)"
                                                           for s, rows in plan.articles.items()))
     if plan.entities:
         lines.append("- entities: " + ", ".join(
