@@ -27,16 +27,23 @@ class Entity:
     name: str
     pattern: re.Pattern | None = None
     values: tuple[str, ...] = ()
+    synonyms: dict[str, str] = field(default_factory=dict)  # other wording -> the listed value it means
 
 
 @dataclass(frozen=True)
 class Intent:
     name: str
     examples: tuple[str, ...]
-    answer: str = ""  # answer template with {variables}
+    answer: str = ""  # answer template with {variables} (the first variant)
     route: str = "template"  # template | knowledge | handoff
     prompts: dict[str, str] = field(default_factory=dict)  # variable -> question asking for it
     description: str = ""  # a short human label, used in clarifying questions
+    variants: tuple[str, ...] = ()  # every answer template; one is chosen at random per turn (answer is the first)
+    quick_replies: tuple[tuple[str, str], ...] = ()  # (label, value) buttons shown with the answer
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return self.variants or ((self.answer,) if self.answer else ())
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,12 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
         values = tuple(str(v) for v in values)
         if pattern is None and not values:
             raise ValueError(f"{at(entity_specs, name)}: entity {name}: needs a 'pattern' or 'values'")
-        entities[name] = Entity(name=name, pattern=pattern, values=values)
+        synonyms = {str(k): str(v) for k, v in _mapping(spec.get("synonyms") or {},
+                                                          f"{at(spec, 'synonyms')}: entity {name}: synonyms").items()}
+        unknown = sorted(set(synonyms.values()) - set(values))
+        if unknown:
+            raise ValueError(f"{at(spec, 'synonyms')}: entity {name}: synonyms must name listed values, not {unknown}")
+        entities[name] = Entity(name=name, pattern=pattern, values=values, synonyms=synonyms)
 
     from bot.templates import template_problem  # templates.py imports this module
 
@@ -128,19 +140,45 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
         examples = tuple(str(e).strip() for e in raw_examples if str(e).strip())
         if not examples:
             raise ValueError(f"{at(intent_specs, name)}: intent {name}: needs at least one example")
-        answer = str(spec.get("answer", "")).strip()
+        raw_answer = spec.get("answer", "")
+        if isinstance(raw_answer, (list, tuple)):  # variants: one is chosen at random per turn
+            variants = tuple(str(a).strip() for a in raw_answer if str(a).strip())
+        elif isinstance(raw_answer, dict):
+            raise ValueError(f"{at(spec, 'answer')}: intent {name}: answer must be text or a list of variants")
+        else:
+            variants = (str(raw_answer).strip(),) if str(raw_answer).strip() else ()
+        answer = variants[0] if variants else ""
         if route == "template" and not answer:
             raise ValueError(f"{at(intent_specs, name)}: intent {name}: needs an 'answer' (or route: knowledge/handoff)")
         prompts = {str(k): str(v) for k, v in _mapping(spec.get("prompts") or {},
                                                          f"{at(spec, 'prompts')}: intent {name}: prompts").items()}
-        problem = template_problem(answer, {*entities, *prompts, *BUILTINS})
-        if problem:
-            raise ValueError(f"{at(spec, 'answer')}: intent {name}: answer {problem}")
+        for variant in variants:
+            problem = template_problem(variant, {*entities, *prompts, *BUILTINS})
+            if problem:
+                raise ValueError(f"{at(spec, 'answer')}: intent {name}: answer {problem}")
         intents[name] = Intent(
             name=name, examples=examples, answer=answer, route=route, prompts=prompts,
             description=str(spec.get("description", name.replace("_", " "))),
+            variants=variants if len(variants) > 1 else (), quick_replies=_quick_replies(spec, at, name),
         )
     return intents, entities
+
+
+def _quick_replies(spec: dict, at, name: str) -> tuple[tuple[str, str], ...]:
+    """`quick_replies:` a list of {label, value} (value: what the click sends; "/intent" picks that intent)."""
+    raw = spec.get("quick_replies") or ()
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(f"{at(spec, 'quick_replies')}: intent {name}: quick_replies must be a list")
+    out = []
+    for item in raw:
+        if isinstance(item, dict) and str(item.get("label", "")).strip():
+            label = str(item["label"]).strip()
+            out.append((label, str(item.get("value", label)).strip() or label))
+        elif isinstance(item, str) and item.strip():
+            out.append((item.strip(), item.strip()))
+        else:
+            raise ValueError(f"{at(spec, 'quick_replies')}: intent {name}: each quick reply needs a label")
+    return tuple(out)
 
 
 def _mapping(value: Any, where: str) -> dict:

@@ -61,7 +61,10 @@ def intent_spec(file: Path, name: str) -> dict | None:
     spec = (_load(file).get("intents") or {}).get(name)
     if spec is None:
         return None
-    return {"answer": str(spec.get("answer", "") or "").strip(), "route": str(spec.get("route", "template")),
+    answer = spec.get("answer", "") or ""
+    if isinstance(answer, list):  # variants: the review workspace shows and edits the first
+        answer = answer[0] if answer else ""
+    return {"answer": str(answer).strip(), "route": str(spec.get("route", "template")),
             "examples": [str(e) for e in spec.get("examples") or ()]}
 
 

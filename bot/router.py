@@ -173,7 +173,8 @@ class Router:
                                intent=intent.name, slot=filled.missing)
         route = "smalltalk" if intent.name in self.server.smalltalk_intents else "template"
         convo.failures = 0
-        return self._reply(route, why, filled.answer, p, intent=intent.name)
+        replies = tuple(QuickReply(label, value) for label, value in intent.quick_replies)
+        return self._reply(route, why, filled.answer, p, intent=intent.name, quick_replies=replies)
 
     def _still_answering(self, text: str, p: Prediction, asked: Intent, variable: str) -> bool:
         """A free-text reply to last turn's prompt fills the variable, unless it is about something else.

@@ -7,6 +7,7 @@ already remembers.
 
 from __future__ import annotations
 
+import random
 import re
 import string
 from dataclasses import dataclass
@@ -68,12 +69,11 @@ class EntityExtractor:
                 self.patterns[name] = entity.pattern
             if entity.values:
                 # Longest first, so "next day delivery" wins over "delivery".
-                listed = sorted(entity.values, key=len, reverse=True)
+                listed = sorted({*entity.values, *entity.synonyms}, key=len, reverse=True)
                 alternation = "|".join(re.escape(v) for v in listed)
-                self.values[name] = (
-                    re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE),
-                    {v.lower(): v for v in entity.values},
-                )
+                canonical = {k.lower(): v for k, v in entity.synonyms.items()}
+                canonical.update({v.lower(): v for v in entity.values})
+                self.values[name] = (re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE), canonical)
 
     def __contains__(self, name: str) -> bool:
         return name in self.patterns or name in self.values
@@ -110,13 +110,16 @@ class Filled:
     prompt: str = ""
 
 
-def fill(intent: Intent, slots: Mapping[str, str]) -> Filled:
-    """Fill the intent's answer from the slots, or name the first missing variable and its prompt."""
-    for name in variables(intent.answer):
+def fill(intent: Intent, slots: Mapping[str, str], rng: random.Random | None = None) -> Filled:
+    """Fill one of the intent's answer variants (chosen at random, as Rasa does) from the slots, or name the
+    first missing variable and its prompt."""
+    answers = intent.answers
+    answer = answers[0] if len(answers) < 2 else (rng or random).choice(answers)
+    for name in variables(answer):
         if not slots.get(name):
             prompt = intent.prompts.get(name) or f"Could you tell me your {name.replace('_', ' ')}?"
             return Filled(missing=name, prompt=prompt)
-    return Filled(answer=render(intent.answer, slots))
+    return Filled(answer=render(answer, slots))
 
 
 def slot_reply(text: str, limit: int = 100) -> str:

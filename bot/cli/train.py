@@ -31,6 +31,10 @@ def register(sub) -> None:
                    "else stored examples of split 'test')")
     p.add_argument("--model", help="version to evaluate (default: the serving one)")
     p.add_argument("--out", type=Path, help="report folder (default: the version's folder)")
+    p.add_argument("--conversations", nargs="?", type=Path, const=Path("conversations.yaml"), metavar="FILE",
+                   help="replay conversation tests turn by turn through the router instead (default file: the bot "
+                        "folder's conversations.yaml, written by a Rasa migration) and list the turns that now get "
+                        "a different reply")
 
 
 def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
@@ -92,14 +96,55 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     path = registry.path(args.model) if args.model else registry.current_path()
     if path is None:
         raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
-    examples = _evaluation_examples(folder, args.data)
     classifier = IntentClassifier.load(path, quantize=folder.settings.train.quantize)
+    if args.conversations is not None:
+        return replay_conversations(folder, classifier, args.conversations, args.out or path)
+    examples = _evaluation_examples(folder, args.data)
     result = evaluate(classifier, examples, folder.settings.train.oos_label)
     result["model_version"] = classifier.version
     json_path, md_path = write_report(result, args.out or path)
     print(markdown(result).split("\n## Per intent")[0])
     print(f"reports: {json_path}, {md_path}")
     return 0
+
+
+def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -> int:
+    """`evaluate --conversations`: replay, print the share and the turns that differ, write conversations.json."""
+    import asyncio
+
+    from bot.conversation_test import load_conversations, replay
+    from bot.router import Router
+
+    file = file if file.is_absolute() or file.exists() else folder.path / file
+    conversations = load_conversations(file)
+    kb = _knowledge(folder)
+
+    async def classify(text):
+        return classifier.predict([text])[0]
+
+    async def search(text):
+        return kb.answer(text) if kb is not None else None
+
+    router = Router(folder.intents, folder.entities, classifier, classify, search, folder.settings)
+    result = asyncio.run(replay(router, conversations))
+    print(result.summary())
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "conversations.json").write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+    print(f"report: {Path(out) / 'conversations.json'}")
+    return 0
+
+
+def _knowledge(folder: BotFolder):
+    """The bot's knowledge base, synced with knowledge/, or None when the folder has no documents."""
+    docs = sorted(p for p in folder.knowledge_dir.glob("*") if p.is_file() and not p.name.startswith("."))
+    if not docs:
+        return None
+    from knowledge.base import KnowledgeBase
+
+    settings = folder.settings
+    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+    kb.sync(docs)
+    return kb
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None):

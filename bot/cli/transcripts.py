@@ -26,7 +26,8 @@ IMPORT_EXAMPLES = """\
   python run_bot.py import tickets.jsonl --format zendesk --bot mybot --set transcripts.tag_label_prefix=intent_
   python run_bot.py import conversations.json --format intercom --bot mybot
   python run_bot.py import chats.csv --into mybot                     start a new bot folder from past transcripts
-  python run_bot.py import rasa-project/ --format rasa --into mybot   migrate a Rasa project to a new bot folder"""
+  python run_bot.py import rasa-project/ --format rasa --into mybot   migrate a Rasa project to a new bot folder
+  python run_bot.py import rasa-project/ --into mybot --retrieval-as knowledge   faq/... responses as articles"""
 
 INTENTS_EXAMPLES = """\
   python run_bot.py intents propose --bot mybot        cluster unlabelled examples into proposals
@@ -51,7 +52,14 @@ def register(sub) -> None:
                    help="generic format: which column holds conversation_id, role, text, time or label (repeatable)")
     p.add_argument("--into", type=Path, metavar="NEW_BOT_FOLDER",
                    help="start a new bot folder (bot.toml, intents.yaml, knowledge/, transcripts/) and import into it; "
-                        "a Rasa project is migrated (its intents and responses written to intents.yaml)")
+                        "a Rasa project is migrated: intents, answers, entities, its test stories as conversations.yaml, "
+                        "and MIGRATION.md listing what could not be carried over")
+    p.add_argument("--retrieval-as", choices=["intents", "knowledge"], default="intents",
+                   help="Rasa migration: retrieval intents (faq/ask_price) become intents with their own answers "
+                        "(default), or knowledge articles answered by retrieval")
+    p.add_argument("--redact", action="store_true",
+                   help="Rasa migration: redact personal data in the authored examples (default: keep them as "
+                        "written; the report lists what redaction would change)")
     p.add_argument("--no-cluster", action="store_true", help="do not cluster unlabelled requests into proposed intents")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_bot_args(p)
@@ -95,7 +103,8 @@ def run_import(args: argparse.Namespace) -> int:
         from training.transcripts import detect_format
 
         if args.format == "rasa" or (args.format == "auto" and detect_format(args.path) == "rasa"):
-            return migrate_rasa(args.path, args.into, args.overrides)
+            return migrate_rasa(args.path, args.into, args.overrides, redact=args.redact,
+                                retrieval_as=args.retrieval_as)
         folder = new_bot_folder(args.into, args.path, args.overrides)
         args.path = folder.transcripts_dir / args.path.name
     else:
@@ -219,40 +228,23 @@ class _Bars:
 
 
 # -- Rasa migration ---------------------------------------------------------------------------------
-def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = ()) -> int:
-    """Write a new bot folder from a Rasa project; refuses to touch an existing non-empty folder."""
+def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = (), redact: bool = False,
+                 retrieval_as: str = "intents") -> int:
+    """Write a new bot folder from a Rasa project, with MIGRATION.md; refuses to touch an existing non-empty folder."""
+    from bot.migration import REPORT_FILE, migrate_rasa as migrate
     from bot.settings import load_settings
-    from training.redact import Redactor
-    from training.transcripts.rasa import load_project, migration_plan
+    from training.rasa.report import summary
 
     into = Path(into)
     if into.exists() and (not into.is_dir() or any(into.iterdir())):
         raise ValueError(f"{into} already exists and is not empty: give a new folder for the migrated bot")
-    project = load_project(project_path)
-    drafts = migration_plan(project)
-    redactor = Redactor(load_settings(None, overrides).privacy)
-    header = (f"# Migrated from the Rasa project {project_path} by `run_bot.py import --format rasa --into`.\n"
-              "# Intents without an answer are answered from the knowledge base (add documents to knowledge/),\n"
-              "# or get an `answer:` template and `route: template`. Look for TODO notes.\n\nintents:\n")
-    blocks = [render_intent(d.name, [redactor.redact(t) for t in d.examples], route=d.route, answer=d.answer,
-                            note=d.note) for d in drafts]
-    def write(staging: Path) -> None:
-        (staging / "bot.toml").write_text(
-            f"# supportbot settings of the bot migrated from {project_path}.\n"
-            f"# Every setting and its default: python run_bot.py settings --bot {into}\n"
-            f"name = {json.dumps(into.name)}\n", encoding="utf-8")
-        (staging / "intents.yaml").write_text(header + "\n".join(blocks), encoding="utf-8")
-        (staging / "knowledge").mkdir()
-        (staging / "transcripts").mkdir()
-
-    _write_folder(into, write)
-    templated = sum(d.route == "template" for d in drafts)
-    examples = sum(len(d.examples) for d in drafts)
-    print(f"Migrated {project_path} into {into}: {len(drafts)} intents, {examples} examples, "
-          f"{templated} with answer templates from domain responses, {len(drafts) - templated} via knowledge/handoff.")
-    if redactor.counts:
-        print("  redacted " + ", ".join(f"{k.lower()} {n}" for k, n in sorted(redactor.counts.items())))
-    print(f"Next: python run_bot.py train --bot {into}")
+    settings = load_settings(None, overrides)
+    done = migrate(project_path, into, _write_folder, privacy=settings.privacy, redact=redact,
+                   retrieval_as=retrieval_as, oos_label=settings.train.oos_label)
+    print(done.report)
+    print(f"Migrated {project_path} into {into} in {done.seconds:.2f} s: {summary(done.plan)}")
+    print(f"Report: {into / REPORT_FILE}")
+    print(f"Next: python run_bot.py train --bot {into}, then python run_bot.py evaluate --conversations --bot {into}")
     return 0
 
 

@@ -39,17 +39,17 @@ def test_abcd_dialogs_carry_their_subflow_as_label():
 def test_rasa_nlu_examples_lose_their_entity_markup():
     project = load_project(RASA)
     assert sum(len(v) for v in project.examples.values()) == 578 and len(project.examples) == 17
-    texts = [t for t, _, _ in project.examples["check_balance"]]
+    texts = [ex.text for ex in project.examples["check_balance"]]
     assert "What's my emblem card balance" in texts  # from [emblem](credit_card) [card](account_type) ...
     assert "check my credit card balance" in texts  # from [credit card]{"entity": ..., "value": "credit"}
-    assert not any("[" in t or "](" in t for v in project.examples.values() for t, _, _ in v)
+    assert not any("[" in ex.text or "](" in ex.text for v in project.examples.values() for ex in v)
     assert strip_entities('pay [$50](amount-of-money) to [John]{"entity": "PERSON"}') == "pay $50 to John"
-    line = next(ln for t, _, ln in project.examples["check_balance"] if t == "check my credit card balance")
+    line = next(ex.where.line for ex in project.examples["check_balance"] if ex.text == "check my credit card balance")
     assert line == 125  # the line in nlu.yml
 
 
 def test_rasa_migration_plan_uses_utter_responses_as_answers():
-    plan = {d.name: d for d in migration_plan(load_project(RASA))}
+    plan = {d.name: d for d in migration_plan(load_project(RASA)).intents}
     assert len(plan) == 17
     assert plan["greet"].route == "template" and plan["greet"].answer == "Hi! I'm your Financial Assistant!"
     assert plan["check_balance"].route == "knowledge" and plan["check_balance"].answer == ""
