@@ -415,7 +415,7 @@ async def _accept(request: web.Request, body: dict[str, Any], members: list[str]
             out = await rt.db(lambda: d.act(turns[0][0], "article", who, title=str(body.get("title", "")),
                                             body=str(body.get("body", ""))))
         else:
-            raise ValueError(f"verdict must be one of existing_intent, new_intent, kb_missing, out_of_scope")
+            raise ValueError("verdict must be one of existing_intent, new_intent, kb_missing, out_of_scope")
     except ValueError as e:
         raise error(web.HTTPBadRequest, str(e)) from None
     await apply_outcome(rt, out)
