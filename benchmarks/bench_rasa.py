@@ -60,23 +60,14 @@ class TfidfClassifier:
 
 
 def replay(folder, classifier):
-    from bot.conversation_test import load_conversations, replay as run
+    from bot.conversation_test import load_conversations, replay_folder
     from bot.migration import CONVERSATIONS_FILE
-    from bot.router import Router
 
     file = folder.path / CONVERSATIONS_FILE
     if not file.exists():
         return None
     kb = knowledge(folder)
-
-    async def classify(text):
-        return classifier.predict([text])[0]
-
-    async def search(text):
-        return kb.answer(text) if kb is not None else None
-
-    router = Router(folder.intents, folder.entities, classifier, classify, search, folder.settings)
-    return asyncio.run(run(router, load_conversations(file)))
+    return replay_folder(folder, classifier, kb, load_conversations(file))
 
 
 def knowledge(folder):

@@ -104,3 +104,17 @@ async def replay(router: Router, conversations: list[dict]) -> ReplayResult:
                                            reply.decision.intent, reply.decision.route, str(t.get("skip") or ""),
                                            str(t.get("source", ""))))
     return result
+
+
+def replay_folder(folder, classifier, kb, conversations: list[dict]) -> ReplayResult:
+    """Replay `conversations` through a router of the bot folder, its intent model and knowledge base."""
+    import asyncio
+
+    async def classify(text):
+        return classifier.predict([text])[0]
+
+    async def search(text):
+        return kb.answer(text) if kb is not None else None
+
+    router = Router(folder.intents, folder.entities, classifier, classify, search, folder.settings)
+    return asyncio.run(replay(router, conversations))

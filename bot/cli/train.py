@@ -110,23 +110,12 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -> int:
     """`evaluate --conversations`: replay, print the share and the turns that differ, write conversations.json."""
-    import asyncio
-
-    from bot.conversation_test import load_conversations, replay
-    from bot.router import Router
+    from bot.conversation_test import load_conversations, replay_folder
 
     file = file if file.is_absolute() or file.exists() else folder.path / file
     conversations = load_conversations(file)
     kb = _knowledge(folder)
-
-    async def classify(text):
-        return classifier.predict([text])[0]
-
-    async def search(text):
-        return kb.answer(text) if kb is not None else None
-
-    router = Router(folder.intents, folder.entities, classifier, classify, search, folder.settings)
-    result = asyncio.run(replay(router, conversations))
+    result = replay_folder(folder, classifier, kb, conversations)
     print(result.summary())
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "conversations.json").write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")

@@ -171,12 +171,7 @@ def _links(project: RasaProject, plan: Plan) -> dict[str, list[Link]]:
         for i, step in enumerate(steps):
             if step.kind != "intent":
                 continue
-            actions = []
-            for later in steps[i + 1:]:
-                if later.kind == "intent":
-                    break
-                if later.kind == "action" and later.name not in IGNORED_ACTIONS:
-                    actions.append(later.name)
+            actions = _actions_after(steps, i)
             before = [s for s in steps[:i] if s.kind in ("intent", "action")]
             context = ""
             if flow.condition:
@@ -305,12 +300,7 @@ def _conversations(project: RasaProject, plan: Plan, slots: Slots, retrieval_as:
         for i, step in enumerate(steps):
             if step.kind != "intent" or not step.text:
                 continue
-            actions = []
-            for later in steps[i + 1:]:
-                if later.kind == "intent":
-                    break
-                if later.kind == "action" and later.name not in IGNORED_ACTIONS:
-                    actions.append(later.name)
+            actions = _actions_after(steps, i)
             name = "out_of_scope" if step.name in ("out_of_scope", "nlu_fallback") else intent_name(step.name)
             if retrieval_as == "knowledge" and "/" in step.name:
                 name = intent_name(step.name.split("/")[0])  # one intent; retrieval picks the response
@@ -386,3 +376,14 @@ def _report_rest(project: RasaProject, plan: Plan, links) -> None:
         if key in project.domain:
             plan.drop("domain", key, project.domain_where.get(key), "no supportbot equivalent",
                       "conversations stay open until the customer leaves" if key == "session_config" else "")
+
+
+def _actions_after(steps, i: int) -> list[str]:
+    """The actions a flow runs after its step `i` (an intent), up to the next intent."""
+    actions = []
+    for later in steps[i + 1:]:
+        if later.kind == "intent":
+            break
+        if later.kind == "action" and later.name not in IGNORED_ACTIONS:
+            actions.append(later.name)
+    return actions
