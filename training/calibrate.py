@@ -4,14 +4,21 @@ The threshold must hold up on out-of-scope traffic, which in-scope validation da
 Without real out-of-scope examples we simulate them by leaving intents out: for a validation
 example of intent k, the model's distribution with k removed is what it would say about a
 message from an intent it was never taught. Real out-of-scope examples replace the simulation.
+
+The answer decision uses an out-of-scope score (`training.oos`, `train.oos_score`); the threshold on the
+calibrated top probability is fitted too, as the floor the top two must clear together to be worth a
+clarifying question. The margin is fitted to what a question buys: a wrong top intent whose right one is
+among the choices offered, against a right one asked back needlessly, within `max_clarify_share`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch.nn import functional as F
+
+from training.oos import FeatureStats, OOSScore
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,10 @@ class Calibration:
     oos_evidence: str  # "held-out intents (simulated)", "out-of-scope examples" or "none"
     expected_precision: float  # precision of answered messages at the threshold, on validation
     expected_coverage: float  # share of in-scope validation messages answered
+    score: dict = field(default_factory=lambda: OOSScore("max_prob").to_dict())  # training.oos.OOSScore
+    score_threshold: float | None = None  # answer when the out-of-scope score is at least this
+    oos_share: float | None = None  # the share of out-of-scope traffic the threshold was fitted for
+    clarify: dict = field(default_factory=dict)  # expected share, right intent among choices, direct accuracy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +64,8 @@ def leave_intent_out_confidence(probs: torch.Tensor, targets: torch.Tensor) -> t
 
 
 def choose_threshold(
-    in_conf: torch.Tensor, in_correct: torch.Tensor, oos_conf: torch.Tensor, oos_share: float, target: float
+    in_conf: torch.Tensor, in_correct: torch.Tensor, oos_conf: torch.Tensor, oos_share: float, target: float,
+    candidates: list[float] | None = None,
 ) -> tuple[float, float, float]:
     """Lowest threshold whose answered precision reaches `target` → (threshold, precision, coverage).
 
@@ -63,9 +75,10 @@ def choose_threshold(
     n_in, n_oos = len(in_conf), len(oos_conf)
     w_in = (1 - oos_share) / max(n_in, 1)
     w_oos = oos_share / n_oos if n_oos else 0.0
-    best = (1.0, 0.0, 0.0)
+    candidates = torch.linspace(0.0, 1.0, 201).tolist() if candidates is None else candidates
+    best = (candidates[-1], 0.0, 0.0)
     best_precision = -1.0
-    for t in torch.linspace(0.0, 1.0, 201).tolist():
+    for t in candidates:
         answered = in_conf >= t
         right = (answered & in_correct).sum().item() * w_in
         wrong = (answered & ~in_correct).sum().item() * w_in + (oos_conf >= t).sum().item() * w_oos
@@ -80,40 +93,111 @@ def choose_threshold(
     return best
 
 
-def choose_margin(probs: torch.Tensor, targets: torch.Tensor, coin_flip: float = 0.6) -> float:
-    """Largest gap between the top two below which the top intent is right at most `coin_flip` of the time.
+def score_candidates(*scores: torch.Tensor, n: int = 400) -> list[float]:
+    """Ascending thresholds for any score: `n` quantiles of all the scores given."""
+    values = torch.cat([x.flatten().float() for x in scores if len(x)])
+    qs = torch.quantile(values, torch.linspace(0.0, 1.0, n)) if len(values) else torch.zeros(1)
+    return sorted({round(float(q), 6) for q in qs} | {float(values.max()) + 1e-6 if len(values) else 1.0})
 
-    Below it the model is guessing between two intents, so asking the customer beats answering.
+
+def clarify_choices(probs: torch.Tensor, margin: float, most: int) -> torch.Tensor:
+    """Per row, which intents a clarifying question offers: the top two and any others as close to the
+    second as the margin, at most `most` (as the router does). Boolean (rows, intents)."""
+    values, indices = probs.topk(min(most, probs.shape[1]), dim=-1)
+    offered = torch.zeros_like(values, dtype=torch.bool)
+    offered[:, :2] = True
+    if values.shape[1] > 2:
+        offered[:, 2:] = (values[:, 1:2] - values[:, 2:]) < margin
+    mask = torch.zeros_like(probs, dtype=torch.bool)
+    mask.scatter_(1, indices, offered)
+    return mask
+
+
+def clarify_figures(probs: torch.Tensor, targets: torch.Tensor, answered: torch.Tensor, asked: torch.Tensor,
+                    margin: float, most: int) -> dict:
+    """What the questions asked would do on labelled in-scope messages: their share, how often the right
+    intent is among the choices, and the accuracy of the messages answered directly."""
+    n = len(targets)
+    right_top = probs.argmax(-1) == targets
+    among = clarify_choices(probs, margin, most)[torch.arange(n), targets]
+    direct = answered & ~asked
+    return {
+        "share": asked.float().mean().item() if n else 0.0,
+        "right_among_choices": among[asked].float().mean().item() if asked.any() else None,
+        "top_wrong_right_among_choices": (among & ~right_top)[asked].float().mean().item() if asked.any() else None,
+        "direct_accuracy": right_top[direct].float().mean().item() if direct.any() else None,
+    }
+
+
+def choose_margin(probs: torch.Tensor, targets: torch.Tensor, eligible: torch.Tensor, max_share: float,
+                  most: int = 3) -> float:
+    """The gap between the top two below which asking back pays: the margin whose questions most often
+    turn a wrong top intent into a right pick (the right one is among the choices) rather than ask about
+    a right one, with at most `max_share` of the in-scope messages asked. 0 when no margin pays.
+
+    `eligible`: the messages a question may go to (answered, top two together above the floor).
     """
-    if len(targets) == 0 or probs.shape[1] < 2:
-        return 0.1
+    n = len(targets)
+    if n == 0 or probs.shape[1] < 2 or max_share <= 0:
+        return 0.0
     top2 = probs.topk(2, dim=-1)
     gap = top2.values[:, 0] - top2.values[:, 1]
-    correct = top2.indices[:, 0] == targets
-    margin = 0.05
-    for m in torch.linspace(0.05, 0.4, 36).tolist():
-        close = gap < m
-        if close.sum() >= 3 and correct[close].float().mean().item() <= coin_flip:
-            margin = m
-    return round(margin, 3)
+    right_top = top2.indices[:, 0] == targets
+    best, best_gain = 0.0, 0
+    for m in torch.linspace(0.01, 0.5, 50).tolist():
+        asked = eligible & (gap < m)
+        if asked.sum().item() > max_share * n:
+            break  # wider margins only ask more
+        among = clarify_choices(probs, m, most)[torch.arange(n), targets]
+        gain = int((asked & ~right_top & among).sum()) - int((asked & right_top).sum())
+        if gain > best_gain:
+            best, best_gain = m, gain
+    return round(best, 3)
 
 
 def calibrate(
     logits: torch.Tensor, targets: torch.Tensor, target_precision: float, oos_share: float,
-    oos_logits: torch.Tensor | None = None,
+    oos_logits: torch.Tensor | None = None, *, score: str = "max_prob", features: torch.Tensor | None = None,
+    stats: FeatureStats | None = None, oos_features: torch.Tensor | None = None,
+    oos_stats: FeatureStats | None = None, max_clarify_share: float = 0.08, choices: int = 3,
 ) -> Calibration:
-    """Fit temperature, threshold and margin on validation logits (+ real out-of-scope logits if any)."""
+    """Fit temperature, thresholds and margin on validation outputs (+ real out-of-scope ones if any).
+
+    `features`/`stats`: the validation messages' pooled features and the training data's statistics of the
+    same model; `oos_features`/`oos_stats` those of the real out-of-scope examples (by the serving model).
+    """
     temperature = fit_temperature(logits, targets)
-    if len(targets) == 0:
-        return Calibration(temperature, 0.5, 0.1, target_precision, "none", 0.0, 0.0)
+    if len(targets) == 0:  # nothing to fit a distance threshold on: the top probability at a fixed 0.5
+        return Calibration(temperature, 0.5, 0.1, target_precision, "none", 0.0, 0.0,
+                           OOSScore("max_prob").to_dict(), 0.5, oos_share)
     probs = (logits / temperature).softmax(-1)
     conf, pred = probs.max(-1)
-    if oos_logits is not None and len(oos_logits):
+    correct = pred == targets
+    has_oos = oos_logits is not None and len(oos_logits) > 0
+    if has_oos:
         oos_conf = (oos_logits / temperature).softmax(-1).max(-1).values
         evidence = "out-of-scope examples"
     else:
         oos_conf = leave_intent_out_confidence(probs, targets)
         evidence = "held-out intents (simulated)"
-    threshold, precision, coverage = choose_threshold(conf, pred == targets, oos_conf, oos_share, target_precision)
-    margin = choose_margin(probs, targets)
-    return Calibration(temperature, round(threshold, 3), margin, target_precision, evidence, precision, coverage)
+    threshold, precision, coverage = choose_threshold(conf, correct, oos_conf, oos_share, target_precision)
+
+    scorer = OOSScore.fit(score, features, logits, temperature, stats)
+    if scorer.name == "max_prob":
+        score_threshold = threshold
+        answered = conf >= threshold
+    else:
+        in_score = scorer(features, logits, temperature, stats)
+        oos_score = (scorer(oos_features, oos_logits, temperature, oos_stats) if has_oos
+                     else scorer(features, logits, temperature, stats, exclude=targets))
+        score_threshold, precision, coverage = choose_threshold(
+            in_score, correct, oos_score, oos_share, target_precision, score_candidates(in_score, oos_score))
+        answered = in_score >= score_threshold
+    top2 = probs.topk(min(2, probs.shape[1]), dim=-1).values
+    eligible = answered & (top2.sum(-1) >= threshold)
+    margin = choose_margin(probs, targets, eligible, max_clarify_share, choices)
+    gap = top2[:, 0] - top2[:, -1]
+    clarify = clarify_figures(probs, targets, answered, eligible & (gap < margin), margin, choices)
+    clarify["max_share"] = max_clarify_share
+    return Calibration(temperature, round(threshold, 3), margin, target_precision, evidence, precision, coverage,
+                       scorer.to_dict(), float(score_threshold), oos_share, clarify)

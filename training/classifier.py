@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 LABELS_FILE, CALIBRATION_FILE = "labels.json", "calibration.json"
+STATS_NAME = "oos.safetensors"  # training.oos.STATS_FILE (not imported here: that module imports torch)
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,9 @@ class Prediction:
     intent: str | None  # top intent, or None when unknown
     confidence: float  # calibrated probability of the top intent
     top: list[tuple[str, float]]  # top-k (intent, calibrated probability), best first
-    unknown: bool  # confidence below the model's answer threshold
-    ambiguous: bool  # top two closer than the margin, or only together above the threshold
+    unknown: bool  # out-of-scope score below the model's answer threshold
+    ambiguous: bool  # worth asking which: top two closer than the margin (and together above the threshold)
+    oos_score: float | None = None  # the model's out-of-scope score (training.oos; higher = more in scope)
 
 
 class Classifier(Protocol):
@@ -30,11 +32,22 @@ class Classifier(Protocol):
 class IntentClassifier:
     """A loaded model version: tokenizer, network, labels and calibration."""
 
-    def __init__(self, model, tokenizer, labels: list[str], calibration: dict, version: str, max_length: int = 64):
+    def __init__(self, model, tokenizer, labels: list[str], calibration: dict, version: str, max_length: int = 64,
+                 stats=None):
+        from training.oos import OOSScore
+
         self.model, self.tokenizer, self.labels = model, tokenizer, labels
         self.temperature = float(calibration["temperature"])
-        self.threshold = float(calibration["threshold"])
+        self.threshold = float(calibration["threshold"])  # on the calibrated top probability (top two together)
         self.margin = float(calibration["margin"])
+        # versions from before the out-of-scope score: the top probability, and its old clarify rule
+        self.legacy = "score" not in calibration
+        self.score = OOSScore.from_dict(calibration.get("score") or {"name": "max_prob"})
+        threshold = calibration.get("score_threshold")
+        self.score_threshold = self.threshold if threshold is None else float(threshold)
+        self.stats = stats  # training.oos.FeatureStats, needed by the distance scores
+        if self.score.needs_features and stats is None:
+            raise ValueError(f"model version {version}: score {self.score.name} needs its {STATS_NAME}")
         self.version, self.max_length = version, max_length
         self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
 
@@ -58,10 +71,11 @@ class IntentClassifier:
         return cls(
             model, load_tokenizer(path), json.loads((path / LABELS_FILE).read_text()),
             json.loads((path / CALIBRATION_FILE).read_text()), version, settings.get("max_length", 64),
+            load_stats(path),
         )
 
-    def logits(self, texts: Sequence[str]):
-        """Uncalibrated logits, one row per text (batched forward pass)."""
+    def outputs(self, texts: Sequence[str]):
+        """(pooled normalised features, uncalibrated logits), one row per text (batched forward pass)."""
         import torch
 
         with self._tokenizer_lock:
@@ -69,26 +83,49 @@ class IntentClassifier:
                 list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             )
         with torch.inference_mode():
-            return self.model(batch["input_ids"], batch["attention_mask"]).float()
+            features = self.model.embed(batch["input_ids"], batch["attention_mask"])
+            return features.float(), self.model.head(features).float()
+
+    def logits(self, texts: Sequence[str]):
+        """Uncalibrated logits, one row per text (batched forward pass)."""
+        return self.outputs(texts)[1]
 
     def predict(self, texts: Sequence[str], k: int = 3) -> list[Prediction]:
         if not texts:
             return []
-        return self.decide(self.logits(texts), k)
+        features, logits = self.outputs(texts)
+        return self.decide(logits, k, features)
 
-    def decide(self, logits, k: int = 3) -> list[Prediction]:
-        """Predictions from uncalibrated logits: temperature, threshold and margin applied."""
+    def scores(self, logits, features=None):
+        """The out-of-scope score of each row (higher = more in scope)."""
+        return self.score(features, logits, self.temperature, self.stats)
+
+    def decide(self, logits, k: int = 3, features=None) -> list[Prediction]:
+        """Predictions from uncalibrated logits (and features, for distance scores): temperature, score
+        threshold and margin applied."""
         probs = (logits / self.temperature).softmax(-1)
         values, indices = probs.topk(min(k, len(self.labels)), dim=-1)
-        return [self._decide(v.tolist(), i.tolist()) for v, i in zip(values, indices)]
+        scores = self.scores(logits, features).tolist()
+        return [self._decide(v.tolist(), i.tolist(), s) for v, i, s in zip(values, indices, scores)]
 
-    def _decide(self, values: list[float], indices: list[int]) -> Prediction:
+    def _decide(self, values: list[float], indices: list[int], score: float) -> Prediction:
         top = [(self.labels[i], round(p, 4)) for p, i in zip(values, indices)]
         confidence = values[0]
-        unknown = confidence < self.threshold
-        # unsure which of two: they are closer than the margin, or neither clears the threshold alone
-        # while together they do (the customer meant one of them, so asking beats guessing)
-        ambiguous = len(values) > 1 and (
-            values[0] - values[1] < self.margin or (unknown and values[0] + values[1] >= self.threshold)
-        )
-        return Prediction(None if unknown else top[0][0], confidence, top, unknown, ambiguous)
+        unknown = score < self.score_threshold
+        if self.legacy:
+            # unsure which of two: they are closer than the margin, or neither clears the threshold alone
+            # while together they do (the customer meant one of them, so asking beats guessing)
+            ambiguous = len(values) > 1 and (
+                values[0] - values[1] < self.margin or (unknown and values[0] + values[1] >= self.threshold)
+            )
+        else:  # a message the score refuses is out of scope, not a choice between two intents
+            ambiguous = len(values) > 1 and not unknown and values[0] - values[1] < self.margin
+        return Prediction(None if unknown else top[0][0], confidence, top, unknown, ambiguous, round(score, 4))
+
+
+def load_stats(path: Path):
+    """The training-feature statistics saved with a version (None before out-of-scope scores)."""
+    from training.oos import FeatureStats, load_tensors
+
+    tensors = load_tensors(path)
+    return FeatureStats.from_tensors(tensors) if "means" in tensors else None

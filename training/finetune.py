@@ -34,6 +34,14 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     device: str = "cpu"
+    # pooled features for the out-of-scope scores (training.oos): of the validation examples and the training
+    # part by the model that did not see the validation examples; `bank_*`: of all the examples the
+    # returned model was trained on (the same as fit_* unless a small-data refit ran)
+    val_features: torch.Tensor | None = None
+    fit_features: torch.Tensor | None = None
+    fit_targets: torch.Tensor | None = None
+    bank_features: torch.Tensor | None = None
+    bank_targets: torch.Tensor | None = None
 
 
 def choose_device(name: str) -> torch.device:
@@ -55,11 +63,18 @@ def finetune(
     tokenizer = load_tokenizer(base)
     run = _Run(train, val, labels, base, tokenizer, settings, device, progress)
     model, best_steps, val_logits, history = run.fit(train, val, max_steps=None)
+    val_features, fit_features = run.features(model, val), run.features(model, train)
+    bank, bank_examples = fit_features, train
     if val and len(train) + len(val) < settings.refit_below:
         # small data: the validation examples are too valuable to leave out of the final model
         model, *_ = run.fit([*train, *val], [], max_steps=best_steps, stage="refit on all data")
+        bank_examples = [*train, *val]
+        bank = run.features(model, bank_examples)
     targets = torch.tensor([labels.index(e.intent) for e in val], dtype=torch.long)
-    return FitResult(model.cpu().eval(), tokenizer, labels, val_logits, targets, history, time.time() - started, device.type)
+    index = lambda examples: torch.tensor([labels.index(e.intent) for e in examples], dtype=torch.long)  # noqa: E731
+    return FitResult(model.cpu().eval(), tokenizer, labels, val_logits, targets, history, time.time() - started,
+                     device.type, val_features=val_features, fit_features=fit_features, fit_targets=index(train),
+                     bank_features=bank, bank_targets=index(bank_examples))
 
 
 class _Run:
@@ -157,6 +172,11 @@ class _Run:
 
     def _embed_all(self, model: IntentModel, ids) -> torch.Tensor:
         return self._forward(model, ids, model.embed)
+
+    def features(self, model: IntentModel, examples) -> torch.Tensor:
+        """Pooled normalised features of `examples` (rows in their order)."""
+        ids, _ = self._encode(examples)
+        return self._embed_all(model, ids) if ids else torch.zeros(0, model.head.in_features)
 
     @torch.no_grad()
     def _forward(self, model: IntentModel, ids, function) -> torch.Tensor:

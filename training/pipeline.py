@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -33,10 +34,15 @@ class TrainResult:
         if m["validation"]:
             v = m["validation"]
             lines.append(f"  validation accuracy {100 * v['accuracy']:.1f} %, macro-F1 {100 * v['macro_f1']:.1f} %")
+        score = c.get("score", {}).get("name", "max_prob")
+        threshold = c.get("score_threshold", c["threshold"])
         lines.append(
-            f"  answers on its own when confidence >= {c['threshold']:.2f}: expected coverage "
+            f"  answers on its own when its out-of-scope score ({score}) >= {threshold:.3f}: expected coverage "
             f"{100 * c['expected_coverage']:.1f} % at precision {100 * c['expected_precision']:.1f} % "
-            f"(out-of-scope evidence: {c['oos_evidence']}); asks back when the top two are within {c['margin']:.2f}")
+            f"with {100 * (c.get('oos_share') or 0):.0f} % out-of-scope traffic (evidence: {c['oos_evidence']})")
+        share = c.get("clarify", {}).get("share")
+        lines.append(f"  asks back when the top two are within {c['margin']:.2f}"
+                     + (f" (expected for {100 * share:.1f} % of in-scope messages)" if share is not None else ""))
         return "\n".join(lines)
 
 
@@ -48,10 +54,9 @@ def train(
 
     `lineage` (retrain: parent version, warm or cold start, examples added since the parent) is kept in data.json.
     """
-    from training.calibrate import calibrate
     from training.classifier import IntentClassifier
-    from training.evaluate import report
     from training.finetune import finetune
+    from training.oos import save_tensors
 
     usable = training_examples(examples, settings)
     in_scope = [e for e in usable if e.intent != settings.oos_label]
@@ -62,25 +67,19 @@ def train(
     train_part, val_part = stratified_split(in_scope, settings.val_fraction, settings.seed)
     fit = finetune(train_part, val_part, base, settings, progress=progress)
 
-    oos_logits = None
-    calibration = calibrate(fit.val_logits, fit.val_targets, settings.target_precision, settings.oos_share)
-    classifier = IntentClassifier(fit.model, fit.tokenizer, fit.labels, calibration.to_dict(), "unsaved", settings.max_length)
-    if oos:
-        oos_logits = classifier.logits([e.text for e in oos])
-        calibration = calibrate(fit.val_logits, fit.val_targets, settings.target_precision, settings.oos_share, oos_logits)
-        classifier = IntentClassifier(fit.model, fit.tokenizer, fit.labels, calibration.to_dict(), "unsaved", settings.max_length)
+    calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)
+    classifier = IntentClassifier(fit.model, fit.tokenizer, fit.labels, calibration.to_dict(), "unsaved",
+                                  settings.max_length, stats["serving"])
+    oos_out = (tensors["oos_features"], tensors["oos_logits"]) if oos else None
     metrics = {
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "train_seconds": round(fit.seconds, 1),
         "device": fit.device,
         "examples": {"train": len(train_part), "validation": len(val_part), "out_of_scope": len(oos)},
         "history": fit.history,
-        # from the validation logits of the run that did not see them (a small-data refit does)
-        "validation": report(
-            [e.intent for e in val_part] + [e.intent for e in oos],
-            classifier.decide(fit.val_logits) + (classifier.decide(oos_logits) if oos else []),
-            calibration.threshold, settings.oos_label,
-        ) if val_part else None,
+        # from the validation outputs of the run that did not see them (a small-data refit does)
+        "validation": validation_report(classifier, calibration, val_part, oos, tensors, stats, settings)
+        if val_part else None,
         "calibration": calibration.to_dict(),
     }
     digest = data_hash(usable)
@@ -89,6 +88,7 @@ def train(
         fit.tokenizer.save_pretrained(folder)
         _write_json(folder / "labels.json", fit.labels)
         _write_json(folder / "calibration.json", calibration.to_dict())
+        save_tensors(folder, tensors)
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "settings.json", asdict(settings))
         _write_json(folder / "data.json", {
@@ -101,6 +101,61 @@ def train(
         registry.prune(settings.keep_versions)
     log.info("trained model version %s", version)
     return TrainResult(version, registry.path(version), metrics, warnings)
+
+
+def fit_calibration(fit, oos: Sequence[Example], settings: TrainSettings, classify_oos: bool = False):
+    """Calibration from a fine-tuning run's validation outputs (and the out-of-scope examples, classified by
+    the final model) -> (Calibration, {"fit": stats, "serving": stats}, tensors to save with the version).
+
+    The tensors keep the validation outputs, so `recalibrate` can refit the thresholds without training."""
+    from training.classifier import IntentClassifier
+    from training.oos import FeatureStats
+
+    classes = len(fit.labels)
+    fit_stats = FeatureStats.fit(fit.fit_features, fit.fit_targets, classes)
+    refit = len(fit.bank_targets) != len(fit.fit_targets)
+    serving = FeatureStats.fit(fit.bank_features, fit.bank_targets, classes) if refit else fit_stats
+    tensors = {**serving.tensors(), "val_logits": fit.val_logits, "val_features": fit.val_features,
+               "val_targets": fit.val_targets}
+    if refit:
+        tensors.update(fit_stats.tensors("fit_"))
+    if classify_oos and oos:
+        probe = IntentClassifier(fit.model, fit.tokenizer, fit.labels, {"temperature": 1.0, "threshold": 0.0,
+                                 "margin": 0.0}, "unsaved", settings.max_length)
+        texts = [e.text for e in oos]
+        outs = [probe.outputs(texts[i : i + 64]) for i in range(0, len(texts), 64)]
+        import torch
+
+        tensors["oos_features"] = torch.cat([f for f, _ in outs])
+        tensors["oos_logits"] = torch.cat([lg for _, lg in outs])
+    stats = {"fit": fit_stats, "serving": serving}
+    return calibrate_from(tensors, stats, settings), stats, tensors
+
+
+def calibrate_from(tensors: dict, stats: dict, settings: TrainSettings, oos_share: float | None = None):
+    """Fit the calibration on saved validation (and out-of-scope) outputs with these settings."""
+    from training.calibrate import calibrate
+
+    return calibrate(
+        tensors["val_logits"], tensors["val_targets"], settings.target_precision,
+        settings.oos_share if oos_share is None else oos_share, tensors.get("oos_logits"),
+        score=settings.oos_score, features=tensors["val_features"], stats=stats["fit"],
+        oos_features=tensors.get("oos_features"), oos_stats=stats["serving"],
+        max_clarify_share=settings.max_clarify_share,
+    )
+
+
+def validation_report(classifier, calibration, val_part, oos, tensors, stats, settings) -> dict:
+    """The evaluation report on the validation examples (+ out-of-scope ones), from their saved outputs."""
+    from training.evaluate import report
+
+    fit_view = copy.copy(classifier)
+    fit_view.stats = stats["fit"]  # validation features come from the run that did not see them
+    predictions = fit_view.decide(tensors["val_logits"], features=tensors["val_features"])
+    if oos:
+        predictions += classifier.decide(tensors["oos_logits"], features=tensors["oos_features"])
+    return report([e.intent for e in val_part] + [e.intent for e in oos], predictions, calibration.score_threshold,
+                  settings.oos_label, margin=calibration.margin, pair_floor=calibration.threshold)
 
 
 def training_examples(examples: Sequence[Example], settings: TrainSettings) -> list[Example]:
@@ -116,3 +171,34 @@ def check_trainable(examples: Sequence[Example]) -> None:
 
 def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2, default=str))
+
+
+def saved_outputs(path: Path) -> tuple[dict, dict]:
+    """A version's saved validation outputs and feature statistics -> (tensors, {"fit", "serving"} stats)."""
+    from training.oos import STATS_FILE, FeatureStats, load_tensors
+
+    tensors = load_tensors(path)
+    if "val_logits" not in tensors:
+        raise ValueError(f"model version {path.name} has no saved validation outputs ({STATS_FILE}): it predates "
+                         "out-of-scope scores; train a new version")
+    serving = FeatureStats.from_tensors(tensors)
+    fit = FeatureStats.from_tensors(tensors, "fit_") if "fit_means" in tensors else serving
+    return tensors, {"fit": fit, "serving": serving}
+
+
+def recalibrate(path: Path, settings: TrainSettings, oos: Sequence[Example] = (), oos_share: float | None = None):
+    """Refit a version's score threshold and margin from its saved validation outputs (no fine-tuning), with
+    these settings and, when given, new out-of-scope examples (they replace the saved ones).
+    -> (Calibration, tensors to save)."""
+    import torch
+
+    from training.classifier import IntentClassifier
+
+    tensors, stats = saved_outputs(path)
+    if oos:
+        probe = IntentClassifier.load(path)
+        texts = [e.text for e in oos]
+        outs = [probe.outputs(texts[i : i + 64]) for i in range(0, len(texts), 64)]
+        tensors = {**tensors, "oos_features": torch.cat([f for f, _ in outs]),
+                   "oos_logits": torch.cat([lg for _, lg in outs])}
+    return calibrate_from(tensors, stats, settings, oos_share), tensors

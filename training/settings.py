@@ -29,7 +29,9 @@ class TrainSettings:
     seed: int = setting(13, "Random seed for splits, initialisation and shuffling.")
     device: str = setting("auto", "auto (CUDA with mixed precision when present, else CPU), cpu or cuda.")
     target_precision: float = setting(0.9, "Precision of answered messages the answer threshold is chosen to reach.")
-    oos_share: float = setting(0.3, "Expected share of out-of-scope messages, used when choosing the threshold.")
+    oos_share: float = setting(0.4, "Expected share of out-of-scope messages, used when choosing the threshold (live customer-service bots see 42-72 %; `calibrate --oos-share auto` measures it from reviewed traffic).")
+    oos_score: str = setting("mahalanobis+max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy, mahalanobis (distance to the intents' means), knn (cosine to the nearest training examples), or a '+' combination of them (standardised, averaged). Chosen in benchmarks/bench_oos.py.")
+    max_clarify_share: float = setting(0.08, "Most share of in-scope messages that may get a clarifying question; the margin is fitted within it.")
     oos_label: str = setting("out_of_scope", "Intent name that marks out-of-scope examples (used for calibration only).")
     quantize: bool = setting(False, "Serve a dynamically int8-quantised copy of the model (CPU).")
     keep_versions: int = setting(5, "Model versions kept on disk; older ones are pruned (the serving one never).")
@@ -48,9 +50,16 @@ class TrainSettings:
             "device": self.device in ("auto", "cpu", "cuda"),
             "target_precision": 0 < self.target_precision < 1,
             "oos_share": 0 <= self.oos_share < 1,
+            "oos_score": _known_score(self.oos_score),
+            "max_clarify_share": 0 <= self.max_clarify_share <= 1,
             "keep_versions": self.keep_versions >= 1,
         }
         refuse_invalid(self, "training", checks)
+
+
+def _known_score(name: str) -> bool:
+    parts = [p.strip() for p in name.split("+")]
+    return bool(parts) and all(p in ("max_prob", "energy", "mahalanobis", "knn") for p in parts)  # training.oos.PARTS
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,12 @@ def test_version_folder_holds_everything_a_version_needs(three):
 def test_unknown_below_threshold_and_top_k_sorted(three):
     result, _ = three
     classifier = IntentClassifier.load(result.path)
-    classifier.threshold = 1.01  # nothing can clear it
+    classifier.score_threshold = 1e9  # nothing can clear it
     p = classifier.predict(["where is my parcel"], k=3)[0]
     assert p.unknown and p.intent is None
     assert [prob for _, prob in p.top] == sorted((prob for _, prob in p.top), reverse=True)
     assert abs(sum(prob for _, prob in p.top) - 1.0) < 1e-3
-    classifier.threshold = 0.0
+    classifier.score_threshold = -1e9
     assert classifier.predict(["where is my parcel"])[0].intent == "track"
 
 
