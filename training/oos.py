@@ -64,7 +64,8 @@ class FeatureStats:
         scale = float(cov.diagonal().mean().clamp(min=1e-6))
         shrunk = (1 - SHRINKAGE) * cov + SHRINKAGE * scale * torch.eye(dim, dtype=torch.double)
         precision = torch.linalg.inv(shrunk)
-        return cls(means.float(), precision.float(), features.float(), targets.clone())
+        return cls(means.float().contiguous(), precision.float().contiguous(), features.float().contiguous(),
+                   targets.clone().contiguous())
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         return {f"{prefix}means": self.means, f"{prefix}precision": self.precision,
@@ -109,10 +110,11 @@ def raw_score(part: str, features: torch.Tensor, logits: torch.Tensor, temperatu
 
 def mahalanobis(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
     """Squared Mahalanobis distance of every row to every class mean: (rows, classes)."""
-    x = features.float()
+    x, means, precision = features.double(), means.double(), precision.double()  # float32 loses digits here
     xp = x @ precision
     mp = means @ precision
-    return ((xp * x).sum(-1, keepdim=True) - 2 * xp @ means.T + (mp * means).sum(-1).unsqueeze(0)).clamp(min=0)
+    d = (xp * x).sum(-1, keepdim=True) - 2 * xp @ means.T + (mp * means).sum(-1).unsqueeze(0)
+    return d.clamp(min=0).float()
 
 
 @dataclass

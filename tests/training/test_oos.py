@@ -1,0 +1,174 @@
+"""Known answers for the out-of-scope scores on synthetic clusters, the clarify bound, and a version's round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from training.calibrate import calibrate, choose_margin
+from training.oos import FeatureStats, OOSScore, auroc, parts_of, raw_score
+
+DIM, CLASSES = 16, 3
+
+
+def _clusters(n=60, spread=0.4, seed=0):
+    """Three tight clusters on the unit sphere (along the first three axes); logits as a linear head would give."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.eye(DIM)[:CLASSES]
+    targets = torch.arange(CLASSES).repeat_interleave(n)
+    features = F.normalize(centres[targets] + spread * torch.randn(len(targets), DIM, generator=g), dim=-1)
+    return features, targets, centres
+
+
+def _logits(features, centres):
+    return 8 * features @ centres.T
+
+
+@pytest.mark.parametrize("part", ["mahalanobis", "knn", "max_prob", "energy"])
+def test_a_point_at_a_class_mean_scores_in_scope_and_a_far_one_does_not(part):
+    features, targets, centres = _clusters()
+    stats = FeatureStats.fit(features, targets, CLASSES)
+    # far: a direction no class lies in, with the logits a head gives it (all near zero)
+    far = F.normalize(torch.eye(DIM)[DIM - 1 : DIM] + 0.01, dim=-1)  # a direction no class lies in
+    at_mean = F.normalize(stats.means[1:2], dim=-1)
+    near, away = (raw_score(part, x, _logits(x, centres), 1.0, stats).item() for x in (at_mean, far))
+    assert near > away
+
+
+@pytest.mark.parametrize("score", ["mahalanobis", "knn", "mahalanobis+max_prob", "energy"])
+def test_fitted_threshold_refuses_far_points_and_answers_class_means(score):
+    features, targets, centres = _clusters()
+    train, val = slice(0, None, 2), slice(1, None, 2)
+    stats = FeatureStats.fit(features[train], targets[train], CLASSES)
+    logits = _logits(features, centres)
+    cal = calibrate(logits[val], targets[val], target_precision=0.9, oos_share=0.4, score=score,
+                    features=features[val], stats=stats)
+    scorer = OOSScore.from_dict(cal.score)
+    assert scorer.name == score and cal.oos_evidence == "held-out intents (simulated)"
+    # far from every class: the side of the sphere opposite all three (further than they are from each other)
+    away = -torch.eye(DIM)[:CLASSES].sum(0, keepdim=True)
+    far = F.normalize(away + 0.3 * torch.randn(50, DIM, generator=torch.Generator().manual_seed(3)), dim=-1)
+    means = F.normalize(stats.means, dim=-1)
+    far_scores = scorer(far, _logits(far, centres), cal.temperature, stats)
+    mean_scores = scorer(means, _logits(means, centres), cal.temperature, stats)
+    assert (far_scores < cal.score_threshold).all()
+    assert (mean_scores >= cal.score_threshold).all()
+
+
+def test_held_out_score_is_what_the_message_gets_without_its_own_intent():
+    features, targets, centres = _clusters()
+    stats = FeatureStats.fit(features, targets, CLASSES)
+    # (not max_prob: renormalised over the two intents left, its top is at least 0.5 however far the message is)
+    for part in ("mahalanobis", "knn", "energy"):
+        seen = raw_score(part, features, _logits(features, centres), 1.0, stats)
+        unseen = raw_score(part, features, _logits(features, centres), 1.0, stats, exclude=targets)
+        assert (unseen < seen).float().mean() > 0.95, part
+    # Mahalanobis with its own class excluded is the distance to the nearest other mean
+    x = features[:1]
+    dist = torch.stack([((x - m) @ stats.precision @ (x - m).T).squeeze() for m in stats.means])
+    held = raw_score("mahalanobis", x, _logits(x, centres), 1.0, stats, exclude=targets[:1])
+    assert held.item() == pytest.approx(-dist[1:].min().item() / DIM, rel=1e-3)
+
+
+def test_combination_standardises_its_parts_on_in_scope_messages():
+    features, targets, centres = _clusters()
+    stats = FeatureStats.fit(features, targets, CLASSES)
+    logits = _logits(features, centres)
+    score = OOSScore.fit("mahalanobis+knn", features, logits, 1.0, stats)
+    assert set(score.loc) == {"mahalanobis", "knn"}
+    values = score(features, logits, 1.0, stats)
+    assert abs(values.mean().item()) < 1e-4  # each part has mean 0 on the messages it was fitted on
+    assert OOSScore.from_dict(json.loads(json.dumps(score.to_dict()))).loc == score.loc
+
+
+def test_unknown_score_names_are_refused():
+    assert parts_of("knn+max_prob") == ["knn", "max_prob"]
+    with pytest.raises(ValueError, match="unknown out-of-scope score"):
+        parts_of("mahalanobis+cosine")
+
+
+def test_auroc_known_answers():
+    assert auroc([3, 4, 5], [0, 1]) == 1.0
+    assert auroc([0, 1], [3, 4]) == 0.0
+    assert auroc([1, 1], [1, 1]) == 0.5
+    assert auroc([1, 3], [2]) == 0.5
+    assert auroc([1, 2], []) is None
+
+
+def _tempting(n=1000, seed=0):
+    """A validation set that tempts a wide margin: 40 % of messages have two intents 0.3 apart with the top
+    one wrong half the time; among the rest, a few close calls (gap < 0.05) whose top one is usually wrong."""
+    g = torch.Generator().manual_seed(seed)
+    classes = 6
+    probs = torch.zeros(n, classes)
+    targets = torch.zeros(n, dtype=torch.long)
+    for i in range(n):
+        a, b = torch.randperm(classes, generator=g)[:2].tolist()
+        if i < 0.4 * n:
+            probs[i, a], probs[i, b] = 0.6, 0.3
+            targets[i] = a if i % 2 else b
+        elif i < 0.45 * n:
+            probs[i, a], probs[i, b] = 0.48, 0.46
+            targets[i] = b if i % 5 else a  # top wrong 4 times in 5, the right one always offered
+        else:
+            probs[i, a], probs[i, b] = 0.95, 0.01
+            targets[i] = a
+    probs = probs + 1e-4
+    return probs / probs.sum(-1, keepdim=True), targets
+
+
+def test_margin_stays_within_the_clarify_share_on_a_set_that_tempts_a_wide_one():
+    probs, targets = _tempting()
+    eligible = torch.ones(len(targets), dtype=torch.bool)
+    top2 = probs.topk(2, dim=-1).values
+    gap = top2[:, 0] - top2[:, 1]
+    margin = choose_margin(probs, targets, eligible, max_share=0.08)
+    asked = (gap < margin).float().mean().item()
+    assert 0 < margin and asked <= 0.08
+    # the close calls are worth a question and are asked; the 0.3 gaps (right half the time) are not
+    assert asked == pytest.approx(0.05, abs=0.005)
+    assert choose_margin(probs, targets, eligible, max_share=0.5) < 0.3  # even unbounded, a coin flip does not pay
+    # the old rule (widest margin at which the top one is right at most 60 % of the time) asked 45 %
+    assert ((gap < 0.4).float().mean().item()) > 0.4
+
+
+def test_margin_is_zero_when_no_question_pays():
+    probs, targets = _tempting()
+    right = probs.argmax(-1)  # every top intent right: a question is always needless
+    assert choose_margin(probs, right, torch.ones(len(right), dtype=torch.bool), max_share=0.5) == 0.0
+
+
+def test_calibration_reports_clarify_figures_within_the_bound():
+    probs, targets = _tempting()
+    cal = calibrate(probs.log(), targets, target_precision=0.5, oos_share=0.0, max_clarify_share=0.08)
+    assert 0 < cal.clarify["share"] <= 0.08 and cal.clarify["right_among_choices"] == 1.0
+
+
+def test_saved_version_round_trips_its_score_parameters(tiny_settings, tmp_path):
+    from dataclasses import replace
+
+    from training.classifier import IntentClassifier
+    from training.oos import load_tensors
+    from training.pipeline import recalibrate, train
+    from training.registry import ModelRegistry
+    from training.store import Example
+
+    words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
+    examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
+    settings = replace(tiny_settings, oos_score="mahalanobis+knn")
+    result = train(examples, settings, ModelRegistry(tmp_path), progress=False)
+    saved = json.loads((result.path / "calibration.json").read_text())
+    assert saved["score"]["name"] == "mahalanobis+knn" and set(saved["score"]["loc"]) == {"mahalanobis", "knn"}
+    first, second = IntentClassifier.load(result.path), IntentClassifier.load(result.path)
+    assert first.score.to_dict() == saved["score"] and first.score_threshold == saved["score_threshold"]
+    assert torch.equal(first.stats.precision, second.stats.precision)
+    texts = ["parcel 1", "pizza recipe tonight", "refund 2"]
+    a, b = first.predict(texts), second.predict(texts)
+    assert a == b and all(p.oos_score is not None for p in a)
+    # the thresholds refit from the saved validation outputs come out as when trained
+    again, tensors = recalibrate(result.path, settings)
+    assert again.to_dict() == saved
+    assert set(load_tensors(result.path)) >= {"means", "precision", "bank", "val_logits", "val_features"}
