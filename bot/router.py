@@ -4,7 +4,8 @@ Routes: template (a confident intent with an answer), smalltalk (greetings, than
 the knowledge base), clarify (top intents too close: ask which), knowledge (no confident intent, or
 the intent routes there), fallback (nothing good: offer a person, with links to articles worth a look),
 handoff (asked for, routed there, or too many failures in a row). Thresholds come from the serving
-model's calibration, via `Prediction.unknown` / `.ambiguous` and `model.threshold`; none are constants here.
+model's calibration, via `Prediction.unknown` (the out-of-scope score below its threshold) / `.ambiguous` and
+`model.threshold` (the probability the top two must reach together); none are constants here.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Decision:
     reason: str
     intent: str | None = None
     confidence: float = 0.0  # calibrated probability of `intent` (or of the top intent when none)
+    oos_score: float | None = None  # the model's out-of-scope score (training.oos; answered when above its threshold)
     alternatives: tuple[tuple[str, float], ...] = ()
     sources: tuple[Source, ...] = ()
     model_version: str = ""
@@ -256,6 +258,7 @@ class Router:
         decision = Decision(
             route=route, reason=reason, intent=intent or (p.intent if p else None),
             confidence=round(float(p.confidence), 4) if p else 0.0,
+            oos_score=None if p is None or p.oos_score is None else round(float(p.oos_score), 4),
             alternatives=tuple((name, round(float(c), 4)) for name, c in p.top) if p else (),
             sources=sources, model_version=self.model.version,
             kb_score=None if kb_score is None else round(float(kb_score), 4), slot=slot, flags=flags,

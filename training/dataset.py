@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import random
 from collections import Counter, defaultdict
@@ -64,6 +65,30 @@ def read_examples(path: Path, source: str = "file") -> LoadedData:
     return LoadedData(examples, warnings + single_example_warnings(examples, str(path)))
 
 
+def read_messages(path: Path, label: str) -> list[Example]:
+    """Messages all of one label (out-of-scope ones for `calibrate --oos`): a CSV/TSV/JSON-lines file with a
+    text column (an intent column is ignored), or a plain text file with one message a line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
+        content = path.read_text(encoding="utf-8-sig")
+        if path.suffix.lower() == ".jsonl":
+            texts = [str(next((row[c] for c in TEXT_COLUMNS if c in row), "")) for row in map(json.loads, filter(str.strip, content.splitlines()))]
+        else:
+            reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            column = next((c for c in reader.fieldnames or [] if c.strip().lower() in TEXT_COLUMNS), None)
+            if column is None:
+                raise DataError(f"{path}: no text column (one of {', '.join(TEXT_COLUMNS)}); columns: {reader.fieldnames}")
+            texts = [row[column] or "" for row in reader]
+    else:
+        texts = path.read_text(encoding="utf-8").splitlines()
+    examples = [Example(t.strip(), label, source="file", provenance=path.name) for t in texts if t.strip()]
+    if not examples:
+        raise DataError(f"{path}: no messages")
+    return examples
+
+
 FEW_EXAMPLES = 5  # below this an intent is a guess, whatever the model
 
 
@@ -85,7 +110,8 @@ def few_example_warnings(examples: Sequence[Example], where: str, minimum: int =
 
 
 def _csv_rows(path: Path, content: str, delimiter: str):
-    reader = csv.reader(content.splitlines(), delimiter=delimiter)
+    # a file object, not split lines: a quoted field may hold line breaks and is still one field
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     header = [h.strip().lower() for h in next(reader, [])]
     text_col = next((header.index(c) for c in TEXT_COLUMNS if c in header), None)
     intent_col = next((header.index(c) for c in INTENT_COLUMNS if c in header), None)
@@ -94,7 +120,9 @@ def _csv_rows(path: Path, content: str, delimiter: str):
         raise DataError(
             f"{path}:1: header {header} lacks {missing} (text: one of {TEXT_COLUMNS}; intent: one of {INTENT_COLUMNS})"
         )
-    for line, row in enumerate(reader, start=2):
+    start = reader.line_num + 1
+    for row in reader:
+        line, start = start, reader.line_num + 1  # this row's first physical line; the next row's
         if not row:
             continue
         if len(row) != len(header):

@@ -202,3 +202,44 @@ def recalibrate(path: Path, settings: TrainSettings, oos: Sequence[Example] = ()
         tensors = {**tensors, "oos_features": torch.cat([f for f, _ in outs]),
                    "oos_logits": torch.cat([lg for _, lg in outs])}
     return calibrate_from(tensors, stats, settings, oos_share), tensors
+
+
+REVIEWED_MINIMUM = 50  # reviewed messages needed before their out-of-scope share stands for the traffic's
+
+
+def reviewed_oos_share(examples: Sequence[Example], oos_label: str, minimum: int = REVIEWED_MINIMUM):
+    """The share of reviewed messages (source `review`) a reviewer marked out of scope -> (share or None when
+    fewer than `minimum`, how many were reviewed). The review queue leans towards messages the bot was unsure
+    of, so this share is an upper estimate of the traffic's."""
+    reviewed = [e for e in examples if e.source == "review" and e.intent]
+    if len(reviewed) < minimum:
+        return None, len(reviewed)
+    share = sum(e.intent == oos_label for e in reviewed) / len(reviewed)
+    return min(share, 0.95), len(reviewed)
+
+
+def write_recalibrated(path: Path, registry: ModelRegistry, calibration, tensors: dict, settings: TrainSettings,
+                       extra_oos: int = 0) -> str:
+    """A new version with `path`'s weights and tokenizer and the new calibration -> its name."""
+    import shutil
+
+    from training.oos import STATS_FILE, save_tensors
+
+    data = json.loads((path / "data.json").read_text())
+    metrics = json.loads((path / "metrics.json").read_text())
+    skip = {"VERSION", "calibration.json", STATS_FILE, "metrics.json", "data.json", "settings.json", "gate.json",
+            "evaluation.json", "evaluation.md"}
+    with registry.new_version(data.get("hash", "recalibrated")) as folder:
+        for item in path.iterdir():
+            if item.name not in skip and item.is_file():
+                shutil.copy2(item, folder / item.name)
+        save_tensors(folder, tensors)
+        _write_json(folder / "calibration.json", calibration.to_dict())
+        _write_json(folder / "settings.json", asdict(settings))
+        metrics.update(calibration=calibration.to_dict(), recalibrated_from=path.name,
+                       recalibrated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if extra_oos:
+            metrics.setdefault("examples", {})["out_of_scope"] = extra_oos
+        _write_json(folder / "metrics.json", metrics)
+        _write_json(folder / "data.json", {**data, "recalibrated_from": path.name})
+    return registry.written

@@ -1,4 +1,5 @@
-"""`run_bot.py train` and `evaluate`: the intent model of a bot folder (its versions: `bot/cli/models.py`)."""
+"""`run_bot.py train`, `evaluate` and `calibrate`: the intent model of a bot folder (its versions:
+`bot/cli/models.py`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,21 @@ def register(sub) -> None:
                    help="replay conversation tests turn by turn through the router instead (default file: the bot "
                         "folder's conversations.yaml, written by a Rasa migration) and list the turns that now get "
                         "a different reply")
+    p.add_argument("--predictions", type=Path, metavar="FILE", help="also write one CSV row per message: text, label, "
+                   "decision, intent, calibrated confidence, out-of-scope score, top-k")
+
+    p = command(sub, "calibrate", calibrate_cmd, "refit a version's out-of-scope threshold and clarify margin (new "
+                "settings, new out-of-scope examples) into a new version, without fine-tuning again",
+                "  python run_bot.py calibrate --bot mybot --set train.oos_share=0.5\n"
+                "  python run_bot.py calibrate --bot mybot --oos offtopic.csv --no-promote\n"
+                "  python run_bot.py calibrate --bot mybot --oos-share reviews --set train.oos_score=mahalanobis")
+    add_bot_args(p)
+    p.add_argument("--model", help="version to refit (default: the serving one)")
+    p.add_argument("--oos", type=Path, metavar="FILE", help="out-of-scope messages (CSV/TSV/JSON lines; a text column, "
+                   "an intent column is optional) that replace the version's own for fitting the threshold")
+    p.add_argument("--oos-share", dest="oos_share", metavar="SHARE|reviews", help="expected out-of-scope share "
+                   "(default train.oos_share); 'reviews': the share of reviewed messages marked out of scope")
+    p.add_argument("--no-promote", action="store_true", help="save the version without making it the serving one")
 
 
 def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
@@ -88,7 +104,7 @@ def train(args: argparse.Namespace) -> int:
 
 def evaluate_cmd(args: argparse.Namespace) -> int:
     from training.classifier import IntentClassifier
-    from training.evaluate import evaluate, markdown, write_report
+    from training.evaluate import evaluate, markdown, prediction_rows, write_predictions, write_report
     from training.registry import ModelRegistry
 
     folder = open_bot(args)
@@ -100,11 +116,58 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     if args.conversations is not None:
         return replay_conversations(folder, classifier, args.conversations, args.out or path)
     examples = _evaluation_examples(folder, args.data)
-    result = evaluate(classifier, examples, folder.settings.train.oos_label)
+    predictions: list = []
+    oos_label = folder.settings.train.oos_label
+    result = evaluate(classifier, examples, oos_label, predictions=predictions)
     result["model_version"] = classifier.version
+    result["score"] = classifier.score.name
     json_path, md_path = write_report(result, args.out or path)
     print(markdown(result).split("\n## Per intent")[0])
     print(f"reports: {json_path}, {md_path}")
+    if args.predictions:
+        write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold), args.predictions)
+        print(f"predictions: {args.predictions} ({len(predictions)} rows)")
+    return 0
+
+
+def calibrate_cmd(args: argparse.Namespace) -> int:
+    from knowledge.database import connect
+    from training.dataset import read_messages
+    from training.pipeline import recalibrate, reviewed_oos_share, write_recalibrated
+    from training.registry import ModelRegistry
+    from training.store import ExampleStore
+
+    folder = open_bot(args)
+    settings = folder.settings.train
+    registry = ModelRegistry(folder.settings.models_path)
+    path = registry.path(args.model) if args.model else registry.current_path()
+    if path is None:
+        raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
+    share = None
+    if args.oos_share == "reviews":
+        share, reviewed = reviewed_oos_share(ExampleStore(connect(folder.settings.db_path)).examples(), settings.oos_label)
+        if share is None:
+            raise ValueError(f"only {reviewed} reviewed messages: too few to estimate the out-of-scope share "
+                             "(review more, or give --oos-share 0.5)")
+        print(f"out-of-scope share from {reviewed} reviewed messages: {100 * share:.1f} %")
+    elif args.oos_share is not None:
+        share = float(args.oos_share)
+        if not 0 <= share < 1:
+            raise ValueError(f"--oos-share {args.oos_share}: a share from 0 to below 1, or 'reviews'")
+    oos = read_messages(args.oos, settings.oos_label) if args.oos else []
+    calibration, tensors = recalibrate(path, settings, oos, share)
+    version = write_recalibrated(path, registry, calibration, tensors, settings, extra_oos=len(oos))
+    if not args.no_promote:
+        registry.promote(version)
+    before = json.loads((path / "calibration.json").read_text())
+    c = calibration
+    print(f"{path.name} -> {version} ({'serving it now' if not args.no_promote else 'not promoted'})")
+    print(f"  score {before.get('score', {}).get('name', 'max_prob')} >= {before.get('score_threshold', before['threshold']):.4f}"
+          f" -> {c.score['name']} >= {c.score_threshold:.4f}; expected coverage {100 * c.expected_coverage:.1f} % at "
+          f"precision {100 * c.expected_precision:.1f} % with {100 * c.oos_share:.0f} % out of scope "
+          f"(evidence: {c.oos_evidence})")
+    print(f"  margin {before['margin']:.2f} -> {c.margin:.2f} (questions expected for {100 * c.clarify.get('share', 0):.1f} %"
+          " of in-scope messages)")
     return 0
 
 

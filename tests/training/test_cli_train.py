@@ -42,7 +42,7 @@ def test_train_evaluate_and_models(bot, tmp_path, capsys):
     assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "intents.yaml: 12 new examples" in out and "model version" in out
-    assert re.search(r"validation accuracy \d+\.\d %", out) and "answers on its own when confidence >= " in out
+    assert re.search(r"validation accuracy \d+\.\d %", out) and "answers on its own when its out-of-scope score (mahalanobis+max_prob) >= " in out
     assert re.search(r"expected coverage \d+\.\d % at precision", out)
     versions = sorted((tmp_path / "state" / "models").glob("2*"))
     assert len(versions) == 1
@@ -51,7 +51,8 @@ def test_train_evaluate_and_models(bot, tmp_path, capsys):
     assert run_bot.main(["evaluate", "--bot", str(bot)]) == 0
     report = json.loads((versions[0] / "evaluation.json").read_text())
     assert report["in_scope"] == 3 and report["out_of_scope"] == 1
-    assert "oos_recall" in report and len(report["coverage_precision"]) >= 20
+    curve = report["coverage_precision"]
+    assert "oos_recall" in report and sum(r["chosen"] for r in curve) == 1 and max(r["coverage"] for r in curve) == 1.0
     assert "# Intent model evaluation" in (versions[0] / "evaluation.md").read_text()
 
     assert run_bot.main(["train", "--bot", str(bot), "--quiet", "--set", "train.epochs=1"]) == 0
@@ -93,3 +94,57 @@ def test_golden_set_retrain_and_the_models_commands(bot, tmp_path, capsys):
     assert "warm from " + first in listing or "cold from " + first in listing
     assert run_bot.main(["models", "promote", "nope", "--bot", str(bot)]) == 2
     assert "no model version 'nope'" in capsys.readouterr().err
+
+
+def test_evaluate_reports_the_serving_decision_and_writes_one_row_per_message(bot, tmp_path, capsys):
+    import csv
+
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    rows_file = tmp_path / "out" / "predictions.csv"
+    assert run_bot.main(["evaluate", "--bot", str(bot), "--predictions", str(rows_file), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "at the serving decision, in scope: answered right" in out and "out-of-scope AUROC" in out
+    assert "MCC (out of scope as its own class)" in out and "clarifying questions (margin" in out
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    d = report["decision"]
+    assert sum(d.values()) == pytest.approx(1.0)
+    assert 0.0 <= report["auroc"] <= 1.0 and -1.0 <= report["mcc"] <= 1.0
+    assert report["score"] == "mahalanobis+max_prob"
+    with open(rows_file, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["text"] for r in rows] == ["where is my package", "money back", "password reset", "weather football"]
+    assert rows[3]["label"] == "out_of_scope" and all(r["decision"] in ("answer", "refuse", "clarify") for r in rows)
+    assert all(r["oos_score"] and r["top_k"].count(":") == 3 for r in rows)
+    # a row is right when the bot would do the right thing with it, and the report agrees
+    in_scope_right = sum(r["right"] == "True" for r in rows[:3])
+    assert in_scope_right == round(d["answered_right"] * 3)
+
+
+def test_calibrate_refits_thresholds_into_a_new_version_without_training(bot, tmp_path, capsys):
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    models = tmp_path / "state" / "models"
+    [first] = sorted(models.glob("2*"))
+    offtopic = tmp_path / "offtopic.txt"
+    offtopic.write_text("weather tomorrow\nfootball scores\npizza recipe\n")
+    capsys.readouterr()
+    assert run_bot.main(["calibrate", "--bot", str(bot), "--oos", str(offtopic), "--set", "train.oos_share=0.6"]) == 0
+    out = capsys.readouterr().out
+    second = (models / "CURRENT").read_text().strip()
+    assert second != first.name and f"{first.name} -> {second}" in out
+    calibration = json.loads((models / second / "calibration.json").read_text())
+    assert calibration["oos_share"] == 0.6 and calibration["oos_evidence"] == "out-of-scope examples"
+    assert (models / second / "model.safetensors").read_bytes() == (first / "model.safetensors").read_bytes()
+    assert json.loads((models / second / "data.json").read_text())["recalibrated_from"] == first.name
+    assert run_bot.main(["calibrate", "--bot", str(bot), "--oos-share", "reviews"]) == 2
+    assert "too few to estimate" in capsys.readouterr().err
+
+
+def test_quoted_multi_line_csv_fields_are_one_field(tmp_path):
+    from training.dataset import read_examples
+
+    data = tmp_path / "ml.csv"
+    data.write_text('text,intent\n"where is\nmy parcel, please",track\nrefund please,refund\n')
+    loaded = read_examples(data)
+    assert [(e.text, e.intent) for e in loaded.examples] == [("where is\nmy parcel, please", "track"),
+                                                              ("refund please", "refund")]
+    assert loaded.examples[1].provenance == "ml.csv:4"  # lines counted as in the file
