@@ -17,10 +17,14 @@ def register(sub) -> None:
     p = command(sub, "train", train, "fine-tune, calibrate and evaluate a new intent-model version, then serve it",
                 "  python run_bot.py train                          the demo store bot\n"
                 "  python run_bot.py train --bot mybot --data more.csv\n"
+                "  python run_bot.py train --bot mybot --data train.csv --only     exactly this file\n"
                 "  python run_bot.py train --bot mybot --set train.epochs=2 --no-promote")
     add_bot_args(p)
     p.add_argument("--data", type=Path, action="append", default=[],
-                   help="extra labelled examples (CSV/TSV with text,intent columns, or JSON lines) added to the store")
+                   help="labelled examples (CSV/TSV with text,intent columns, or JSON lines) added to the bot's example "
+                   "store: kept, and trained on again by every later train and retrain, with intents.yaml's")
+    p.add_argument("--only", action="store_true", help="train on exactly the --data files (duplicates and "
+                   "conflicting labels dropped and counted), without intents.yaml or the store, which stay untouched")
     p.add_argument("--no-promote", action="store_true", help="save the version without making it the serving one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -84,15 +88,24 @@ def train(args: argparse.Namespace) -> int:
 
     folder = open_bot(args)
     settings = folder.settings
-    store = ExampleStore(connect(settings.db_path))
-    added = store.add(folder.seed_examples())
-    print(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
+    if args.only and not args.data:
+        raise ValueError("--only trains on exactly the --data files: give at least one")
+    # --only: a scratch store in memory, so duplicates and conflicts are dropped exactly as the bot's store does
+    store = ExampleStore(connect(None if args.only else settings.db_path))
+    if not args.only:
+        added = store.add(folder.seed_examples())
+        print(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
     for file in args.data:
         loaded = read_examples(file)
         for warning in loaded.warnings:
             print(f"warning: {warning}")
         result = store.add(loaded.examples)
-        print(f"{file}: {result.added} new examples, {result.duplicates} already stored, {len(result.conflicts)} conflicts")
+        print(f"{file}: {len(loaded.examples)} rows, {result.added} new examples, {result.duplicates} duplicates "
+              f"skipped ({len(result.conflicts)} of them with a conflicting label: the first label stored is kept)")
+        for conflict in result.conflicts[:5]:
+            print(f"  conflict: {conflict}")
+    if args.only:
+        print("training on exactly these files (the bot's example store is not used or changed)")
     result = train_model(store.examples(), settings.train, ModelRegistry(settings.models_path),
                          progress=not args.quiet, promote=not args.no_promote)
     for warning in result.warnings:

@@ -148,3 +148,20 @@ def test_quoted_multi_line_csv_fields_are_one_field(tmp_path):
     assert [(e.text, e.intent) for e in loaded.examples] == [("where is\nmy parcel, please", "track"),
                                                               ("refund please", "refund")]
     assert loaded.examples[1].provenance == "ml.csv:4"  # lines counted as in the file
+
+
+def test_train_only_uses_exactly_the_given_file_and_counts_what_it_drops(bot, tmp_path, capsys):
+    data = tmp_path / "exact.csv"
+    data.write_text("text,intent\nparcel late,track\nParcel late!,track\nmoney back,refund\nmoney back,login\n"
+                    "reset password,login\npassword gone,login\nrefund me,refund\nwhere parcel,track\n")
+    assert run_bot.main(["train", "--bot", str(bot), "--data", str(data), "--only", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "8 rows, 6 new examples, 2 duplicates skipped (1 of them with a conflicting label" in out
+    assert "intents.yaml: " not in out
+    [version] = (tmp_path / "state" / "models").glob("2*")
+    assert json.loads((version / "data.json").read_text())["examples"] == 6
+    from knowledge.database import connect
+    from training.store import ExampleStore
+
+    db = tmp_path / "state" / "supportbot.db"
+    assert not db.exists() or ExampleStore(connect(db)).examples() == []  # the bot's store is untouched
