@@ -50,6 +50,18 @@ class FeatureStats:
     bank: torch.Tensor  # (examples, dim) training features
     bank_labels: torch.Tensor  # (examples,)
 
+    def __post_init__(self) -> None:
+        # what every Mahalanobis distance reuses, in float64 (float32 loses digits in the expanded form)
+        self._precision64 = self.precision.double()
+        self._mp = self.means.double() @ self._precision64  # (classes, dim)
+        self._mpm = (self._mp * self.means.double()).sum(-1)  # (classes,)
+
+    def mahalanobis(self, features: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distance of every row to every class mean: (rows, classes)."""
+        x = features.double()
+        d = ((x @ self._precision64) * x).sum(-1, keepdim=True) - 2 * x @ self._mp.T + self._mpm.unsqueeze(0)
+        return d.clamp(min=0).float()
+
     @classmethod
     def fit(cls, features: torch.Tensor, targets: torch.Tensor, classes: int) -> "FeatureStats":
         features = features.double()
@@ -93,7 +105,7 @@ def raw_score(part: str, features: torch.Tensor, logits: torch.Tensor, temperatu
             scaled[torch.arange(len(exclude)), exclude] = float("-inf")
         return temperature * torch.logsumexp(scaled, -1)
     if part == "mahalanobis":
-        dist = mahalanobis(features, stats.means, stats.precision)
+        dist = stats.mahalanobis(features)
         if exclude is not None:
             dist[torch.arange(len(exclude)), exclude] = float("inf")
         return -dist.min(-1).values / features.shape[1]
@@ -106,15 +118,6 @@ def raw_score(part: str, features: torch.Tensor, logits: torch.Tensor, temperatu
         top = torch.where(torch.isinf(top), torch.full_like(top, -1.0), top)
         return top.mean(-1)
     raise ValueError(f"unknown score part {part!r}")
-
-
-def mahalanobis(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
-    """Squared Mahalanobis distance of every row to every class mean: (rows, classes)."""
-    x, means, precision = features.double(), means.double(), precision.double()  # float32 loses digits here
-    xp = x @ precision
-    mp = means @ precision
-    d = (xp * x).sum(-1, keepdim=True) - 2 * xp @ means.T + (mp * means).sum(-1).unsqueeze(0)
-    return d.clamp(min=0).float()
 
 
 @dataclass
