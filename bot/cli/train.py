@@ -111,8 +111,20 @@ def train(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}")
     print("\n" + result.summary())
+    _reviewed_share_hint(store.examples(), settings.train)
     print(("serving it now" if not args.no_promote else "not promoted") + f"; files in {result.path}")
     return 0
+
+
+def _reviewed_share_hint(examples, settings) -> None:
+    """Say so when reviewed traffic measures an out-of-scope share far from the one the threshold assumed."""
+    from training.pipeline import reviewed_oos_share
+
+    share, reviewed = reviewed_oos_share(examples, settings.oos_label)
+    if share is not None and abs(share - settings.oos_share) >= 0.1:
+        print(f"note: {100 * share:.0f} % of {reviewed} reviewed messages were marked out of scope (the threshold "
+              f"assumed {100 * settings.oos_share:.0f} %; the review queue leans towards unsure messages, so this is "
+              "an upper estimate): `run_bot.py calibrate --oos-share reviews` refits for it")
 
 
 def evaluate_cmd(args: argparse.Namespace) -> int:

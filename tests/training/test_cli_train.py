@@ -165,3 +165,14 @@ def test_train_only_uses_exactly_the_given_file_and_counts_what_it_drops(bot, tm
 
     db = tmp_path / "state" / "supportbot.db"
     assert not db.exists() or ExampleStore(connect(db)).examples() == []  # the bot's store is untouched
+
+
+def test_reviewed_out_of_scope_share_needs_enough_reviews():
+    from training.pipeline import reviewed_oos_share
+    from training.store import Example
+
+    few = [Example(f"m{i}", "out_of_scope" if i % 2 else "track", source="review") for i in range(10)]
+    assert reviewed_oos_share(few, "out_of_scope") == (None, 10)
+    many = [Example(f"m{i}", "out_of_scope" if i % 4 == 0 else "track", source="review") for i in range(100)]
+    many += [Example(f"s{i}", "out_of_scope", source="seed") for i in range(100)]  # not reviewed: not counted
+    assert reviewed_oos_share(many, "out_of_scope") == (0.25, 100)
