@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 from bot.folder import Entity, Intent
+from bot.language import Detector
 from bot.settings import Settings
 from bot.templates import EntityExtractor, fill, slot_reply
 from training.classifier import Prediction
@@ -75,6 +76,7 @@ class Decision:
     kb_score: float | None = None
     slot: str | None = None  # the variable this turn asked for
     flags: tuple[str, ...] = ()
+    language: str | None = None  # detected language of a message no intent answered (bot.language), else None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,8 +117,9 @@ class Router:
     """Routes messages for one model version; a new version gets a new Router (hot reload)."""
 
     def __init__(self, intents: Mapping[str, Intent], entities: Mapping[str, Entity], model: CalibratedClassifier,
-                 classify: Classify, search: Search | None, settings: Settings):
+                 classify: Classify, search: Search | None, settings: Settings, detector: Detector | None = None):
         self.intents, self.model, self.classify, self.search = intents, model, classify, search
+        self.detector = detector  # bot.language: None = no language check
         self.extractor = EntityExtractor(entities)
         self.server = settings.server
         self.oos_label = settings.train.oos_label
@@ -159,6 +162,12 @@ class Router:
             return self._clarify(p, choices)
         intent = self.intents.get(p.intent) if p.intent and p.intent != self.oos_label else None
         if intent is None:
+            language = self._other_language(text)
+            if language is not None:  # entities were taken from it already (convo.slots)
+                reply = self._fallback(convo, p, f"no confident intent; the message is in {language}, not one of "
+                                       f"{', '.join(self.server.languages)}", None,
+                                       message=self.server.other_language_message)
+                return dataclasses.replace(reply, decision=dataclasses.replace(reply.decision, language=language))
             return await self._knowledge(text, p, convo, "no confident intent")
         if intent.route == "handoff":
             return self._handoff(convo, f"intent {intent.name} routes to a person", p, intent.answer)
@@ -166,6 +175,14 @@ class Router:
             return await self._knowledge(text, p, convo, f"intent {intent.name} routes to the knowledge base",
                                          intent)
         return self._template(intent, p, convo, why or "confident intent")
+
+    def _other_language(self, text: str) -> str | None:
+        """The message's language when the detector is sure it is none of the bot's, else None."""
+        if self.detector is None:
+            return None
+        language, probability = self.detector.detect(text)
+        ok = language in self.server.languages or probability < self.server.language_confidence
+        return None if ok else language
 
     def _template(self, intent: Intent, p: Prediction | None, convo: Conversation, why: str) -> Reply:
         filled = fill(intent, {**convo.slots, **self.builtins})
@@ -231,12 +248,12 @@ class Router:
         return self._reply("clarify", why, self.server.clarify_message, p, quick_replies=replies)
 
     def _fallback(self, convo: Conversation, p: Prediction, why: str, kb_score: float | None,
-                  suggested: tuple[Source, ...] = ()) -> Reply:
+                  suggested: tuple[Source, ...] = (), message: str | None = None) -> Reply:
         convo.failures += 1
         limit = self.server.handoff_after_failures
         if limit and convo.failures >= limit:
             return self._handoff(convo, f"{convo.failures} failed turns in a row", p)
-        message = self.server.suggest_message if suggested else self.server.fallback_message
+        message = message or (self.server.suggest_message if suggested else self.server.fallback_message)
         return self._reply("fallback", why, message, p, quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),),
                            sources=suggested, kb_score=kb_score)
 

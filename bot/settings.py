@@ -48,6 +48,12 @@ class ServerSettings:
         "Fallback answer when the knowledge base has articles worth a look (knowledge.suggest_relevance).",
     )
     clarify_message: str = setting("Did you mean one of these?", "Question asked when the top intents are too close to call.")
+    languages: tuple[str, ...] = setting(("en",), "Languages the bot answers in (ISO 639-1 codes; the intent model's: the packaged one is English, a multilingual train.base_model can add more). A message no intent answers confidently that is detected in another language gets other_language_message; empty = no language check.")
+    language_confidence: float = setting(0.7, "Detector probability from which a message counts as written in another language (short and misspelt messages rarely reach it).")
+    other_language_message: str = setting(
+        "Sorry, I can only answer in English. Would you like to talk to a person?",
+        "Answer to a message in a language the bot does not answer in (server.languages); a person is offered.",
+    )
     handoff_message: str = setting(
         "I'm passing you to a person. A person will reply here soon.", "Answer when a conversation is handed off."
     )
@@ -89,6 +95,7 @@ class ServerSettings:
             "handoff_after_failures": self.handoff_after_failures >= 0,
             "webhook_timeout": self.webhook_timeout > 0,
             "clarify_choices": self.clarify_choices >= 2,
+            "language_confidence": 0 < self.language_confidence <= 1,
             "watch_interval": self.watch_interval >= 0,
             "batch_size": self.batch_size >= 1,
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,

@@ -104,7 +104,9 @@ class Runtime:
         if self.metrics is not None:
             predict = self.metrics.timed(predict, self.metrics.inference_seconds, self.metrics.batch_size)
         batcher = MicroBatcher(predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
-        return Router(intents, entities, model, batcher, self.search, self.settings)
+        from bot.language import detector
+
+        return Router(intents, entities, model, batcher, self.search, self.settings, detector(s.languages))
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

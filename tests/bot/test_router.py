@@ -219,3 +219,44 @@ async def test_bot_name_is_filled_from_display_name_and_only_answers_are_rateabl
     assert asked.decision.slot == "order_id" and not asked.decision.rateable
     answered = await router.respond("AB12345", convo)
     assert answered.decision.route == "template" and answered.decision.rateable
+
+
+class FixedLanguage:
+    def __init__(self, language: str, probability: float):
+        self.result, self.seen = (language, probability), []
+
+    def detect(self, text):
+        self.seen.append(text)
+        return self.result
+
+
+def language_router(folder, detector, **server):
+    router, kb = make_router(folder, **server)
+    router.detector = detector
+    return router, kb
+
+
+async def test_a_message_in_another_language_keeps_its_order_number_and_gets_the_configured_reply(folder):
+    from bot.language import LangidDetector
+
+    router, kb = language_router(folder, LangidDetector(("en",)), other_language_message="Solo inglés, lo siento.")
+    convo = Conversation("c")
+    reply = await router.respond("¿Dónde está mi pedido AB12345?", convo)
+    d = reply.decision
+    assert (d.route, d.language, reply.answer) == ("fallback", "es", "Solo inglés, lo siento.")
+    assert [q.value for q in reply.quick_replies] == [HANDOFF_VALUE]  # a person is offered
+    assert "AB12345" in convo.slots.values()  # the order number is kept for whoever answers next
+    assert kb.queries == []  # the English knowledge base is not asked
+    assert json.loads(json.dumps(d.to_json()))["language"] == "es"  # logged with the turn
+
+
+async def test_language_check_only_for_messages_no_intent_answers_and_only_when_sure(folder):
+    detector = FixedLanguage("es", 0.99)
+    router, _ = language_router(folder, detector)
+    reply = await router.respond("Where is my order AB12345?", Conversation("c"))
+    assert reply.decision.route == "template" and reply.decision.language is None and detector.seen == []
+    unsure, _ = language_router(folder, FixedLanguage("pl", 0.5))  # misspelt English looks Polish, barely
+    reply = await unsure.respond("hw do i cancle my ordr plz", Conversation("c"))
+    assert reply.decision.language is None and reply.answer != unsure.server.other_language_message
+    spoken, _ = language_router(folder, FixedLanguage("es", 0.99), languages=("en", "es"))
+    assert (await spoken.respond("hola que tal", Conversation("c"))).decision.language is None
