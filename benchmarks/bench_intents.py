@@ -139,7 +139,8 @@ def supportbot_scores(classifier, test) -> dict:
     oos = [p for e, p in zip(test, predictions) if e.intent == "out_of_scope"]
     answered = [(g, p) for g, p in in_scope if not p.unknown]
     result = {
-        "threshold": classifier.threshold,
+        "score": classifier.score.name,  # the out-of-scope score the threshold applies to (train.oos_score)
+        "threshold": classifier.score_threshold,
         "coverage": len(answered) / len(in_scope),
         "answered_precision": sum(g == p.intent for g, p in answered) / max(1, len(answered)),
     }
@@ -222,7 +223,7 @@ def main() -> None:
     print(f"machine: {out['machine']}\n")
     print(table(results))
     loio = results["leave 10 intents out (10 per intent, seed 0)"]["supportbot"]
-    print(f"\nleave-10-intents-out: threshold {loio['threshold']:.2f}, out-of-scope recall {100 * loio['oos_recall']:.1f} %, "
+    print(f"\nleave-10-intents-out: {loio['score']} threshold {loio['threshold']:.3f}, out-of-scope recall {100 * loio['oos_recall']:.1f} %, "
           f"in-scope coverage {100 * loio['coverage']:.1f} %, precision of answered incl. out-of-scope {100 * loio['answered_precision_with_oos']:.1f} %")
 
 
