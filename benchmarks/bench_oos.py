@@ -13,6 +13,10 @@ outputs saved with the version) and is measured on the same test outputs:
 - `leave10`: BANKING77, 10 per intent (seed 0), 10 intents left out of training, their test messages out of scope.
 - `shot10`: BANKING77, 10 per intent (seed 0), no out of scope: accuracy and clarification figures.
 - `full`: BANKING77, all 10,003 training examples, as `shot10`.
+- `shot10_typos`, `full_typos`: as `shot10` and `full`, trained with `train.typo_augment` = 1.
+
+`shot10` and `full` (and their `_typos` twins) are also measured on a typo-noised copy of the test set
+(`training.noise`, 5 % of letters, seed 0).
 
 Scenarios run in their own processes; each writes benchmarks/results/oos-<scenario>.json, and the
 Markdown tables for BENCHMARKS.md are printed from all the result files there.
@@ -39,9 +43,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 CANDIDATES = ("max_prob", "energy", "mahalanobis", "knn", "mahalanobis+max_prob", "knn+max_prob",
               "mahalanobis+knn", "mahalanobis+energy")
-SCENARIOS = ("leave10", "oos", "shot10", "full")
+SCENARIOS = ("leave10", "oos", "shot10", "full", "shot10_typos", "full_typos")
 RESULTS = ROOT / "benchmarks" / "results"
 NOISE_RATE = 0.05  # typos per letter in the noised test copy
+TYPO_AUGMENT = 1.0  # train.typo_augment of the *_typos scenarios
 
 
 def banking77(data: Path, shots: int | None, seed: int, holdout: int):
@@ -92,15 +97,15 @@ def run_scenario(name: str, data: Path, epochs: int | None, base_model: str = ""
         train, tests = banking77_oos(data)
     elif name == "leave10":
         train, tests = banking77(data, 10, 0, 10)
-    elif name == "shot10":
+    elif name.startswith("shot10"):
         train, tests = banking77(data, 10, 0, 0)
     else:
         train, tests = banking77(data, None, 0, 0)
-    settings = TrainSettings(base_model=base_model)
+    settings = TrainSettings(base_model=base_model, typo_augment=TYPO_AUGMENT if name.endswith("_typos") else 0.0)
     settings = settings if epochs is None else replace(settings, epochs=epochs)
     out: dict = {"train_examples": len(train), "intents": len({e.intent for e in train}), "settings": {
         "epochs": settings.epochs, "oos_share": settings.oos_share, "target_precision": settings.target_precision,
-        "max_clarify_share": settings.max_clarify_share}}
+        "max_clarify_share": settings.max_clarify_share, "typo_augment": settings.typo_augment}}
     with tempfile.TemporaryDirectory() as tmp:
         # --keep: the trained version and its test outputs stay, and a rerun measures them without training
         folder = Path(keep) / name if keep else Path(tmp)

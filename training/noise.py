@@ -1,5 +1,6 @@
 """Character-level typos as customers make them: swapped, dropped and doubled letters, a neighbouring key
-hit instead, apostrophes left out. Used to measure robustness (a noised copy of a test set, fixed seed)."""
+hit instead, apostrophes left out. Used to measure robustness (a noised copy of a test set, fixed seed) and
+to train for it (`train.typo_augment`: noised copies of training examples beside the originals)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,19 @@ def noised(texts: list[str], seed: int = 0, rate: float = 0.05) -> list[str]:
     """A typo-noised copy of `texts`, the same for the same seed."""
     rng = random.Random(seed)
     return [typo(t, rng, rate) for t in texts]
+
+
+def augment(examples: list, share: float, seed: int, rate: float = 0.05) -> list:
+    """Typo-noised copies of `share` of `examples` (each example at most once; share > 1 adds rounds)."""
+    from dataclasses import replace
+
+    rng = random.Random(seed)
+    extra = []
+    whole, part = int(share), share - int(share)
+    for round_ in range(whole + (1 if part > 0 else 0)):
+        chosen = examples if round_ < whole else rng.sample(examples, round(part * len(examples)))
+        for e in chosen:
+            text = typo(e.text, rng, rate)
+            if text != e.text:
+                extra.append(replace(e, text=text, id=None, label_method="typo-augmented"))
+    return extra

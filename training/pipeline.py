@@ -65,6 +65,10 @@ def train(
     warnings = single_example_warnings(in_scope, "training data") + few_example_warnings(in_scope, "training data")
     base = resolve_model_path(settings.base_model)
     train_part, val_part = stratified_split(in_scope, settings.val_fraction, settings.seed)
+    if settings.typo_augment:  # noised copies of training examples only: validation stays as customers wrote it
+        from training.noise import augment
+
+        train_part = train_part + augment(train_part, settings.typo_augment, settings.seed)
     fit = finetune(train_part, val_part, base, settings, progress=progress)
 
     calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)

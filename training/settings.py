@@ -25,6 +25,7 @@ class TrainSettings:
     refit_below: int = setting(
         3000, "With fewer examples than this, train again on all data after validation (k-fold-like use of small data)."
     )
+    typo_augment: float = setting(0.0, "Noised copies of this share of the training examples (character typos: swaps, drops, doubled letters, neighbouring keys, no apostrophes; training.noise) are trained on beside them, for misspelt messages; 0 = none, 1 = one copy of each. Measured in benchmarks/bench_oos.py (shot10_typos).")
     class_weighting: bool = setting(True, "Weight the loss by inverse square-root intent frequency (imbalanced intents).")
     seed: int = setting(13, "Random seed for splits, initialisation and shuffling.")
     device: str = setting("auto", "auto (CUDA with mixed precision when present, else CPU), cpu or cuda.")
@@ -52,6 +53,7 @@ class TrainSettings:
             "oos_share": 0 <= self.oos_share < 1,
             "oos_score": _known_score(self.oos_score),
             "max_clarify_share": 0 <= self.max_clarify_share <= 1,
+            "typo_augment": 0 <= self.typo_augment <= 5,
             "keep_versions": self.keep_versions >= 1,
         }
         refuse_invalid(self, "training", checks)

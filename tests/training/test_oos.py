@@ -172,3 +172,36 @@ def test_saved_version_round_trips_its_score_parameters(tiny_settings, tmp_path)
     again, tensors = recalibrate(result.path, settings)
     assert again.to_dict() == saved
     assert set(load_tensors(result.path)) >= {"means", "precision", "bank", "val_logits", "val_features"}
+
+
+def test_typo_noise_is_reproducible_and_augments_a_share_of_the_examples():
+    import random
+
+    from training.noise import augment, neighbours, noised, typo
+    from training.store import Example
+
+    texts = ["how do I cancel my order please", "I can't log in to my account"]
+    assert noised(texts, seed=3) == noised(texts, seed=3) != texts
+    assert "'" not in noised(texts, seed=3)[1]  # apostrophes go
+    assert set(neighbours("s")) == set("qweadzxc") and neighbours("1") == ""
+    assert typo("12 34", random.Random(0)) == "12 34"  # nothing to misspell
+    examples = [Example(f"where is my parcel number {i}", "track") for i in range(20)]
+    half = augment(examples, 0.5, seed=1)
+    assert 8 <= len(half) <= 10 and all(e.intent == "track" and e.label_method == "typo-augmented" for e in half)
+    assert len(augment(examples, 2.0, seed=1)) > 30 and augment(examples, 0.5, seed=1) == half
+
+
+def test_typo_augmentation_trains_on_noised_copies_beside_the_examples(tiny_settings, tmp_path):
+    from dataclasses import replace
+
+    from training.pipeline import train
+    from training.registry import ModelRegistry
+    from training.store import Example
+
+    words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
+    examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
+    plain = train(examples, tiny_settings, ModelRegistry(tmp_path / "a"), progress=False).metrics["examples"]
+    noisy = train(examples, replace(tiny_settings, typo_augment=1.0), ModelRegistry(tmp_path / "b"),
+                  progress=False).metrics["examples"]
+    assert noisy["validation"] == plain["validation"]  # validation stays as written
+    assert plain["train"] < noisy["train"] <= 2 * plain["train"]
