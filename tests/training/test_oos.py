@@ -147,31 +147,44 @@ def test_calibration_reports_clarify_figures_within_the_bound():
     assert 0 < cal.clarify["share"] <= 0.08 and cal.clarify["right_among_choices"] == 1.0
 
 
-def test_saved_version_round_trips_its_score_parameters(tiny_settings, tmp_path):
-    from dataclasses import replace
+ROUND_TRIP = "mahalanobis+knn"
 
-    from training.classifier import IntentClassifier
-    from training.oos import load_tensors
-    from training.pipeline import recalibrate, train
+
+@pytest.fixture(scope="module")
+def three_intents_version(tiny_bert, tmp_path_factory):
+    """A version trained on three intents (with a validation split) scored by ROUND_TRIP."""
+    from training.pipeline import train
     from training.registry import ModelRegistry
+    from training.settings import TrainSettings
     from training.store import Example
 
     words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
     examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
-    settings = replace(tiny_settings, oos_score="mahalanobis+knn")
-    result = train(examples, settings, ModelRegistry(tmp_path), progress=False)
-    saved = json.loads((result.path / "calibration.json").read_text())
-    assert saved["score"]["name"] == "mahalanobis+knn" and set(saved["score"]["loc"]) == {"mahalanobis", "knn"}
-    first, second = IntentClassifier.load(result.path), IntentClassifier.load(result.path)
+    settings = TrainSettings(base_model=str(tiny_bert), batch_size=8, epochs=6, min_steps=0, encoder_lr=1e-3,
+                             head_lr=5e-2, patience=6, seed=1, oos_score=ROUND_TRIP)
+    return train(examples, settings, ModelRegistry(tmp_path_factory.mktemp("scored")), progress=False).path
+
+
+def test_saved_version_round_trips_its_score_parameters(three_intents_version):
+    from training.classifier import IntentClassifier
+    from training.oos import load_tensors
+    from training.pipeline import recalibrate
+    from training.settings import TrainSettings
+
+    path = three_intents_version
+    settings = TrainSettings(**json.loads((path / "settings.json").read_text()))
+    saved = json.loads((path / "calibration.json").read_text())
+    assert saved["score"]["name"] == ROUND_TRIP and set(saved["score"]["loc"]) == {"mahalanobis", "knn"}
+    first, second = IntentClassifier.load(path), IntentClassifier.load(path)
     assert first.score.to_dict() == saved["score"] and first.score_threshold == saved["score_threshold"]
     assert torch.equal(first.stats.precision, second.stats.precision)
     texts = ["parcel 1", "pizza recipe tonight", "refund 2"]
     a, b = first.predict(texts), second.predict(texts)
     assert a == b and all(p.oos_score is not None for p in a)
     # the thresholds refit from the saved validation outputs come out as when trained
-    again, tensors = recalibrate(result.path, settings)
+    again, tensors = recalibrate(path, settings)
     assert again.to_dict() == saved
-    assert set(load_tensors(result.path)) >= {"means", "precision", "bank", "val_logits", "val_features"}
+    assert set(load_tensors(path)) >= {"means", "precision", "bank", "val_logits", "val_features"}
 
 
 def test_typo_noise_is_reproducible_and_augments_a_share_of_the_examples():
@@ -205,3 +218,26 @@ def test_typo_augmentation_trains_on_noised_copies_beside_the_examples(tiny_sett
                   progress=False).metrics["examples"]
     assert noisy["validation"] == plain["validation"]  # validation stays as written
     assert plain["train"] < noisy["train"] <= 2 * plain["train"]
+
+
+def test_a_version_from_before_the_scores_still_serves_on_its_top_probability(three_intents_version, tmp_path):
+    import shutil
+
+    from training.classifier import IntentClassifier
+    from training.oos import STATS_FILE
+    from training.pipeline import recalibrate
+    from training.settings import TrainSettings
+
+    old = tmp_path / "old"
+    shutil.copytree(three_intents_version, old)
+    (old / STATS_FILE).unlink()
+    calibration = json.loads((old / "calibration.json").read_text())
+    legacy = {k: calibration[k] for k in ("temperature", "threshold", "margin", "target_precision", "oos_evidence",
+                                          "expected_precision", "expected_coverage")}
+    (old / "calibration.json").write_text(json.dumps({**legacy, "threshold": 0.6}))
+    classifier = IntentClassifier.load(old)
+    assert classifier.legacy and classifier.score.name == "max_prob" and classifier.stats is None
+    for p in classifier.predict(["parcel 1", "pizza recipe tonight", "refund 2"]):
+        assert p.unknown == (p.confidence < 0.6) and p.oos_score == pytest.approx(p.confidence, abs=1e-4)
+    with pytest.raises(ValueError, match="predates out-of-scope scores"):
+        recalibrate(old, TrainSettings())
