@@ -8,6 +8,9 @@ import re
 import pytest
 
 import run_bot
+from training.settings import TrainSettings
+
+DEFAULT_SCORE = TrainSettings().oos_score
 
 INTENTS = """
 intents:
@@ -42,7 +45,7 @@ def test_train_evaluate_and_models(bot, tmp_path, capsys):
     assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "intents.yaml: 12 new examples" in out and "model version" in out
-    assert re.search(r"validation accuracy \d+\.\d %", out) and "answers on its own when its out-of-scope score (mahalanobis+max_prob) >= " in out
+    assert re.search(r"validation accuracy \d+\.\d %", out) and f"answers on its own when its out-of-scope score ({DEFAULT_SCORE}) >= " in out
     assert re.search(r"expected coverage \d+\.\d % at precision", out)
     versions = sorted((tmp_path / "state" / "models").glob("2*"))
     assert len(versions) == 1
@@ -109,7 +112,7 @@ def test_evaluate_reports_the_serving_decision_and_writes_one_row_per_message(bo
     d = report["decision"]
     assert sum(d.values()) == pytest.approx(1.0)
     assert 0.0 <= report["auroc"] <= 1.0 and -1.0 <= report["mcc"] <= 1.0
-    assert report["score"] == "mahalanobis+max_prob"
+    assert report["score"] == DEFAULT_SCORE
     with open(rows_file, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["text"] for r in rows] == ["where is my package", "money back", "password reset", "weather football"]
