@@ -210,6 +210,15 @@ class ConversationLog:
         return self.db.execute(
             "select id, message from turns where message != '' order by id desc limit ?", [limit]).fetchall()
 
+    def clarification_answers(self, limit: int = 1000) -> tuple[int, int]:
+        """Of the latest `limit` clarifying questions: (how many, how many the customer answered by picking one
+        of its choices, i.e. the conversation's next message is a quick reply `/intent`)."""
+        rows = self.db.execute(
+            "select (select n.message from turns n where n.conversation_id = t.conversation_id and n.id > t.id"
+            " order by n.id limit 1) from turns t where t.route = 'clarify' order by t.id desc limit ?",
+            [limit]).fetchall()
+        return len(rows), sum(1 for (after,) in rows if after is not None and after.startswith("/"))
+
     def flag_turns(self, kind: str, details: dict[int, str]) -> int:
         """Flag logged turns for review (e.g. what a candidate model would change); returns how many."""
         now = time.time()

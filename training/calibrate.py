@@ -21,6 +21,12 @@ from torch.nn import functional as F
 from training.oos import FeatureStats, OOSScore
 
 
+# A needless question (the top intent was right) costs the customer one click; a wrong answer costs a
+# wrong reply and a rephrase. Counting the question as half a wrong answer makes asking pay once one in
+# three questions fixes a wrong top intent.
+QUESTION_COST = 0.5
+
+
 @dataclass(frozen=True)
 class Calibration:
     temperature: float
@@ -56,11 +62,16 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
-def leave_intent_out_confidence(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Top probability after removing each example's true intent and renormalising."""
+def _without_target(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each row's distribution with its true intent removed and the rest renormalised."""
     rest = probs.clone()
     rest[torch.arange(len(targets)), targets] = 0.0
-    return rest.max(-1).values / rest.sum(-1).clamp(min=1e-9)
+    return rest / rest.sum(-1, keepdim=True).clamp(min=1e-9)
+
+
+def leave_intent_out_confidence(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Top probability after removing each example's true intent and renormalising."""
+    return _without_target(probs, targets).max(-1).values
 
 
 def choose_threshold(
@@ -129,27 +140,42 @@ def clarify_figures(probs: torch.Tensor, targets: torch.Tensor, answered: torch.
     }
 
 
-def choose_margin(probs: torch.Tensor, targets: torch.Tensor, eligible: torch.Tensor, max_share: float,
-                  most: int = 3) -> float:
-    """The gap between the top two below which asking back pays: the margin whose questions most often
-    turn a wrong top intent into a right pick (the right one is among the choices) rather than ask about
-    a right one, with at most `max_share` of the in-scope messages asked. 0 when no margin pays.
-
-    `eligible`: the messages a question may go to (answered, top two together above the floor).
+def choose_margin(probs: torch.Tensor, targets: torch.Tensor, answered: torch.Tensor, pair_floor: float,
+                  max_share: float, most: int = 3, oos_probs: torch.Tensor | None = None,
+                  oos_answered: torch.Tensor | None = None, oos_weight: float = 0.0) -> float:
+    """The gap between the top two below which asking back pays, with at most `max_share` of the in-scope
+    messages asked; 0 when no margin pays. A question goes to a message whose top two are closer than the
+    margin and together clear `pair_floor` (one of them is meant), answered by the score or not. It gains 1
+    where it turns a wrong answer or a refusal into the right pick (the right intent is among the choices)
+    and costs `QUESTION_COST` where it was needless: the top intent was answered right, or neither the
+    answer nor a refusal needed it (a refused message whose right intent is not offered, an out-of-scope
+    message the score refused). `oos_probs`/`oos_answered`: out-of-scope messages (real or simulated), each
+    weighing `oos_weight` in-scope messages.
     """
     n = len(targets)
     if n == 0 or probs.shape[1] < 2 or max_share <= 0:
         return 0.0
-    top2 = probs.topk(2, dim=-1)
-    gap = top2.values[:, 0] - top2.values[:, 1]
-    right_top = top2.indices[:, 0] == targets
-    best, best_gain = 0.0, 0
+
+    def gaps(p):
+        top2 = p.topk(2, dim=-1).values
+        return top2[:, 0] - top2[:, 1], top2.sum(-1) >= pair_floor
+
+    gap, pair = gaps(probs)
+    right_top = probs.argmax(-1) == targets
+    has_oos = oos_probs is not None and len(oos_probs) > 0
+    if has_oos:
+        oos_gap, oos_pair = gaps(oos_probs)
+    best, best_gain = 0.0, 0.0
     for m in torch.linspace(0.01, 0.5, 50).tolist():
-        asked = eligible & (gap < m)
+        asked = pair & (gap < m)
         if asked.sum().item() > max_share * n:
             break  # wider margins only ask more
         among = clarify_choices(probs, m, most)[torch.arange(n), targets]
-        gain = int((asked & ~right_top & among).sum()) - int((asked & right_top).sum())
+        fixed = asked & among & ~(answered & right_top)
+        needless = asked & ((answered & right_top) | (~answered & ~among))
+        gain = float(fixed.sum()) - QUESTION_COST * float(needless.sum())
+        if has_oos:
+            gain -= QUESTION_COST * oos_weight * float((oos_pair & (oos_gap < m) & ~oos_answered).sum())
         if gain > best_gain:
             best, best_gain = m, gain
     return round(best, 3)
@@ -184,7 +210,7 @@ def calibrate(
 
     scorer = OOSScore.fit(score, features, logits, temperature, stats)
     if scorer.name == "max_prob":
-        score_threshold = threshold
+        score_threshold, oos_score = threshold, oos_conf
         answered = conf >= threshold
     else:
         in_score = scorer(features, logits, temperature, stats)
@@ -193,11 +219,16 @@ def calibrate(
         score_threshold, precision, coverage = choose_threshold(
             in_score, correct, oos_score, oos_share, target_precision, score_candidates(in_score, oos_score))
         answered = in_score >= score_threshold
+    oos_probs = ((oos_logits / temperature).softmax(-1) if has_oos
+                 else _without_target(probs, targets))
+    oos_answered = oos_score >= score_threshold
+    n_in, n_oos = len(targets), len(oos_probs)
+    oos_weight = oos_share / (1 - oos_share) * n_in / n_oos if n_oos and oos_share < 1 else 0.0
+    margin = choose_margin(probs, targets, answered, threshold, max_clarify_share, choices,
+                           oos_probs, oos_answered, oos_weight)
     top2 = probs.topk(min(2, probs.shape[1]), dim=-1).values
-    eligible = answered & (top2.sum(-1) >= threshold)
-    margin = choose_margin(probs, targets, eligible, max_clarify_share, choices)
-    gap = top2[:, 0] - top2[:, -1]
-    clarify = clarify_figures(probs, targets, answered, eligible & (gap < margin), margin, choices)
+    asked = (top2.sum(-1) >= threshold) & (top2[:, 0] - top2[:, -1] < margin)
+    clarify = clarify_figures(probs, targets, answered, asked, margin, choices)
     clarify["max_share"] = max_clarify_share
     return Calibration(temperature, round(threshold, 3), margin, target_precision, evidence, precision, coverage,
                        scorer.to_dict(), float(score_threshold), oos_share, clarify)

@@ -118,8 +118,8 @@ class IntentClassifier:
             ambiguous = len(values) > 1 and (
                 values[0] - values[1] < self.margin or (unknown and values[0] + values[1] >= self.threshold)
             )
-        else:  # a message the score refuses is out of scope, not a choice between two intents
-            ambiguous = len(values) > 1 and not unknown and values[0] - values[1] < self.margin
+        else:  # the router asks only when the top two together clear the threshold as well
+            ambiguous = len(values) > 1 and values[0] - values[1] < self.margin
         return Prediction(None if unknown else top[0][0], confidence, top, unknown, ambiguous, round(score, 4))
 
 

@@ -6,7 +6,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -220,6 +220,23 @@ def reviewed_oos_share(examples: Sequence[Example], oos_label: str, minimum: int
         return None, len(reviewed)
     share = sum(e.intent == oos_label for e in reviewed) / len(reviewed)
     return min(share, 0.95), len(reviewed)
+
+
+CLARIFY_MINIMUM = 20  # clarifying questions logged before customers' answers to them move the bound
+
+
+def answered_clarifications(settings: TrainSettings, asked: int, answered: int,
+                            minimum: int = CLARIFY_MINIMUM) -> tuple[TrainSettings, str | None]:
+    """Ignored clarifying questions count against asking: once `minimum` questions are logged, the share of
+    messages the margin may ask about (`max_clarify_share`) shrinks to the share customers answered by
+    picking a choice -> (settings for this training, a note saying so, or None)."""
+    if asked < minimum or answered >= asked:
+        return settings, None
+    bound = settings.max_clarify_share * answered / asked
+    note = (f"customers answered {answered} of {asked} clarifying questions: questions bounded at "
+            f"{100 * bound:.1f} % of messages (train.max_clarify_share {100 * settings.max_clarify_share:.0f} % "
+            f"x {100 * answered / asked:.0f} % answered)")
+    return replace(settings, max_clarify_share=bound), note
 
 
 def write_recalibrated(path: Path, registry: ModelRegistry, calibration, tensors: dict, settings: TrainSettings,

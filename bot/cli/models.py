@@ -69,6 +69,7 @@ def _state(folder):
 
 
 def retrain_cmd(args: argparse.Namespace) -> int:
+    from bot.cli.train import train_settings
     from bot.conversations import ConversationLog
     from training.redact import Redactor
     from training.retrain import retrain
@@ -82,7 +83,7 @@ def retrain_cmd(args: argparse.Namespace) -> int:
     store.add(folder.seed_examples())
     conversations = ConversationLog(db, Redactor(settings.privacy))
     outcome = retrain(
-        store.examples(), settings.train, settings.retrain, registry, RunLog(db), settings.state_path / "retrain.lock",
+        store.examples(), train_settings(folder, db), settings.retrain, registry, RunLog(db), settings.state_path / "retrain.lock",
         shadow_messages=conversations.recent_messages(settings.retrain.shadow_turns), trigger=args.trigger,
         progress=not args.quiet,
     )

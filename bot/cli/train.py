@@ -73,10 +73,24 @@ def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = T
         trained_on = json.loads((current / "data.json").read_text()).get("hash")
         if trained_on == data_hash(training_examples(examples, folder.settings.train)):
             return current
-    result = train_model(examples, folder.settings.train, registry, progress=progress)
+    result = train_model(examples, train_settings(folder, db, print if progress else lambda _: None), registry,
+                         progress=progress)
     if progress:
         print(result.summary(), flush=True)
     return result.path
+
+
+def train_settings(folder: BotFolder, db, say=print):
+    """The folder's train settings, with the bound on clarifying questions the conversation log has earned."""
+    from bot.conversations import ConversationLog
+    from training.pipeline import answered_clarifications
+    from training.redact import Redactor
+
+    asked, answered = ConversationLog(db, Redactor(folder.settings.privacy)).clarification_answers()
+    settings, note = answered_clarifications(folder.settings.train, asked, answered)
+    if note:
+        say(f"note: {note}")
+    return settings
 
 
 def train(args: argparse.Namespace) -> int:
@@ -106,7 +120,8 @@ def train(args: argparse.Namespace) -> int:
             print(f"  conflict: {conflict}")
     if args.only:
         print("training on exactly these files (the bot's example store is not used or changed)")
-    result = train_model(store.examples(), settings.train, ModelRegistry(settings.models_path),
+    train_cfg = settings.train if args.only else train_settings(folder, store.db)
+    result = train_model(store.examples(), train_cfg, ModelRegistry(settings.models_path),
                          progress=not args.quiet, promote=not args.no_promote)
     for warning in result.warnings:
         print(f"warning: {warning}")

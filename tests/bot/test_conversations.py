@@ -92,3 +92,16 @@ def test_a_failed_write_leaves_nothing_half_written(log):
     with pytest.raises(ValueError, match="unknown flag"):
         log.record_turn(convo, "hi", reply(flags=("bogus",)), token)
     assert log.db["turns"].count == 0 and log.db["conversations"].count == 0
+
+
+def test_clarification_answers_count_the_questions_answered_by_a_pick(log):
+    """A question whose next message is a quick reply was answered; one followed by typing, or by nothing, was not."""
+    (picked, t1), (typed, t2), (left, t3) = (log.new() for _ in range(3))
+    log.record_turn(picked, "parcel", reply("clarify"), t1)
+    log.record_turn(picked, "/order_status", reply())
+    log.record_turn(typed, "item", reply("clarify"), t2)
+    log.record_turn(typed, "never mind", reply("fallback"))
+    log.record_turn(left, "shipping", reply("clarify"), t3)
+    log.record_turn(picked, "thanks", reply("smalltalk"))
+    assert log.clarification_answers() == (3, 1)
+    assert log.clarification_answers(limit=1) == (1, 0)  # the latest question only: left unanswered

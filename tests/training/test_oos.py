@@ -100,7 +100,7 @@ def test_auroc_known_answers():
 
 def _tempting(n=1000, seed=0):
     """A validation set that tempts a wide margin: 40 % of messages have two intents 0.3 apart with the top
-    one wrong half the time; among the rest, a few close calls (gap < 0.05) whose top one is usually wrong."""
+    one wrong one time in four; among the rest, a few close calls (gap < 0.05) whose top one is usually wrong."""
     g = torch.Generator().manual_seed(seed)
     classes = 6
     probs = torch.zeros(n, classes)
@@ -109,7 +109,7 @@ def _tempting(n=1000, seed=0):
         a, b = torch.randperm(classes, generator=g)[:2].tolist()
         if i < 0.4 * n:
             probs[i, a], probs[i, b] = 0.6, 0.3
-            targets[i] = a if i % 2 else b
+            targets[i] = a if i % 4 else b
         elif i < 0.45 * n:
             probs[i, a], probs[i, b] = 0.48, 0.46
             targets[i] = b if i % 5 else a  # top wrong 4 times in 5, the right one always offered
@@ -122,15 +122,15 @@ def _tempting(n=1000, seed=0):
 
 def test_margin_stays_within_the_clarify_share_on_a_set_that_tempts_a_wide_one():
     probs, targets = _tempting()
-    eligible = torch.ones(len(targets), dtype=torch.bool)
+    answered = torch.ones(len(targets), dtype=torch.bool)
     top2 = probs.topk(2, dim=-1).values
     gap = top2[:, 0] - top2[:, 1]
-    margin = choose_margin(probs, targets, eligible, max_share=0.08)
+    margin = choose_margin(probs, targets, answered, 0.5, max_share=0.08)
     asked = (gap < margin).float().mean().item()
     assert 0 < margin and asked <= 0.08
-    # the close calls are worth a question and are asked; the 0.3 gaps (right half the time) are not
+    # the close calls are worth a question and are asked; the 0.3 gaps (right 3 times in 4) are not
     assert asked == pytest.approx(0.05, abs=0.005)
-    assert choose_margin(probs, targets, eligible, max_share=0.5) < 0.3  # even unbounded, a coin flip does not pay
+    assert choose_margin(probs, targets, answered, 0.5, max_share=0.5) < 0.3  # even unbounded
     # the old rule (widest margin at which the top one is right at most 60 % of the time) asked 45 %
     assert ((gap < 0.4).float().mean().item()) > 0.4
 
@@ -138,7 +138,19 @@ def test_margin_stays_within_the_clarify_share_on_a_set_that_tempts_a_wide_one()
 def test_margin_is_zero_when_no_question_pays():
     probs, targets = _tempting()
     right = probs.argmax(-1)  # every top intent right: a question is always needless
-    assert choose_margin(probs, right, torch.ones(len(right), dtype=torch.bool), max_share=0.5) == 0.0
+    assert choose_margin(probs, right, torch.ones(len(right), dtype=torch.bool), 0.5, max_share=0.5) == 0.0
+
+
+def test_questions_to_refused_messages_pay_only_when_they_are_in_scope():
+    """A refused message whose top two are close and together clear the floor is asked about when it is in
+    scope (a refusal turned into the right pick); the same message out of scope makes the question needless."""
+    probs, targets = _tempting()
+    refused = torch.zeros(len(targets), dtype=torch.bool)  # the score refuses every message
+    assert choose_margin(probs, targets, refused, 0.5, max_share=0.08) > 0.02
+    oos = probs[400:450]  # the close calls again, now as out-of-scope messages the score refuses
+    none = torch.zeros(len(oos), dtype=torch.bool)
+    assert choose_margin(probs, targets, refused, 0.5, max_share=0.08, oos_probs=oos, oos_answered=none,
+                         oos_weight=5.0) == 0.0
 
 
 def test_calibration_reports_clarify_figures_within_the_bound():
@@ -241,3 +253,14 @@ def test_a_version_from_before_the_scores_still_serves_on_its_top_probability(th
         assert p.unknown == (p.confidence < 0.6) and p.oos_score == pytest.approx(p.confidence, abs=1e-4)
     with pytest.raises(ValueError, match="predates out-of-scope scores"):
         recalibrate(old, TrainSettings())
+
+
+def test_ignored_clarifying_questions_shrink_the_share_a_margin_may_ask():
+    from training.pipeline import answered_clarifications
+    from training.settings import TrainSettings
+
+    settings = TrainSettings(max_clarify_share=0.08)
+    assert answered_clarifications(settings, 10, 2) == (settings, None)  # too few questions to judge
+    assert answered_clarifications(settings, 100, 100)[0] == settings  # all answered: the bound stays
+    bounded, note = answered_clarifications(settings, 100, 25)
+    assert bounded.max_clarify_share == pytest.approx(0.02) and "25 of 100" in note
