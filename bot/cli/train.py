@@ -81,13 +81,24 @@ def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = T
 
 
 def train_settings(folder: BotFolder, db, say=print):
-    """The folder's train settings, with the bound on clarifying questions the conversation log has earned."""
-    from bot.conversations import ConversationLog
-    from training.pipeline import answered_clarifications
-    from training.redact import Redactor
+    """The folder's train settings, with what the bot's own traffic has measured: the out-of-scope share of
+    reviewed messages (once there are enough) and the bound on clarifying questions customers have earned."""
+    from dataclasses import replace
 
+    from bot.conversations import ConversationLog
+    from training.pipeline import answered_clarifications, reviewed_oos_share
+    from training.redact import Redactor
+    from training.store import ExampleStore
+
+    settings = folder.settings.train
+    share, reviewed = reviewed_oos_share(ExampleStore(db).examples(), settings.oos_label)
+    if share is not None:
+        say(f"note: {100 * share:.0f} % of {reviewed} reviewed messages were marked out of scope: the threshold is "
+            f"fitted for that share (train.oos_share {100 * settings.oos_share:.0f} % stands until reviews measure it; "
+            "the review queue leans towards unsure messages, so this errs towards refusing)")
+        settings = replace(settings, oos_share=share)
     asked, answered = ConversationLog(db, Redactor(folder.settings.privacy)).clarification_answers()
-    settings, note = answered_clarifications(folder.settings.train, asked, answered)
+    settings, note = answered_clarifications(settings, asked, answered)
     if note:
         say(f"note: {note}")
     return settings
@@ -126,20 +137,8 @@ def train(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}")
     print("\n" + result.summary())
-    _reviewed_share_hint(store.examples(), settings.train)
     print(("serving it now" if not args.no_promote else "not promoted") + f"; files in {result.path}")
     return 0
-
-
-def _reviewed_share_hint(examples, settings) -> None:
-    """Say so when reviewed traffic measures an out-of-scope share far from the one the threshold assumed."""
-    from training.pipeline import reviewed_oos_share
-
-    share, reviewed = reviewed_oos_share(examples, settings.oos_label)
-    if share is not None and abs(share - settings.oos_share) >= 0.1:
-        print(f"note: {100 * share:.0f} % of {reviewed} reviewed messages were marked out of scope (the threshold "
-              f"assumed {100 * settings.oos_share:.0f} %; the review queue leans towards unsure messages, so this is "
-              "an upper estimate): `run_bot.py calibrate --oos-share reviews` refits for it")
 
 
 def evaluate_cmd(args: argparse.Namespace) -> int:

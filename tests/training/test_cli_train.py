@@ -179,3 +179,32 @@ def test_reviewed_out_of_scope_share_needs_enough_reviews():
     many = [Example(f"m{i}", "out_of_scope" if i % 4 == 0 else "track", source="review") for i in range(100)]
     many += [Example(f"s{i}", "out_of_scope", source="seed") for i in range(100)]  # not reviewed: not counted
     assert reviewed_oos_share(many, "out_of_scope") == (0.25, 100)
+
+
+def test_train_settings_follow_the_bots_own_traffic(bot):
+    """Reviewed messages set the out-of-scope share once there are enough; ignored questions shrink the bound."""
+    from bot.cli.train import train_settings
+    from bot.conversations import ConversationLog
+    from bot.folder import BotFolder
+    from bot.router import Decision, Reply
+    from knowledge.database import connect
+    from training.redact import Redactor
+    from training.store import Example, ExampleStore
+
+    folder = BotFolder.load(bot)
+    db = connect(folder.settings.db_path)
+    notes: list[str] = []
+    assert train_settings(folder, db, notes.append) == folder.settings.train and notes == []
+
+    ExampleStore(db).add([Example(f"reviewed {i}", "out_of_scope" if i % 5 == 0 else "track", source="review")
+                          for i in range(60)])
+    log = ConversationLog(db, Redactor())
+    for i in range(30):
+        convo, token = log.new()
+        log.record_turn(convo, f"parcel {i}", Reply("Which one?", Decision(route="clarify", reason="close")), token)
+        if i % 3 == 0:
+            log.record_turn(convo, "/track", Reply("On its way.", Decision(route="template", reason="pick")))
+    settings = train_settings(folder, db, notes.append)
+    assert settings.oos_share == pytest.approx(0.2)  # 12 of 60 reviewed messages
+    assert settings.max_clarify_share == pytest.approx(folder.settings.train.max_clarify_share / 3)
+    assert len(notes) == 2 and "20 % of 60 reviewed" in notes[0] and "10 of 30" in notes[1]
