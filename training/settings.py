@@ -31,7 +31,7 @@ class TrainSettings:
     device: str = setting("auto", "auto (CUDA with mixed precision when present, else CPU), cpu or cuda.")
     target_precision: float = setting(0.9, "Precision of answered messages the answer threshold is chosen to reach.")
     oos_share: float = setting(0.4, "Expected share of out-of-scope messages, used when choosing the threshold (live customer-service bots see 42-72 %); once 50 messages are reviewed, `train` and `retrain` use the share reviewers marked out of scope instead.")
-    oos_score: str = setting("max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy (of the logits), mahalanobis (distance to the intents' means, shared covariance), knn (cosine to the nearest training examples), or a '+' combination of them (standardised, averaged). max_prob stays the default until benchmarks/bench_oos.py has measured another one better (BENCHMARKS.md).")
+    oos_score: str = setting("mahalanobis+max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy (of the logits), mahalanobis (distance to the intents' means, shared covariance), knn (cosine to the nearest training examples), or a '+' combination of them (standardised, averaged). The default beat max_prob in benchmarks/bench_oos.py (BENCHMARKS.md).")
     max_clarify_share: float = setting(0.08, "Most share of in-scope messages that may get a clarifying question; the margin is fitted within it.")
     oos_label: str = setting("out_of_scope", "Intent name that marks out-of-scope examples (used for calibration only).")
     quantize: bool = setting(False, "Serve a dynamically int8-quantised copy of the model (CPU).")
