@@ -89,6 +89,7 @@ def banking77_oos(data: Path):
 
 def run_scenario(name: str, data: Path, epochs: int | None, base_model: str = "", keep: str = "") -> dict:
     from training.classifier import IntentClassifier
+    from training.oos import FeatureStats
     from training.pipeline import recalibrate, train as train_model
     from training.registry import ModelRegistry
     from training.settings import TrainSettings
@@ -130,9 +131,9 @@ def run_scenario(name: str, data: Path, epochs: int | None, base_model: str = ""
             torch.save(saved, cached)
         out["scores"] = {}
         for candidate in CANDIDATES:
-            calibration, _ = recalibrate(path, replace(settings, oos_score=candidate))
+            calibration, tensors = recalibrate(path, replace(settings, oos_score=candidate))
             clf = IntentClassifier(base.model, base.tokenizer, base.labels, calibration.to_dict(), "bench",
-                                   settings.max_length, base.stats)
+                                   settings.max_length, FeatureStats.from_tensors(tensors))
             out["scores"][candidate] = {
                 "threshold": calibration.score_threshold, "margin": calibration.margin,
                 "expected": {"precision": calibration.expected_precision, "coverage": calibration.expected_coverage,

@@ -28,7 +28,10 @@ import torch
 
 PARTS = ("max_prob", "energy", "mahalanobis", "knn")
 KNN = 10  # neighbours averaged by the knn score
-SHRINKAGE = 0.1  # share of the scaled identity in the shared covariance
+# Share of the scaled identity in the shared covariance. Chosen on BANKING77-OOS's validation split (in-domain
+# out-of-scope AUROC of mahalanobis+max_prob: 0.895 at 0.1, 0.899 at 0.5, 0.903 at 0.9): the intents' own
+# spread is estimated from few examples per dimension, so mostly-isotropic distances generalise better.
+SHRINKAGE = 0.9
 STATS_FILE = "oos.safetensors"
 
 

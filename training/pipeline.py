@@ -178,15 +178,21 @@ def _write_json(path: Path, value) -> None:
 
 
 def saved_outputs(path: Path) -> tuple[dict, dict]:
-    """A version's saved validation outputs and feature statistics -> (tensors, {"fit", "serving"} stats)."""
+    """A version's saved validation outputs, with its feature statistics fitted again from the saved training
+    features (so a refit follows today's estimator) -> (tensors, {"fit", "serving"} stats)."""
     from training.oos import STATS_FILE, FeatureStats, load_tensors
 
     tensors = load_tensors(path)
     if "val_logits" not in tensors:
         raise ValueError(f"model version {path.name} has no saved validation outputs ({STATS_FILE}): it predates "
                          "out-of-scope scores; train a new version")
-    serving = FeatureStats.from_tensors(tensors)
-    fit = FeatureStats.from_tensors(tensors, "fit_") if "fit_means" in tensors else serving
+    classes = tensors["means"].shape[0]
+    serving = FeatureStats.fit(tensors["bank"], tensors["bank_labels"], classes)
+    tensors = {**tensors, **serving.tensors()}
+    fit = serving
+    if "fit_bank" in tensors:
+        fit = FeatureStats.fit(tensors["fit_bank"], tensors["fit_bank_labels"], classes)
+        tensors.update(fit.tensors("fit_"))
     return tensors, {"fit": fit, "serving": serving}
 
 
