@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import tempfile
@@ -50,20 +49,9 @@ TYPO_AUGMENT = 1.0  # train.typo_augment of the *_typos scenarios
 
 
 def banking77(data: Path, shots: int | None, seed: int, holdout: int):
-    from training.dataset import read_examples
+    from bench_intents import load  # the same draws as bench_intents.py's rows
 
-    train = read_examples(data / "banking77" / "train.csv").examples
-    test = read_examples(data / "banking77" / "test.csv").examples
-    rng = random.Random(seed)
-    if shots:
-        by_intent: dict[str, list] = {}
-        for e in train:
-            by_intent.setdefault(e.intent, []).append(e)
-        train = [x for intent in sorted(by_intent) for x in rng.sample(by_intent[intent], shots)]
-    if holdout:
-        unseen = set(rng.sample(sorted({e.intent for e in train}), holdout))
-        train = [e for e in train if e.intent not in unseen]
-        test = [replace(e, intent="out_of_scope") if e.intent in unseen else e for e in test]
+    train, test = load(data / "banking77", shots, seed, holdout)
     tests = {"test": test}
     if not holdout:  # a typo-noised copy (training.noise, fixed seed) beside the clean one
         from training.noise import noised
