@@ -69,6 +69,8 @@ class ServerSettings:
         1, "Threads each model call may use (torch intra-op); intent-model and knowledge-base batches run at once. "
         "0 = torch's default (all cores: many times slower when calls overlap or the machine is busy)."
     )
+    cache_size: int = setting(10000, "Predictions kept for repeated messages (same text up to white space, and case for "
+                              "an uncased model; at most 100 characters) under the serving model version; 0 = no cache.")
     access_log: bool = setting(True, "Log one line per HTTP request (never bodies, tokens or headers).")
     public_url: str = setting("", "URL customers reach this server at (e.g. https://help.shop.example); its origin counts as the "
                               "server's own for the same-origin check. Empty = only loopback addresses (127.0.0.1, localhost) do.")
@@ -100,6 +102,7 @@ class ServerSettings:
             "batch_size": self.batch_size >= 1,
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
             "torch_threads": self.torch_threads >= 0,
+            "cache_size": self.cache_size >= 0,
             "handoff_webhook": self.handoff_webhook == "" or self.handoff_webhook.startswith(("http://", "https://")),
             "public_url": self.public_url == "" or _is_origin_url(self.public_url),
             "trusted_proxies": all(_is_network(p) for p in self.trusted_proxies),

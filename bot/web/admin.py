@@ -19,6 +19,7 @@ async def stats(request: web.Request) -> web.Response:
         "model_version": rt.models.version, "reloads": rt.models.reloads, "ready": rt.ready,
         "uptime_s": round(time.time() - rt.started, 1),
         "batches": getattr(batcher, "calls", 0), "mean_batch": round(getattr(batcher, "mean_batch", 0.0), 2),
+        "prediction_cache": batcher.stats() if hasattr(batcher, "stats") else None,
         "webhooks": {"sent": rt.notifier.sent, "failed": rt.notifier.failed},
     })
 

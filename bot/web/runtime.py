@@ -16,6 +16,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from bot.batcher import MicroBatcher
+from bot.cache import CachedCall
 from bot.conversations import ConversationLog
 from bot.folder import BotFolder, load_intents
 from bot.handoff import HandoffNotifier
@@ -104,9 +105,11 @@ class Runtime:
         if self.metrics is not None:
             predict = self.metrics.timed(predict, self.metrics.inference_seconds, self.metrics.batch_size)
         batcher = MicroBatcher(predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
+        uncased = bool(getattr(getattr(model, "tokenizer", None), "do_lower_case", False))
         from bot.language import detector
 
-        return Router(intents, entities, model, batcher, self.search, self.settings, detector(s.languages))
+        return Router(intents, entities, model, CachedCall(batcher, s.cache_size, lowercase=uncased), self.search,
+                      self.settings, detector(s.languages))
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
