@@ -33,7 +33,7 @@ class RegistrySource:
         from training.registry import ModelRegistry
 
         self.registry = ModelRegistry(settings.models_path)
-        self.quantize = settings.train.quantize
+        self.quantize, self.threads = settings.train.quantize, settings.server.torch_threads
 
     def current_version(self) -> str | None:
         return self.registry.current_version()
@@ -45,7 +45,7 @@ class RegistrySource:
         if path is None:
             raise FileNotFoundError(self.registry.pointer_problem() + (
                 " (train with `python run_bot.py train --bot <folder>`, or `python run_bot.py demo`)"))
-        return IntentClassifier.load(path, quantize=self.quantize)
+        return IntentClassifier.load(path, quantize=self.quantize, threads=self.threads)
 
 
 class NoIntents:

@@ -49,10 +49,14 @@ class IntentClassifier:
         if self.score.needs_features and stats is None:
             raise ValueError(f"model version {version}: score {self.score.name} needs its {STATS_NAME}")
         self.version, self.max_length = version, max_length
+        self.runtime = None  # training.onnx_runtime.OnnxModel when the version serves through ONNX Runtime
         self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
 
     @classmethod
-    def load(cls, path: Path, quantize: bool = False) -> "IntentClassifier":
+    def load(cls, path: Path, quantize: bool = False, threads: int = 0) -> "IntentClassifier":
+        """A saved version, served by the runtime it chose when it was trained (runtime.json: ONNX Runtime
+        int8 or fp32), or by PyTorch (`quantize`: PyTorch's dynamic int8). `threads`: ONNX Runtime's
+        intra-op threads (0 = its default)."""
         import torch
 
         from training.model import IntentModel, load_tokenizer
@@ -68,11 +72,16 @@ class IntentClassifier:
             model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
         settings = json.loads((path / "settings.json").read_text()) if (path / "settings.json").is_file() else {}
         version = (path / "VERSION").read_text().strip() if (path / "VERSION").is_file() else path.name
-        return cls(
+        classifier = cls(
             model, load_tokenizer(path), json.loads((path / LABELS_FILE).read_text()),
             json.loads((path / CALIBRATION_FILE).read_text()), version, settings.get("max_length", 64),
             load_stats(path),
         )
+        if not quantize:
+            from training import onnx_runtime
+
+            classifier.runtime = onnx_runtime.load(path, threads)
+        return classifier
 
     def outputs(self, texts: Sequence[str]):
         """(pooled normalised features, uncalibrated logits), one row per text (batched forward pass)."""
@@ -82,6 +91,9 @@ class IntentClassifier:
             batch = self.tokenizer(
                 list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             )
+        if self.runtime is not None:
+            features, logits = self.runtime.outputs(batch["input_ids"], batch["attention_mask"])
+            return features.float(), logits.float()
         with torch.inference_mode():
             features = self.model.embed(batch["input_ids"], batch["attention_mask"])
             return features.float(), self.model.head(features).float()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -71,7 +72,13 @@ def train(
         train_part = train_part + augment(train_part, settings.typo_augment, settings.seed)
     fit = finetune(train_part, val_part, base, settings, progress=progress)
 
+    scratch = tempfile.TemporaryDirectory()  # ONNX files until the version folder is written
     calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)
+    runtime = None
+    if settings.onnx and not settings.quantize:
+        fit, runtime = serving_runtime(fit, val_part, calibration, settings, Path(scratch.name))
+        if runtime.get("calibrated_on") != "torch":
+            calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)
     classifier = IntentClassifier(fit.model, fit.tokenizer, fit.labels, calibration.to_dict(), "unsaved",
                                   settings.max_length, stats["serving"])
     oos_out = (tensors["oos_features"], tensors["oos_logits"]) if oos else None
@@ -95,16 +102,41 @@ def train(
         save_tensors(folder, tensors)
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "settings.json", asdict(settings))
+        if runtime is not None:
+            from training import onnx_runtime
+
+            onnx_runtime.save(runtime, Path(scratch.name), folder)
         _write_json(folder / "data.json", {
             "hash": digest, "examples": len(usable), "intents": len(fit.labels), "base_model": str(base),
             "example_ids": sorted(e.id for e in usable if e.id is not None), **(lineage or {}),
         })
+    scratch.cleanup()
     version = registry.written
     if promote:
         registry.promote(version)
         registry.prune(settings.keep_versions)
     log.info("trained model version %s", version)
     return TrainResult(version, registry.path(version), metrics, warnings)
+
+
+def serving_runtime(fit, val_part, calibration, settings: TrainSettings, scratch: Path):
+    """Export and measure the ONNX copies (training.onnx_runtime) -> (fit, runtime record). When the model that
+    serves is the one the validation outputs came from (no small-data refit), they are replaced by the chosen
+    runtime's, so the calibration is fitted on the logits that will serve; after a refit the validation
+    examples were trained on, and the calibration stays on the first run's PyTorch outputs."""
+    from training import onnx_runtime
+
+    texts = [e.text for e in val_part]
+    record = onnx_runtime.prepare(fit.model, fit.tokenizer, texts, fit.val_targets, settings.max_length,
+                                  settings.max_quantization_drop, calibration.threshold, calibration.temperature,
+                                  scratch)
+    refit = len(fit.bank_targets) != len(fit.fit_targets)
+    if "logits" in record and not refit:
+        fit = replace(fit, val_logits=record["logits"], val_features=record["features"])
+        record["calibrated_on"] = record["serve"]
+    else:
+        record["calibrated_on"] = "torch"
+    return fit, record
 
 
 def fit_calibration(fit, oos: Sequence[Example], settings: TrainSettings, classify_oos: bool = False):
@@ -263,6 +295,10 @@ def write_recalibrated(path: Path, registry: ModelRegistry, calibration, tensors
         save_tensors(folder, tensors)
         _write_json(folder / "calibration.json", calibration.to_dict())
         _write_json(folder / "settings.json", asdict(settings))
+        if runtime is not None:
+            from training import onnx_runtime
+
+            onnx_runtime.save(runtime, Path(scratch.name), folder)
         metrics.update(calibration=calibration.to_dict(), recalibrated_from=path.name,
                        recalibrated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if extra_oos:

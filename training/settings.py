@@ -34,7 +34,9 @@ class TrainSettings:
     oos_score: str = setting("mahalanobis+max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy (of the logits), mahalanobis (distance to the intents' means, shared covariance), knn (cosine to the nearest training examples), or a '+' combination of them (standardised, averaged). The default beat max_prob in benchmarks/bench_oos.py (BENCHMARKS.md).")
     max_clarify_share: float = setting(0.08, "Most share of in-scope messages that may get a clarifying question; the margin is fitted within it.")
     oos_label: str = setting("out_of_scope", "Intent name that marks out-of-scope examples (used for calibration only).")
-    quantize: bool = setting(False, "Serve a dynamically int8-quantised copy of the model (CPU).")
+    quantize: bool = setting(False, "Serve a PyTorch dynamically int8-quantised copy of the model (CPU), instead of ONNX Runtime.")
+    onnx: bool = setting(True, "Export each new version to ONNX (fp32 and an int8 copy), measure both on the validation examples and serve through ONNX Runtime (training.onnx_runtime); PyTorch when the export fails.")
+    max_quantization_drop: float = setting(0.3, "Most validation accuracy points the int8 ONNX copy may lose against fp32 and still serve.")
     keep_versions: int = setting(5, "Model versions kept on disk; older ones are pruned (the serving one never).")
 
     def __post_init__(self) -> None:
