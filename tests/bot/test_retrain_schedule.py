@@ -83,7 +83,7 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
     from training.settings import TrainSettings
 
     folder = load_folder(tmp_path, f'server.admin_token="{ADMIN}"', "server.watch_interval=0.05")
-    settings = TrainSettings(base_model=str(tiny_bert), batch_size=8, epochs=20, min_steps=0, encoder_lr=1e-3,
+    settings = TrainSettings(base_model=str(tiny_bert), onnx=False, batch_size=8, epochs=20, min_steps=0, encoder_lr=1e-3,
                              head_lr=5e-2, patience=20, seed=1)
     registry = ModelRegistry(folder.settings.models_path)
     texts = ["where is my order", "where is my parcel", "track my package"]

@@ -24,7 +24,7 @@ def three(tiny_bert, tmp_path_factory):
     """One model trained on THREE, shared by the tests that only read it."""
     from training.settings import TrainSettings
 
-    settings = TrainSettings(base_model=str(tiny_bert), batch_size=8, epochs=30, min_steps=0, encoder_lr=1e-3,
+    settings = TrainSettings(base_model=str(tiny_bert), onnx=False, batch_size=8, epochs=30, min_steps=0, encoder_lr=1e-3,
                              head_lr=5e-2, patience=30, seed=1)
     registry = ModelRegistry(tmp_path_factory.mktemp("three"))
     return train(THREE, settings, registry, progress=False), registry

@@ -32,7 +32,7 @@ def bot(tmp_path, tiny_bert):
     folder.mkdir()
     (folder / "intents.yaml").write_text(INTENTS)
     (folder / "bot.toml").write_text(
-        f'state_dir = "{tmp_path / "state"}"\n[train]\nbase_model = "{tiny_bert}"\nbatch_size = 8\n'
+        f'state_dir = "{tmp_path / "state"}"\n[train]\nbase_model = "{tiny_bert}"\nonnx = false\nbatch_size = 8\n'
         "epochs = 3\nmin_steps = 0\nencoder_lr = 1e-3\nhead_lr = 5e-2\n"
     )
     (folder / "evaluation.csv").write_text(

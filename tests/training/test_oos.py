@@ -172,7 +172,7 @@ def three_intents_version(tiny_bert, tmp_path_factory):
 
     words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
     examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
-    settings = TrainSettings(base_model=str(tiny_bert), batch_size=8, epochs=6, min_steps=0, encoder_lr=1e-3,
+    settings = TrainSettings(base_model=str(tiny_bert), onnx=False, batch_size=8, epochs=6, min_steps=0, encoder_lr=1e-3,
                              head_lr=5e-2, patience=6, seed=1, oos_score=ROUND_TRIP)
     return train(examples, settings, ModelRegistry(tmp_path_factory.mktemp("scored")), progress=False).path
 

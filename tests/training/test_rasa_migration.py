@@ -253,7 +253,7 @@ async def test_a_form_whose_slots_are_entities_becomes_prompts(tmp_path):
 def test_evaluate_conversations_replays_the_migrated_test_stories(tmp_path, tiny_bert, capsys):
     folder = migrate(EXAMPLES / "moodbot", tmp_path)
     state = [f"state_dir={str(tmp_path / 'state')!r}".replace("'", '"')]
-    tiny = ["--set", f'train.base_model="{tiny_bert}"', "--set", "train.epochs=1", "--set", "train.min_steps=0",
+    tiny = ["--set", f'train.base_model="{tiny_bert}"', "--set", "train.onnx=false", "--set", "train.epochs=1", "--set", "train.min_steps=0",
             "--set", state[0]]
     assert run_bot.main(["train", "--bot", str(folder.path), "--quiet", *tiny]) == 0
     capsys.readouterr()

@@ -171,7 +171,7 @@ def test_a_killed_retrain_leaves_the_serving_model_and_the_next_run_starts_clean
     intents = "".join(f"  {i}:\n    answer: ok\n    examples: {json.dumps(ts)}\n" for i, ts in OLD.items())
     (folder / "intents.yaml").write_text("intents:\n" + intents)
     (folder / "bot.toml").write_text(
-        f'name = "k"\nstate_dir = "{tmp_path / "state"}"\n[train]\nbase_model = "{tiny_bert}"\nbatch_size = 8\n'
+        f'name = "k"\nstate_dir = "{tmp_path / "state"}"\n[train]\nbase_model = "{tiny_bert}"\nonnx = false\nbatch_size = 8\n'
         'epochs = 200\nmin_steps = 2000\npatience = 200\n')  # long enough to be killed mid-training
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cli = [sys.executable, str(ROOT / "run_bot.py")]
