@@ -66,7 +66,7 @@ class ServerSettings:
     batch_wait_ms: float = setting(0.0, "Milliseconds an idle model waits for more messages to batch with the first "
                                    "(0: none; under load batches form while the previous call runs).")
     torch_threads: int = setting(
-        1, "Threads each model call may use (torch intra-op); intent-model and knowledge-base batches run at once. "
+        1, "Threads each model call may use (torch intra-op, and ONNX Runtime's for an intent model served through it); intent-model and knowledge-base batches run at once. "
         "0 = torch's default (all cores: many times slower when calls overlap or the machine is busy)."
     )
     cache_size: int = setting(10000, "Predictions kept for repeated messages (same text up to white space, and case for "
