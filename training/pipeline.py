@@ -295,10 +295,6 @@ def write_recalibrated(path: Path, registry: ModelRegistry, calibration, tensors
         save_tensors(folder, tensors)
         _write_json(folder / "calibration.json", calibration.to_dict())
         _write_json(folder / "settings.json", asdict(settings))
-        if runtime is not None:
-            from training import onnx_runtime
-
-            onnx_runtime.save(runtime, Path(scratch.name), folder)
         metrics.update(calibration=calibration.to_dict(), recalibrated_from=path.name,
                        recalibrated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if extra_oos:
