@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -28,8 +28,8 @@ from knowledge.documents import PARSER_VERSION
 from knowledge.embedder import Embedder, SentenceEmbedder, resolve_model_path
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
-from knowledge.relevance import OFF_TOPIC, Calibration, Tuning, fit, terms
-from knowledge.search import MODES, Fusion, Hit, to_hit, trim
+from knowledge.relevance import FEATURES, OFF_TOPIC, Calibration, Tuning, fit, terms
+from knowledge.search import MODES, Candidate, Fusion, Hit, to_hit, trim
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore, StoredDocument
 
@@ -66,6 +66,11 @@ class KnowledgeStats:
     fusion: str  # the ranking in use, described ("hybrid, keyword_weight 0.3, titles mix")
     pinned: tuple[str, ...]  # settings that override the base's own choice
     tuning: "Tuning | None"  # what the base chose and measured at its last sync
+
+
+def features(found: Iterable[Candidate]) -> np.ndarray:
+    """The relevance features of candidates, one row each."""
+    return np.array([c.features for c in found], np.float64).reshape(-1, len(FEATURES))
 
 
 class KnowledgeBase:
@@ -277,8 +282,8 @@ class KnowledgeBase:
     def calibrate(self, confirmed: Sequence[tuple[str, str]] = ()) -> Calibration | None:
         """Tune the base on questions it makes from itself (titles, headings, FAQ questions; `confirmed`
         (question, document id) pairs too, such as knowledge answers reviewers confirmed): choose the fusion,
-        fit relevance (own document against held-out documents and off-topic questions) and the threshold
-        that reaches knowledge.target_precision. Kept with the base until the next sync changes it."""
+        fit relevance (is the top answer right; held-out documents' and off-topic questions' best hits never are)
+        and the threshold that reaches knowledge.target_precision. Kept with the base until the next sync changes it."""
         docs = self.documents()
         if not docs:
             self.calibration = None
@@ -301,15 +306,15 @@ class KnowledgeBase:
         tried = tuning.fusions(self.settings)
         expected = [copies[q.doc_id] for q in questions]
         choice, scores = tuning.choose(tried, pools, expected, self.settings.rrf_k)
-        own = [tuning.own_hit(p.rank(choice, self.settings.rrf_k), e) for p, e in zip(pools, expected)]
-        tops = [p.rank(choice, self.settings.rrf_k)[:1] for p in [*negatives, *off_topic]]
-        negative_features = [(c[0].cosine, c[0].cover) for c in tops if c]
-        calibration = fit(np.array([(c.cosine, c.cover) for c in own if c]).reshape(-1, 2),
-                          np.array(negative_features).reshape(-1, 2))
-        answered = [(calibration.score(c.cosine, c.cover), c.chunk.doc_id in e)
-                    for p, e in zip(pools, expected) for c in p.rank(choice, self.settings.rrf_k)[:1]]
+        rrf_k = self.settings.rrf_k
+        # the top answer to each own question, right or not; unanswerable questions' best hits are all wrong
+        tops = [(c, c.chunk.doc_id in e) for p, e in zip(pools, expected) if (c := p.best(choice, rrf_k))]
+        held_out = [c for p in negatives if (c := p.best(choice, rrf_k))]
+        stray = [c for p in off_topic if (c := p.best(choice, rrf_k))]
+        calibration = fit(features(c for c, _ in tops), np.array([ok for _, ok in tops]), features(held_out + stray))
+        answered = [(calibration.score(c.features), ok) for c, ok in tops]
         # wrong when confident: another document's answer to a question, or any answer to an off-topic one
-        wrong = [(calibration.score(c[0].cosine, c[0].cover), False) for c in tops[len(negatives):] if c]
+        wrong = [(calibration.score(c.features), False) for c in stray]
         threshold, count, precision, fitted = relevance.fit_threshold(
             answered + wrong, self.settings.target_precision, FALLBACK_THRESHOLD)
         best = dict((name, mrr) for name, _, mrr in scores)[choice.describe()]

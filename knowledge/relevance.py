@@ -1,10 +1,13 @@
 """Calibrated relevance: how a hit compares with the best hits for questions the base cannot answer.
 
-A hit's raw score combines its dense score and the share of query words it contains, weighted by a
-logistic fit of "own document" against "other documents" hits. The calibrated score is the share of
-unanswerable questions (each document's title or FAQ question asked with that document held out, and
-off-topic questions) whose best hit scores lower. Both are fitted from the base itself at every sync, with
-the answer threshold that reaches a target precision on the base's own questions (`fit_threshold`).
+A hit's raw score combines four features: its dense score, the share of query words it contains, and how far
+each of the two is above the best other document's (a lead: the right answer to a question usually stands
+out, while a question the base cannot answer finds several documents about equally close). The weights are a
+logistic fit of "the top answer is right" on the base's own questions, with the best hits of unanswerable
+questions (each document's title or FAQ question asked with that document held out, and off-topic questions)
+as wrong answers. The calibrated score is the share of those unanswerable questions whose best hit scores
+lower. Both are fitted from the base itself at every sync, with the answer threshold that reaches a target
+precision on the base's own questions (`fit_threshold`).
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ def coverage(query_terms: Iterable[str], text: str) -> float:
     return len(wanted & present) / len(wanted)
 
 
+FEATURES = ("cosine", "coverage", "cosine lead", "coverage lead")  # a lead: above the best other document's
+
+
 @dataclass(frozen=True)
 class Tuning:
     """What a base chose for itself at sync: its fusion, what each fusion scored, and the fitted threshold."""
@@ -87,18 +93,19 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Calibration:
-    """raw = w_cos * cosine + w_cov * coverage; score = smoothed share of unanswerable questions below raw."""
+    """raw = weights . FEATURES; score = smoothed share of unanswerable questions below raw."""
 
-    weights: tuple[float, float]
+    weights: tuple[float, ...]  # one per FEATURES
     negatives: tuple[float, ...]  # sorted raw scores of the best hits for unanswerable questions
     tuning: Tuning | None = None
 
-    def raw(self, cosine: float, cover: float) -> float:
-        return self.weights[0] * cosine + self.weights[1] * cover
+    def raw(self, features: Sequence[float]) -> float:
+        return float(np.dot(self.weights, features))
 
-    def score(self, cosine: float, cover: float) -> float:
+    def score(self, features: Sequence[float]) -> float:
+        """Relevance of a hit with these FEATURES (search.Candidate.features), in 0..1."""
         neg = np.asarray(self.negatives)
-        raw, m = self.raw(cosine, cover), len(neg)
+        raw, m = self.raw(features), len(neg)
         spread = max(float(neg.std()), 1e-3)
         if raw <= neg[0]:
             return float(0.5 / m * np.exp((raw - neg[0]) / spread))
@@ -115,7 +122,8 @@ class Calibration:
         data = json.loads(text)
         t = data.get("tuning")  # absent in bases calibrated before fusion was tuned
         tuning = Tuning(**{**t, "scores": tuple(tuple(s) for s in t["scores"])}) if t else None
-        return cls(tuple(data["weights"]), tuple(data["negatives"]), tuning)
+        weights = tuple(data["weights"]) + (0.0,) * (len(FEATURES) - len(data["weights"]))  # leads came later
+        return cls(weights, tuple(data["negatives"]), tuning)
 
 
 def fit_threshold(answered: Sequence[tuple[float, bool]], target: float, fallback: float,
@@ -138,16 +146,17 @@ def fit_threshold(answered: Sequence[tuple[float, bool]], target: float, fallbac
     return threshold, len(chosen), (sum(chosen) / len(chosen) if chosen else 1.0), fitted
 
 
-def fit(positives: np.ndarray, negatives: np.ndarray, l2: float = 1.0) -> Calibration:
-    """Weights from a logistic regression of own-document against other hits (features: cosine, coverage),
-    with the negatives' raw scores kept as the reference distribution."""
-    x = np.vstack([positives, negatives]).astype(np.float64)
-    y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
+def fit(answers: np.ndarray, right: np.ndarray, negatives: np.ndarray, l2: float = 1.0) -> Calibration:
+    """Weights from a logistic regression of "right" on the FEATURES of the top answers to the base's own
+    questions (`right`: whether each is) and of the best hits of unanswerable questions (all wrong), with the
+    unanswerable ones' raw scores kept as the reference distribution."""
+    x = np.vstack([answers, negatives]).astype(np.float64)
+    y = np.concatenate([np.asarray(right, np.float64), np.zeros(len(negatives))])
     w = logistic(x, y, l2)
-    weights = (max(w[0], 1e-3), max(w[1], 0.0))  # more similarity or more shared words never lowers relevance
-    norm = weights[0] + weights[1]
-    weights = (weights[0] / norm, weights[1] / norm)
-    raw = sorted(float(weights[0] * c + weights[1] * v) for c, v in negatives)
+    # more similarity, more shared words or a wider lead never lowers relevance
+    weights = np.maximum(w, [1e-3] + [0.0] * (len(w) - 1))
+    weights = tuple(float(v) for v in weights / weights.sum())
+    raw = sorted(float(np.dot(weights, f)) for f in negatives)
     return Calibration(weights, tuple(raw))
 
 

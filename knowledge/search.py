@@ -35,12 +35,18 @@ class Hit:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A fused candidate with the two features relevance is computed from."""
+    """A fused candidate with the features relevance is computed from (relevance.FEATURES)."""
 
     chunk: StoredChunk
     cosine: float  # dense score: the passage's cosine, with its title's as the fusion says
     cover: float
     fused: float
+    cosine_lead: float  # cosine minus the best other candidate document's (negative when one is closer)
+    cover_lead: float  # the same for coverage
+
+    @property
+    def features(self) -> tuple[float, float, float, float]:
+        return self.cosine, self.cover, self.cosine_lead, self.cover_lead
 
 
 def fuse(rankings: Sequence[Sequence[int]], k0: int) -> list[tuple[int, float]]:
@@ -113,23 +119,34 @@ def cosine_of(chunk: StoredChunk, query_vector: np.ndarray) -> float:
 
 def candidates(order: Sequence[tuple[int, float]], rows: dict[int, StoredChunk], query_vector: np.ndarray,
                query_terms: Sequence[str], title_cos: dict[str, float], titles: str) -> list[Candidate]:
-    """The best chunk of each document, in fused order, with its dense score and query-word coverage."""
-    out, docs = [], set()
+    """The best chunk of each document, in fused order, with its dense score and query-word coverage, and how
+    far each is above the best other document's."""
+    best, docs = [], set()
     for chunk_id, fused in order:
         chunk = rows.get(chunk_id)
         if chunk is None or chunk.doc_id in docs:  # deleted since the index was loaded, or a second chunk
             continue
         docs.add(chunk.doc_id)
-        cosine = dense_score(cosine_of(chunk, query_vector), title_cos.get(chunk.doc_id), titles)
-        cover = coverage(query_terms, f"{chunk.title}\n{chunk.heading}\n{chunk.text}")
-        out.append(Candidate(chunk, cosine, cover, fused))
-    return out
+        best.append((chunk, fused))
+    cosines = [dense_score(cosine_of(c, query_vector), title_cos.get(c.doc_id), titles) for c, _ in best]
+    covers = [coverage(query_terms, f"{c.title}\n{c.heading}\n{c.text}") for c, _ in best]
+    return [Candidate(chunk, cos, cover, fused, cos_lead, cover_lead)
+            for (chunk, fused), cos, cover, cos_lead, cover_lead in zip(best, cosines, covers, leads(cosines), leads(covers))]
+
+
+def leads(values: Sequence[float]) -> list[float]:
+    """Each value minus the largest of the others (0 when there are none)."""
+    if len(values) < 2:
+        return [0.0] * len(values)
+    top = int(np.argmax(values))
+    first, second = values[top], max(v for i, v in enumerate(values) if i != top)
+    return [v - (second if i == top else first) for i, v in enumerate(values)]
 
 
 def to_hit(c: Candidate, calibration: Calibration, link: Callable[[str, str], str]) -> Hit:
     ch = c.chunk
     return Hit(ch.id, ch.doc_id, ch.title, link(ch.doc_id, ch.url), ch.heading, ch.text,
-               calibration.score(c.cosine, c.cover))
+               calibration.score(c.features))
 
 
 def trim(text: str, query_vector: np.ndarray, query_terms: Sequence[str],

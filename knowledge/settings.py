@@ -66,9 +66,10 @@ class KnowledgeSettings:
     min_relevance: float = setting(
         0.9, "Answers whose calibrated relevance is below this are 'no good answer'; 0 = use the threshold fitted "
         "at every sync to `target_precision` (kb stats shows it and the coverage it reaches; on the demo store it "
-        "is far more cautious than 0.9, BENCHMARKS.md). Relevance is the share of questions this base cannot "
-        "answer (its own titles and FAQ questions with their document held out, and off-topic ones) whose best hit "
-        "scores lower."
+        "is far more cautious than 0.9, BENCHMARKS.md). A hit scores on its similarity, the share of the question's "
+        "words it contains and how far each stands out from the next document's, weighted per base; relevance is "
+        "the share of questions this base cannot answer (its own titles and FAQ questions with their document held "
+        "out, and off-topic ones) whose best hit scores lower."
     )
     suggest_relevance: float = setting(
         0.5, "When no answer clears min_relevance, the fallback still links the best articles scoring at least "

@@ -52,6 +52,10 @@ class Pool:
         order = rank(fusion, self.dense, self.keyword, self.rows, self.query_vector, self.title_cos, rrf_k)
         return candidates(order, self.rows, self.query_vector, self.terms, self.title_cos, fusion.titles)
 
+    def best(self, fusion: Fusion, rrf_k: int) -> Candidate | None:
+        """The top candidate under this fusion, or None when nothing was found."""
+        return next(iter(self.rank(fusion, rrf_k)), None)
+
 
 def own_questions(docs: Sequence[StoredDocument], sections: Sequence[tuple[str, str, list[int]]],
                   confirmed: Sequence[tuple[str, str]], limit: int) -> list[Question]:
@@ -128,6 +132,3 @@ def rank_of(found: Sequence[Candidate], expected: frozenset[str], k: int = 10) -
     """1-based rank of the first hit from an expected document within the top k, or None."""
     return next((n for n, c in enumerate(found[:k], 1) if c.chunk.doc_id in expected), None)
 
-
-def own_hit(found: Sequence[Candidate], expected: frozenset[str], k: int = 10) -> Candidate | None:
-    return next((c for c in found[:k] if c.chunk.doc_id in expected), None)

@@ -9,7 +9,10 @@ import pytest
 from kb_doubles import HashEmbedder, write_articles
 
 from knowledge.base import KnowledgeBase
-from knowledge.relevance import fit_threshold
+import numpy as np
+
+from knowledge.relevance import Calibration, fit, fit_threshold
+from knowledge.search import leads
 from knowledge.settings import KnowledgeSettings
 from knowledge.tuning import own_questions
 
@@ -77,6 +80,31 @@ def test_fit_threshold_known_answers():
     assert fit_threshold(answered, 0.95, 0.9, least=3) == (pytest.approx(0.94), 3, 1.0, True)
     assert fit_threshold(answered, 0.8, 0.9, least=3) == (pytest.approx(0.75), 6, 5 / 6, True)
     assert fit_threshold(answered, 0.95, 0.9, least=5) == (0.9, 5, 0.8, False)  # unreachable: the fallback
+
+
+def test_leads_are_each_value_above_the_best_other():
+    assert leads([0.9, 0.5, 0.7]) == pytest.approx([0.2, -0.4, -0.2])
+    assert leads([0.6, 0.6]) == [0.0, 0.0] and leads([0.8]) == [0.0] and leads([]) == []
+
+
+def test_relevance_learns_that_a_lead_over_the_runner_up_marks_a_right_answer():
+    # right and wrong top answers have the same cosines and coverage; only how far they stand out differs
+    rng = np.random.default_rng(0)
+    cos, cover = rng.uniform(0.4, 0.8, 200), rng.uniform(0, 1, 200)
+    right = np.arange(200) < 100
+    lead = np.where(right, rng.uniform(0.1, 0.3, 200), rng.uniform(0.0, 0.05, 200))
+    answers = np.column_stack([cos, cover, lead, np.zeros(200)])
+    unanswerable = np.column_stack([rng.uniform(0.4, 0.8, 60), rng.uniform(0, 1, 60), rng.uniform(0, 0.05, 60),
+                                    np.zeros(60)])
+    calibration = fit(answers, right, unanswerable)
+    assert calibration.weights[2] > max(calibration.weights[0], calibration.weights[1])
+    assert calibration.score((0.6, 0.5, 0.2, 0.0)) > 0.95 > 0.5 > calibration.score((0.6, 0.5, 0.01, 0.0))
+
+
+def test_a_calibration_stored_before_the_leads_scores_as_it_did():
+    old = Calibration.from_json('{"weights": [0.7, 0.3], "negatives": [0.2, 0.4, 0.6], "tuning": null}')
+    assert old.weights == (0.7, 0.3, 0.0, 0.0)
+    assert old.score((0.5, 0.5, 0.3, 0.2)) == old.score((0.5, 0.5, -0.3, 0.0)) == pytest.approx(2 / 3)  # raw 0.5
 
 
 def synthetic_articles(rng: random.Random, topics: int = 24, words: int = 10):
