@@ -131,6 +131,7 @@ def serving_runtime(fit, val_part, calibration, settings: TrainSettings, scratch
                                   settings.max_quantization_drop, calibration.threshold, calibration.temperature,
                                   scratch)
     refit = len(fit.bank_targets) != len(fit.fit_targets)
+    record["validation_trained_on"] = refit  # a refit model has seen its validation examples: compare, do not quote
     if "logits" in record and not refit:
         fit = replace(fit, val_logits=record["logits"], val_features=record["features"])
         record["calibrated_on"] = record["serve"]

@@ -35,6 +35,7 @@ def test_a_version_serves_the_onnx_copy_it_chose_with_the_same_outputs_as_pytorc
     assert set(record["validation"]) == {"torch", "onnx-fp32", "onnx-int8"}
     assert record["validation"]["onnx-fp32"]["agreement_with_torch"] == 1.0
     assert record["calibrated_on"] == record["serve"]  # no refit: calibrated on what serves
+    assert record["validation_trained_on"] is False
 
     served = IntentClassifier.load(path)
     assert served.runtime is not None and served.runtime.path.name == onnx_runtime.FILES[record["serve"]]
