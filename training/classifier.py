@@ -36,7 +36,9 @@ class IntentClassifier:
                  stats=None):
         from training.oos import OOSScore
 
-        self.model, self.tokenizer, self.labels = model, tokenizer, labels
+        self._model, self.tokenizer, self.labels = model, tokenizer, labels
+        self._load_model = None  # set by load() when the network is read only if PyTorch is asked for
+        self._model_lock = threading.Lock()
         self.temperature = float(calibration["temperature"])
         self.threshold = float(calibration["threshold"])  # on the calibrated top probability (top two together)
         self.margin = float(calibration["margin"])
@@ -52,6 +54,14 @@ class IntentClassifier:
         self.runtime = None  # training.onnx_runtime.OnnxModel when the version serves through ONNX Runtime
         self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
 
+    @property
+    def model(self):
+        """The PyTorch network; a version served by ONNX Runtime reads it only when something needs it."""
+        with self._model_lock:
+            if self._model is None and self._load_model is not None:
+                self._model = self._load_model()
+            return self._model
+
     @classmethod
     def load(cls, path: Path, quantize: bool = False, threads: int = 0) -> "IntentClassifier":
         """A saved version, served by the runtime it chose when it was trained (runtime.json: ONNX Runtime
@@ -59,13 +69,15 @@ class IntentClassifier:
         intra-op threads (0 = its default)."""
         import torch
 
+        from training import onnx_runtime
         from training.model import IntentModel, load_tokenizer
 
         path = Path(path)
         if not (path / LABELS_FILE).is_file():
             raise FileNotFoundError(f"{path} is not a model version (no {LABELS_FILE})")
         torch.set_num_threads(os.cpu_count() or 1)
-        model = IntentModel.load(path)
+        runtime = None if quantize else onnx_runtime.load(path, threads)
+        model = None if runtime is not None else IntentModel.load(path)
         if quantize:  # per-channel weights: on BANKING77 -0.3 points against per-tensor's -0.5, same speed
             from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -77,10 +89,8 @@ class IntentClassifier:
             json.loads((path / CALIBRATION_FILE).read_text()), version, settings.get("max_length", 64),
             load_stats(path),
         )
-        if not quantize:
-            from training import onnx_runtime
-
-            classifier.runtime = onnx_runtime.load(path, threads)
+        classifier.runtime = runtime
+        classifier._load_model = lambda: IntentModel.load(path)
         return classifier
 
     def outputs(self, texts: Sequence[str]):

@@ -1,8 +1,8 @@
 """ONNX Runtime for serving the intent model: an fp32 export, an int8 copy, and a measured choice.
 
-`prepare` exports a trained model (encoder, mean pooling, normalisation and head, as one graph) with
-PyTorch's exporter, quantises it dynamically to int8 with per-channel weights, and measures both copies on
-the validation examples against the PyTorch model: top-1 accuracy, agreement of the top intent, and the
+`prepare` exports a trained model (encoder, mean pooling, normalisation and head, as one graph), fuses it,
+quantises it dynamically to int8 with per-channel weights (knowledge.onnx_graph, shared with the knowledge
+base's embedder), and measures both copies on the validation examples against the PyTorch model: top-1 accuracy, agreement of the top intent, and the
 simulated out-of-scope refusal at the threshold. int8 serves when its accuracy is within
 `train.max_quantization_drop` points of fp32's and it refuses no fewer simulated out-of-scope messages;
 otherwise fp32 ONNX; PyTorch when the export or ONNX Runtime fails (the reason is kept in runtime.json).
@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 
 import torch
+
+from knowledge import onnx_graph
 
 log = logging.getLogger("supportbot.onnx")
 FP32_FILE, INT8_FILE, RUNTIME_FILE = "model.onnx", "model.int8.onnx", "runtime.json"
@@ -34,30 +36,17 @@ class _Outputs(torch.nn.Module):
 
 
 def export(model, tokenizer, folder: Path) -> None:
-    """model.onnx (fp32, dynamic batch and length) and model.int8.onnx (dynamic int8, per-channel) in `folder`."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+    """model.onnx (fp32, fused, dynamic batch and length) and model.int8.onnx (dynamic int8, per-channel) in `folder`."""
     sample = tokenizer(["where is my parcel", "i want my money back please"], padding=True, return_tensors="pt")
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=512)
-    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
-    torch.onnx.export(_Outputs(model.eval()), (sample["input_ids"], sample["attention_mask"]),
-                      str(folder / FP32_FILE), input_names=["input_ids", "attention_mask"],
-                      output_names=["features", "logits"], dynamo=True, dynamic_shapes=shapes,
-                      external_data=False)
-    quantize_dynamic(str(folder / FP32_FILE), str(folder / INT8_FILE), weight_type=QuantType.QInt8, per_channel=True)
+    onnx_graph.export(_Outputs(model), model.encoder, (sample["input_ids"], sample["attention_mask"]), folder / FP32_FILE,
+                folder / INT8_FILE, ["features", "logits"])
 
 
 class OnnxModel:
     """The exported graph in an ONNX Runtime session: (features, logits) like IntentModel's embed + head."""
 
     def __init__(self, path: Path, threads: int = 1):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(0, threads)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_graph.session(path, threads)
         self.path = Path(path)
 
     def outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

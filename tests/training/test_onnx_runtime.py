@@ -27,7 +27,7 @@ def onnx_version(tiny_bert, tmp_path_factory):
     return settings, train(EXAMPLES, settings, ModelRegistry(tmp_path_factory.mktemp("onnx")), progress=False).path
 
 
-def test_a_version_serves_the_onnx_copy_it_chose_with_the_same_outputs_as_pytorch(onnx_version):
+def test_a_version_serves_the_onnx_copy_it_chose_with_the_same_outputs_as_pytorch(onnx_version, monkeypatch):
     _, path = onnx_version
     record = json.loads((path / onnx_runtime.RUNTIME_FILE).read_text())
     assert record["serve"] in ("onnx-int8", "onnx-fp32") and (path / onnx_runtime.FP32_FILE).is_file()
@@ -37,14 +37,21 @@ def test_a_version_serves_the_onnx_copy_it_chose_with_the_same_outputs_as_pytorc
     assert record["calibrated_on"] == record["serve"]  # no refit: calibrated on what serves
     assert record["validation_trained_on"] is False
 
+    from training.model import IntentModel
+
+    reads = []
+    monkeypatch.setattr(IntentModel, "load", classmethod(lambda cls, p, load=IntentModel.load: reads.append(p) or load(p)))
     served = IntentClassifier.load(path)
     assert served.runtime is not None and served.runtime.path.name == onnx_runtime.FILES[record["serve"]]
+    served.predict(["where is my parcel"])
+    assert reads == []  # serving through ONNX Runtime never reads the PyTorch weights
     texts = ["where is my parcel", "refund money back please", "login"]
     fp32 = onnx_runtime.OnnxModel(path / onnx_runtime.FP32_FILE)
     served.runtime = fp32
     features, logits = served.outputs(texts)
-    served.runtime = None  # PyTorch
+    served.runtime = None  # PyTorch: its weights read now, on demand
     torch_features, torch_logits = served.outputs(texts)
+    assert reads == [path]
     assert (logits - torch_logits).abs().max() < 1e-4 and (features - torch_features).abs().max() < 1e-4
     assert IntentClassifier.load(path, quantize=True).runtime is None  # PyTorch's int8 asked for explicitly
 
