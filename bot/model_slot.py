@@ -33,7 +33,7 @@ class RegistrySource:
         from training.registry import ModelRegistry
 
         self.registry = ModelRegistry(settings.models_path)
-        self.quantize, self.threads = settings.train.quantize, settings.server.torch_threads
+        self.quantize, self.threads = settings.train.quantize, settings.server.model_threads
 
     def current_version(self) -> str | None:
         return self.registry.current_version()

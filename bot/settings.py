@@ -65,9 +65,10 @@ class ServerSettings:
                               "arrive while a call runs go together in the next.")
     batch_wait_ms: float = setting(0.0, "Milliseconds an idle model waits for more messages to batch with the first "
                                    "(0: none; under load batches form while the previous call runs).")
-    torch_threads: int = setting(
-        1, "Threads each model call may use (torch intra-op, and ONNX Runtime's for an intent model served through it); intent-model and knowledge-base batches run at once. "
-        "0 = torch's default (all cores: many times slower when calls overlap or the machine is busy)."
+    model_threads: int = setting(
+        1, "Threads each model call may use, in whichever runtime serves it (ONNX Runtime's intra-op threads, or "
+        "torch's); intent-model and knowledge-base batches run at once. 0 = the runtime's default (all cores: many "
+        "times slower when calls overlap or the machine is busy). Was server.torch_threads, still accepted."
     )
     cache_size: int = setting(10000, "Predictions kept for repeated messages (same text up to white space, and case for "
                               "an uncased model; at most 100 characters) under the serving model version; 0 = no cache.")
@@ -101,7 +102,7 @@ class ServerSettings:
             "watch_interval": self.watch_interval >= 0,
             "batch_size": self.batch_size >= 1,
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
-            "torch_threads": self.torch_threads >= 0,
+            "model_threads": self.model_threads >= 0,
             "cache_size": self.cache_size >= 0,
             "handoff_webhook": self.handoff_webhook == "" or self.handoff_webhook.startswith(("http://", "https://")),
             "public_url": self.public_url == "" or _is_origin_url(self.public_url),
@@ -296,9 +297,24 @@ def _parse_cli_value(text: str) -> Any:
         return text  # a bare string
 
 
+RENAMED = {"server.torch_threads": "server.model_threads"}  # old dotted name -> new; the old one still read
+
+
+def _renamed(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """`data` with this section's old setting names given their new ones; both at once is an error."""
+    for old, new in RENAMED.items():
+        section, _, name = old.rpartition(".")
+        if prefix == section + "." and name in data:
+            if new.rpartition(".")[2] in data:
+                raise SettingError(f"{old} is the old name of {new}: set only {new}", old)
+            data = {(new.rpartition(".")[2] if k == name else k): v for k, v in data.items()}
+    return data
+
+
 def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    data = _renamed(data, prefix)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise SettingError(f"unknown setting {', '.join(prefix + u for u in unknown)}", prefix + unknown[0])

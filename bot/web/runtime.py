@@ -99,7 +99,7 @@ class Runtime:
         """A router for a newly loaded model, with intents.yaml read again: a new version may know new
         intents, and edited answers apply without a restart."""
         s = self.settings.server
-        limit_torch_threads(s.torch_threads)  # loading a model may have changed it
+        limit_model_threads(s.model_threads)  # loading a model may have changed it
         intents, entities = load_intents(self.folder.path / "intents.yaml")
         predict = model.predict
         if self.metrics is not None:
@@ -116,7 +116,7 @@ RUNTIME = web.AppKey("runtime", Runtime)
 SETTINGS = web.AppKey("settings", Settings)
 
 
-def limit_torch_threads(n: int) -> None:
+def limit_model_threads(n: int) -> None:
     """Concurrent model calls each using every core oversubscribe the CPU (many times slower when busy)."""
     torch = sys.modules.get("torch")  # only when a real model is loaded
     if torch is not None and n > 0:

@@ -93,6 +93,7 @@ def test_semantic_errors_in_intents_name_the_line(tmp_path, change, line, reason
     ('[train]\nepochs = -1\n', 2, "epochs"),
     ('server = 5\n', 1, "[server] must be a table"),
     ('[server]\nrate_burst = 0\nrate_limit = 1\n', 2, "rate_burst=0"),
+    ('[server]\nmodel_threads = 2\ntorch_threads = 2\n', 3, "server.torch_threads is the old name of server.model_threads"),
 ])
 def test_semantic_errors_in_bot_toml_name_the_line(tmp_path, toml, line, reason):
     file = tmp_path / "bot.toml"
@@ -107,6 +108,13 @@ def test_an_override_error_names_the_override(tmp_path):
     file.write_text("[server]\nport = 8080\n")
     with pytest.raises(ValueError, match=re.escape("--set server.port=0: ")):
         load_settings(file, ["server.port=0"])
+
+
+def test_the_old_name_of_a_renamed_setting_still_works(tmp_path):
+    file = tmp_path / "bot.toml"
+    file.write_text("[server]\ntorch_threads = 3\n")
+    assert load_settings(file).server.model_threads == 3
+    assert load_settings(None, ["server.torch_threads=2"]).server.model_threads == 2
 
 
 def test_a_broken_template_stops_the_bot_folder_loading(tmp_path):
