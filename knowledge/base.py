@@ -25,7 +25,7 @@ from knowledge import relevance, tuning
 from knowledge.chunker import approximate_tokens
 from knowledge.database import connect
 from knowledge.documents import PARSER_VERSION
-from knowledge.embedder import Embedder, SentenceEmbedder, resolve_model_path
+from knowledge.embedder import Embedder, make_embedder, resolve_model_path
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import FEATURES, OFF_TOPIC, Calibration, Tuning, fit, terms
@@ -40,6 +40,7 @@ CALIBRATION_QUERIES = 300
 TITLE_CANDIDATES = 10  # documents found by their title vector that join the candidates with their passages
 FALLBACK_THRESHOLD = 0.9  # when the target precision cannot be reached on the base's own questions
 SENTENCE_CACHE = 20_000  # sentence vectors kept for trimming answers (~30 MB at 384 dimensions)
+QUERY_CACHE, QUERY_CACHE_CHARS = 10_000, 100  # customers' repeated questions: short ones only (personal data)
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,14 @@ def features(found: Iterable[Candidate]) -> np.ndarray:
 
 class KnowledgeBase:
     def __init__(self, store: KnowledgeStore, index_dir: Path, settings: KnowledgeSettings,
-                 embedder: Embedder | None = None):
+                 embedder: Embedder | None = None, threads: int = 0):
         self.store, self.index_dir, self.settings = store, Path(index_dir), settings
-        self._embedder = embedder
+        self._embedder, self._threads = embedder, threads
         self._lock = threading.RLock()
         self._embedder_lock = threading.Lock()
         self._encode_lock = threading.Lock()  # HF fast tokenizers fail ("Already borrowed") when shared by threads
-        self._sentence_vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # LRU, under _encode_lock
+        self._sentence_vectors = VectorCache(SENTENCE_CACHE)  # both under _encode_lock
+        self._query_vectors = VectorCache(QUERY_CACHE)
         self._saved_generation = -1
         self.index: VectorIndex | None = None
         self.calibration: Calibration | None = None
@@ -90,9 +92,10 @@ class KnowledgeBase:
 
     @classmethod
     def open(cls, db_path: Path | None, index_path: Path, settings: KnowledgeSettings,
-             embedder: Embedder | None = None) -> "KnowledgeBase":
-        """Open (creating) the base; the index file is used when it matches the database, else rebuilt."""
-        kb = cls(KnowledgeStore(connect(db_path)), index_path, settings, embedder)
+             embedder: Embedder | None = None, threads: int = 0) -> "KnowledgeBase":
+        """Open (creating) the base; the index file is used when it matches the database, else rebuilt.
+        `threads`: the embedder's (0 = its runtime's default, all cores)."""
+        kb = cls(KnowledgeStore(connect(db_path)), index_path, settings, embedder, threads)
         with kb._lock:
             index = VectorIndex.load(kb.index_dir)
             generation = kb.store.generation()
@@ -177,7 +180,11 @@ class KnowledgeBase:
         """answer() for each query, the queries embedded in one batch (the server batches concurrent questions)."""
         queries = [" ".join(q.split()) for q in queries]
         distinct = [q for q in dict.fromkeys(queries) if q]
-        vectors = dict(zip(distinct, self._encode(distinct))) if distinct else {}
+        short = [q for q in distinct if len(q) <= QUERY_CACHE_CHARS]
+        long = [q for q in distinct if len(q) > QUERY_CACHE_CHARS]
+        vectors = dict(zip(short, self._encode_cached(short, self._query_vectors, queries=True)))
+        if long:
+            vectors.update(zip(long, self._encode(long, queries=True)))
         return [self._answer(q, tags, vectors.get(q)) for q in queries]
 
     def _answer(self, query: str, tags: Sequence[str], query_vector: np.ndarray | None) -> Answer:
@@ -230,7 +237,7 @@ class KnowledgeBase:
         if not query or k <= 0 or empty:
             return [], np.zeros(0, np.float32)
         if query_vector is None:
-            query_vector = self._encode([query])[0]
+            query_vector = self._encode([query], queries=True)[0]
         pool = self._gather(query, query_vector, max(k, self.settings.candidates), tags)
         found = pool.rank(fusion, self.settings.rrf_k)
         calibration = self.calibration or self.calibrate()
@@ -293,7 +300,7 @@ class KnowledgeBase:
         known = {d.id for d in docs}
         questions = tuning.own_questions(docs, sections, [(q, d) for q, d in confirmed if d in known],
                                          CALIBRATION_QUERIES)
-        vectors = self._encode([q.text for q in questions] + list(OFF_TOPIC))
+        vectors = self._encode([q.text for q in questions] + list(OFF_TOPIC), queries=True)
         copies = tuning.copies(docs)
         n, no = self.settings.candidates, frozenset()
         pools = [self._gather(q.text, v, n, exclude=q.exclude, title_of=copies[q.doc_id] if q.kind == "title" else no)
@@ -381,29 +388,36 @@ class KnowledgeBase:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedder given to open(), or the settings' model loaded on first use."""
+        """The embedder given to open(), or the settings' model and runtime loaded on first use."""
         with self._embedder_lock:
             if self._embedder is None:
-                self._embedder = SentenceEmbedder(self.settings.embedder_model)
+                s = self.settings
+                self._embedder = make_embedder(s.embedder_model, s.embedder_runtime, self.index_dir / "onnx", self._threads)
             return self._embedder
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], queries: bool = False) -> np.ndarray:
+        """Vectors of passages, or with `queries` of questions (an embedder may encode those faster)."""
         embedder = self.embedder
+        encode = getattr(embedder, "encode_queries", embedder.encode) if queries else embedder.encode
         with self._encode_lock:
-            return embedder.encode(texts)
+            return encode(texts)
 
     def _encode_sentences(self, sentences: list[str]) -> np.ndarray:
         """Like _encode, remembering vectors: the passages a bot answers from repeat, their sentences with them."""
-        embedder, cache = self.embedder, self._sentence_vectors
+        return self._encode_cached(sentences, self._sentence_vectors)
+
+    def _encode_cached(self, texts: list[str], cache: "VectorCache", queries: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        embedder = self.embedder
+        encode = getattr(embedder, "encode_queries", embedder.encode) if queries else embedder.encode
         with self._encode_lock:
-            missing = [s for s in dict.fromkeys(sentences) if s not in cache]
-            if missing:
-                cache.update(zip(missing, embedder.encode(missing)))
-            for s in sentences:
-                cache.move_to_end(s)
-            while len(cache) > SENTENCE_CACHE:
-                cache.popitem(last=False)
-            return np.stack([cache[s] for s in sentences])
+            return cache.encode(texts, encode)
+
+    def cache_stats(self) -> dict:
+        """The query-vector cache's figures, for /admin/stats."""
+        with self._encode_lock:
+            return self._query_vectors.stats()
 
     def _count_tokens(self, text: str) -> int:
         count = getattr(self.embedder, "count_tokens", None)
@@ -446,3 +460,29 @@ class KnowledgeBase:
     def close(self) -> None:
         with self._lock:
             self.store.db.conn.close()
+
+
+class VectorCache:
+    """Text -> vector, the `size` latest kept (LRU), with hit counts; the caller serialises access."""
+
+    def __init__(self, size: int):
+        self.size, self.hits, self.misses = size, 0, 0
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, texts: Sequence[str], encode) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._entries]
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        if missing:
+            self._entries.update(zip(missing, encode(missing)))
+        out = np.stack([self._entries[t] for t in texts])
+        for t in texts:
+            self._entries.move_to_end(t)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return out
+
+    def stats(self) -> dict:
+        looked_up = self.hits + self.misses
+        return {"size": self.size, "entries": len(self._entries), "hits": self.hits, "misses": self.misses,
+                "hit_rate": round(self.hits / looked_up, 4) if looked_up else None}

@@ -7,6 +7,7 @@ from typing import Any
 
 
 FUSIONS = ("auto", "hybrid", "rrf", "dense", "keyword")
+EMBEDDER_RUNTIMES = ("onnx-int8", "onnx-fp32", "torch")
 TITLE_SIGNALS = ("auto", "max", "mix", "off")
 
 
@@ -28,6 +29,12 @@ class KnowledgeSettings:
 
     embedder_model: str = setting(
         "", "Sentence-transformers model folder for KB embeddings; empty = the packaged all-MiniLM-L6-v2."
+    )
+    embedder_runtime: str = setting(
+        "onnx-int8", "What runs the embedder: onnx-int8 (ONNX Runtime; questions through its int8 copy, passages "
+        "fp32), onnx-fp32 (ONNX Runtime, both fp32) or torch. ONNX fp32 gives PyTorch's vectors, so switching "
+        "embeds nothing again. The graph is exported once into the index folder; where that fails PyTorch is "
+        "used and the reason logged."
     )
     chunk_tokens: int = setting(
         128, "Most embedder tokens per chunk, heading context included (capped at the embedder's window); "
@@ -104,5 +111,7 @@ class KnowledgeSettings:
             raise ValueError(f"knowledge.min_relevance must be in [0, 1], not {self.min_relevance}")
         if not 0 <= self.suggest_relevance <= 1:
             raise ValueError(f"knowledge.suggest_relevance must be in [0, 1], not {self.suggest_relevance}")
+        if self.embedder_runtime not in EMBEDDER_RUNTIMES:
+            raise ValueError(f"knowledge.embedder_runtime must be one of {EMBEDDER_RUNTIMES}, not {self.embedder_runtime!r}")
         if self.answer_sentences < 1:
             raise ValueError(f"knowledge.answer_sentences must be at least 1, not {self.answer_sentences}")

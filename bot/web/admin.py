@@ -20,6 +20,7 @@ async def stats(request: web.Request) -> web.Response:
         "uptime_s": round(time.time() - rt.started, 1),
         "batches": getattr(batcher, "calls", 0), "mean_batch": round(getattr(batcher, "mean_batch", 0.0), 2),
         "prediction_cache": batcher.stats() if hasattr(batcher, "stats") else None,
+        "query_embedding_cache": rt.knowledge.cache_stats() if hasattr(rt.knowledge, "cache_stats") else None,
         "webhooks": {"sent": rt.notifier.sent, "failed": rt.notifier.failed},
     })
 

@@ -26,7 +26,7 @@ from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
 from bot.settings import Settings
 from bot.web import admin, analytics, chat, health, metrics, review, widget
-from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_torch_threads
+from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
 from bot.web.schedule import Schedule
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
@@ -40,9 +40,9 @@ def open_knowledge_base(settings: Settings) -> Knowledge:
     """The bot's knowledge base, warmed up (embedder loaded) so that /readyz means ready."""
     from knowledge.base import KnowledgeBase
 
-    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge, threads=settings.server.model_threads)
     kb.search("warm up", k=1)
-    limit_torch_threads(settings.server.torch_threads)
+    limit_model_threads(settings.server.model_threads)
     return kb
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kb_doubles import write_articles
 
-from knowledge.base import KnowledgeBase
+from knowledge.base import QUERY_CACHE, KnowledgeBase, VectorCache
 from knowledge.relevance import terms
 from knowledge.search import trim
 from knowledge.settings import KnowledgeSettings
@@ -90,7 +90,7 @@ def test_trim_keeps_the_sentences_that_answer(minilm):
         "Dimmable with the touch sensor on the base."
 
 
-def test_repeated_answer_embeds_only_the_query(tmp_path, minilm, monkeypatch):
+def test_a_repeated_question_embeds_nothing_again(tmp_path, minilm, monkeypatch):
     write_articles(tmp_path / "docs", {"dispatch.md": "# Dispatch\n\n" + " ".join([
         "Our shop opened in 1998 in Leeds.", "We sell kitchen tools and tableware.",
         "Orders placed before noon leave the warehouse the same day.", "Parcels then take two days to arrive.",
@@ -103,7 +103,11 @@ def test_repeated_answer_embeds_only_the_query(tmp_path, minilm, monkeypatch):
     embedded: list[int] = []
     monkeypatch.setattr(minilm, "encode", lambda texts, encode=minilm.encode: embedded.append(len(texts)) or encode(texts))
     assert kb.answer(question) == first
-    assert embedded == [1]  # only the query: the sentence vectors were kept from the first answer
+    assert embedded == []  # the query's vector and the passage's sentence vectors were kept from the first answer
+    long = question + " and " + "really " * 20 + "soon"
+    kb.answer(long), kb.answer(long)
+    assert embedded == [1, 1]  # a question longer than QUERY_CACHE_CHARS is embedded every time, never kept
+    assert kb.cache_stats() == {"size": QUERY_CACHE, "entries": 1, "hits": 1, "misses": 1, "hit_rate": 0.5}
     kb.close()
 
 
@@ -113,6 +117,7 @@ def test_answer_many_embeds_the_questions_in_one_batch(five_doc_base, monkeypatc
     embedded: list[int] = []
     encode = five_doc_base.embedder.encode
     monkeypatch.setattr(five_doc_base.embedder, "encode", lambda texts: embedded.append(len(texts)) or encode(texts))
+    monkeypatch.setattr(five_doc_base, "_query_vectors", VectorCache(QUERY_CACHE))  # cold: nothing asked yet
     batched = five_doc_base.answer_many(questions)
     # the same answers; scores only up to float noise (a padded batch embeds a hair differently)
     assert [(a.title, a.text, a.confident) for a in batched] == [(a.title, a.text, a.confident) for a in one_by_one]
