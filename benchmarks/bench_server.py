@@ -14,6 +14,7 @@ on a shared machine other work competes for the cores.
     python benchmarks/bench_server.py                      # full run, a few minutes on 2 cores
     python benchmarks/bench_server.py --levels 1 16 --seconds 10 --no-baseline
     python benchmarks/bench_server.py --set train.quantize=true   # serve the int8 model
+    python benchmarks/bench_server.py --before --no-baseline     # ONNX Runtime against the PyTorch default before it
     python benchmarks/bench_server.py --levels 16 --seconds 15 --no-baseline --offered 0 --reloads 0   # hostile row
 """
 
@@ -219,26 +220,42 @@ async def reload_memory(server: Server, session: aiohttp.ClientSession, texts: l
             "rss_after_first_5_mb": after_each[:5], "rss_after_last_5_mb": after_each[-5:]}
 
 
+BEFORE = ["train.onnx=false", "knowledge.embedder_runtime=torch", "server.cache_size=0"]  # before ONNX Runtime
+
+
+def prepare(state: Path, sets: list[str]) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "demo", "--no-serve", "--set", f'state_dir="{state}"',
+                    *(arg for setting in sets for arg in ("--set", setting))], check=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
 async def run(args: argparse.Namespace) -> dict:
     state = args.state.resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "demo", "--no-serve", "--set", f'state_dir="{state}"'],
-                   check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    prepare(state, args.set)
     token = secrets.token_urlsafe(16)
     batching = [arg for setting in args.set for arg in ("--set", setting)]
     baseline = [*batching, "--set", "server.batch_size=1"]
     settings = ", ".join(args.set) or "defaults"
-    configs = [(f"realistic mix, micro-batching ({settings})", batching, "realistic")]
+    configs = [(f"realistic mix, micro-batching ({settings})", batching, "realistic", state)]
+    if args.before:  # the previous default, trained and served in its own state folder
+        before = state.parent / (state.name + "-before")
+        prepare(before, BEFORE)
+        sets = [arg for setting in BEFORE for arg in ("--set", setting)]
+        configs += [(f"realistic mix, before: PyTorch, no prediction cache ({', '.join(BEFORE)})", sets, "realistic", before),
+                    (f"in-scope mix, micro-batching ({settings})", batching, "in-scope", state),
+                    (f"in-scope mix, before: PyTorch, no prediction cache ({', '.join(BEFORE)})", sets, "in-scope", before)]
     if not args.no_baseline:
-        configs += [(f"realistic mix, baseline: batch size 1 ({settings})", baseline, "realistic"),
-                    (f"in-scope mix, micro-batching ({settings})", batching, "in-scope"),
-                    (f"in-scope mix, baseline: batch size 1 ({settings})", baseline, "in-scope")]
+        configs += [(f"realistic mix, baseline: batch size 1 ({settings})", baseline, "realistic", state),
+                    (f"in-scope mix, micro-batching ({settings})", batching, "in-scope", state),
+                    (f"in-scope mix, baseline: batch size 1 ({settings})", baseline, "in-scope", state)]
+    configs = list({c[0]: c for c in configs}.values())  # each configuration once
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                      "configs": []}
     timeout = aiohttp.ClientTimeout(total=30)
-    for name, extra, mix in configs:
+    for name, extra, mix, folder in configs:
         texts = messages(mix)
-        server = Server(state, extra, token)
+        server = Server(folder, extra, token)
         try:
             async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
                 await server.ready(session)
@@ -309,6 +326,9 @@ def main() -> None:
     parser.add_argument("--hostile", type=int, default=16,
                         help="also this many clients alone, then beside one client sending only bad requests "
                              "(unencodable, oversized, deeply nested; 0 = skip)")
+    parser.add_argument("--before", action="store_true",
+                        help="also the previous default on both mixes: PyTorch for the intent model and the "
+                             "embedder, no prediction cache, trained in its own state folder (STATE-before)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
     args = parser.parse_args()

@@ -83,6 +83,9 @@ def demo_bot(tmp_path_factory) -> DemoBot:
     command = [
         sys.executable, str(ROOT / "run_bot.py"), "demo", "--port", str(port),
         "--set", f'state_dir="{state}"', "--set", f'server.allowed_origins=["{origin}"]',
+        # One fine-tuning run, not two: the small-data refit on all examples doubles the demo's training and is
+        # measured in benchmarks/bench_intents.py, not here (tests/training/test_classifier.py covers it).
+        "--set", "train.refit_below=0",
         # Tests chat faster than a person: keep the limiter on, with room for them.
         "--set", "server.rate_limit=200", "--set", "server.rate_burst=400",
         "--set", "server.new_conversation_rate=200", "--set", "server.new_conversation_burst=400",

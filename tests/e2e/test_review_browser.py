@@ -80,8 +80,10 @@ def review_bot(demo_bot, tmp_path_factory):
     shutil.copytree(ROOT / "examples" / "demo_store", folder)
     state.mkdir()
     _copy_state(demo_bot.state_dir, state)
-    # the loop is under test, not the runtime (test_onnx_runtime.py): the retrain skips the ONNX export (~30 s)
-    common = ["--bot", str(folder), "--set", f"state_dir={json.dumps(str(state))}", "--set", "train.onnx=false"]
+    # the loop is under test, not the runtime (test_onnx_runtime.py): the retrain skips the ONNX export and, like
+    # the demo_bot fixture's training, the small-data refit (a new intent's one example is never held out)
+    common = ["--bot", str(folder), "--set", f"state_dir={json.dumps(str(state))}", "--set", "train.onnx=false",
+              "--set", "train.refit_below=0"]
     subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "users", "add", REVIEWER, "--role", "reviewer",
                     "--password-stdin", *common], input=PASSWORD + "\n", text=True, check=True, capture_output=True)
     port, origin = free_port(), f"http://127.0.0.1:{free_port()}"
