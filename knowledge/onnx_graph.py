@@ -10,6 +10,7 @@ dynamic quantisation with per-channel weights.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -25,15 +26,33 @@ def export(module, encoder, sample: tuple, fp32: Path, int8: Path | None, output
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     module.eval()
+    # the exporters' and quantiser's advice (tracer notes, "consider pre-processing") is not the user's to act on
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
+        try:
+            _torchscript_export(module, encoder, sample, fp32, outputs)
+        except Exception as e:
+            log.info("TorchScript ONNX export failed, trying torch.export: %s: %s", type(e).__name__, e)
+            _dynamo_export(module, sample, fp32, outputs)
+        _fuse(fp32, encoder.config)
+        if int8 is not None:
+            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops carry no type
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization warns through the root logger itself: drop what is logged there meanwhile
+    (a logger's filter sees only its own records, so supportbot's loggers are not touched)."""
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    root = logging.getLogger()
+    root.addFilter(drop)
     try:
-        _torchscript_export(module, encoder, sample, fp32, outputs)
-    except Exception as e:
-        log.info("TorchScript ONNX export failed, trying torch.export: %s: %s", type(e).__name__, e)
-        _dynamo_export(module, sample, fp32, outputs)
-    _fuse(fp32, encoder.config)
-    if int8 is not None:
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops carry no type
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def _torchscript_export(module, encoder, sample: tuple, path: Path, outputs: list[str]) -> None:
@@ -43,10 +62,8 @@ def _torchscript_export(module, encoder, sample: tuple, path: Path, outputs: lis
     encoder.set_attn_implementation("eager")  # the attention pattern ONNX Runtime fuses
     try:
         axes = {**{name: {0: "batch", 1: "length"} for name in INPUTS}, **{name: {0: "batch"} for name in outputs}}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, sample, str(path), input_names=INPUTS, output_names=outputs, dynamo=False,
-                              opset_version=17, dynamic_axes=axes)
+        torch.onnx.export(module, sample, str(path), input_names=INPUTS, output_names=outputs, dynamo=False,
+                          opset_version=17, dynamic_axes=axes)
     finally:
         encoder.set_attn_implementation(kept)
 
