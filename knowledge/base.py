@@ -182,7 +182,7 @@ class KnowledgeBase:
         distinct = [q for q in dict.fromkeys(queries) if q]
         short = [q for q in distinct if len(q) <= QUERY_CACHE_CHARS]
         long = [q for q in distinct if len(q) > QUERY_CACHE_CHARS]
-        vectors = dict(zip(short, self._encode_cached(short, self._query_vectors, queries=True)))
+        vectors = dict(zip(short, self._encode(short, queries=True, cache=self._query_vectors))) if short else {}
         if long:
             vectors.update(zip(long, self._encode(long, queries=True)))
         return [self._answer(q, tags, vectors.get(q)) for q in queries]
@@ -395,24 +395,17 @@ class KnowledgeBase:
                 self._embedder = make_embedder(s.embedder_model, s.embedder_runtime, self.index_dir / "onnx", self._threads)
             return self._embedder
 
-    def _encode(self, texts: list[str], queries: bool = False) -> np.ndarray:
-        """Vectors of passages, or with `queries` of questions (an embedder may encode those faster)."""
+    def _encode(self, texts: list[str], queries: bool = False, cache: "VectorCache | None" = None) -> np.ndarray:
+        """Vectors of passages, or with `queries` of questions (an embedder may encode those faster); through
+        `cache` when given (vectors remembered by text)."""
         embedder = self.embedder
         encode = getattr(embedder, "encode_queries", embedder.encode) if queries else embedder.encode
         with self._encode_lock:
-            return encode(texts)
+            return cache.encode(texts, encode) if cache is not None and texts else encode(texts)
 
     def _encode_sentences(self, sentences: list[str]) -> np.ndarray:
         """Like _encode, remembering vectors: the passages a bot answers from repeat, their sentences with them."""
-        return self._encode_cached(sentences, self._sentence_vectors)
-
-    def _encode_cached(self, texts: list[str], cache: "VectorCache", queries: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 0), np.float32)
-        embedder = self.embedder
-        encode = getattr(embedder, "encode_queries", embedder.encode) if queries else embedder.encode
-        with self._encode_lock:
-            return cache.encode(texts, encode)
+        return self._encode(sentences, cache=self._sentence_vectors)
 
     def cache_stats(self) -> dict:
         """The query-vector cache's figures, for /admin/stats."""

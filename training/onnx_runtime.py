@@ -2,8 +2,8 @@
 
 `prepare` exports a trained model (encoder, mean pooling, normalisation and head, as one graph), fuses it,
 quantises it dynamically to int8 with per-channel weights (knowledge.onnx_graph, shared with the knowledge
-base's embedder), and measures both copies on the validation examples against the PyTorch model: top-1 accuracy, agreement of the top intent, and the
-simulated out-of-scope refusal at the threshold. int8 serves when its accuracy is within
+base's embedder), and measures both copies on the validation examples against the PyTorch model: top-1
+accuracy, agreement of the top intent, and the simulated out-of-scope refusal at the threshold. int8 serves when its accuracy is within
 `train.max_quantization_drop` points of fp32's and it refuses no fewer simulated out-of-scope messages;
 otherwise fp32 ONNX; PyTorch when the export or ONNX Runtime fails (the reason is kept in runtime.json).
 PyTorch stays the training runtime.
@@ -38,8 +38,8 @@ class _Outputs(torch.nn.Module):
 def export(model, tokenizer, folder: Path) -> None:
     """model.onnx (fp32, fused, dynamic batch and length) and model.int8.onnx (dynamic int8, per-channel) in `folder`."""
     sample = tokenizer(["where is my parcel", "i want my money back please"], padding=True, return_tensors="pt")
-    onnx_graph.export(_Outputs(model), model.encoder, (sample["input_ids"], sample["attention_mask"]), folder / FP32_FILE,
-                folder / INT8_FILE, ["features", "logits"])
+    onnx_graph.export(_Outputs(model), model.encoder, (sample["input_ids"], sample["attention_mask"]),
+                      folder / FP32_FILE, folder / INT8_FILE, ["features", "logits"])
 
 
 class OnnxModel:
