@@ -210,14 +210,17 @@ async def reload_memory(server: Server, session: aiohttp.ClientSession, texts: l
     auth = {"Authorization": f"Bearer {token}"}
     await level(server, session, texts, 4, 40, 30)
     before = rss_mb(server.process.pid)
-    after_each = []
+    after_each, seconds = [], []
     for _ in range(swaps):
+        start = time.perf_counter()
         async with session.post(server.url + "/admin/reload", json={"force": True}, headers=auth) as r:
             assert r.status == 200, await r.text()
+        seconds.append(time.perf_counter() - start)
         await level(server, session, texts, 4, 40, 30)
         after_each.append(round(rss_mb(server.process.pid), 1))
     return {"swaps": swaps, "rss_before_mb": round(before, 1), "rss_after_mb": after_each[-1],
-            "rss_after_first_5_mb": after_each[:5], "rss_after_last_5_mb": after_each[-5:]}
+            "rss_after_first_5_mb": after_each[:5], "rss_after_last_5_mb": after_each[-5:],
+            "swap_s_median": round(statistics.median(seconds), 2)}
 
 
 BEFORE = ["train.onnx=false", "knowledge.embedder_runtime=torch", "server.cache_size=0"]  # before ONNX Runtime
@@ -307,7 +310,7 @@ def markdown(results: dict) -> str:
             r = config["reload"]
             lines.append(f"hot reload: RSS {r['rss_before_mb']} MB before, {r['rss_after_mb']} MB after "
                          f"{r['swaps']} forced swaps (after swaps 1-5: {r['rss_after_first_5_mb']}; "
-                         f"last 5: {r['rss_after_last_5_mb']})")
+                         f"last 5: {r['rss_after_last_5_mb']}); a swap takes {r.get('swap_s_median')} s (median)")
     return "\n".join(lines)
 
 
