@@ -42,19 +42,6 @@ print(round(time.perf_counter() - start, 2), peak // 1024, type(e).__name__)
 """
 
 
-def latency(embedder, texts: list[str]) -> dict:
-    encode = getattr(embedder, "encode_queries", embedder.encode)
-    for t in texts[:20]:
-        encode([t])
-    times = []
-    for t in texts:
-        start = time.perf_counter()
-        encode([t])
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return {"p50_ms": round(times[len(times) // 2], 2), "p99_ms": round(times[int(len(times) * 0.99)], 2)}
-
-
 def measured(kb, questions, unanswerable) -> dict:
     from knowledge.evaluation import evaluate
 
@@ -69,6 +56,7 @@ def main() -> None:
     import torch
 
     from bench_knowledge import UNANSWERABLE
+    from bench_onnx import latency  # batch-1 p50/p99 after a warm-up, the same measure as the intent model's
     from knowledge.base import KnowledgeBase
     from knowledge.embedder import make_embedder
     from knowledge.evaluation import read_questions
@@ -89,7 +77,7 @@ def main() -> None:
         started = time.perf_counter()
         kb.sync([docs])
         row = {"embedder_s": round(made, 1), "sync_s": round(time.perf_counter() - started, 1), **measured(kb, questions, UNANSWERABLE),
-               **latency(kb.embedder, [q for q, _ in questions])}
+               **latency(getattr(embedder, "encode_queries", embedder.encode), [q for q, _ in questions])}
         result["runtimes"][runtime] = row
         kb.close()
         print(runtime, row, flush=True)
