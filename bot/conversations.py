@@ -67,6 +67,11 @@ class ForeignConversation(PermissionError):
     """The id exists but the token does not match: HTTP 403."""
 
 
+class ConversationMoved(RuntimeError):
+    """Another server process recorded a turn of this conversation after it was read: read it again and
+    answer the message from the newer state (nothing of this turn was written)."""
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -86,17 +91,20 @@ class ConversationLog:
 
     def open(self, conversation_id: str, token: str | None) -> Conversation:
         row = self.db.execute(
-            "select token_hash, handoff, failures, pending, slots from conversations where id = ?", [conversation_id]
+            "select token_hash, handoff, failures, pending, slots, turns from conversations where id = ?",
+            [conversation_id]
         ).fetchone()
         if row is None:
             raise UnknownConversation(f"no conversation {conversation_id!r}")
         if not token or not hmac.compare_digest(row[0], _hash(token)):
             raise ForeignConversation("the token does not match this conversation")
         slots = {**json.loads(row[4]), **self._private.get(conversation_id, {})}
-        return Conversation(conversation_id, bool(row[1]), row[2], json.loads(row[3]) if row[3] else None, slots)
+        return Conversation(conversation_id, bool(row[1]), row[2], json.loads(row[3]) if row[3] else None, slots,
+                            row[5])
 
     def record_turn(self, convo: Conversation, message: str, reply: Reply, new_token: str | None = None) -> int:
-        """Store the turn, the conversation's new state, its flags and a new handoff; returns the turn id."""
+        """Store the turn, the conversation's new state, its flags and a new handoff; returns the turn id.
+        `ConversationMoved` when another process recorded a turn since `convo` was read (nothing written)."""
         now = time.time()
         redact = self.redactor.redact
         public = {k: v for k, v in convo.slots.items() if redact(v) == v}
@@ -108,12 +116,14 @@ class ConversationLog:
                     "insert into conversations (id, token_hash, created, updated) values (?, ?, ?, ?)",
                     [convo.id, _hash(new_token), now, now],
                 )
-            self.db.execute(
+            moved = self.db.execute(
                 "update conversations set updated = ?, handoff = ?, failures = ?, pending = ?, slots = ?,"
-                " turns = turns + 1 where id = ?",
+                " turns = turns + 1 where id = ? and turns = ?",
                 [now, int(convo.handoff), convo.failures, json.dumps(convo.pending) if convo.pending else None,
-                 json.dumps(public), convo.id],
-            )
+                 json.dumps(public), convo.id, convo.turns],
+            ).rowcount == 0
+            if moved:
+                raise ConversationMoved(f"conversation {convo.id} has a newer turn")
             turn_id = self.db.execute(
                 "insert into turns (conversation_id, created, message, answer, route, intent, confidence,"
                 " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -130,6 +140,7 @@ class ConversationLog:
                     [convo.id, turn_id, d.reason, now],
                 )
         self._remember(convo.id, private)
+        convo.turns += 1
         return turn_id
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:

@@ -107,6 +107,7 @@ class Conversation:
     failures: int = 0  # fallback answers in a row
     pending: dict[str, str] | None = None  # {"intent", "variable"} asked for on the previous turn
     slots: dict[str, str] = field(default_factory=dict)
+    turns: int = 0  # turns recorded when it was read: the log refuses to save over a newer state
 
 
 Classify = Callable[[str], Awaitable[Prediction]]

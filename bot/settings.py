@@ -86,6 +86,9 @@ class ServerSettings:
                               "never message text, tokens or personal data).")
     metrics_allow: tuple[str, ...] = setting((), "Addresses or networks (CIDR) that may scrape /metrics without the "
                                              "admin token, e.g. the Prometheus server; empty = the admin token only.")
+    workers: int = setting(1, "Server processes sharing the port (`serve --workers N`); each loads its own model and "
+                           "index. Above 1: rate limits are counted across them, a conversation's turns still apply "
+                           "one at a time, and a worker that dies is restarted. About one per 2 cores.")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -113,6 +116,7 @@ class ServerSettings:
             "handoff_burst": self.handoff_burst >= 1,
             "log_format": self.log_format in ("text", "json"),
             "metrics_allow": all(_is_network(p) for p in self.metrics_allow),
+            "workers": 1 <= self.workers <= 64,
         }
         refuse_invalid(self, "server", checks)
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import faulthandler
+import functools
 import logging
 import os
 import secrets
@@ -36,6 +37,7 @@ def register(sub) -> None:
 def _add_address_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default: server.host)")
     p.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    p.add_argument("--workers", type=int, help="server processes sharing the port (default: server.workers)")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -121,7 +123,30 @@ def prepare(folder: BotFolder) -> None:
 
 
 def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool = False) -> int:
-    """Serve until interrupted; prints the URL and a curl example first."""
+    """Serve until interrupted (in server.workers processes); prints the URL and a curl example first."""
+    from bot.web import logs
+
+    s = folder.settings.server
+    logs.configure(s.log_format)
+    print(_banner(f"http://{s.host}:{s.port}", token_file, s.workers), flush=True)
+    if s.workers == 1:
+        return _serve(folder, knowledge_only)
+    from bot import workers
+
+    metrics_dir = workers.prepare_metrics_dir(folder.settings.state_path)
+    return workers.supervise(s.workers, functools.partial(_worker, folder, knowledge_only), s.host, s.port,
+                             metrics_dir)
+
+
+def _worker(folder: BotFolder, knowledge_only: bool, index: int) -> None:
+    """One of `serve --workers N`'s processes (started by bot.workers, in a fresh interpreter)."""
+    from bot.web import logs
+
+    logs.configure(folder.settings.server.log_format)
+    _serve(folder, knowledge_only, worker=index)
+
+
+def _serve(folder: BotFolder, knowledge_only: bool, worker: int | None = None) -> int:
     from aiohttp import web
 
     from bot.model_slot import KnowledgeOnlySource
@@ -130,26 +155,22 @@ def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool 
 
     settings = folder.settings
     faulthandler.enable()  # a fatal signal (SIGBUS, SIGSEGV) leaves a traceback in the log, not silence
-    from bot.web import logs
-
-    logs.configure(settings.server.log_format)
-    url = f"http://{settings.server.host}:{settings.server.port}"
-    print(_banner(url, token_file), flush=True)
-    app = create_app(settings, folder, models=KnowledgeOnlySource() if knowledge_only else None)
+    app = create_app(settings, folder, models=KnowledgeOnlySource() if knowledge_only else None, worker=worker)
     # In JSON mode the request middleware (bot.web.metrics.observe) writes the access lines, with request ids.
     text_access = settings.server.access_log and settings.server.log_format == "text"
     access_log = logging.getLogger("supportbot.access") if text_access else None
     try:  # like web.run_app, with the HTTP parser's refusals in JSON too
-        asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, handle_signals=True,
-                                   access_log=access_log, access_log_class=protocol.AccessLogger))
+        asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, reuse_port=worker is not None,
+                                   handle_signals=True, access_log=access_log, access_log_class=protocol.AccessLogger))
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     return 0
 
 
-def _banner(url: str, token_file: Path | None) -> str:
+def _banner(url: str, token_file: Path | None, workers: int = 1) -> str:
+    processes = f", {workers} worker processes" if workers > 1 else ""
     lines = [
-        f"supportbot serving on {url}  (widget demo page: {url}/demo, API: {url}/openapi.json)",
+        f"supportbot serving on {url}  (widget demo page: {url}/demo, API: {url}/openapi.json{processes})",
         "try:",
         f"  curl -s {url}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"{EXAMPLE_MESSAGE}\"}}'",
         "  (send the reply's conversation_id and token along to continue the conversation)",
@@ -160,7 +181,8 @@ def _banner(url: str, token_file: Path | None) -> str:
 
 
 def _with_address(folder: BotFolder, args: argparse.Namespace) -> BotFolder:
-    changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    given = (("host", args.host), ("port", args.port), ("workers", args.workers))
+    changes = {k: v for k, v in given if v is not None}
     if not changes:
         return folder
     server = dataclasses.replace(folder.settings.server, **changes)

@@ -22,6 +22,7 @@ from bot.conversations import ConversationLog
 from bot.drift import DriftStatus
 from bot.folder import BotFolder
 from bot.handoff import HandoffNotifier
+from bot.limits import SharedBuckets
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
 from bot.settings import Settings
@@ -47,8 +48,10 @@ def open_knowledge_base(settings: Settings) -> Knowledge:
 
 
 def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | None = None,
-               open_knowledge: Callable[[], Knowledge | None] | None = None) -> web.Application:
-    """The bot's web app. `models` and `open_knowledge` default to the bot's registry and knowledge base."""
+               open_knowledge: Callable[[], Knowledge | None] | None = None,
+               worker: int | None = None) -> web.Application:
+    """The bot's web app. `models` and `open_knowledge` default to the bot's registry and knowledge base.
+    `worker`: this process's number among `serve --workers N` (None: the only one)."""
     observed = metrics.Metrics()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -61,7 +64,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app[metrics.METRICS] = observed
     app.cleanup_ctx.append(functools.partial(
         _runtime, settings=settings, folder=folder, models=models,
-        open_knowledge=open_knowledge or functools.partial(open_knowledge_base, settings),
+        open_knowledge=open_knowledge or functools.partial(open_knowledge_base, settings), worker=worker,
     ))
     app.router.add_post("/api/chat", chat.chat)
     app.router.add_post("/api/feedback", chat.feedback)
@@ -83,18 +86,22 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
 
 
 async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, models: ModelSource | None,
-                   open_knowledge: Callable[[], Knowledge | None]) -> AsyncIterator[None]:
+                   open_knowledge: Callable[[], Knowledge | None], worker: int | None) -> AsyncIterator[None]:
     s = settings.server
+    shared = SharedBuckets(settings.state_path / "ratelimits.db") if worker is not None else None
     rt = Runtime(
         settings=settings, folder=folder,
         model_thread=ThreadPoolExecutor(1, thread_name_prefix="model"),
         pool=ThreadPoolExecutor(1, thread_name_prefix="search"),
         writer=ThreadPoolExecutor(1, thread_name_prefix="db-writer"),
-        limiter=RateLimiter(s.rate_limit, s.rate_burst),
+        limiter=RateLimiter(s.rate_limit, s.rate_burst, shared=shared, name="requests"),
         notifier=HandoffNotifier(s.handoff_webhook, s.webhook_timeout),
         new_conversations=RateLimiter(s.new_conversation_rate, s.new_conversation_burst,
-                                      what="too many new conversations from this address"),
-        handoffs=RateLimiter(s.handoff_rate, s.handoff_burst, what="too many handoffs from this address"),
+                                      what="too many new conversations from this address", shared=shared,
+                                      name="conversations"),
+        handoffs=RateLimiter(s.handoff_rate, s.handoff_burst, what="too many handoffs from this address",
+                             shared=shared, name="handoffs"),
+        worker=worker,
     )
     rt.metrics = app[metrics.METRICS]
     rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
@@ -102,12 +109,15 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
     app[RUNTIME] = rt
-    tasks = [asyncio.create_task(_load(rt, open_knowledge)), asyncio.create_task(analytics.fold_on_start(rt))]
-    if s.watch_interval > 0:
+    first = worker in (None, 0)  # the jobs of which the bot needs one run in the first worker only
+    tasks = [asyncio.create_task(_load(rt, open_knowledge))]
+    if first:
+        tasks.append(asyncio.create_task(analytics.fold_on_start(rt)))
+    if s.watch_interval > 0:  # every worker: a promotion reaches them all
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
-    if settings.retrain.interval > 0:
+    if settings.retrain.interval > 0 and first:
         tasks.append(asyncio.create_task(rt.schedule.run()))
-    if settings.analytics.drift_alert > 0:
+    if settings.analytics.drift_alert > 0 and first:
         tasks.append(asyncio.create_task(analytics.watch_drift(rt)))
     yield
     for task in tasks:
@@ -120,6 +130,8 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.pool.shutdown(wait=True)
     await rt.db(rt.log.db.close)
     rt.writer.shutdown(wait=True)
+    if shared is not None:
+        shared.close()
 
 
 async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> None:

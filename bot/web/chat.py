@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.conversations import ForeignConversation, UnknownConversation
+from bot.conversations import ConversationMoved, ForeignConversation, UnknownConversation
 from bot.router import Conversation
 from bot.web.runtime import RUNTIME, Runtime
 from knowledge.documents import safe_url
 from bot.web.security import check_text, error, field as body_field, is_blank, read_json
+
+MOVED_RETRIES = 5  # a conversation's message answered again from a newer state before the client is told to retry
 
 
 def _runtime_ready(request: web.Request) -> Runtime:
@@ -19,9 +21,11 @@ def _runtime_ready(request: web.Request) -> Runtime:
     return rt
 
 
-async def _open(rt: Runtime, request: web.Request, conversation_id: str, token: str | None) -> Conversation:
-    """The conversation, its token verified; then its own rate limit applies. A failed check counts against
-    the client's address, so guessing ids or tokens is limited like any anonymous request."""
+async def _open(rt: Runtime, request: web.Request, conversation_id: str, token: str | None,
+                limited: bool = True) -> Conversation:
+    """The conversation, its token verified; then its own rate limit applies (unless `limited` is off: the same
+    request reading it again). A failed check counts against the client's address, so guessing ids or tokens is
+    limited like any anonymous request."""
     try:
         convo = await rt.db(rt.log.open, conversation_id, token)
     except UnknownConversation as e:
@@ -30,7 +34,8 @@ async def _open(rt: Runtime, request: web.Request, conversation_id: str, token: 
     except ForeignConversation as e:
         rt.limiter.check(request)
         raise error(web.HTTPForbidden, str(e)) from None
-    rt.limiter.check(request, convo.id)
+    if limited:
+        rt.limiter.check(request, convo.id)
     return convo
 
 
@@ -60,13 +65,22 @@ async def chat(request: web.Request) -> web.Response:
         rt.new_conversations.check(request)
         convo, new_token = rt.log.new()
         conversation_id = convo.id
-    async with rt.lock(conversation_id):
-        if new_token is None:
-            convo = await _open(rt, request, conversation_id, token)
-        reply = await router.respond(message, convo, action)
-        if "handoff" in reply.decision.flags:  # each wakes a person: limited per address, not per conversation
-            rt.handoffs.check(request)
-        turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
+    async with rt.lock(conversation_id):  # one turn at a time in this process; across processes, see below
+        handoff_checked = False
+        for attempt in range(MOVED_RETRIES + 1):
+            if new_token is None:
+                convo = await _open(rt, request, conversation_id, token, limited=attempt == 0)
+            reply = await router.respond(message, convo, action)
+            if "handoff" in reply.decision.flags and not handoff_checked:  # each wakes a person: per address
+                rt.handoffs.check(request)
+                handoff_checked = True
+            try:
+                turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
+                break
+            except ConversationMoved:  # another worker answered this conversation meanwhile: answer from its state
+                if attempt == MOVED_RETRIES:
+                    raise error(web.HTTPConflict, "the conversation changed while this message was answered; "
+                                "send it again", {"Retry-After": "1"}) from None
     request["conversation_id"], request["bot_route"], request["turn_id"] = convo.id, reply.decision.route, turn_id
     if rt.metrics is not None:
         rt.metrics.turn(reply.decision.route, reply.decision.flags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from bot.web.openapi import spec
@@ -23,6 +25,8 @@ async def readyz(request: web.Request) -> web.Response:
     ready = rt.ready and not rt.storage_error
     body = {"ready": ready, "model_version": rt.models.version, "knowledge": rt.knowledge is not None,
             "storage": not rt.storage_error}
+    if rt.worker is not None:  # which of `serve --workers N` answered
+        body.update(worker=rt.worker, pid=os.getpid())
     if rt.drift is not None and rt.drift.alert_level:
         body["drift"] = rt.drift.to_json()  # measured by the drift watch, never here: this stays cheap
     if not ready:

@@ -6,8 +6,9 @@ counters). Label values are route templates (`/api/conversations/{conversation_i
 model versions: never a path, a query, a message, a token or anything a customer typed.
 `/metrics` answers the admin token, or without it the addresses of `server.metrics_allow`.
 
-One process, one set of counters: several worker processes behind one port (the scale-out issue) need
-prometheus_client's multiprocess mode, which this does not set up yet.
+With `serve --workers N` the counters and histograms are prometheus_client's multiprocess ones (its files in
+the folder PROMETHEUS_MULTIPROC_DIR names, set by bot.workers), so whichever worker answers a scrape reports
+the sum of all of them; the gauges read at scrape time (model version, queue depth) are that worker's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import re
 import time
 import uuid
@@ -25,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from bot.settings import Settings
+from bot.workers import METRICS_DIR_ENV
 from bot.web.security import Handler, admin_token, error
 
 log = logging.getLogger("supportbot.access")
@@ -74,7 +77,14 @@ class Metrics:
             self.flags.labels(kind).inc()
 
     def scrape(self) -> bytes:
-        return generate_latest(self.registry)
+        if not os.environ.get(METRICS_DIR_ENV):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)
+        every_worker.register(_RuntimeCollector(self.runtime))
+        return generate_latest(every_worker)
 
 
 class _RuntimeCollector:

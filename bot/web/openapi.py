@@ -65,7 +65,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Invalid JSON, JSON nested over 32 levels, an integer beyond 64 bits, text with a lone surrogate or a "
              "control character, or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
         403: "Foreign origin, wrong conversation token, or admin endpoints disabled (no token configured).",
-        404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running.",
+        404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running; on /api/chat: the conversation kept changing "
+             "(other server processes answering it) while the message was answered, nothing stored, send it again.",
         413: "Body or message too large.",
         415: "Not JSON, not UTF-8 text, or a non-text message.", 429: "Rate limit exceeded (see Retry-After).",
         503: "The model or knowledge base is still loading, or the database cannot be written (full disk, "
@@ -97,7 +98,7 @@ def spec() -> dict[str, Any]:
                  "description": "Chat with a customer-service bot; admin endpoints need a bearer token."},
         "paths": {
             "/api/chat": {"post": _op("Send a message, get the bot's answer.", _json(_ref("ChatReply"), "The answer."),
-                                      400, 403, 404, 413, 415, 429, 503, body="ChatRequest")},
+                                      400, 403, 404, 409, 413, 415, 429, 503, body="ChatRequest")},
             "/api/feedback": {"post": _op("Rate an answer (down flags the turn for review).",
                                           _json(_obj(["ok"], ok=BOOL), "Stored."), 400, 403, 404, 413, 415, 429,
                                           503, body="Feedback")},
@@ -109,6 +110,8 @@ def spec() -> dict[str, Any]:
             "/healthz": {"get": _op("The process is up.", _json(_obj(["ok"], ok=BOOL), "Up."))},
             "/readyz": {"get": _op("Model and knowledge base are loaded.", _json(_obj(
                 ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL, storage=BOOL,
+                worker={**INT, "description": "With serve --workers N: the number of the worker that answered."},
+                pid={**INT, "description": "With serve --workers N: that worker's process id."},
                 drift={**ANY_OBJECT, "description": "With analytics.drift_alert set: the last drift check "
                        "(alert, Jensen–Shannon distance of the last 7 days, shares below threshold and out of scope)."}),
                 "Ready."), 503)},

@@ -99,14 +99,15 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
             response.headers["Content-Security-Policy"] = f"{csp}; {HTML_FRAMING}"
 
 
-async def serve(app: web.Application, host: str, port: int, **runner_args) -> None:
-    """Run the app until cancelled, like `web.run_app` but with JSON protocol errors."""
+async def serve(app: web.Application, host: str, port: int, reuse_port: bool = False, **runner_args) -> None:
+    """Run the app until cancelled, like `web.run_app` but with JSON protocol errors. `reuse_port`: the
+    socket shares its port with the other worker processes (SO_REUSEPORT)."""
     import asyncio
 
     runner = AppRunner(app, **runner_args)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

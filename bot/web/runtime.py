@@ -54,6 +54,7 @@ class Runtime:
     _search_batcher: MicroBatcher | None = None
     metrics: Any = None  # bot.web.metrics.Metrics: batch calls are timed into it
     drift: Any = None  # bot.drift.DriftStatus: the server's last drift check
+    worker: int | None = None  # this process's number among `serve --workers N`; None: the only process
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged

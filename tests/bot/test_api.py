@@ -119,3 +119,36 @@ async def test_not_ready_without_a_model(make_client, tmp_path):
         response = await client.post("/api/chat", json={"message": "hi"})
         assert response.status == 503 and "train one first" in (await response.json())["error"]
         assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_turn_another_worker_saved_first_is_answered_again_from_its_state(make_client):
+    """Another server process answers the same conversation while this one works on a message: this one's
+    save is refused (ConversationMoved) and the message is answered again from the newer state, not lost."""
+    from bot.conversations import ConversationLog
+    from knowledge.database import connect
+    from training.redact import Redactor
+
+    client = await make_client()
+    rt = client.server.app[RUNTIME]
+    asked = await chat(client, "cancel my order")
+    assert asked["answer"] == "Which order should I cancel?"
+    other = ConversationLog(connect(rt.settings.db_path), Redactor())
+    record = rt.log.record_turn
+    calls = []
+
+    def worker_two_first(convo, message, reply, new_token=None):
+        if not calls:  # meanwhile, the other worker answers the prompt with another order number
+            theirs = other.open(convo.id, asked["token"])
+            theirs.pending, theirs.slots = None, {"order_id": "AB12345"}
+            other.record_turn(theirs, "AB12345", reply)
+        calls.append(message)
+        return record(convo, message, reply, new_token)
+
+    rt.log.record_turn = worker_two_first
+    mine = await chat(client, "XY98765", asked)
+    assert calls == ["XY98765", "XY98765"]  # refused once, then saved
+    assert mine["answer"] != "I have cancelled order XY98765."  # the prompt was no longer pending
+    history = await client.get(f"/api/conversations/{asked['conversation_id']}",
+                               headers={"X-Conversation-Token": asked["token"]})
+    assert [t["message"] for t in (await history.json())["turns"]] == ["cancel my order", "AB12345", "XY98765"]
+    other.db.close()

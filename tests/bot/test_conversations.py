@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.conversations import ConversationLog, ForeignConversation, UnknownConversation
+from bot.conversations import ConversationLog, ConversationMoved, ForeignConversation, UnknownConversation
 from bot.router import Decision, QuickReply, Reply, Source
 from knowledge.database import connect
 from training.redact import Redactor
@@ -33,6 +33,25 @@ def test_turn_is_stored_redacted_with_the_whole_decision(log):
     assert decision["route"] == "template" and decision["sources"][0]["url"] == "https://u"
     assert decision["latency_ms"] == 3.2 and decision["model_version"] == "v1"
     assert log.history(convo.id)[0]["quick_replies"] == [{"label": "Talk to a person", "value": "/handoff"}]
+
+
+def test_a_turn_saved_over_a_newer_state_is_refused_and_writes_nothing(tmp_path):
+    """Two server processes read the same conversation; the second to save must answer again from the first's."""
+    log = ConversationLog(connect(tmp_path / "db.sqlite"), Redactor())
+    other = ConversationLog(connect(tmp_path / "db.sqlite"), Redactor())  # another worker's connection
+    convo, token = log.new()
+    log.record_turn(convo, "hi", reply(), token)
+    mine, theirs = log.open(convo.id, token), other.open(convo.id, token)
+    theirs.pending = {"intent": "track_order", "variable": "order_id"}
+    other.record_turn(theirs, "track my order", reply())
+    mine.failures = 1
+    with pytest.raises(ConversationMoved):
+        log.record_turn(mine, "something else", reply(route="fallback"))
+    assert [t["message"] for t in log.history(convo.id)] == ["hi", "track my order"]
+    again = log.open(convo.id, token)
+    assert again.pending == {"intent": "track_order", "variable": "order_id"} and again.failures == 0
+    log.record_turn(again, "something else", reply(route="fallback"))  # from the newer state: saved
+    assert log.db["conversations"].get(convo.id)["turns"] == 3
 
 
 def test_open_checks_the_token(log):

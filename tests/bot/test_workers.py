@@ -1,0 +1,228 @@
+"""`run_bot.py serve --workers 2` on one SQLite database: a real supervisor, two real worker processes sharing
+one port, a bot trained with the tiny BERT. What must hold across workers: a conversation's turns apply one at
+a time with none lost, a rate limit is counted across them, a promotion reaches both, `kill -9` of one loses no
+acknowledged turn while the other keeps answering and the supervisor starts it again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import run_bot
+from knowledge.database import connect
+
+ROOT = Path(__file__).resolve().parents[2]
+INTENTS = """
+intents:
+  track:
+    examples: [where is my parcel, track my package, where is my delivery, parcel late]
+    answer: Your parcel is on its way.
+  refund:
+    examples: [i want my money back, refund please, money back for my order, how do i get a refund]
+    answer: Refunds take 5 days.
+"""
+BURST = 12
+ADMIN = "workers-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None) -> tuple[int, dict]:
+    """One request on a new connection (so the kernel picks a worker for each)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def ready(base: str) -> dict | None:
+    try:
+        status, body = call(base + "/readyz")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    return body if status == 200 else None
+
+
+def workers_seen(base: str, probes: int = 40) -> dict[int, dict]:
+    """worker number -> its last /readyz, over `probes` new connections."""
+    seen = {}
+    for _ in range(probes):
+        body = ready(base)
+        if body:
+            seen[body["worker"]] = body
+    return seen
+
+
+def wait_for(predicate, timeout_s: float, what: str, log: Path):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"{what} within {timeout_s:.0f} s; server log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_bert):
+    root = tmp_path_factory.mktemp("workers")
+    bot, state = root / "bot", root / "state"
+    bot.mkdir()
+    (bot / "intents.yaml").write_text(INTENTS)
+    (bot / "bot.toml").write_text(
+        f'state_dir = "{state}"\n[train]\nbase_model = "{tiny_bert}"\nonnx = false\nbatch_size = 8\nepochs = 2\n'
+        "min_steps = 0\nrefit_below = 0\n"
+        f'[knowledge]\nembedder_model = "{tiny_bert}"\nembedder_runtime = "torch"\n'
+        f"[server]\nwatch_interval = 0.3\nrate_limit = 0.2\nrate_burst = {BURST}\nhandoff_after_failures = 0\n")
+    for _ in range(2):  # two versions, so that a promotion has somewhere to go
+        assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    port, log = free_port(), root / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": ADMIN}
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "serve", "--bot", str(bot), "--port",
+                                    str(port), "--workers", "2"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: len(workers_seen(base, 10)) == 2, 180, "both workers did not become ready", log)
+        yield {"base": base, "bot": bot, "db": state / "supportbot.db", "log": log, "process": process}
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_two_clients_on_one_conversation_through_both_workers_lose_no_turn(server):
+    base = server["base"]
+    status, first = call(base + "/api/chat", {"message": "where is my parcel"})
+    assert status == 200
+    ids = {"conversation_id": first["conversation_id"], "token": first["token"]}
+    acknowledged: dict[str, list[int]] = {"a": [], "b": []}
+
+    def client(name: str) -> None:
+        for n in range(5):
+            status, reply = call(base + "/api/chat", {"message": f"refund please {name}{n}", **ids})
+            assert status == 200, reply
+            acknowledged[name].append(reply["turn_id"])
+
+    threads = [threading.Thread(target=client, args=(name,)) for name in acknowledged]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db = connect(server["db"])
+    rows = list(db.execute("select id, message from turns where conversation_id = ? order by id",
+                           [ids["conversation_id"]]).fetchall())
+    turns = db.execute("select turns from conversations where id = ?", [ids["conversation_id"]]).fetchone()[0]
+    db.close()
+    assert len(rows) == 11 and turns == 11  # every acknowledged turn, once, and the state counted each
+    for name, turn_ids in acknowledged.items():  # each client's turns stored in the order it sent them
+        mine = [m for _, m in rows if m.endswith(tuple(f"{name}{n}" for n in range(5)))]
+        assert mine == [f"refund please {name}{n}" for n in range(5)]
+        assert sorted(turn_ids) == turn_ids
+
+
+def test_the_rate_limit_is_counted_across_workers(server):
+    base = server["base"]
+    status, first = call(base + "/api/chat", {"message": "track my package"})
+    assert status == 200
+    ids = {"conversation_id": first["conversation_id"], "token": first["token"]}
+    statuses = [call(base + "/api/chat", {"message": "where is my delivery", **ids})[0] for _ in range(2 * BURST)]
+    assert set(statuses) == {200, 429}
+    # one bucket for the conversation, whichever worker answered: a burst (and what refilled meanwhile), not two
+    assert BURST <= statuses.count(200) <= BURST + 3, statuses
+
+
+def test_a_promotion_reaches_every_worker(server):
+    base = server["base"]
+    versions = sorted(p.name for p in (server["db"].parent / "models").iterdir() if p.name[0].isdigit())
+    assert {b["model_version"] for b in workers_seen(base).values()} == {versions[-1]}
+    assert run_bot.main(["models", "promote", versions[0], "--bot", str(server["bot"])]) == 0
+
+    def both_moved():
+        seen = workers_seen(base, 20)
+        return len(seen) == 2 and {b["model_version"] for b in seen.values()} == {versions[0]}
+
+    wait_for(both_moved, 30, "both workers did not serve the promoted version", server["log"])
+
+
+def test_metrics_count_the_turns_of_every_worker(server):
+    """Whichever worker answers the scrape, it reports the turns both answered (multiprocess counters)."""
+    db = connect(server["db"])
+    turns = db.execute("select count(*) from turns").fetchone()[0]
+    db.close()
+    totals, workers = set(), set()
+    for _ in range(20):
+        request = urllib.request.Request(server["base"] + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("supportbot_chat_turns_total{")))
+        workers.add(ready(server["base"])["worker"])
+    assert totals == {turns} and turns > 0 and workers == {0, 1}
+
+
+def test_kill_9_of_a_worker_loses_no_acknowledged_turn_and_the_other_keeps_answering(server):
+    base = server["base"]
+    victim = workers_seen(base)[1]["pid"]
+    acknowledged: list[int] = []
+    after_kill: list[int] = []
+    killed = threading.Event()
+
+    def client() -> None:
+        status, reply = call(base + "/api/chat", {"message": "where is my parcel"})
+        if status != 200:
+            return
+        ids = {"conversation_id": reply["conversation_id"], "token": reply["token"]}
+        acknowledged.append(reply["turn_id"])
+        while not killed.is_set() or time.monotonic() < killed.at + 1.5:  # 1.5 s past the kill (within the burst)
+            try:
+                status, reply = call(base + "/api/chat", {"message": "refund please", **ids})
+            except (urllib.error.URLError, ConnectionError):  # its connection died with the worker: not acknowledged
+                continue
+            if status == 200:
+                acknowledged.append(reply["turn_id"])
+                if killed.is_set():
+                    after_kill.append(reply["turn_id"])
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    os.kill(victim, signal.SIGKILL)
+    killed.at = time.monotonic()
+    killed.set()
+    for t in threads:
+        t.join()
+    assert after_kill, "no turn was answered after one worker was killed"
+    db = connect(server["db"])
+    stored = {r[0] for r in db.execute("select id from turns").fetchall()}
+    db.close()
+    assert set(acknowledged) <= stored
+    restarted = wait_for(lambda: (w := workers_seen(base, 20).get(1)) and w["pid"] != victim and w, 120,
+                         "the supervisor did not start worker 1 again", server["log"])
+    assert restarted["ready"]
+    assert f"worker 1 (pid {victim}) exited" in server["log"].read_text()
