@@ -16,6 +16,7 @@ on a shared machine other work competes for the cores.
     python benchmarks/bench_server.py --set train.quantize=true   # serve the int8 model
     python benchmarks/bench_server.py --before --no-baseline     # ONNX Runtime against the PyTorch default before it
     python benchmarks/bench_server.py --levels 16 --seconds 15 --no-baseline --offered 0 --reloads 0   # hostile row
+    python benchmarks/bench_server.py --workers 1 2 --levels 64 --offered 0 --reloads 0 --hostile 0   # scale-out
 """
 
 from __future__ import annotations
@@ -62,10 +63,26 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The server's memory: its process and, with --workers, its worker processes (summed)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        total += next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field + ":")), 0.0)
+    return total or float("nan")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return found
 
 
 class Server:
@@ -81,16 +98,22 @@ class Server:
                    "--set", "server.handoff_rate=0", "--set", "server.watch_interval=0", *extra]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": token}
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=state)
+        self.workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
 
     async def ready(self, session: aiohttp.ClientSession, timeout: float = 300) -> None:
+        """Until every worker answers /readyz (each probe on a new connection, which the kernel may give any)."""
         deadline = time.monotonic() + timeout
+        seen = set()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
             try:
-                async with session.get(self.url + "/readyz") as r:
+                async with session.get(self.url + "/readyz", headers={"Connection": "close"}) as r:
                     if r.status == 200:
-                        return
+                        seen.add((await r.json()).get("worker"))
+                        if len(seen) == self.workers:
+                            return
+                        continue
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.5)
@@ -252,6 +275,9 @@ async def run(args: argparse.Namespace) -> dict:
         configs += [(f"realistic mix, baseline: batch size 1 ({settings})", baseline, "realistic", state),
                     (f"in-scope mix, micro-batching ({settings})", batching, "in-scope", state),
                     (f"in-scope mix, baseline: batch size 1 ({settings})", baseline, "in-scope", state)]
+    if args.workers:  # the scale-out comparison instead: the same bot in 1, 2, ... worker processes
+        configs = [(f"{mix} mix, {w} worker{'s' if w > 1 else ''}, SQLite", [*batching, "--workers", str(w)], mix, state)
+                   for w in args.workers for mix in ("realistic", "in-scope")]
     configs = list({c[0]: c for c in configs}.values())  # each configuration once
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                      "configs": []}
@@ -332,6 +358,9 @@ def main() -> None:
     parser.add_argument("--before", action="store_true",
                         help="also the previous default on both mixes: PyTorch for the intent model and the "
                              "embedder, no prediction cache, trained in its own state folder (STATE-before)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[],
+                        help="instead of the configurations above: both mixes served by this many worker processes "
+                             "each (serve --workers N), e.g. --workers 1 2")
     parser.add_argument("--no-baseline", action="store_true",
                         help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """`serve --workers N`: N server processes listening on one port, started and kept running by this one.
 
 Each worker is a whole server (its own model, index and database connection) whose socket is opened with
-SO_REUSEPORT, so the kernel spreads connections over them. What must hold across them is kept where all of
+SO_REUSEPORT once it is loaded, so the kernel spreads connections over the workers that can answer. What must hold across them is kept where all of
 them see it: a conversation's state in the database (a turn saved over a newer one is refused and answered
 again, `bot.conversations.ConversationMoved`), rate limits in a shared file (`bot.limits`), the serving
 model in the registry's pointer (every worker watches it), the knowledge index's generation in the database,
@@ -34,6 +34,7 @@ STOP_S = 20.0  # after Ctrl-C, seconds the workers get to finish before they are
 def check_port_free(host: str, port: int) -> None:
     """Fail like a single server would when the port is taken: SO_REUSEPORT alone would share it silently."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server's own socket: TIME_WAIT is no owner
         try:
             s.bind((host, port))
         except OSError as e:

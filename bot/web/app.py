@@ -149,3 +149,4 @@ async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> 
     except Exception as e:
         rt.knowledge_error = f"opening the knowledge base failed: {e}"
         log.error("%s", rt.knowledge_error)
+    rt.loaded.set()

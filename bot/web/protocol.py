@@ -100,13 +100,19 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 
 async def serve(app: web.Application, host: str, port: int, reuse_port: bool = False, **runner_args) -> None:
-    """Run the app until cancelled, like `web.run_app` but with JSON protocol errors. `reuse_port`: the
-    socket shares its port with the other worker processes (SO_REUSEPORT)."""
+    """Run the app until cancelled, like `web.run_app` but with JSON protocol errors. `reuse_port`: one of
+    several worker processes on the port (SO_REUSEPORT), which joins it only once its model and knowledge base
+    are loaded, so that a worker starting (or restarted) never answers customers "still loading" while the
+    others could answer them."""
     import asyncio
+
+    from bot.web.runtime import RUNTIME
 
     runner = AppRunner(app, **runner_args)
     await runner.setup()
     try:
+        if reuse_port:
+            await app[RUNTIME].loaded.wait()
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         await asyncio.Event().wait()
     finally:

@@ -55,6 +55,7 @@ class Runtime:
     metrics: Any = None  # bot.web.metrics.Metrics: batch calls are timed into it
     drift: Any = None  # bot.drift.DriftStatus: the server's last drift check
     worker: int | None = None  # this process's number among `serve --workers N`; None: the only process
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)  # set once model and knowledge base loaded (or failed)
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
