@@ -87,13 +87,12 @@ def bot_toml(plan, project_path: Path, into: Path) -> str:
     lines = [f"# supportbot settings of the bot migrated from the Rasa project {Path(project_path).name}.",
              f"# Every setting and its default: python run_bot.py settings --bot {into}",
              f"name = {_q(Path(into).name)}", ""]
-    server = []
+    server = ["handoff_after_failures = 0  # as Rasa: no hand-off to a person after fallbacks; 3 = after three in a row"]
     if plan.fallback_message:
         server.append(f"fallback_message = {_q(plan.fallback_message)}  # Rasa's out-of-scope / fallback response")
     if plan.smalltalk:
         server.append("smalltalk_intents = [" + ", ".join(_q(n) for n in plan.smalltalk) + "]")
-    if server:
-        lines += ["[server]", *server, ""]
+    lines += ["[server]", *server, ""]
     return "\n".join(lines)
 
 

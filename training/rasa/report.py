@@ -55,8 +55,8 @@ def report(plan: Plan, project_root: Path, seconds: float, redaction: dict[str, 
         lines.append(f"- small talk (server.smalltalk_intents): {', '.join(plan.smalltalk)}")
     if plan.fallback_message:
         lines.append(f"- fallback message (server.fallback_message): {plan.fallback_message!r}")
-    lines.append("- note: after server.handoff_after_failures fallbacks in a row (default 3) supportbot hands the "
-                 "conversation to a person, which Rasa does not; set it to 0 in bot.toml to never do so")
+    lines.append("- note: bot.toml sets server.handoff_after_failures = 0, so that, as in Rasa, fallbacks never hand "
+                 "the conversation to a person by themselves; supportbot's default is 3 (after three in a row)")
     turns = [t for c in plan.conversations for t in c.turns]
     scored = [t for t in turns if not t.skip]
     lines.append(f"- held-out check: {len(plan.evaluation)} labelled test messages in evaluation.csv; "
