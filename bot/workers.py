@@ -80,6 +80,7 @@ def supervise(n: int, target: Callable[[int], None], host: str, port: int, metri
                 log.warning("worker %d (pid %d) exited with code %s; starting it again", i, process.pid,
                             process.exitcode)
                 workers[i] = _start(ctx, target, i)
+        log.info("stopping %d workers", len(workers))
         return 0
     finally:
         for process, _ in workers.values():
