@@ -42,8 +42,9 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def prepare_metrics_dir(state: Path) -> Path:
-    """A fresh folder for the workers' metric files (a previous run's would count twice)."""
-    folder = state / "metrics"
+    """A fresh folder for this supervisor's workers' metric files (another server on the same state folder, as
+    during an upgrade, keeps its own; removed when this one stops)."""
+    folder = state / "metrics" / str(os.getpid())
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
@@ -94,6 +95,7 @@ def supervise(n: int, target: Callable[[int], None], host: str, port: int, metri
                 process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _start(ctx, target: Callable[[int], None], index: int) -> tuple[multiprocessing.Process, float]:
