@@ -53,6 +53,7 @@ def prepare_metrics_dir(state: Path) -> Path:
 def supervise(n: int, target: Callable[[int], None], host: str, port: int, metrics_dir: Path) -> int:
     """Run `target(index)` in n processes until interrupted; restart any that exits on its own."""
     check_port_free(host, port)
+    given = os.environ.get(METRICS_DIR_ENV)
     os.environ[METRICS_DIR_ENV] = str(metrics_dir)  # read by prometheus_client when a worker imports it
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter each: no torch threads or locks forked
     stopping = False
@@ -96,6 +97,10 @@ def supervise(n: int, target: Callable[[int], None], host: str, port: int, metri
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        if given is None:
+            os.environ.pop(METRICS_DIR_ENV, None)
+        else:
+            os.environ[METRICS_DIR_ENV] = given
 
 
 def _start(ctx, target: Callable[[int], None], index: int) -> tuple[multiprocessing.Process, float]:

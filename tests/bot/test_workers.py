@@ -114,6 +114,35 @@ def server(tmp_path_factory, tiny_bert):
     assert "Traceback" not in log.read_text(errors="replace")
 
 
+def test_shared_buckets_count_every_process_requests(tmp_path):
+    from bot.limits import SharedBuckets
+
+    a, b = SharedBuckets(tmp_path / "limits.db"), SharedBuckets(tmp_path / "limits.db")  # two workers' views
+    taken = [(a if n % 2 else b).take("requests:c:one", rate=0.001, burst=3) for n in range(8)]
+    assert taken == [True] * 3 + [False] * 5
+    assert a.take("requests:c:other", rate=0.001, burst=3)  # another client has its own bucket
+    a.close(), b.close()
+
+
+def test_the_supervisor_gives_up_on_a_worker_that_keeps_dying_at_start(tmp_path, caplog):
+    from bot import workers
+    from dying_worker import die
+
+    assert workers.supervise(1, die, "127.0.0.1", free_port(), tmp_path / "metrics") == 1
+    assert "worker 0 exited 5 times right after starting (last exit code 3)" in caplog.text
+    assert workers.METRICS_DIR_ENV not in os.environ  # this process's own metrics are single-process again
+
+
+def test_a_taken_port_is_refused_as_by_one_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        from bot import workers
+
+        with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
+            workers.check_port_free("127.0.0.1", s.getsockname()[1])
+
+
 def test_two_clients_on_one_conversation_through_both_workers_lose_no_turn(server):
     base = server["base"]
     status, first = call(base + "/api/chat", {"message": "where is my parcel"})
