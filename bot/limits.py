@@ -3,7 +3,9 @@
 A token bucket per (limit, client) is read, refilled, charged and written back in one `BEGIN IMMEDIATE`
 transaction, so every worker sees the others' requests. The file holds counters only (no addresses in clear:
 keys are hashed), is not the bot's database (a long analytics fold never holds a request up), and is written
-without fsync: after a crash the buckets start full, which only forgives a few requests.
+without fsync: after a crash the buckets start full, which only forgives a few requests. A check runs on the
+event loop, like the in-memory limiter it replaces: about 40 µs here (one small transaction), well below
+what a worker waiting on it would notice.
 """
 
 from __future__ import annotations
