@@ -378,10 +378,10 @@ def per_base(embedder, questions: list[dict], ref: str, before: str) -> str:
     return "\n".join(lines)
 
 
-def write_subsection(path: Path, text: str) -> None:
-    """Replace the tuning subsection inside the Knowledge base section, or add it at that section's end."""
+def write_subsection(path: Path, text: str, heading: str = TUNING_SECTION) -> None:
+    """Replace the `heading` subsection inside the Knowledge base section, or add it at that section's end."""
     old = path.read_text(encoding="utf-8")
-    start = old.find(TUNING_SECTION + "\n")
+    start = old.find(heading + "\n")
     if start >= 0:
         end = min([i for i in (old.find("\n## ", start), old.find("\n### ", start + 1)) if i >= 0] or [len(old)])
         new = old[:start] + text.rstrip("\n") + "\n" + old[end:]
