@@ -9,6 +9,8 @@ fresh base synced from examples/demo_store/knowledge/ with the packaged embedder
 beforehand (a memo), so the sync times compare the stores and the tuning, not the embedder. For each: the
 fusion the base chose at sync, recall@1/@5 and MRR@10 of the chosen ranking, of keyword search alone and of
 hybrid 0.5, confident coverage and precision at the base's own threshold, and the keyword query's latency.
+Then the SQLite store's speed (open, keyword query, chunk reads) with the knowledge/ of --baseline-ref
+(default main) against this tree's, on the same file: the default path must not get slower.
 Target: PostgreSQL's recall@1 within 0.02 of SQLite's. --write replaces its subsection of BENCHMARKS.md.
 """
 
@@ -28,7 +30,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_knowledge import KNOWLEDGE, QUESTIONS, ROOT, CachedEmbedder, cpu_name, judged, write_subsection  # noqa: E402
 
 HEADING = "### Both engines: SQLite (FTS5) and PostgreSQL (tsvector)"
+# The SQLite store's own speed, run by the code of a git revision (its knowledge/) in a fresh process.
+STORE_SPEED = r"""
+import json, sys, time
+import numpy as np
+from knowledge.database import connect
+from knowledge.relevance import terms
+from knowledge.store import KnowledgeStore
+path, questions = sys.argv[1], json.loads(sys.argv[2])
+opens, searches, reads = [], [], []
+for _ in range(50):
+    t = time.perf_counter(); db = connect(path); store = KnowledgeStore(db); opens.append(time.perf_counter() - t)
+    db.conn.close()
+db = connect(path); store = KnowledgeStore(db)
+for _ in range(3):
+    for q in questions:
+        t = time.perf_counter(); found = store.keyword(terms(q), 50); searches.append(time.perf_counter() - t)
+        t = time.perf_counter(); store.chunks([i for i, _ in found]); reads.append(time.perf_counter() - t)
+print(json.dumps({k: float(np.median(v)) * 1000 for k, v in (("open", opens), ("keyword", searches), ("chunks", reads))}))
+"""
 RANKINGS = (("chosen per base", "auto"), ("keyword only", "keyword"), ("hybrid", "hybrid"))
+ROUNDS = 6
 
 
 def measure(location: str, state: Path, embedder, questions: list[dict]) -> dict:
@@ -61,9 +83,30 @@ def measure(location: str, state: Path, embedder, questions: list[dict]) -> dict
     return out
 
 
+def store_speed(ref: str | None, path: Path, questions: list[dict]) -> dict:
+    """Median ms of opening the SQLite store, a keyword query and reading its chunks, with the knowledge/ of git
+    `ref` (None: this working tree), on a copy of the same database."""
+    import json
+    import shutil
+    import subprocess
+
+    root = ROOT
+    if ref is not None:
+        root = Path(tempfile.mkdtemp(prefix="bench-db-ref-"))
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "knowledge"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    copy = Path(tempfile.mkdtemp(prefix="bench-db-copy-")) / "kb.db"
+    shutil.copy(path, copy)
+    out = subprocess.run([sys.executable, "-c", STORE_SPEED, str(copy), json.dumps([q["question"] for q in questions])],
+                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(root)},
+                         cwd=root)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="replace this subsection of BENCHMARKS.md")
+    parser.add_argument("--baseline-ref", default="main", help="git revision whose SQLite store is the speed baseline")
     args = parser.parse_args()
     from knowledge.base import KnowledgeBase
     from knowledge.embedder import SentenceEmbedder
@@ -84,6 +127,11 @@ def main() -> int:
     with postgres_server() as url:
         results["PostgreSQL 15"] = measure(url, Path(tempfile.mkdtemp(prefix="bench-db-pg-")), embedder, questions)
     print("postgresql done", file=sys.stderr)
+    codes = [(f"{args.baseline_ref} (baseline)", args.baseline_ref), ("this branch", None)]
+    speeds: dict[str, list[dict]] = {name: [] for name, _ in codes}
+    for round in range(ROUNDS):  # alternating, each first in turn: the cores are shared
+        for name, ref in codes[::-1] if round % 2 else codes:
+            speeds[name].append(store_speed(ref, sqlite_state / "kb.db", questions))
 
     base, pg = results["SQLite (default, baseline)"], results["PostgreSQL 15"]
     gap = base["chosen per base"]["r1"] - pg["chosen per base"]["r1"]
@@ -108,6 +156,14 @@ def main() -> int:
         lines.append(f"| {name} | {r['fusion']} | {c['r1']:.3f} | {c['r5']:.3f} | {c['mrr']:.3f} | {k['r1']:.3f} | "
                      f"{k['r5']:.3f} | {k['mrr']:.3f} | {h['r1']:.3f} | {r['threshold']:.3f} | {r['coverage']:.1%} | "
                      f"{r['precision']:.1%} | {r['keyword_p50']:.2f} / {r['keyword_p99']:.2f} ms | {r['sync']:.1f} s |")
+    lines += [
+        "", "The default SQLite path against the code before this change, same run, same database file (medians "
+        f"over 50 opens and 3 x 144 queries, each code in its own process; {ROUNDS} alternating runs of each, "
+        "the best and the worst run's median):", "",
+        "| SQLite store code | open the store | keyword query | read its chunks |", "|---|---|---|---|",
+        *(f"| {name} | " + " | ".join(f"{min(r[k] for r in runs):.3f} - {max(r[k] for r in runs):.3f} ms"
+                                      for k in ("open", "keyword", "chunks")) + " |" for name, runs in speeds.items()),
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

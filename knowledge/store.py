@@ -289,16 +289,21 @@ class KnowledgeStore:
 
     def _keyword_postgres(self, terms: Sequence[str], limit: int, tags: Sequence[str],
                           without_title: bool) -> list[tuple[int, float]]:
-        """The same search on PostgreSQL: any of the terms (websearch syntax, each quoted), ranked by ts_rank_cd."""
+        """The same search on PostgreSQL. ts_rank_cd knows no document frequency (BM25's idf: a rare word counts
+        more than a common one), so each term is ranked on its own and weighted by BM25's idf, counted through the
+        GIN index; a chunk's score is the sum over the terms it holds."""
         column = "body_terms" if without_title else "terms"
-        query = " or ".join('"' + t.replace('"', " ") + '"' for t in terms)
-        args: list = [query]
-        sql = (f"SELECT c.id, ts_rank_cd('{RANK_WEIGHTS}', c.{column}, q.q, {RANK_NORMALISATION}) AS score "
-               f"FROM kb_chunks c, websearch_to_tsquery('{TEXT_SEARCH}', ?) q WHERE c.{column} @@ q.q")
+        args: list = [['"' + t.replace('"', " ") + '"' for t in terms]]
+        sql = (f"WITH q AS (SELECT DISTINCT websearch_to_tsquery('{TEXT_SEARCH}', t)::text AS q FROM unnest(?::text[]) t), "
+               f"idf AS (SELECT q.q::tsquery AS q, ln(1 + ((SELECT count(*) FROM kb_chunks) - count(*) + 0.5) / "
+               f"(count(*) + 0.5)) AS w FROM q JOIN kb_chunks c ON c.{column} @@ q.q::tsquery "
+               f"WHERE q.q != '' GROUP BY q.q) "
+               f"SELECT c.id, sum(idf.w * ts_rank_cd('{RANK_WEIGHTS}', c.{column}, idf.q, {RANK_NORMALISATION})) AS score "
+               f"FROM idf JOIN kb_chunks c ON c.{column} @@ idf.q")
         if tags:
-            sql += f" AND {self._tag_filter(tags, args)}"
+            sql += f" WHERE {self._tag_filter(tags, args)}"
         args.append(limit)
-        return [(r[0], float(r[1])) for r in self.db.execute(sql + " ORDER BY score DESC, c.id LIMIT ?", args)]
+        return [(r[0], float(r[1])) for r in self.db.execute(sql + " GROUP BY c.id ORDER BY score DESC, c.id LIMIT ?", args)]
 
     def _tag_filter(self, tags: Sequence[str], args: list) -> str:
         args += [t.lower() for t in tags]

@@ -15,7 +15,7 @@ from kb_doubles import HashEmbedder, write_articles
 from knowledge.base import KnowledgeBase
 from knowledge.chunker import Chunk
 from knowledge.documents import Document
-from knowledge.engine import open_database
+from knowledge.engine import close, migrate, open_database
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import MIGRATIONS, KnowledgeStore, Write
 
@@ -148,6 +148,27 @@ def test_migrations_run_once_and_reopening_keeps_everything(location):
         assert again.counts() == (3, 4) and again.generation() == 1
     finally:
         again.close()
+
+
+def test_migrate_applies_only_the_steps_a_database_lacks_in_order(location):
+    db = open_database(location)
+    calls = []
+    first = {"sqlite": "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)",
+             "postgresql": "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)"}
+    second = {engine: lambda db: (calls.append(1), db.execute("INSERT INTO t VALUES (2)"))
+              for engine in ("sqlite", "postgresql")}
+    try:
+        assert migrate(db, "test", [first]) == 0
+        assert migrate(db, "test", [first, second]) == 1 and calls == [1]
+        assert migrate(db, "test", [first, second]) == 2 and calls == [1]  # nothing runs twice
+        assert [r[0] for r in db.execute("SELECT a FROM t ORDER BY a").fetchall()] == [1, 2]
+        broken = {engine: "INSERT INTO t VALUES (3); SELECT * FROM no_such_table" for engine in ("sqlite", "postgresql")}
+        with pytest.raises(Exception):
+            migrate(db, "test", [first, second, broken])
+        assert [r[0] for r in db.execute("SELECT a FROM t ORDER BY a").fetchall()] == [1, 2]  # all or nothing
+        assert db.execute("SELECT version FROM schema_version WHERE component = 'test'").fetchone()[0] == 2
+    finally:
+        close(db)
 
 
 def test_the_base_syncs_and_answers_on_either_engine(location, tmp_path):
