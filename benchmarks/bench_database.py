@@ -159,10 +159,11 @@ def main() -> int:
     lines += [
         "", "The default SQLite path against the code before this change, same run, same database file (medians "
         f"over 50 opens and 3 x 144 queries, each code in its own process; {ROUNDS} alternating runs of each, "
-        "the best and the worst run's median):", "",
+        "the median of the runs' medians, and in brackets the best and the worst run):", "",
         "| SQLite store code | open the store | keyword query | read its chunks |", "|---|---|---|---|",
-        *(f"| {name} | " + " | ".join(f"{min(r[k] for r in runs):.3f} - {max(r[k] for r in runs):.3f} ms"
-                                      for k in ("open", "keyword", "chunks")) + " |" for name, runs in speeds.items()),
+        *(f"| {name} | " + " | ".join(
+            f"{np.median([r[k] for r in runs]):.3f} ms ({min(r[k] for r in runs):.3f} - {max(r[k] for r in runs):.3f})"
+            for k in ("open", "keyword", "chunks")) + " |" for name, runs in speeds.items()),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
