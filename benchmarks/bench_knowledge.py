@@ -226,14 +226,22 @@ def at(result: dict, threshold: float) -> tuple[float, float, float]:
     return len(confident) / len(result["answers"]), sum(confident) / max(1, len(confident)), off
 
 
-def baseline(ref: str, questions: list[dict]) -> dict:
-    """Today's code (git `ref`, knowledge/ only) on the same demo store and questions, in its own process."""
-    import json
+def knowledge_of(ref: str) -> Path:
+    """A temporary folder holding the knowledge/ package of git revision `ref` (for PYTHONPATH)."""
     import subprocess
 
     root = Path(tempfile.mkdtemp(prefix="bench-kb-ref-"))
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "knowledge"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+def baseline(ref: str, questions: list[dict]) -> dict:
+    """Today's code (git `ref`, knowledge/ only) on the same demo store and questions, in its own process."""
+    import json
+    import subprocess
+
+    root = knowledge_of(ref)
     out = subprocess.run(
         [sys.executable, "-c", BASELINE_SCRIPT, str(KNOWLEDGE), json.dumps([q["question"] for q in questions]),
          json.dumps([*UNANSWERABLE, *ANSWERED_BY_FAQ])], capture_output=True, text=True, check=True,

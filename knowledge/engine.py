@@ -29,14 +29,14 @@ def is_postgres_url(location: str | os.PathLike | None) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgresql+psycopg://", "postgres://"))
 
 
-def open_database(location: str | os.PathLike | None) -> "Database":
+def open_database(location: str | os.PathLike | None) -> Database:
     """A PostgreSQL URL opens PostgreSQL; anything else is an SQLite path (None: in memory)."""
     if is_postgres_url(location):
         return PostgresDatabase(location)
     return connect(location or None)
 
 
-def dialect(db: "Database") -> str:
+def dialect(db: Database) -> str:
     return db.dialect if isinstance(db, PostgresDatabase) else "sqlite"
 
 
@@ -53,7 +53,7 @@ class PostgresDatabase:
         self.engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), pool_pre_ping=True)
         self._local = threading.local()  # the open transaction's connection, if any
 
-    def execute(self, sql: str, args: Sequence = ()) -> "Rows":
+    def execute(self, sql: str, args: Sequence = ()) -> Rows:
         tx = getattr(self._local, "conn", None)
         if tx is not None:
             return Rows(tx.exec_driver_sql(sql.replace("?", "%s"), tuple(args)))
@@ -61,7 +61,7 @@ class PostgresDatabase:
             return Rows(conn.exec_driver_sql(sql.replace("?", "%s"), tuple(args)))
 
     @contextmanager
-    def transaction(self) -> Iterator["PostgresDatabase"]:
+    def transaction(self) -> Iterator[PostgresDatabase]:
         with self.engine.begin() as conn:
             self._local.conn = conn
             try:
