@@ -226,14 +226,22 @@ def at(result: dict, threshold: float) -> tuple[float, float, float]:
     return len(confident) / len(result["answers"]), sum(confident) / max(1, len(confident)), off
 
 
-def baseline(ref: str, questions: list[dict]) -> dict:
-    """Today's code (git `ref`, knowledge/ only) on the same demo store and questions, in its own process."""
-    import json
+def knowledge_of(ref: str) -> Path:
+    """A temporary folder holding the knowledge/ package of git revision `ref` (for PYTHONPATH)."""
     import subprocess
 
     root = Path(tempfile.mkdtemp(prefix="bench-kb-ref-"))
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "knowledge"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+def baseline(ref: str, questions: list[dict]) -> dict:
+    """Today's code (git `ref`, knowledge/ only) on the same demo store and questions, in its own process."""
+    import json
+    import subprocess
+
+    root = knowledge_of(ref)
     out = subprocess.run(
         [sys.executable, "-c", BASELINE_SCRIPT, str(KNOWLEDGE), json.dumps([q["question"] for q in questions]),
          json.dumps([*UNANSWERABLE, *ANSWERED_BY_FAQ])], capture_output=True, text=True, check=True,
@@ -378,10 +386,10 @@ def per_base(embedder, questions: list[dict], ref: str, before: str) -> str:
     return "\n".join(lines)
 
 
-def write_subsection(path: Path, text: str) -> None:
-    """Replace the tuning subsection inside the Knowledge base section, or add it at that section's end."""
+def write_subsection(path: Path, text: str, heading: str = TUNING_SECTION) -> None:
+    """Replace the `heading` subsection inside the Knowledge base section, or add it at that section's end."""
     old = path.read_text(encoding="utf-8")
-    start = old.find(TUNING_SECTION + "\n")
+    start = old.find(heading + "\n")
     if start >= 0:
         end = min([i for i in (old.find("\n## ", start), old.find("\n### ", start + 1)) if i >= 0] or [len(old)])
         new = old[:start] + text.rstrip("\n") + "\n" + old[end:]

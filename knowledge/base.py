@@ -23,9 +23,9 @@ import numpy as np
 
 from knowledge import relevance, tuning
 from knowledge.chunker import approximate_tokens
-from knowledge.database import connect
 from knowledge.documents import PARSER_VERSION
 from knowledge.embedder import Embedder, make_embedder, resolve_model_path
+from knowledge.engine import open_database
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import FEATURES, OFF_TOPIC, Calibration, Tuning, fit, terms
@@ -91,11 +91,12 @@ class KnowledgeBase:
         self._titles: tuple = (-2, [], np.zeros((0, 0), np.float32), {})
 
     @classmethod
-    def open(cls, db_path: Path | None, index_path: Path, settings: KnowledgeSettings,
+    def open(cls, db_path: Path | str | None, index_path: Path, settings: KnowledgeSettings,
              embedder: Embedder | None = None, threads: int = 0) -> "KnowledgeBase":
         """Open (creating) the base; the index file is used when it matches the database, else rebuilt.
-        `threads`: the embedder's (0 = its runtime's default, all cores)."""
-        kb = cls(KnowledgeStore(connect(db_path)), index_path, settings, embedder, threads)
+        `db_path`: the SQLite file, or a `postgresql://` URL. `threads`: the embedder's (0 = its runtime's
+        default, all cores)."""
+        kb = cls(KnowledgeStore(open_database(db_path)), index_path, settings, embedder, threads)
         with kb._lock:
             index = VectorIndex.load(kb.index_dir)
             generation = kb.store.generation()
@@ -452,7 +453,7 @@ class KnowledgeBase:
 
     def close(self) -> None:
         with self._lock:
-            self.store.db.conn.close()
+            self.store.close()
 
 
 class VectorCache:

@@ -1,8 +1,9 @@
-"""Session fixtures: a tiny random BERT (seconds to build), offline hub, in-memory databases."""
+"""Session fixtures: a tiny random BERT (seconds to build), offline hub, in-memory databases, a PostgreSQL server."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,26 @@ def tiny_bert(tmp_path_factory) -> Path:
     )
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """A real PostgreSQL server for the session (Debian's initdb/pg_ctl in a temporary folder). Skipped, with
+    the reason, when the binaries are missing, unless SUPPORTBOT_REQUIRE_POSTGRES=1 (CI), where it fails."""
+    from knowledge.postgres_server import find_binaries, postgres_server
+
+    if find_binaries() is None:
+        reason = "PostgreSQL is not installed (no initdb/pg_ctl; apt-get install postgresql)"
+        if os.environ.get("SUPPORTBOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason}, and SUPPORTBOT_REQUIRE_POSTGRES=1 requires it")
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url) -> str:
+    """A new empty database on the session's server, for one test."""
+    from knowledge.postgres_server import new_database
+
+    return new_database(postgres_server_url, f"test_{uuid.uuid4().hex[:12]}")
