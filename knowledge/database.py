@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -35,7 +36,7 @@ class StorageError(RuntimeError):
     """The database could not be used (full disk, read-only files, I/O error): the request is refused with a
     reason and may be retried; nothing half-written remains (every write is one transaction)."""
 
-    def __init__(self, operation: str, cause: sqlite3.Error):
+    def __init__(self, operation: str, cause: Exception):
         super().__init__(f"the database failed ({operation}): {cause}")
         self.operation, self.cause = operation, cause
 
@@ -46,9 +47,17 @@ class StorageError(RuntimeError):
 
 
 def is_storage_fault(e: BaseException) -> bool:
-    """A fault of the machine (disk full, read-only, I/O, locked too long), not of the program's SQL."""
-    return isinstance(e, sqlite3.Error) and not isinstance(
-        e, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
+    """A fault of the machine (disk full, read-only, I/O, locked too long), not of the program's SQL.
+
+    On PostgreSQL (SQLAlchemy over psycopg): an OperationalError (server gone or refusing, disk full, statement
+    cancelled) or any error after which SQLAlchemy found the connection broken; a constraint or SQL mistake is not.
+    """
+    if isinstance(e, sqlite3.Error):
+        return not isinstance(e, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")  # not loaded: no PostgreSQL database was opened
+    if sqlalchemy_errors is not None and isinstance(e, sqlalchemy_errors.DBAPIError):
+        return isinstance(e, sqlalchemy_errors.OperationalError) or e.connection_invalidated
+    return False
 
 
 @contextmanager

@@ -74,10 +74,11 @@ class PostgresDatabase:
 
 
 class Rows(list):
-    """A statement's rows, fetched: iterate, or fetchone/fetchall like a DB-API cursor."""
+    """A statement's rows, fetched: iterate, or fetchone/fetchall like a DB-API cursor; `rowcount` as well."""
 
     def __init__(self, result):
         super().__init__(result.fetchall() if result.returns_rows else [])
+        self.rowcount = result.rowcount
 
     def fetchone(self):
         return self[0] if self else None

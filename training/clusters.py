@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from knowledge.database import transaction
+from knowledge.engine import writing
 from knowledge.embedder import Embedder
 from training.store import ExampleStore, ProposalStore
 from training.transcripts.settings import TranscriptSettings
@@ -136,6 +136,6 @@ def propose(store: ExampleStore, embedder: Embedder, settings: TranscriptSetting
     pool = store.unlabelled(exclude=proposals.dropped_members(), limit=settings.cluster_max)
     texts = [e.text for e in pool]
     clusters, _ = cluster_texts(texts, embedder.encode(texts), settings.cluster_distance, settings.min_cluster_size)
-    with transaction(store.db):
+    with writing(store.db):
         return proposals.replace_open(
             (c.name, [pool[i].id for i in c.members], c.examples) for c in clusters)

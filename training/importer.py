@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Mapping
 
-from knowledge.database import transaction
+from knowledge.engine import writing
 from knowledge.embedder import Embedder
 from training.clusters import Cluster, cluster_texts
 from training.redact import RedactSettings, Redactor
@@ -170,7 +170,7 @@ def _cluster(staged: "_Staging", store: ExampleStore, lazy: "_LazyEmbedder", set
     pool: list[tuple[str, object]] = [("new", (norm, text)) for norm, text in staged.unlabelled_texts(settings.cluster_max)]
     room = settings.cluster_max - len(pool)
     if room > 0:
-        dropped = ProposalStore(store.db).dropped_members() if store.db["intent_proposals"].exists() else set()
+        dropped = ProposalStore(store.db).dropped_members()
         pool += [("old", (e.id, e.text)) for e in store.unlabelled(exclude=dropped, limit=room)]
     if len(pool) < settings.min_cluster_size:
         return pool, []
@@ -196,7 +196,7 @@ def _write(store: ExampleStore, staged: "_Staging", pool: list, clusters: list[C
            report: ImportReport) -> None:
     """Everything in one transaction: examples, the proposals that replace the open ones, the import record."""
     proposals = ProposalStore(store.db)
-    with transaction(store.db):
+    with writing(store.db):
         result = store.insert(staged.examples())
         report.added = result.added
         if clusters:

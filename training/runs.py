@@ -2,7 +2,7 @@
 
 The lock is a file created exclusively (O_EXCL) holding the holder's pid and start time. A run killed with
 `kill -9` leaves it behind; the next run sees that its pid is gone and takes it over. The log is the
-`retrain_runs` table; this module is the only one that writes it.
+`retrain_runs` table, on SQLite or PostgreSQL (`knowledge.engine`); this module holds all of its SQL.
 """
 
 from __future__ import annotations
@@ -14,9 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
+from knowledge.engine import Database, migrate, writing
+from training.store import on_both
 
-from knowledge.database import transaction
+# Version 1 is the table main's code made with sqlite_utils (without a schema_version row), left as it is.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS retrain_runs (
+    id {id}, started {real} NOT NULL, ended {real}, pid INTEGER, trigger TEXT,
+    outcome TEXT NOT NULL DEFAULT 'running', candidate TEXT, base TEXT, counts TEXT, detail TEXT
+)
+"""
+MIGRATIONS = [on_both(SCHEMA)]
+COLUMNS = ("id", "started", "ended", "pid", "trigger", "outcome", "candidate", "base", "counts", "detail")
 
 
 class RetrainBusy(RuntimeError):
@@ -80,36 +89,30 @@ def _alive(pid: int) -> bool:
 class RunLog:
     """The `retrain_runs` table: one row per run, opened at the start and closed with its outcome."""
 
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: Database):
         self.db = db
-        if not db["retrain_runs"].exists():
-            db["retrain_runs"].create(
-                {"id": int, "started": float, "ended": float, "pid": int, "trigger": str, "outcome": str,
-                 "candidate": str, "base": str, "counts": str, "detail": str},
-                pk="id", not_null={"started", "outcome"}, defaults={"outcome": "running"},
-            )
+        migrate(db, "training.runs", MIGRATIONS)
 
     def start(self, trigger: str) -> int:
-        with transaction(self.db):
-            return self.db["retrain_runs"].insert(
-                {"started": time.time(), "pid": os.getpid(), "trigger": trigger, "outcome": "running"}).last_pk
+        with writing(self.db):
+            return self.db.execute(
+                "insert into retrain_runs (started, pid, trigger, outcome) values (?, ?, ?, 'running') returning id",
+                [time.time(), os.getpid(), trigger]).fetchall()[0][0]
 
     def finish(self, run_id: int, outcome: str, candidate: str = "", base: str = "",
                counts: dict | None = None, detail: str = "") -> None:
-        with transaction(self.db):
-            self.db["retrain_runs"].update(run_id, {
-                "ended": time.time(), "outcome": outcome, "candidate": candidate, "base": base,
-                "counts": json.dumps(counts or {}), "detail": detail})
+        with writing(self.db):
+            self.db.execute(
+                "update retrain_runs set ended = ?, outcome = ?, candidate = ?, base = ?, counts = ?, detail = ?"
+                " where id = ?", [time.time(), outcome, candidate, base, json.dumps(counts or {}), detail, run_id])
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Newest first; a run still marked running whose process is gone is reported as killed."""
-        rows = self.db.execute(
-            "select id, started, ended, pid, trigger, outcome, candidate, base, counts, detail from retrain_runs"
-            " order by id desc limit ?", [limit]).fetchall()
+        rows = self.db.execute(f"select {', '.join(COLUMNS)} from retrain_runs order by id desc limit ?",
+                               [limit]).fetchall()
         out = []
         for r in rows:
-            run = dict(zip(("id", "started", "ended", "pid", "trigger", "outcome", "candidate", "base", "counts",
-                            "detail"), r))
+            run = dict(zip(COLUMNS, r))
             run["counts"] = json.loads(run["counts"] or "{}")
             if run["outcome"] == "running" and run["pid"] != os.getpid() and not _alive(run["pid"]):
                 run["outcome"] = "killed"
