@@ -1,4 +1,5 @@
-"""Review accounts: named users with a role and an scrypt password hash, in the shared database.
+"""Review accounts: named users with a role and an scrypt password hash, in the shared database (SQLite or
+PostgreSQL).
 
 Passwords are never stored, logged or shown: only `scrypt$N$r$p$salt$hash` (standard-library
 `hashlib.scrypt`). Changing a password or removing the user bumps its `epoch`, which ends its sessions.
@@ -14,21 +15,21 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
-
-from knowledge.database import transaction
+from knowledge.engine import Database, migrate, writing
 
 ROLES = ("reviewer", "admin")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1  # ~16 MiB and tens of ms per check: slow for a guesser
 
-SCHEMA = """
+# One entry per schema version (knowledge.engine.migrate); version 1 is the table as it always was.
+TABLE = """
 create table if not exists accounts (
-    name text primary key, role text not null, password text not null, created real not null,
+    name text primary key, role text not null, password text not null, created {real} not null,
     epoch integer not null default 0
-);
+)
 """
+MIGRATIONS = [{"sqlite": TABLE.format(real="real"), "postgresql": TABLE.format(real="double precision")}]
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,17 @@ DUMMY_HASH = hash_password(secrets.token_urlsafe(12))  # checked for unknown nam
 class AccountStore:
     """The `accounts` table; the only module that reads or writes it."""
 
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: Database):
+        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
         self.db = db
-        self.db.executescript(SCHEMA)
+        migrate(db, "bot.accounts", MIGRATIONS)
 
     def add(self, name: str, role: str, password: str) -> Account:
         _check_name(name)
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         _check_password(password)
-        with transaction(self.db):
+        with writing(self.db):
             if self._row(name) is not None:
                 raise ValueError(f"user {name!r} already exists; use `users password {name}` to change the password")
             self.db.execute("insert into accounts (name, role, password, created) values (?, ?, ?, ?)",
@@ -86,13 +88,13 @@ class AccountStore:
         return self.get(name)
 
     def remove(self, name: str) -> None:
-        with transaction(self.db):
+        with writing(self.db):
             if self.db.execute("delete from accounts where name = ?", [name]).rowcount == 0:
                 raise ValueError(f"no user {name!r}")
 
     def set_password(self, name: str, password: str) -> None:
         _check_password(password)
-        with transaction(self.db):
+        with writing(self.db):
             cur = self.db.execute("update accounts set password = ?, epoch = epoch + 1 where name = ?",
                                   [hash_password(password), name])
             if cur.rowcount == 0:

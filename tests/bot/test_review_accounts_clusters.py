@@ -11,6 +11,7 @@ import run_bot
 from bot.accounts import AccountStore, check_password, hash_password
 from bot.unanswered import HashingEmbedder, find
 from knowledge.database import connect
+from knowledge.engine import close, open_database
 from runtime_doubles import write_bot
 
 ARI_FLOOR = 0.8
@@ -24,8 +25,17 @@ def test_passwords_are_scrypt_hashes_with_a_salt():
     assert not check_password("x", "not a hash")
 
 
-def test_account_store_add_verify_password_remove(tmp_path):
-    store = AccountStore(connect(tmp_path / "db.sqlite"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """The bot's database on each engine: an SQLite file, or a new database on the test PostgreSQL server."""
+    location = str(tmp_path / "db.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    db = open_database(location)
+    yield db
+    close(db)
+
+
+def test_account_store_add_verify_password_remove(database):
+    store = AccountStore(database)
     store.add("alice", "reviewer", "password one")
     with pytest.raises(ValueError):
         store.add("alice", "admin", "password two")
@@ -40,6 +50,11 @@ def test_account_store_add_verify_password_remove(tmp_path):
     assert store.get("alice").epoch == epoch + 1 and store.verify("alice", "password two")
     store.remove("alice")
     assert store.list() == []
+    with pytest.raises(ValueError, match="no user"):
+        store.remove("alice")
+    store.add("carol", "admin", "password three")
+    assert [a.name for a in AccountStore(database).list()] == ["carol"]  # opened again: kept, not migrated twice
+    assert database.execute("select version from schema_version where component = 'bot.accounts'").fetchone()[0] == 1
 
 
 def test_users_cli(tmp_path, monkeypatch, capsys):
