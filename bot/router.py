@@ -107,6 +107,7 @@ class Conversation:
     failures: int = 0  # fallback answers in a row
     pending: dict[str, str] | None = None  # {"intent", "variable"} asked for on the previous turn
     slots: dict[str, str] = field(default_factory=dict)
+    customer: str | None = None  # the verified customer's keyed hash (bot/identity.py), never the id
 
 
 Classify = Callable[[str], Awaitable[Prediction]]
