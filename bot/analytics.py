@@ -7,6 +7,7 @@ Rollups are tables beside the conversation log, kept up to date incrementally fr
 seen last (`Analytics.refresh`): per UTC day × model version × route × intent (turns, latency, thumbs), per day ×
 model version × knowledge article (answers from it, thumbs),
 a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
+Beside them, the ISO weeks in which drift started an early retrain (kept across restarts, never rebuilt).
 This module is the only one that reads or writes them.
 """
 
@@ -85,6 +86,7 @@ create table if not exists analytics_outcomes (
 create table if not exists analytics_versions (
     model_version text primary key, first_seen real not null, last_seen real not null, turns integer not null
 );
+create table if not exists drift_retrains (week text primary key, started real not null);
 """
 _TABLES = ("analytics_daily", "analytics_articles", "analytics_latency", "analytics_conversations", "analytics_outcomes",
            "analytics_versions")
@@ -347,6 +349,22 @@ class Analytics:
 
     def _set_state(self, key: str, value: str) -> None:
         self.db.execute("insert or replace into analytics_state (key, value) values (?, ?)", [key, value])
+
+    # the early retrains drift started: at most one per ISO week, whatever restarts or processes there are
+    def claim_drift_retrain(self, week: str) -> bool:
+        """Record that drift starts a retrain in `week`; False when one was already started in it."""
+        with transaction(self.db):
+            return self.db.execute("insert or ignore into drift_retrains (week, started) values (?, ?)",
+                                   [week, time.time()]).rowcount == 1
+
+    def release_drift_retrain(self, week: str) -> None:
+        """Forget the week's claim (its retrain could not be started)."""
+        with transaction(self.db):
+            self.db.execute("delete from drift_retrains where week = ?", [week])
+
+    def last_drift_retrain(self) -> str:
+        """The latest ISO week drift started a retrain in, or ''."""
+        return self.db.execute("select coalesce(max(week), '') from drift_retrains").fetchone()[0]
 
     # reading figures (the rollups only)
     def figures(self, since: str, until: str, now: float | None = None, by: str = "") -> dict[str, Figures]:
