@@ -80,3 +80,17 @@ async def test_the_conversations_of_one_customer_share_one_rate_limit(make_clien
     # another customer, and an anonymous visitor from the same address, have budgets of their own
     assert (await client.post("/api/chat", json={"message": "hello", **signed("customer-2")})).status == 200
     assert (await client.post("/api/chat", json={"message": "hello"})).status == 200
+
+
+def test_a_log_from_before_identity_gets_the_column_and_keeps_its_conversations(tmp_path):
+    from bot.conversations import ConversationLog
+    from knowledge.database import connect
+    from training.redact import RedactSettings, Redactor
+
+    db = connect(tmp_path / "old.db")
+    db.execute("create table conversations (id text primary key, token_hash text not null, created real not null,"
+               " updated real not null, handoff integer not null default 0, failures integer not null default 0,"
+               " pending text, slots text not null default '{}', turns integer not null default 0)")
+    db.execute("insert into conversations (id, token_hash, created, updated) values ('old', 'x', 1, 1)")
+    ConversationLog(db, Redactor(RedactSettings()))
+    assert db.execute("select id, customer_hash from conversations").fetchall() == [("old", None)]
