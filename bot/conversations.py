@@ -37,8 +37,7 @@ create table if not exists turns (
     quick_replies text not null, sources text not null, decision text not null, model_version text,
     latency_ms real
 );
-create index if not exists conversations_customer on conversations(customer_hash, created)
-    where customer_hash is not null;
+create index if not exists conversations_customer on conversations(customer_hash, created);
 create index if not exists turns_conversation on turns(conversation_id);
 create index if not exists turns_route on turns(route);
 create table if not exists feedback (
