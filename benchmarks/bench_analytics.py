@@ -1,8 +1,8 @@
 """Analytics benchmark: the rollups and the analytics page on a log of 1,000,000 turns.
 
 Generates a conversation log of --turns turns (1,000,000) in about a quarter as many conversations over --days
-days (30), with a model promotion two thirds of the way through, ratings on 5 % of answers and returns to some
-conversations. Then times, in this process:
+days (30), with a model promotion two thirds of the way through, ratings on 5 % of answers, returns to some
+conversations and half the conversations of verified customers (about 4 each). Then times, in this process:
   1. the first refresh (folding the whole log into the rollups: a deployment that upgrades with a full log),
   2. an incremental refresh after --new (1,000) more turns and their ratings (what each page view pays),
   3. the figures of the page (Analytics calls only),
@@ -54,11 +54,12 @@ def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0) ->
     routes, weights = zip(*ROUTES)
     turn_rows, convo_rows, feedback_rows = [], [], []
     written, turn_id, n = 0, 0, 0
+    customers = max(1, turns // 16)  # half the conversations are of verified customers, ~4 each over the period
 
     def flush() -> None:
         with transaction(db):
-            db.conn.executemany("insert into conversations (id, token_hash, created, updated, turns)"
-                                " values (?, 'x', ?, ?, ?)", convo_rows)
+            db.conn.executemany("insert into conversations (id, token_hash, created, updated, turns, customer_hash)"
+                                " values (?, 'x', ?, ?, ?, ?)", convo_rows)
             db.conn.executemany(
                 "insert into turns (id, conversation_id, created, message, answer, route, intent, confidence,"
                 " quick_replies, sources, decision, model_version, latency_ms)"
@@ -73,6 +74,7 @@ def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0) ->
         t = start + (written / turns) * days * 86400 + rng.random() * 60
         k = min(turns - written, rng.choice((1, 2, 2, 3, 3, 4, 5, 6, 8)))
         version = "20261101T000000-aaaaaaaa" if t < promotion else "20261120T000000-bbbbbbbb"
+        first, customer = t, customer_hash(rng.randrange(customers)) if rng.random() < 0.5 else None
         for i in range(k):
             turn_id += 1
             route = rng.choices(routes, weights)[0]
@@ -84,12 +86,16 @@ def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0) ->
             if route in ("template", "knowledge") and rng.random() < 0.05:
                 feedback_rows.append((turn_id, cid, "down" if rng.random() < 0.3 else "up", t + 5))
             t += rng.choice((15, 30, 60, 120)) if rng.random() > 0.03 else 3 * 3600  # sometimes a return
-        convo_rows.append((cid, t, t, k))
+        convo_rows.append((cid, first, t, k, customer))
         written += k
         if len(turn_rows) >= 100_000:
             flush()
     flush()
     db.close()
+
+
+def customer_hash(i: int) -> str:
+    return f"{i:064x}"  # stands for a keyed hash (bot/identity.py): 64 hex digits
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -190,7 +196,7 @@ def main() -> None:
 
 
 def generate_more(db, turns: int, now: float) -> None:
-    """New traffic after the first refresh: new conversations and a return to an old one."""
+    """New traffic after the first refresh: new conversations, of customers seen before, and a return to an old one."""
     from knowledge.database import transaction
 
     with transaction(db):
@@ -198,8 +204,8 @@ def generate_more(db, turns: int, now: float) -> None:
         for i in range(turns):
             cid = f"new{i // 4:06d}"
             if i % 4 == 0:
-                db.execute("insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)",
-                           [cid, now - 60, now])
+                db.execute("insert into conversations (id, token_hash, created, updated, customer_hash)"
+                           " values (?, 'x', ?, ?, ?)", [cid, now - 60, now, customer_hash(i)])  # returning customers
             db.execute("insert into turns (id, conversation_id, created, message, answer, route, intent, quick_replies,"
                        " sources, decision, model_version, latency_ms) values (?, ?, ?, 'm', 'a', 'template',"
                        " 'intent_01', '[]', '[]', '{}', '20261120T000000-bbbbbbbb', 12.0)", [top + i + 1, cid, now - 60 + i * 0.01])

@@ -7,6 +7,7 @@ Rollups are tables beside the conversation log, kept up to date incrementally fr
 seen last (`Analytics.refresh`): per UTC day × model version × route × intent (turns, latency, thumbs), per day ×
 model version × knowledge article (answers from it, thumbs),
 a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
+Beside them, the ISO weeks in which drift started an early retrain (kept across restarts, never rebuilt).
 This module is the only one that reads or writes them.
 """
 
@@ -34,7 +35,8 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "handoff": ("settled conversations handed to a person (asked for, routed there, or too many fallbacks)",
                 "settled conversations"),
     "returned": ("settled conversations, not handed off, that the customer came back to within "
-                 "analytics.return_window after a pause of analytics.session_gap", "settled conversations"),
+                 "analytics.return_window after a pause of analytics.session_gap, or (a verified customer) followed "
+                 "by another conversation of theirs within analytics.return_window", "settled conversations"),
     "abandonment": ("settled conversations, neither handed off nor returned to, whose last answer was a fallback",
                     "settled conversations"),
     "fallback_turns": ("turns answered with a fallback", "turns"),
@@ -84,6 +86,7 @@ create table if not exists analytics_outcomes (
 create table if not exists analytics_versions (
     model_version text primary key, first_seen real not null, last_seen real not null, turns integer not null
 );
+create table if not exists drift_retrains (week text primary key, started real not null);
 """
 _TABLES = ("analytics_daily", "analytics_articles", "analytics_latency", "analytics_conversations", "analytics_outcomes",
            "analytics_versions")
@@ -256,7 +259,7 @@ class Analytics:
         return upto - seen, upto == top
 
     def _definition(self) -> str:
-        return json.dumps({"window": self.window, "gap": self.gap, "version": 3})
+        return json.dumps({"window": self.window, "gap": self.gap, "version": 4})
 
     def _fold_turns(self, after: int, upto: int) -> None:
         self.db.execute(
@@ -289,6 +292,11 @@ class Analytics:
         self.db.execute("delete from touched")
         self.db.execute("insert or ignore into touched select conversation_id from turns where id > ? and id <= ?",
                         [after, upto])
+        self.db.execute(  # a verified customer's new conversation is a return to their earlier ones
+            "insert or ignore into touched select a.id from touched k"
+            " join conversations c on c.id = k.id and c.customer_hash is not null"
+            " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created and o.id != c.id"
+            " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ?", [self.window])
         per_day = ("select day, model_version, outcome, count(*) as n, sum(fallbacks > 0) as f"
                    " from analytics_conversations where id in (select id from touched) group by 1, 2, 3")
         self.db.execute(  # take out what the touched conversations counted before ...
@@ -298,17 +306,23 @@ class Analytics:
         self.db.execute(
             "insert or replace into analytics_conversations"
             " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
-            " select conversation_id, date(min(created), 'unixepoch'), min(created), max(created),"
-            " coalesce(max(case when n = 1 then model_version end), ''), count(*), sum(route = 'fallback'),"
-            " case when max(route = 'handoff') then 'handed_off'"
-            " when max(gap >= :gap and gap <= :window) then 'returned'"
-            " when max(case when last = 1 then route = 'fallback' end) then 'abandoned' else 'contained' end"
+            " select id, day, started, last_at, model_version, turns, fallbacks,"
+            " case when handed_off then 'handed_off'"
+            " when came_back or exists (select 1 from conversations c join conversations o"
+            " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
+            " and o.created > s.last_at and o.created <= s.last_at + :window) then 'returned'"
+            " when abandoned then 'abandoned' else 'contained' end from ("
+            " select conversation_id as id, date(min(created), 'unixepoch') as day, min(created) as started,"
+            " max(created) as last_at, coalesce(max(case when n = 1 then model_version end), '') as model_version,"
+            " count(*) as turns, sum(route = 'fallback') as fallbacks, max(route = 'handoff') as handed_off,"
+            " max(gap >= :gap and gap <= :window) as came_back,"
+            " max(case when last = 1 then route = 'fallback' end) as abandoned"
             " from (select t.conversation_id, t.created, t.route, t.model_version,"
             " t.created - lag(t.created) over w as gap, row_number() over w as n,"
             " row_number() over (partition by t.conversation_id order by t.id desc) as last"
             " from touched k cross join turns t on t.conversation_id = k.id"  # touched first: the index, not a scan
             " where t.id <= :upto window w as (partition by t.conversation_id order by t.id))"
-            " group by conversation_id", {"gap": self.gap, "window": self.window, "upto": upto})
+            " group by conversation_id) as s", {"gap": self.gap, "window": self.window, "upto": upto})
         self.db.execute(  # ... and put in what they count now
             f"insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback) {per_day}"
             " having true on conflict do update set conversations = conversations + excluded.conversations,"
@@ -335,6 +349,22 @@ class Analytics:
 
     def _set_state(self, key: str, value: str) -> None:
         self.db.execute("insert or replace into analytics_state (key, value) values (?, ?)", [key, value])
+
+    # the early retrains drift started: at most one per ISO week, whatever restarts or processes there are
+    def claim_drift_retrain(self, week: str) -> bool:
+        """Record that drift starts a retrain in `week`; False when one was already started in it."""
+        with transaction(self.db):
+            return self.db.execute("insert or ignore into drift_retrains (week, started) values (?, ?)",
+                                   [week, time.time()]).rowcount == 1
+
+    def release_drift_retrain(self, week: str) -> None:
+        """Forget the week's claim (its retrain could not be started)."""
+        with transaction(self.db):
+            self.db.execute("delete from drift_retrains where week = ?", [week])
+
+    def last_drift_retrain(self) -> str:
+        """The latest ISO week drift started a retrain in, or ''."""
+        return self.db.execute("select coalesce(max(week), '') from drift_retrains").fetchone()[0]
 
     # reading figures (the rollups only)
     def figures(self, since: str, until: str, now: float | None = None, by: str = "") -> dict[str, Figures]:

@@ -29,7 +29,7 @@ SCHEMA = """
 create table if not exists conversations (
     id text primary key, token_hash text not null, created real not null, updated real not null,
     handoff integer not null default 0, failures integer not null default 0,
-    pending text, slots text not null default '{}', turns integer not null default 0
+    pending text, slots text not null default '{}', turns integer not null default 0, customer_hash text
 );
 create table if not exists turns (
     id integer primary key, conversation_id text not null references conversations(id), created real not null,
@@ -37,6 +37,7 @@ create table if not exists turns (
     quick_replies text not null, sources text not null, decision text not null, model_version text,
     latency_ms real
 );
+create index if not exists conversations_customer on conversations(customer_hash, created);
 create index if not exists turns_conversation on turns(conversation_id);
 create index if not exists turns_route on turns(route);
 create table if not exists feedback (
@@ -81,17 +82,21 @@ class ConversationLog:
 
     def __init__(self, db: sqlite_utils.Database, redactor: Redactor):
         self.db, self.redactor = db, redactor
+        if self.db["conversations"].exists() and "customer_hash" not in self.db["conversations"].columns_dict:
+            self.db.execute("alter table conversations add column customer_hash text")  # a log from before
         self.db.executescript(SCHEMA)
         self._private: OrderedDict[str, dict[str, str]] = OrderedDict()
 
     # conversations
-    def new(self) -> tuple[Conversation, str]:
-        """A conversation id and its secret token; written with its first turn."""
-        return Conversation(id=uuid.uuid4().hex), secrets.token_urlsafe(24)
+    def new(self, customer: str | None = None) -> tuple[Conversation, str]:
+        """A conversation id and its secret token, of a verified customer's keyed hash (or none); written with
+        its first turn."""
+        return Conversation(id=uuid.uuid4().hex, customer=customer), secrets.token_urlsafe(24)
 
     def open(self, conversation_id: str, token: str | None) -> Conversation:
         row = self.db.execute(
-            "select token_hash, handoff, failures, pending, slots, turns from conversations where id = ?",
+            "select token_hash, handoff, failures, pending, slots, turns, customer_hash from conversations"
+            " where id = ?",
             [conversation_id]
         ).fetchone()
         if row is None:
@@ -100,7 +105,7 @@ class ConversationLog:
             raise ForeignConversation("the token does not match this conversation")
         slots = {**json.loads(row[4]), **self._private.get(conversation_id, {})}
         return Conversation(conversation_id, bool(row[1]), row[2], json.loads(row[3]) if row[3] else None, slots,
-                            row[5])
+                            row[5], row[6])
 
     def record_turn(self, convo: Conversation, message: str, reply: Reply, new_token: str | None = None) -> int:
         """Store the turn, the conversation's new state, its flags and a new handoff; returns the turn id.
@@ -113,8 +118,8 @@ class ConversationLog:
         with transaction(self.db):
             if new_token is not None:
                 self.db.execute(
-                    "insert into conversations (id, token_hash, created, updated) values (?, ?, ?, ?)",
-                    [convo.id, _hash(new_token), now, now],
+                    "insert into conversations (id, token_hash, created, updated, customer_hash) values (?, ?, ?, ?, ?)",
+                    [convo.id, _hash(new_token), now, now, convo.customer],
                 )
             moved = self.db.execute(
                 "update conversations set updated = ?, handoff = ?, failures = ?, pending = ?, slots = ?,"

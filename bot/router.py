@@ -108,6 +108,7 @@ class Conversation:
     pending: dict[str, str] | None = None  # {"intent", "variable"} asked for on the previous turn
     slots: dict[str, str] = field(default_factory=dict)
     turns: int = 0  # turns recorded when it was read: the log refuses to save over a newer state
+    customer: str | None = None  # the verified customer's keyed hash (bot/identity.py), never the id
 
 
 Classify = Callable[[str], Awaitable[Prediction]]

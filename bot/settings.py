@@ -30,7 +30,7 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = setting((), "Website origins allowed to call the chat API (CORS allow-list).")
     max_body_bytes: int = setting(16384, "Largest request body accepted; bigger ones get 413.")
     max_message_chars: int = setting(2000, "Longest chat message accepted, in characters; longer ones get 413.")
-    rate_limit: float = setting(2.0, "Sustained requests per second per client (a conversation whose token matched, else the client address); 0 = no limit.")
+    rate_limit: float = setting(2.0, "Sustained requests per second per client (a verified customer, else a conversation whose token matched, else the client address); 0 = no limit.")
     rate_burst: int = setting(20, "Requests a client may send at once before the rate limit applies.")
     handoff_after_failures: int = setting(3, "Hand the conversation to a person after this many fallback answers in a row; 0 = never.")
     handoff_webhook: str = setting("", "URL POSTed (JSON) when a conversation is handed off; empty = none.")
@@ -89,6 +89,10 @@ class ServerSettings:
     workers: int = setting(1, "Server processes sharing the port (`serve --workers N`); each loads its own model and "
                            "index. Above 1: rate limits are counted across them, a conversation's turns still apply "
                            "one at a time, and a worker that dies is restarted. About one per 2 cores.")
+    identity_secret: str = setting("", "Secret shared with the host site for verified customer identity: the site passes "
+                                   "the widget a customer id and its HMAC-SHA256 with this secret, and a customer's "
+                                   "conversations are linked (returns, one rate limit); empty = read "
+                                   "SUPPORTBOT_IDENTITY_SECRET, neither = off. Never logged.")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from bot.analytics import day_of, week_of
 from training.clusters import cluster_texts
 
 VERDICTS = {
@@ -26,6 +27,8 @@ VERDICTS = {
 }
 QUESTION = re.compile(r"^(how|what|when|where|which|who|why|can|could|do|does|is|are|will|would|should)\b|\?\s*$", re.I)
 WEEK = 7 * 24 * 3600
+GROWTH_WEEKS = 4  # weeks of cluster growth on the analytics page and in the report
+GROWTH_SINCE = (GROWTH_WEEKS + 1) * WEEK  # the messages they need: those weeks and the one before
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 
@@ -102,7 +105,8 @@ def find(messages: Sequence[Mapping[str, Any]], encode: Encode, intents: Mapping
                  "week_before": sum(m.get("size", 1) for m in members if now - 2 * WEEK <= m.get("last_seen", now) < now - WEEK)}
         findings.append(Finding(
             id=n, name=c.name, size=sum(m.get("size", 1) for m in members), examples=list(c.examples),
-            members=[{"group_id": m["group_id"], "turn_id": m["turn_id"], "text": m["text"]} for m in members],
+            members=[{"group_id": m["group_id"], "turn_id": m["turn_id"], "text": m["text"], "size": m.get("size", 1),
+                      "last_seen": m.get("last_seen", now)} for m in members],
             verdict=verdict, intent=best, similarity=round(sim, 3), trend=trend, cohesion=round(c.cohesion, 3)))
     return findings
 
@@ -141,3 +145,42 @@ def _unit(v: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return v / norms
+
+
+def growing(findings: Sequence[Finding], now: float, weeks: int = 4, limit: int = 5) -> list[dict[str, Any]]:
+    """Per ISO week (the `weeks` up to `now`'s, newest first), the clusters that grew most against the week before:
+    messages this week and the week before, growth = the difference; only clusters that grew, `limit` a week.
+    A group of identical messages counts in the week it was last sent."""
+    def week(t: float) -> str:
+        return week_of(day_of(t))
+
+    wanted = [week(now - i * WEEK) for i in range(weeks)]
+    rows = []
+    for w, before in zip(wanted, [week(now - (i + 1) * WEEK) for i in range(weeks)]):
+        grew = []
+        for f in findings:
+            counts = {w: 0, before: 0}
+            for m in f.members:
+                if week(m["last_seen"]) in counts:
+                    counts[week(m["last_seen"])] += m["size"]
+            if counts[w] > counts[before]:
+                grew.append({"week": w, "cluster": f.name, "verdict": f.verdict_text, "this_week": counts[w],
+                             "week_before": counts[before], "growth": counts[w] - counts[before],
+                             "group_id": f.members[0]["group_id"]})
+        rows += sorted(grew, key=lambda r: (-r["growth"], -r["this_week"], r["cluster"]))[:limit]
+    return rows
+
+
+def growing_clusters(messages: Sequence[Mapping[str, Any]], encode: Encode, examples: Mapping[str, Sequence[str]],
+                     settings, now: float | None = None) -> list[dict[str, Any]]:
+    """`growing` over unanswered messages (`reviews.unanswered(now - GROWTH_SINCE, review.cluster_max)`), clustered
+    as on the review workspace's 'could not answer' page (`settings`: the review section)."""
+    now = time.time() if now is None else now
+    findings = find(messages, encode, examples, min_size=settings.cluster_min_size,
+                    similarity=settings.intent_similarity, now=now)
+    return growing(findings, now, GROWTH_WEEKS)
+
+
+def intent_examples(intents: Mapping[str, Any], smalltalk: Sequence[str]) -> dict[str, list[str]]:
+    """The examples a cluster is compared with: every intent's but small talk's."""
+    return {n: list(i.examples) for n, i in intents.items() if n not in smalltalk}

@@ -36,7 +36,8 @@ def report(args: argparse.Namespace) -> int:
     if not folder.settings.db_path.is_file():
         raise FileNotFoundError(f"no conversation log at {folder.settings.db_path}: serve the bot first")
     db = connect(folder.settings.db_path)
-    r = reports.build(db, folder.settings, days, unanswered=_unanswered(db, folder, days or folder.settings.analytics.days))
+    unanswered, growing = _unanswered(db, folder, days or folder.settings.analytics.days)
+    r = reports.build(db, folder.settings, days, unanswered=unanswered, growing=growing)
     print(terminal(r))
     if args.markdown:
         written = write_markdown(r, args.markdown)
@@ -52,17 +53,30 @@ def check_matplotlib() -> None:
                          "pip install 'supportbot[report]'") from None
 
 
-def _unanswered(db, folder, days: int) -> list[dict]:
+def _unanswered(db, folder, days: int) -> tuple[list[dict], list[dict]]:
+    """The largest groups of unanswered messages, and the clusters of them growing fastest (clustered with the
+    model-free hashing embedder: the report loads no model)."""
     import time
 
     from bot.review_desk import ReviewDesk
     from bot.reviews import Filters
+    from bot.unanswered import (
+        GROWTH_SINCE,
+        HashingEmbedder,
+        growing_clusters,
+        intent_examples,
+    )
 
     desk = ReviewDesk(db, folder)
     desk.sync()
-    groups = desk.reviews.page(Filters(kind="fallback", status="new", since=time.time() - days * 86400,
+    now = time.time()
+    groups = desk.reviews.page(Filters(kind="fallback", status="new", since=now - days * 86400,
                                        sort="frequent"), limit=10).groups
-    return [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
+    s = folder.settings
+    messages = desk.reviews.unanswered(now - GROWTH_SINCE, s.review.cluster_max)
+    growing = growing_clusters(messages, HashingEmbedder().encode,
+                               intent_examples(folder.intents, s.server.smalltalk_intents), s.review, now)
+    return [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups], growing
 
 
 def _pct(v: float | None) -> str:
@@ -84,7 +98,7 @@ def terminal(r) -> str:
                  f"{'–' if p95 is None else f'{p95:.0f} ms'}")
     lines += ["", "routes (of all turns): " + ", ".join(f"{k} {_pct(s.value)}" for k, s in f.route_shares().items())]
     for t in (tables := r.tables())["versions"], tables["weekly"], tables["intents"], tables["thumbs_down_intents"], \
-            tables["thumbs_down_articles"], tables["promotions"], tables["unanswered"]:
+            tables["thumbs_down_articles"], tables["promotions"], tables["unanswered"], tables["growing_clusters"]:
         if t.rows:
             lines += ["", t.title + ":", *_text_table(t)]
     return "\n".join(lines)
@@ -134,7 +148,7 @@ def write_markdown(r, path: Path) -> list[Path]:
     for key, file in plots.items():
         lines += ["", f"## {titles[key]}", "", f"![{titles[key]}]({file.name})"]
     for name in ("versions", "weekly", "intents", "thumbs_down_intents", "thumbs_down_articles", "promotions",
-                 "unanswered"):
+                 "unanswered", "growing_clusters"):
         t = tables[name]
         lines += ["", f"## {t.title}", ""] + (_md_table(t) if t.rows else ["None in this period."])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.cli.common import add_bot_args, command, open_bot
 from bot.settings import describe
 
+SECRETS = ("server.admin_token", "server.identity_secret")  # shown as set or not, never printed
+
 
 def register(sub) -> None:
     p = command(sub, "settings", show, "list every setting, its value for this bot and what it does",
@@ -18,5 +20,6 @@ def show(args) -> int:
         value = settings
         for part in name.split("."):
             value = getattr(value, part)
-        print(f"{name} = {value!r}\n    {help}")
+        shown = ("'(set, hidden)'" if value else "''") if name in SECRETS else repr(value)
+        print(f"{name} = {shown}\n    {help}")
     return 0

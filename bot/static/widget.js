@@ -3,7 +3,7 @@
  *  Plain JavaScript, no dependencies, no build step. The UI lives in a shadow root (the host page's
  *  styles do not reach it), text is only ever inserted as text, and the only global is window.SupportBot.
  *  Options (data-* attributes or SupportBot.init({...})): server, title, greeting, placeholder,
- *  position ("right" | "left"), color, textColor, open, lang, strings. */
+ *  position ("right" | "left"), color, textColor, open, lang, strings, customerId, customerHash. */
 (() => {
   "use strict";
   if (window.SupportBot && window.SupportBot.version) return; // the snippet was pasted twice
@@ -49,6 +49,8 @@
     textColor: "",
     open: false,
     lang: "",
+    customerId: "", // a verified customer: the host site's id for the logged-in customer ...
+    customerHash: "", // ... and its HMAC-SHA256 with the bot's server.identity_secret, made by the site's server
   };
   const EXPIRED = [401, 403, 404]; // a stored conversation the server no longer accepts: start a new one
 
@@ -324,7 +326,9 @@ textarea::placeholder{color:#6e7781;opacity:1}
 
     read() {
       const v = attempt(() => JSON.parse(storage("localStorage").getItem(this.key)), null);
-      return v && typeof v.id === "string" && typeof v.token === "string" ? v : null;
+      // A conversation belongs to the customer who started it: another one logged in starts their own.
+      const mine = v && (v.customer || "") === this.o.customerHash;
+      return mine && typeof v.id === "string" && typeof v.token === "string" ? v : null;
     }
 
     save(conv) {
@@ -436,7 +440,9 @@ textarea::placeholder{color:#6e7781;opacity:1}
     }
 
     withConv(body) {
-      return Object.assign(body, this.conv ? { conversation_id: this.conv.id, token: this.conv.token } : {});
+      if (this.conv) return Object.assign(body, { conversation_id: this.conv.id, token: this.conv.token });
+      const o = this.o; // a new conversation: of the verified customer, when the site says who it is
+      return o.customerId ? Object.assign(body, { customer_id: o.customerId, customer_hash: o.customerHash }) : body;
     }
 
     async start() {
@@ -502,9 +508,9 @@ textarea::placeholder{color:#6e7781;opacity:1}
         } catch (e) {
           if (!this.conv || !EXPIRED.includes(e.status)) throw e;
           this.save(null); // the stored conversation has expired: start a new one
-          reply = await this.post("api/chat", Object.assign({}, payload));
+          reply = await this.post("api/chat", this.withConv(Object.assign({}, payload)));
         }
-        this.save({ id: String(reply.conversation_id), token: String(reply.token) });
+        this.save({ id: String(reply.conversation_id), token: String(reply.token), customer: this.o.customerHash });
         this.setBusy(false);
         this.addBot(reply, true);
         if (reply.handoff) this.setHandoff(true);

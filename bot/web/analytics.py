@@ -44,21 +44,24 @@ def _days(request: web.Request) -> int:
 async def report(request: web.Request):
     """Refresh the rollups and read the period (on the database thread)."""
     from bot import report as reports
-    from bot.web.review import desk
+    from bot.unanswered import GROWTH_SINCE, growing_clusters
+    from bot.web.review import cluster_examples, desk, encoder
 
     rt = request.app[RUNTIME]
     days = _days(request)
     d = desk(request)
     a = await catch_up(rt)
+    await rt.db(d.sync)
+    messages = await rt.db(d.reviews.unanswered, time.time() - GROWTH_SINCE, rt.settings.review.cluster_max)
+    growing = await asyncio.to_thread(growing_clusters, messages, encoder(rt), cluster_examples(rt), rt.settings.review)
 
     def read():
-        d.sync()
         since = time.time() - days * 86400
         groups = d.reviews.page(Filters(kind="fallback", status="new", since=since, sort="frequent"),
                                 limit=UNANSWERED).groups
         unanswered = [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
         version = rt.models.version if rt.models else None
-        return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, version=version,
+        return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, growing=growing, version=version,
                              mix=_mix(rt, version), analytics=a)
 
     return days, await rt.db(read)
@@ -110,14 +113,19 @@ async def check_drift(rt) -> None:
         return drift.last_week(a, _mix(rt, version), rt.settings.train.oos_label)
 
     rt.drift.latest, rt.drift.checked = await rt.db(read), time.time()
+    rt.drift.retrain_started_for = await rt.db(a.last_drift_retrain)
     if not rt.drift.alert:
         return
     week = week_of(day_of(time.time()))
     log.warning("drift: the last 7 days' intent mix is %.3f from model %s's training mix (alert at %.3f)",
                 rt.drift.latest.distance, version, s.drift_alert)
     if rt.settings.retrain.interval > 0 and rt.schedule is not None and not rt.schedule.running \
-            and rt.drift.retrain_started_for != week:
-        await rt.schedule.start("drift")
+            and await rt.db(a.claim_drift_retrain, week):  # stored: a restarted server does not start another
+        try:
+            await rt.schedule.start("drift")
+        except Exception:
+            await rt.db(a.release_drift_retrain, week)
+            raise
         rt.drift.retrain_started_for = week
 
 

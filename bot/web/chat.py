@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.conversations import ConversationMoved, ForeignConversation, UnknownConversation
+from bot.identity import MAX_ID_CHARS, customer_key, identity_secret, verified
 from bot.router import Conversation
 from bot.web.runtime import RUNTIME, Runtime
 from knowledge.documents import safe_url
@@ -35,8 +36,33 @@ async def _open(rt: Runtime, request: web.Request, conversation_id: str, token: 
         rt.limiter.check(request)
         raise error(web.HTTPForbidden, str(e)) from None
     if limited:
-        rt.limiter.check(request, convo.id)
+        rt.limiter.check(request, convo.id, convo.customer)
     return convo
+
+
+def _customer(rt: Runtime, request: web.Request, body: dict) -> str | None:
+    """The keyed hash of the verified customer starting a conversation (`customer_id` and `customer_hash`, the
+    HMAC-SHA256 of the id with server.identity_secret), None without them; a 4xx when they do not verify.
+    A refusal counts against the client's address, like any anonymous request."""
+    customer_id = body_field(body, "customer_id", str, required=False)
+    given = body_field(body, "customer_hash", str, required=False)
+    if customer_id is None and given is None:
+        return None
+    secret = identity_secret(rt.settings)
+    status, reason = web.HTTPBadRequest, ""
+    if not secret:
+        reason = "customer identity is off on this server (set server.identity_secret)"
+    elif customer_id is None or given is None:
+        reason = "customer_id and customer_hash go together"
+    elif not customer_id or len(customer_id) > MAX_ID_CHARS:
+        reason = f"customer_id must be 1 to {MAX_ID_CHARS} characters"
+    elif not verified(secret, customer_id, given):
+        status, reason = web.HTTPForbidden, ("customer_hash does not match customer_id (expected the hex "
+                                             "HMAC-SHA256 of the id with the shared identity secret)")
+    if reason:
+        rt.limiter.check(request)
+        raise error(status, reason)
+    return customer_key(secret, customer_id)
 
 
 async def chat(request: web.Request) -> web.Response:
@@ -60,10 +86,11 @@ async def chat(request: web.Request) -> web.Response:
     router = rt.models.current  # this request's model, whatever a reload does meanwhile
 
     new_token = None
-    if conversation_id is None:
-        rt.limiter.check(request)  # an anonymous request: the address's budget
+    if conversation_id is None:  # a new conversation, of a verified customer or anonymous (the address's budget)
+        customer = _customer(rt, request, body)
+        rt.limiter.check(request, customer=customer)
         rt.new_conversations.check(request)
-        convo, new_token = rt.log.new()
+        convo, new_token = rt.log.new(customer)
         conversation_id = convo.id
     async with rt.lock(conversation_id):  # one turn at a time in this process; across processes, see below
         handoff_checked = False

@@ -29,6 +29,9 @@ SCHEMAS = {
         [], message={**STR, "description": "The user's text; a quick reply's value is sent as the message."},
         conversation_id={**STR, "description": "Omit to start a conversation."},
         token={**STR, "description": "The conversation's secret, required with conversation_id."},
+        customer_id={**STR, "description": "A verified customer (server.identity_secret), read when a conversation "
+                     "starts: the host site's customer id."},
+        customer_hash={**STR, "description": "Hex HMAC-SHA256 of customer_id with server.identity_secret."},
         action={"enum": ["handoff"], "description": "Hand the conversation to a person now."},
     ),
     "ChatReply": _obj(
@@ -64,9 +67,11 @@ def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
         400: "Invalid JSON, JSON nested over 32 levels, an integer beyond 64 bits, text with a lone surrogate or a "
              "control character, or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
-        403: "Foreign origin, wrong conversation token, or admin endpoints disabled (no token configured).",
-        404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running; on /api/chat: the conversation kept changing "
-             "(other server processes answering it) while the message was answered, nothing stored, send it again.",
+        403: "Foreign origin, wrong conversation token or customer_hash, or admin endpoints disabled (no token "
+             "configured).",
+        404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running; on /api/chat: "
+             "the conversation kept changing (other server processes answering it) while the message was answered, "
+             "nothing stored, send it again.",
         413: "Body or message too large.",
         415: "Not JSON, not UTF-8 text, or a non-text message.", 429: "Rate limit exceeded (see Retry-After).",
         503: "The model or knowledge base is still loading, or the database cannot be written (full disk, "

@@ -352,15 +352,19 @@ async def _findings(request: web.Request):
     d = desk(request)
     await rt.db(d.sync)
     messages = await rt.db(d.reviews.unanswered, since, r.cluster_max)
-    intents, _ = load_intents(rt.folder.path / "intents.yaml")
-    examples = {n: list(i.examples) for n, i in intents.items() if n not in rt.settings.server.smalltalk_intents}
-    encode = _encoder(rt)
-    findings = await asyncio.to_thread(unanswered.find, messages, encode, examples, min_size=r.cluster_min_size,
-                                       similarity=r.intent_similarity)
+    findings = await asyncio.to_thread(unanswered.find, messages, encoder(rt), cluster_examples(rt),
+                                       min_size=r.cluster_min_size, similarity=r.intent_similarity)
     return since, findings
 
 
-def _encoder(rt: Runtime):
+def cluster_examples(rt: Runtime) -> dict[str, list[str]]:
+    from bot.unanswered import intent_examples
+
+    intents, _ = load_intents(rt.folder.path / "intents.yaml")
+    return intent_examples(intents, rt.settings.server.smalltalk_intents)
+
+
+def encoder(rt: Runtime):
     from bot.unanswered import HashingEmbedder
 
     embedder = getattr(rt.knowledge, "embedder", None)

@@ -236,8 +236,8 @@ class RateLimiter:
     """Token bucket per client key; the least recently seen clients are forgotten past `max_clients`. With
     `shared` (several worker processes) the buckets live there instead, counted across the workers.
 
-    A client is a conversation whose token was verified, else the client's address: a token the client merely
-    sends buys no budget of its own."""
+    A client is a verified customer (bot/identity.py), else a conversation whose token was verified, else the
+    client's address: a token the client merely sends buys no budget of its own."""
 
     def __init__(self, rate: float, burst: int, max_clients: int = 100_000, what: str = "too many requests",
                  shared: SharedBuckets | None = None, name: str = ""):
@@ -259,9 +259,13 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
-    def check(self, request: web.Request, conversation_id: str | None = None) -> None:
-        """429 when this client is over its rate: the conversation, when its token matched, else the address."""
-        key = f"c:{conversation_id}" if conversation_id else f"a:{client_address(request)}"
+    def check(self, request: web.Request, conversation_id: str | None = None, customer: str | None = None) -> None:
+        """429 when this client is over its rate: the verified customer (all their conversations), else the
+        conversation, when its token matched, else the address."""
+        if customer:
+            key = f"u:{customer}"
+        else:
+            key = f"c:{conversation_id}" if conversation_id else f"a:{client_address(request)}"
         if not self.allow(key):
             raise error(web.HTTPTooManyRequests, f"{self.what}; slow down",
                         {"Retry-After": str(max(1, round(1 / self.rate)))})

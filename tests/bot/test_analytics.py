@@ -28,10 +28,10 @@ class Log:
         self.ids = itertools.count(1)
 
     def conversation(self, *turns: tuple[float, str], version: str = "v1", intent: str = "track_order",
-                     latency: float = 10.0, article: str = "") -> str:
+                     latency: float = 10.0, article: str = "", customer: str | None = None) -> str:
         cid = f"c{next(self.ids)}"
-        self.db.execute("insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)",
-                        [cid, turns[0][0], turns[-1][0]])
+        self.db.execute("insert into conversations (id, token_hash, created, updated, customer_hash)"
+                        " values (?, 'x', ?, ?, ?)", [cid, turns[0][0], turns[-1][0], customer])
         for at, route in turns:
             sources = json.dumps([{"title": article, "url": ""}] if article and route == "knowledge" else [])
             self.db.execute(
@@ -87,6 +87,28 @@ def test_a_return_inside_the_window_uncontains_one_and_one_after_it_does_not():
     f = total(log.analytics(return_window_h=24))
     assert f.rate("containment").value == pytest.approx(0.6)
     assert f.outcomes == {"contained": 6, "handed_off": 3, "returned": 1, "abandoned": 0}
+
+
+def test_a_verified_customers_new_conversation_inside_the_window_uncontains_their_last_one():
+    log = Log()
+    start = DAY0 + HOUR
+    first = log.conversation((start, "template"), (start + 20, "smalltalk"), customer="alice")
+    log.conversation((start + 60, "template"), customer="bob")  # someone else: no return of alice's
+    a = log.analytics(return_window_h=24)
+    assert total(a).outcomes["contained"] == 2
+    log.conversation((start + 20 + 23 * HOUR, "template"), customer="alice")  # folded in a later refresh
+    log.conversation((start + 20 + 25 * HOUR, "template"), customer="bob")  # bob: outside the window
+    a.refresh()
+    f = total(a)
+    assert (f.outcomes["returned"], f.outcomes["contained"], f.settled) == (1, 3, 4)
+    returned = log.db.execute("select id from analytics_conversations where outcome = 'returned'").fetchall()
+    assert returned == [(first,)]
+    # the same log folded at once gives the same, and anonymous conversations are never linked
+    assert total(log.analytics(return_window_h=24)).outcomes == f.outcomes
+    anonymous = Log()
+    anonymous.conversation((start, "template"))
+    anonymous.conversation((start + HOUR, "template"))
+    assert total(anonymous.analytics()).outcomes["contained"] == 2
 
 
 def test_a_return_logged_after_a_refresh_moves_the_conversation_between_outcomes():

@@ -97,7 +97,7 @@ async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_c
     await traffic(client)
     await login(client)
     for name in ("daily", "routes", "latency", "versions", "weekly", "thumbs_down_intents", "thumbs_down_articles",
-                 "unanswered", "outcomes"):
+                 "unanswered", "outcomes", "growing_clusters", "drift"):
         response = await client.get(f"/review/analytics/{name}.csv?days=3")
         assert response.status == 200, name
         assert len(list(csv.reader(io.StringIO(await response.text())))) >= 1

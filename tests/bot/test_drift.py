@@ -84,3 +84,92 @@ async def test_drift_alert_shows_in_readyz_metrics_and_the_page_and_starts_a_ret
 async def test_no_alert_level_no_drift_in_readyz(make_client):
     client = await make_client()
     assert "drift" not in await (await client.get("/readyz")).json()
+
+
+async def test_a_restarted_server_does_not_start_a_second_drift_retrain_in_the_same_week(make_client, monkeypatch):
+    from bot.web import analytics
+    from bot.web.runtime import RUNTIME
+
+    monkeypatch.setattr(analytics, "_mix", lambda rt, version: {"cancel_order": 10})
+    started = []
+
+    async def serve():
+        """A server on the same bot folder and database, its retrain start recorded instead of run."""
+        client = await make_client("analytics.drift_alert=0.3", "analytics.drift_min_turns=3", "retrain.interval=24")
+        rt = client.server.app[RUNTIME]
+
+        async def start(trigger):
+            started.append((id(rt), trigger))
+            return 1
+
+        monkeypatch.setattr(rt.schedule, "start", start)
+        return client, rt
+
+    client, first = await serve()
+    for _ in range(4):
+        assert (await client.post("/api/chat", json={"message": "where is my parcel"})).status == 200
+    await analytics.check_drift(first)
+    assert [t for _, t in started] == ["drift"]
+    await client.close()
+
+    client, second = await serve()  # the restart: a new process's memory, the same database
+    await analytics.check_drift(second)
+    assert second.drift.alert and len(started) == 1
+    ready = await (await client.get("/readyz")).json()
+    assert ready["drift"]["retrain_started_for"] == first.drift.retrain_started_for != ""
+
+
+async def test_a_drift_retrain_that_fails_to_start_can_be_started_again(make_client, monkeypatch):
+    from bot.web import analytics
+    from bot.web.runtime import RUNTIME
+
+    monkeypatch.setattr(analytics, "_mix", lambda rt, version: {"cancel_order": 10})
+    client = await make_client("analytics.drift_alert=0.3", "analytics.drift_min_turns=3", "retrain.interval=24")
+    rt = client.server.app[RUNTIME]
+    for _ in range(4):
+        assert (await client.post("/api/chat", json={"message": "where is my parcel"})).status == 200
+    calls = []
+
+    async def start(trigger):
+        calls.append(trigger)
+        if len(calls) == 1:
+            raise OSError("no such command")
+        return 1
+
+    monkeypatch.setattr(rt.schedule, "start", start)
+    with pytest.raises(OSError):
+        await analytics.check_drift(rt)
+    await analytics.check_drift(rt)
+    await analytics.check_drift(rt)
+    assert calls == ["drift", "drift"]
+
+
+def test_the_unanswered_clusters_growing_fastest_per_week_known_answer():
+    from types import SimpleNamespace
+
+    from bot.unanswered import HashingEmbedder, growing_clusters
+
+    now = DAY0 + 9 * 86400 + 12 * HOUR  # Wednesday 2025-12-10: week 2025-W50; the week before is W49
+    this_week, week_before = now - HOUR, now - 7 * 86400
+    topics = {  # texts of a topic, and (when last sent, how many times) of each
+        "gift": (["gift card balance check", "check my gift card balance", "gift card balance please",
+                  "what is my gift card balance"], [(this_week, 2), (this_week, 2), (this_week, 1), (week_before, 1)]),
+        "blender": (["refund broken blender", "my blender arrived broken refund", "blender broken want refund"],
+                    [(this_week, 1), (week_before, 3), (week_before, 1)]),
+        "crypto": (["pay with bitcoin crypto", "crypto bitcoin payment accepted", "bitcoin crypto pay"],
+                   [(this_week, 1), (this_week, 1), (this_week, 1)]),
+    }
+    messages, n = [], 0
+    for texts, sent in topics.values():
+        for text, (at, size) in zip(texts, sent):
+            n += 1
+            messages.append({"group_id": n, "turn_id": n, "text": text, "size": size, "decision": "fallback",
+                             "last_seen": at})
+    settings = SimpleNamespace(cluster_min_size=3, intent_similarity=0.9)
+    rows = growing_clusters(messages, HashingEmbedder().encode, {}, settings, now)
+    got = [(r["week"], r["this_week"], r["week_before"], r["growth"]) for r in rows]
+    # W50: gift 5 against 1 (+4), crypto 3 against 0 (+3, a new cluster); blender shrank (1 against 4): not shown.
+    # W49: blender 4 against 0 (+4), gift 1 against 0 (+1); crypto had none.
+    assert got == [("2025-W50", 5, 1, 4), ("2025-W50", 3, 0, 3), ("2025-W49", 4, 0, 4), ("2025-W49", 1, 0, 1)]
+    groups = {r["week"] + str(r["this_week"]): r["group_id"] for r in rows}
+    assert groups["2025-W505"] in (1, 2, 3, 4) and groups["2025-W503"] in (8, 9, 10)  # links to a member's review item
