@@ -52,8 +52,13 @@ async def report(request: web.Request):
     d = desk(request)
     a = await catch_up(rt)
     await rt.db(d.sync)
-    messages = await rt.db(d.reviews.unanswered, time.time() - GROWTH_SINCE, rt.settings.review.cluster_max)
-    growing = await asyncio.to_thread(growing_clusters, messages, encoder(rt), cluster_examples(rt), rt.settings.review)
+
+    async def cluster() -> list:
+        messages = await rt.db(d.reviews.unanswered, time.time() - GROWTH_SINCE, rt.settings.review.cluster_max)
+        return await asyncio.to_thread(growing_clusters, messages, encoder(rt), cluster_examples(rt),
+                                       rt.settings.review)
+
+    growing = await _growing(rt, cluster)
 
     def read():
         since = time.time() - days * 86400
@@ -65,6 +70,29 @@ async def report(request: web.Request):
                              mix=_mix(rt, version), analytics=a)
 
     return days, await rt.db(read)
+
+
+GROWING_REFRESH_S = 900.0  # the growing-clusters table is at most this old (plus one computation)
+
+
+async def _growing(rt, cluster) -> list:
+    """The clusters growing fastest, as last computed: embedding and clustering thousands of unanswered messages
+    takes tens of seconds (BENCHMARKS.md, "Analytics"), so a view waits for it only when there is no result yet;
+    an older result is shown while a new one is computed in the background."""
+    last = getattr(rt, "_growing", None)  # (computed at, rows)
+    task = getattr(rt, "_growing_task", None)
+    if (last is None or time.time() - last[0] > GROWING_REFRESH_S) and (task is None or task.done()):
+        async def refresh() -> None:
+            try:
+                rt._growing = (time.time(), await cluster())
+            except Exception as e:  # the page still shows the rest (and the last table, if any)
+                log.warning("computing the clusters growing fastest failed: %s", e)
+
+        task = rt._growing_task = asyncio.create_task(refresh())
+    if last is None:
+        await asyncio.shield(task)
+        last = getattr(rt, "_growing", None)
+    return last[1] if last else []
 
 
 async def catch_up(rt) -> Analytics:

@@ -110,3 +110,26 @@ async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_c
     for bad in ("0", "abc", "99999"):
         response = await client.get(f"/api/review/analytics?days={bad}", headers={"Authorization": "Bearer test-admin-token"})
         assert response.status == 400 and "days" in (await response.json())["error"]
+
+
+async def test_the_growing_clusters_are_computed_once_and_refreshed_in_the_background():
+    """Clustering thousands of unanswered messages takes tens of seconds: a view waits for it only the first
+    time; later views get the last result while an old one is recomputed behind them."""
+    import asyncio
+    import types
+
+    from bot.web import analytics
+
+    rt, calls = types.SimpleNamespace(), []
+
+    async def cluster():
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return [f"result {len(calls)}"]
+
+    assert await analytics._growing(rt, cluster) == ["result 1"]  # the first view waits
+    assert await analytics._growing(rt, cluster) == ["result 1"] and len(calls) == 1  # then it is reused
+    rt._growing = (rt._growing[0] - analytics.GROWING_REFRESH_S - 1, rt._growing[1])  # grown old
+    assert await analytics._growing(rt, cluster) == ["result 1"]  # shown at once, refreshed behind
+    await rt._growing_task
+    assert len(calls) == 2 and await analytics._growing(rt, cluster) == ["result 2"]
