@@ -66,11 +66,13 @@ class PostgresDatabase:
         self._local = threading.local()  # the open transaction's connection, if any
 
     def execute(self, sql: str, args: Sequence = ()) -> Rows:
+        if args:  # psycopg's placeholders are %s, so a literal % (as in LIKE '/%') is written %%
+            sql = sql.replace("%", "%%").replace("?", "%s")
         tx = getattr(self._local, "conn", None)
         if tx is not None:
-            return Rows(tx.exec_driver_sql(sql.replace("?", "%s"), tuple(args)))
+            return Rows(tx.exec_driver_sql(sql, tuple(args)))
         with self.engine.begin() as conn:
-            return Rows(conn.exec_driver_sql(sql.replace("?", "%s"), tuple(args)))
+            return Rows(conn.exec_driver_sql(sql, tuple(args)))
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresDatabase]:
@@ -107,6 +109,12 @@ def writing(db: Database) -> Iterator[Database]:
     """All-or-nothing writes on either engine."""
     with (db.transaction() if isinstance(db, PostgresDatabase) else transaction(db)):
         yield db
+
+
+def has_table(db: Database, name: str) -> bool:
+    if dialect(db) == "postgresql":
+        return db.execute("select to_regclass(?) is not null", [name]).fetchone()[0]
+    return db.execute("select 1 from sqlite_master where type = 'table' and name = ?", [name]).fetchone() is not None
 
 
 def close(db: Database) -> None:

@@ -344,7 +344,7 @@ def _intent_name(name: str) -> str:
 
 
 def accept(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     folder = open_bot(args)
     db, store, proposals = _stores(folder)
@@ -352,7 +352,7 @@ def accept(args: argparse.Namespace) -> int:
     if proposal.status != "open":
         raise ValueError(f"proposal {proposal.id} is {proposal.status}, not open")
     name = _intent_name(args.name or proposal.name)
-    with transaction(db):
+    with writing(db):
         labelled = proposals.label_members(proposal, name)
         proposals.update(proposal.id, status="accepted", intent=name, name=name)
         if name not in folder.intents:  # written last: an error above leaves intents.yaml untouched
@@ -366,18 +366,18 @@ def accept(args: argparse.Namespace) -> int:
 
 
 def rename(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
-    with transaction(db):
+    with writing(db):
         proposals.update(proposal.id, name=_intent_name(args.name))
     print(f"proposal {proposal.id}: {proposal.name} -> {args.name}")
     return 0
 
 
 def merge(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     if len(args.ids) < 2:
         raise ValueError("merge needs at least two proposal ids")
@@ -390,7 +390,7 @@ def merge(args: argparse.Namespace) -> int:
     members = {m for p in group for m in p.members}
     examples = list(dict.fromkeys(t for p in group for t in p.examples))[:8]
     name = _intent_name(args.name or target.name)
-    with transaction(db):
+    with writing(db):
         proposals.update(target.id, name=name, members=members, examples=examples)
         for p in others:
             proposals.update(p.id, status="merged", intent=f"#{target.id}")
@@ -399,11 +399,11 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def drop(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
-    with transaction(db):
+    with writing(db):
         proposals.update(proposal.id, status="dropped")
     print(f"dropped proposal {proposal.id} ({proposal.name}); its {proposal.size} examples stay unlabelled")
     return 0

@@ -21,19 +21,13 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db"
 TABLES = ("conversations", "turns", "feedback", "handoffs", "flags")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request, tmp_path) -> str:
-    """Where the log lives: an SQLite file, or a new database on the test PostgreSQL server."""
-    return str(tmp_path / "db.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
-def opened(location):
+def opened(db_location):
     """Opens the location (more than once: another worker's connection); closes them all after the test."""
     dbs = []
 
     def open_one():
-        dbs.append(open_database(location))
+        dbs.append(open_database(db_location))
         return dbs[-1]
 
     yield open_one
