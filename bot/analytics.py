@@ -87,6 +87,7 @@ create table if not exists analytics_versions (
     model_version text primary key, first_seen real not null, last_seen real not null, turns integer not null
 );
 create table if not exists drift_retrains (week text primary key, started real not null);
+create table if not exists analytics_computed (name text primary key, computed real not null, value text not null);
 """
 _TABLES = ("analytics_daily", "analytics_articles", "analytics_latency", "analytics_conversations", "analytics_outcomes",
            "analytics_versions")
@@ -365,6 +366,17 @@ class Analytics:
     def last_drift_retrain(self) -> str:
         """The latest ISO week drift started a retrain in, or ''."""
         return self.db.execute("select coalesce(max(week), '') from drift_retrains").fetchone()[0]
+
+    # results too slow to compute on a page view (the clusters growing fastest), kept as JSON with their time
+    def store_computed(self, name: str, value: Any, computed: float | None = None) -> None:
+        with transaction(self.db):
+            self.db.execute("insert or replace into analytics_computed (name, computed, value) values (?, ?, ?)",
+                            [name, time.time() if computed is None else computed, json.dumps(value)])
+
+    def computed(self, name: str) -> tuple[float, Any] | None:
+        """(when, value) as last stored, or None."""
+        row = self.db.execute("select computed, value from analytics_computed where name = ?", [name]).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
 
     # reading figures (the rollups only)
     def figures(self, since: str, until: str, now: float | None = None, by: str = "") -> dict[str, Figures]:

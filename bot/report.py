@@ -56,7 +56,8 @@ class Report:
     down_intents: list[tuple[str, int, int]]
     down_articles: list[tuple[str, int, int]]
     unanswered: list[dict[str, Any]] = field(default_factory=list)
-    growing: list[dict[str, Any]] = field(default_factory=list)  # bot.unanswered.growing: clusters growing fastest
+    growing: list[dict[str, Any]] | None = field(default_factory=list)  # bot.unanswered.growing; None: being computed
+    growing_computed: float | None = None  # when `growing` was computed, if not now
     drift: list[Any] = field(default_factory=list)  # bot.drift.Drift per week
     drift_version: str = ""  # the model version whose training mix drift compares with
 
@@ -102,7 +103,7 @@ class Report:
             Table("growing_clusters", "Unanswered clusters growing fastest, per week (messages against the week before)",
                   ("week", "cluster", "verdict", "this_week", "week_before", "growth", "review_item"),
                   [(g["week"], g["cluster"], g["verdict"], g["this_week"], g["week_before"], g["growth"], g["group_id"])
-                   for g in self.growing]),
+                   for g in self.growing or []]),
             Table("drift", f"Drift per week (against the training mix of {self.drift_version or 'no model'})",
                   ("week", "turns", "below_threshold", "out_of_scope", "jensen_shannon", "moved_most"),
                   [(d.period, d.turns, _round(d.below_threshold_share), _round(d.out_of_scope_share), d.distance,
@@ -122,7 +123,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         tables = self.tables()
-        return {"summary": self.summary(),
+        return {"summary": self.summary(), "growing_computed": self.growing_computed,
                 "tables": {name: [dict(zip(t.columns, row)) for row in t.rows] for name, t in tables.items()}}
 
 
@@ -132,7 +133,7 @@ def _round(v: float | None) -> float | None:
 
 def build(db: sqlite_utils.Database, settings, days: int | None = None, now: float | None = None,
           unanswered: list[dict[str, Any]] | None = None, growing: list[dict[str, Any]] | None = None,
-          version: str | None = None,
+          growing_computed: float | None = None, version: str | None = None,
           mix: dict[str, int] | None = None, analytics: Analytics | None = None) -> Report:
     """Refresh the rollups and read the last `days` days (default analytics.days); drift is measured against the
     training mix of model `version` (default the registry's current one), or `mix` when given."""
@@ -155,5 +156,6 @@ def build(db: sqlite_utils.Database, settings, days: int | None = None, now: flo
         daily=parts["day"], weekly=parts["week"], versions=parts["model_version"], served=a.versions(),
         promotions=promotions,
         top_intents=a.top(since, until, "intent"), down_intents=a.top(since, until, "intent", "down"),
-        down_articles=a.top(since, until, "article", "down"), unanswered=unanswered or [], growing=growing or [],
+        down_articles=a.top(since, until, "article", "down"), unanswered=unanswered or [], growing=growing,
+        growing_computed=growing_computed,
         drift=drift.weekly(a, since, until, mix, settings.train.oos_label), drift_version=version or "")

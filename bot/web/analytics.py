@@ -26,7 +26,7 @@ log = logging.getLogger("supportbot.analytics")
 
 def add_routes(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
-    env.filters.update(pct1=_pct1, ms=_ms)
+    env.filters.update(pct1=_pct1, ms=_ms, utc=_utc)
     app.router.add_get("/review/analytics", page)
     app.router.add_get("/review/analytics/{table}.csv", table_csv)
     app.router.add_get("/api/review/analytics", api)
@@ -44,8 +44,7 @@ def _days(request: web.Request) -> int:
 async def report(request: web.Request):
     """Refresh the rollups and read the period (on the database thread)."""
     from bot import report as reports
-    from bot.unanswered import GROWTH_SINCE, growing_clusters
-    from bot.web.review import cluster_examples, desk, encoder
+    from bot.web.review import desk
 
     rt = request.app[RUNTIME]
     days = _days(request)
@@ -53,46 +52,47 @@ async def report(request: web.Request):
     a = await catch_up(rt)
     await rt.db(d.sync)
 
-    async def cluster() -> list:
-        messages = await rt.db(d.reviews.unanswered, time.time() - GROWTH_SINCE, rt.settings.review.cluster_max)
-        return await asyncio.to_thread(growing_clusters, messages, encoder(rt), cluster_examples(rt),
-                                       rt.settings.review)
-
-    growing = await _growing(rt, cluster)
-
     def read():
         since = time.time() - days * 86400
         groups = d.reviews.page(Filters(kind="fallback", status="new", since=since, sort="frequent"),
                                 limit=UNANSWERED).groups
         unanswered = [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
         version = rt.models.version if rt.models else None
-        return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, growing=growing, version=version,
-                             mix=_mix(rt, version), analytics=a)
+        when, growing = a.computed(GROWING) or (None, None)  # as the first worker last computed it (keep_growing)
+        return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, growing=growing,
+                             growing_computed=when, version=version, mix=_mix(rt, version), analytics=a)
 
     return days, await rt.db(read)
 
 
-GROWING_REFRESH_S = 900.0  # the growing-clusters table is at most this old (plus one computation)
+GROWING = "growing_clusters"  # its name among the stored results (Analytics.computed)
+GROWING_REFRESH_S = 900.0  # how often the first worker computes the clusters growing fastest again
 
 
-async def _growing(rt, cluster) -> list:
-    """The clusters growing fastest, as last computed: embedding and clustering thousands of unanswered messages
-    takes tens of seconds (BENCHMARKS.md, "Analytics"), so a view waits for it only when there is no result yet;
-    an older result is shown while a new one is computed in the background."""
-    last = getattr(rt, "_growing", None)  # (computed at, rows)
-    task = getattr(rt, "_growing_task", None)
-    if (last is None or time.time() - last[0] > GROWING_REFRESH_S) and (task is None or task.done()):
-        async def refresh() -> None:
-            try:
-                rt._growing = (time.time(), await cluster())
-            except Exception as e:  # the page still shows the rest (and the last table, if any)
-                log.warning("computing the clusters growing fastest failed: %s", e)
+async def compute_growing(rt) -> None:
+    """Embed and cluster the last weeks' unanswered messages and store the clusters growing fastest: tens of
+    seconds on a large log (BENCHMARKS.md, "The clusters growing fastest"), so never on a page view."""
+    from bot.unanswered import GROWTH_SINCE, growing_clusters
+    from bot.web.review import cluster_examples, encoder, runtime_desk
 
-        task = rt._growing_task = asyncio.create_task(refresh())
-    if last is None:
-        await asyncio.shield(task)
-        last = getattr(rt, "_growing", None)
-    return last[1] if last else []
+    d = runtime_desk(rt)
+    a = await catch_up(rt)
+    await rt.db(d.sync)
+    messages = await rt.db(d.reviews.unanswered, time.time() - GROWTH_SINCE, rt.settings.review.cluster_max)
+    rows = await asyncio.to_thread(growing_clusters, messages, encoder(rt), cluster_examples(rt), rt.settings.review)
+    await rt.db(a.store_computed, GROWING, rows)
+
+
+async def keep_growing(rt) -> None:
+    """The first worker's job: once the knowledge base (whose embedder clusters) is loaded, and then every
+    GROWING_REFRESH_S; a failure is logged and the page keeps the last result."""
+    await rt.loaded.wait()
+    while True:
+        try:
+            await compute_growing(rt)
+        except Exception as e:
+            log.warning("computing the clusters growing fastest failed: %s", e)
+        await asyncio.sleep(GROWING_REFRESH_S)
 
 
 async def catch_up(rt) -> Analytics:
@@ -175,7 +175,7 @@ async def page(request: web.Request) -> web.Response:
     days, r = await report(request)
     context = await _context(request, report=r, tables=r.tables(), charts_=charts.for_report(r), days=days,
                              drift_status=rt.drift, drift_alert=rt.settings.analytics.drift_alert,
-                             definitions=DEFINITIONS, window=f"{rt.settings.analytics.return_window:g}",
+                             definitions=DEFINITIONS, growing_every=f"{GROWING_REFRESH_S / 60:g}", window=f"{rt.settings.analytics.return_window:g}",
                              serving=rt.models.version if rt.models else None)
     return aiohttp_jinja2.render_template("analytics.html", request, context)
 
@@ -197,6 +197,10 @@ async def api(request: web.Request) -> web.Response:
 
 def _pct1(value: float | None) -> str:
     return "–" if value is None else f"{100 * float(value):.1f} %"
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
 
 
 def _ms(value: float | None) -> str:

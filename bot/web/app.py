@@ -113,6 +113,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if first:
         tasks.append(asyncio.create_task(analytics.fold_on_start(rt)))
+        tasks.append(asyncio.create_task(analytics.keep_growing(rt)))
     if s.watch_interval > 0:  # every worker: a promotion reaches them all
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
     if settings.retrain.interval > 0 and first:

@@ -71,7 +71,10 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 # shared pieces
 def desk(request: web.Request) -> ReviewDesk:
-    rt = request.app[RUNTIME]
+    return runtime_desk(request.app[RUNTIME])
+
+
+def runtime_desk(rt: Runtime) -> ReviewDesk:
     d = getattr(rt, "_review_desk", None)
     if d is None:
         d = rt._review_desk = ReviewDesk(rt.log.db, rt.folder)

@@ -112,24 +112,37 @@ async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_c
         assert response.status == 400 and "days" in (await response.json())["error"]
 
 
-async def test_the_growing_clusters_are_computed_once_and_refreshed_in_the_background():
-    """Clustering thousands of unanswered messages takes tens of seconds: a view waits for it only the first
-    time; later views get the last result while an old one is recomputed behind them."""
+async def test_the_growing_clusters_are_computed_by_the_server_never_by_a_page_view(make_client, tmp_path,
+                                                                                  monkeypatch):
+    """Clustering thousands of unanswered messages takes tens of seconds: the server does it in the background
+    once loaded (and every 15 minutes); until then the page says so at once, then shows the stored result."""
     import asyncio
-    import types
+    import threading
 
-    from bot.web import analytics
+    started, release = threading.Event(), threading.Event()
 
-    rt, calls = types.SimpleNamespace(), []
+    def slow_clustering(messages, encode, examples, settings):
+        started.set()
+        release.wait(30)
+        return [{"week": "2026-W48", "cluster": "<b>refund</b> late", "verdict": "new intent?", "this_week": 4,
+                 "week_before": 1, "growth": 3, "group_id": 1}]
 
-    async def cluster():
-        calls.append(1)
-        await asyncio.sleep(0.05)
-        return [f"result {len(calls)}"]
-
-    assert await analytics._growing(rt, cluster) == ["result 1"]  # the first view waits
-    assert await analytics._growing(rt, cluster) == ["result 1"] and len(calls) == 1  # then it is reused
-    rt._growing = (rt._growing[0] - analytics.GROWING_REFRESH_S - 1, rt._growing[1])  # grown old
-    assert await analytics._growing(rt, cluster) == ["result 1"]  # shown at once, refreshed behind
-    await rt._growing_task
-    assert len(calls) == 2 and await analytics._growing(rt, cluster) == ["result 2"]
+    monkeypatch.setattr("bot.unanswered.growing_clusters", slow_clustering)
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client()
+    await traffic(client)
+    await login(client)
+    assert await asyncio.to_thread(started.wait, 30)  # the server's own job is clustering, the page does not wait
+    html = await (await client.get("/review/analytics")).text()
+    assert "Being computed" in html and "refund" not in html
+    api = await (await client.get("/api/review/analytics", headers={"Authorization": "Bearer test-admin-token"})).json()
+    assert api["growing_computed"] is None and api["tables"]["growing_clusters"] == []
+    release.set()
+    for _ in range(300):
+        html = await (await client.get("/review/analytics")).text()
+        if "Being computed" not in html:
+            break
+        await asyncio.sleep(0.1)
+    assert "&lt;b&gt;refund&lt;/b&gt; late" in html and "+3" in html and "Computed 20" in html
+    rows = list(csv.reader(io.StringIO(await (await client.get("/review/analytics/growing_clusters.csv")).text())))
+    assert rows[1][:6] == ["2026-W48", "<b>refund</b> late", "new intent?", "4", "1", "3"]
