@@ -111,6 +111,13 @@ def writing(db: Database) -> Iterator[Database]:
         yield db
 
 
+def serialise(db: Database, name: str) -> None:
+    """Inside `writing(db)`: wait for any other process's transaction under the same name, so that read-then-write
+    work (a watermark and what it covers) is done by one at a time. SQLite's writer lock already does that."""
+    if dialect(db) == "postgresql":
+        db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [name])
+
+
 def has_table(db: Database, name: str) -> bool:
     if dialect(db) == "postgresql":
         return db.execute("select to_regclass(?) is not null", [name]).fetchone()[0]
@@ -128,8 +135,7 @@ def migrate(db: Database, component: str, migrations: Sequence[Migration]) -> in
     if _version(db, component) >= len(migrations):  # the usual case, without taking the write lock
         return len(migrations)
     with writing(db):
-        if engine == "postgresql":  # two workers starting at once: one migrates, the other then finds it done
-            db.execute("SELECT pg_advisory_xact_lock(hashtext('supportbot schema_version'))")
+        serialise(db, "supportbot schema_version")  # two workers starting at once: one migrates, the other finds it done
         found = _version(db, component)
         for step in migrations[found:]:
             step = step[engine]
