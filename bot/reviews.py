@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from knowledge.engine import Database, dialect, has_table, migrate, on_both, writing
+from knowledge.engine import Database, dialect, has_table, migrate, on_both, serialise, writing
 
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
          "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
@@ -176,6 +176,8 @@ class ReviewStore:
             if not rows:
                 break
             with writing(self.db):
+                if self._moved_on("flag", last):
+                    continue
                 for flag_id, turn_id, kind, created, message, intent, route, version in rows:
                     self._file(turn_id, kind, created, message, intent, route, version)
                 self._set_state("flag", rows[-1][0])
@@ -188,6 +190,8 @@ class ReviewStore:
             if not rows:
                 break
             with writing(self.db):
+                if self._moved_on("turn", last):
+                    continue
                 for turn_id, created, message, intent, route, version, _ in rows:
                     if route in CONFIDENT_ROUTES and audited(turn_id, self.audit_rate) and not self.db.execute(
                             "select 1 from flags where turn_id = ? limit 1", [turn_id]).fetchone():
@@ -236,6 +240,11 @@ class ReviewStore:
             self.db.execute(
                 "update review_groups set size = size + ?, kinds = case when instr(kinds, ?) > 0 then kinds"
                 " else kinds || ? end where id = ?", [int(new_turn), f",{kind},", f"{kind},", group_id])
+
+    def _moved_on(self, key: str, last: int) -> bool:
+        """Inside the transaction, one worker at a time: whether another already filed what was read after `last`."""
+        serialise(self.db, "supportbot review sync")
+        return self._state(key) != last
 
     def _state(self, key: str) -> int:
         row = self.db.execute("select value from review_state where key = ?", [key]).fetchone()

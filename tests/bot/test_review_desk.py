@@ -320,3 +320,21 @@ def test_review_tables_made_before_migrations_upgrade_in_place_losing_nothing(tm
         assert undone is not None and desk.reviews.counts()["fallback"] == 1
     finally:
         close(db)
+
+
+def test_two_workers_syncing_at_once_file_each_flag_once(bot, db_location):
+    import threading
+
+    folder, log, desk = bot
+    for text in ("where is my parcel 1", "where is my parcel 2", "something else"):
+        say(log, text)
+    others = [ReviewDesk(open_database(db_location), folder) for _ in range(2)]
+    threads = [threading.Thread(target=o.reviews.sync) for o in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(g["size"] for g in desk.reviews.page(Filters()).groups) == [1, 2]
+    assert desk.reviews.counts()["fallback"] == 2 and desk.sync()["flags"] == 0
+    for o in others:
+        close(o.db)
