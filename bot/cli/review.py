@@ -53,10 +53,10 @@ def register(sub) -> None:
 
 def _desk(args: argparse.Namespace):
     from bot.review_desk import ReviewDesk
-    from knowledge.database import connect
+    from bot.settings import open_bot_database
 
     folder = open_bot(args)
-    desk = ReviewDesk(connect(folder.settings.db_path), folder)
+    desk = ReviewDesk(open_bot_database(folder.settings), folder)
     desk.sync()
     return desk
 

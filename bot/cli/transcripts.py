@@ -109,6 +109,7 @@ def run_import(args: argparse.Namespace) -> int:
         args.path = folder.transcripts_dir / args.path.name
     else:
         folder = open_bot(args)
+    from bot.settings import open_bot_database
     from knowledge.database import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
@@ -120,8 +121,8 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         paths = [args.path]
     settings = folder.settings
-    db_path = settings.db_path
-    db = connect(None if args.dry_run and not db_path.exists() else db_path)
+    fresh = args.dry_run and not settings.on_postgres and not settings.db_path.exists()
+    db = connect(None) if fresh else open_bot_database(settings)
     embedder = _Once(lambda: _embedder(settings))
     try:
         for path in paths:
@@ -137,9 +138,9 @@ def run_import(args: argparse.Namespace) -> int:
                 bars.close()
             print(report.summary())
     finally:
-        db.conn.close()
+        db.close()
     if not args.dry_run:
-        print(f"stored in {db_path}")
+        print(f"stored in {'the PostgreSQL database (database.url)' if settings.on_postgres else settings.db_path}")
     if args.into is not None:
         print(f"Next: python run_bot.py intents list --bot {args.into}   (review the proposed intents)")
     return 0
@@ -303,10 +304,10 @@ def append_intent(file: Path, block_for_indent) -> None:
 
 # -- intents review ---------------------------------------------------------------------------------
 def _stores(folder: BotFolder):
-    from knowledge.database import connect
+    from bot.settings import open_bot_database
     from training.store import ExampleStore, ProposalStore
 
-    db = connect(folder.settings.db_path)
+    db = open_bot_database(folder.settings)
     return db, ExampleStore(db), ProposalStore(db)
 
 

@@ -25,13 +25,12 @@ from bot.handoff import HandoffNotifier
 from bot.limits import SharedBuckets
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
-from bot.settings import Settings
+from bot.settings import Settings, open_bot_database
 from bot.web import admin, analytics, chat, health, metrics, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
 from bot.web.schedule import Schedule
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
-from knowledge.database import connect
 from training.redact import Redactor
 
 log = logging.getLogger("supportbot.app")
@@ -41,7 +40,7 @@ def open_knowledge_base(settings: Settings) -> Knowledge:
     """The bot's knowledge base, warmed up (embedder loaded) so that /readyz means ready."""
     from knowledge.base import KnowledgeBase
 
-    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge, threads=settings.server.model_threads)
+    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge, threads=settings.server.model_threads)
     kb.search("warm up", k=1)
     limit_model_threads(settings.server.model_threads)
     return kb
@@ -104,7 +103,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         worker=worker,
     )
     rt.metrics = app[metrics.METRICS]
-    rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
+    rt.log = await rt.db(lambda: ConversationLog(open_bot_database(settings), Redactor(settings.privacy)))
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)

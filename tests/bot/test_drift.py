@@ -22,7 +22,7 @@ def test_jensen_shannon_known_values():
         jensen_shannon({}, {"a": 1})
 
 
-def test_weekly_shares_and_distance_on_a_generated_log(make_log):
+def test_weekly_shares_and_distance_on_a_generated_log(make_log):  # noqa: F811 (the fixture)
     log = make_log()
     t = DAY0 + HOUR  # a Monday
     for i in range(10):  # week 1: the training mix exactly

@@ -232,11 +232,11 @@ def test_review_cli_list_show_export(bot, tmp_path, capsys, db_location):
 
     import run_bot
 
-    if db_location.startswith("postgresql"):
-        pytest.skip("the CLI opens the state folder's SQLite file")
     folder, log, desk = bot
     convo, turn = say(log, "<b>where</b> is my refund", flags=("negative_feedback",))
     common = ["--bot", str(folder.path), "--set", f'state_dir="{tmp_path / "state"}"']
+    if db_location.startswith("postgresql"):
+        common += ["--set", f'database.url="{db_location}"']
     assert run_bot.main(["review", "list", *common]) == 0
     out = capsys.readouterr().out
     assert "<b>where</b> is my refund" in out and "negative_feedback 1" in out
