@@ -66,16 +66,26 @@ class PostgresDatabase:
         self._local = threading.local()  # the open transaction's connection, if any
 
     def execute(self, sql: str, args: Sequence = ()) -> Rows:
-        if args:  # psycopg's placeholders are %s, so a literal % (as in LIKE '/%') is written %%
-            sql = sql.replace("%", "%%").replace("?", "%s")
+        return self._run(_driver_sql(sql, args), tuple(args))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        """One statement for many rows (a bulk copy), in one round trip per batch."""
+        if rows:
+            self._run(_driver_sql(sql, rows[0]), [tuple(r) for r in rows])
+
+    def _run(self, sql: str, args) -> Rows:
         tx = getattr(self._local, "conn", None)
         if tx is not None:
-            return Rows(tx.exec_driver_sql(sql, tuple(args)))
+            return Rows(tx.exec_driver_sql(sql, args))
         with self.engine.begin() as conn:
-            return Rows(conn.exec_driver_sql(sql, tuple(args)))
+            return Rows(conn.exec_driver_sql(sql, args))
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresDatabase]:
+        """One transaction; inside another one (a migration during `db copy`), part of that one."""
+        if getattr(self._local, "conn", None) is not None:
+            yield self
+            return
         with self.engine.begin() as conn:
             self._local.conn = conn
             try:
@@ -85,6 +95,11 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _driver_sql(sql: str, args: Sequence) -> str:
+    """psycopg's placeholders are %s, so with arguments a literal % (as in LIKE '/%') is written %%."""
+    return sql.replace("%", "%%").replace("?", "%s") if args else sql
 
 
 class Rows(list):
