@@ -53,13 +53,13 @@ class FitResult:
 
 
 def choose_device(name: str, processes: int = 1) -> torch.device:
-    """Rank 0's device (rank r of a CUDA fit uses cuda:r); on CPU the cores are split between the processes."""
+    """Rank 0's device (rank r of a CUDA fit uses cuda:r); on CPU the cores are split between the processes.
+    A setting this machine cannot meet is a ValueError (the CLI prints it and exits 2)."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda but no CUDA device is available")
-        if torch.cuda.device_count() < processes:
-            raise RuntimeError(f"{processes} training processes on CUDA (--gpus {processes}, train.processes) need "
-                               f"{processes} CUDA devices; this machine has {torch.cuda.device_count()}")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count < processes:
+            raise ValueError(f"training on CUDA in {processes} process(es) (--gpus {processes}; train.device=cuda, "
+                             f"train.processes={processes}) needs {processes} CUDA device(s); this machine has {count}")
         return torch.device("cuda")
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
     return torch.device("cpu")
