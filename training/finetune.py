@@ -101,7 +101,8 @@ class _Run:
         self.amp = device.type == "cuda"
 
     def fit(self, train, val, max_steps: int | None, stage: str = "fine-tuning"):
-        """One training run; returns the best model, the steps that reached it, val logits, history."""
+        """One training run (data-parallel in `train.processes` processes when above 1); returns the best model,
+        the steps that reached it, val logits, history."""
         if self.world == 1:
             return self._fit(train, val, max_steps, stage)
         with _process_group(self, train, val, max_steps):
