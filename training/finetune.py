@@ -3,6 +3,11 @@
 Recipe (see DESIGN.md): mean pooling, short max length, a linear head first fitted on frozen
 sentence embeddings (the strong frozen baseline is the starting point, not random), then AdamW
 over everything with warm-up and linear decay, class-weighted loss, early stopping on validation.
+
+With `train.processes` N > 1 the fit is data-parallel: this process is rank 0 and spawns ranks 1..N-1 for the
+length of each fit (`_process_group`); every rank builds the same batches, trains on its share of each
+(`_Run._shard`), the gradients are summed (`_sum_gradients`), and rank 0 alone evaluates, decides when to
+stop, and keeps the weights for the rest of the pipeline.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ from __future__ import annotations
 import math
 import os
 import random
+import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
+from torch import distributed as dist
 from torch.nn import functional as F
 
 from training.model import IntentModel, load_tokenizer
@@ -44,12 +52,16 @@ class FitResult:
     bank_targets: torch.Tensor | None = None
 
 
-def choose_device(name: str) -> torch.device:
+def choose_device(name: str, processes: int = 1) -> torch.device:
+    """Rank 0's device (rank r of a CUDA fit uses cuda:r); on CPU the cores are split between the processes.
+    A setting this machine cannot meet is a ValueError (the CLI prints it and exits 2)."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda but no CUDA device is available")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count < processes:
+            raise ValueError(f"training on CUDA in {processes} process(es) (--gpus {processes}; train.device=cuda, "
+                             f"train.processes={processes}) needs {processes} CUDA device(s); this machine has {count}")
         return torch.device("cuda")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
     return torch.device("cpu")
 
 
@@ -59,7 +71,7 @@ def finetune(
     """Train on `train`, early-stop and calibrate on `val`; refit on both when data is small."""
     started = time.time()
     labels = sorted({e.intent for e in train} | {e.intent for e in val})
-    device = choose_device(settings.device)
+    device = choose_device(settings.device, settings.processes)
     tokenizer = load_tokenizer(base)
     run = _Run(train, val, labels, base, tokenizer, settings, device, progress)
     model, best_steps, val_logits, history = run.fit(train, val, max_steps=None)
@@ -78,9 +90,10 @@ def finetune(
 
 
 class _Run:
-    def __init__(self, train, val, labels, base, tokenizer, settings: TrainSettings, device, progress):
+    def __init__(self, train, val, labels, base, tokenizer, settings: TrainSettings, device, progress, rank: int = 0):
         self.labels, self.base, self.tokenizer, self.s = labels, base, tokenizer, settings
         self.device, self.progress = device, progress
+        self.rank, self.world = rank, settings.processes
         self.index = {name: i for i, name in enumerate(labels)}
         counts = Counter(e.intent for e in [*train, *val])
         weights = torch.tensor([counts[name] ** -0.5 for name in labels], dtype=torch.float)
@@ -88,13 +101,24 @@ class _Run:
         self.amp = device.type == "cuda"
 
     def fit(self, train, val, max_steps: int | None, stage: str = "fine-tuning"):
-        """One training run; returns the best model, the steps that reached it, val logits, history."""
+        """One training run (data-parallel in `train.processes` processes when above 1); returns the best model,
+        the steps that reached it, val logits, history."""
+        if self.world == 1:
+            return self._fit(train, val, max_steps, stage)
+        with _process_group(self, train, val, max_steps):
+            return self._fit(train, val, max_steps, stage)
+
+    def _fit(self, train, val, max_steps: int | None, stage: str = "fine-tuning"):
         s = self.s
         torch.manual_seed(s.seed)
         rng = random.Random(s.seed)
         model = IntentModel.from_base(self.base, len(self.labels)).to(self.device)
         train_ids, train_y = self._encode(train)
-        self._init_head(model, train_ids, train_y)
+        if self.rank == 0:
+            self._init_head(model, train_ids, train_y)
+        if self.world > 1:
+            for tensor in model.state_dict().values():  # every rank starts from rank 0's weights
+                dist.broadcast(tensor, 0)
 
         per_epoch = math.ceil(len(train_ids) / s.batch_size)
         total = max_steps or max(s.epochs * per_epoch, min(s.min_steps, 50 * per_epoch))
@@ -112,14 +136,20 @@ class _Run:
         val_ids, val_y = self._encode(val)
         best = math.inf
         best_state, best_steps, history, stale, step = None, total, [], 0, 0
-        bar = _progress_bar(total, self.progress, stage)
+        bar = _progress_bar(total, self.progress and self.rank == 0, stage)
         while step < total and stale < s.patience:
-            for input_ids, mask, y in self._batches(train_ids, train_y, rng, shuffle=True):
+            for batch in self._batch_indices(train_ids, rng, shuffle=True):
+                mine, share = self._shard(batch, train_y)
+                input_ids, mask, y = self._tensors(train_ids, train_y, mine)
                 model.train()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     logits = model(input_ids.to(self.device), mask.to(self.device))
                 loss = F.cross_entropy(logits.float(), y.to(self.device), weight=weights)
-                loss.backward()
+                if self.world == 1:
+                    loss.backward()
+                else:
+                    (loss * share).backward()
+                    _sum_gradients(model)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 schedule.step()
@@ -128,21 +158,26 @@ class _Run:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
                 if step % eval_every == 0 and val_ids:
-                    logits = self.logits(model, val_ids)
-                    acc = (logits.argmax(-1) == torch.tensor(val_y)).float().mean().item()
-                    val_loss = F.cross_entropy(logits, torch.tensor(val_y)).item()
-                    history.append({"step": step, "val_accuracy": acc, "val_loss": val_loss})
-                    bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
-                    if val_loss < best:  # loss, not accuracy: far less noisy on small validation sets
-                        best, best_steps, stale = val_loss, step, 0
-                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                    else:
-                        stale += 1
-                        if stale >= s.patience:
-                            break
+                    if self.rank == 0:
+                        logits = self.logits(model, val_ids)
+                        acc = (logits.argmax(-1) == torch.tensor(val_y)).float().mean().item()
+                        val_loss = F.cross_entropy(logits, torch.tensor(val_y)).item()
+                        history.append({"step": step, "val_accuracy": acc, "val_loss": val_loss})
+                        bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
+                        if val_loss < best:  # loss, not accuracy: far less noisy on small validation sets
+                            best, best_steps, stale = val_loss, step, 0
+                            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                        else:
+                            stale += 1
+                    if self.world > 1:
+                        stale = self._from_rank0(stale)  # every rank stops at the same step
+                    if stale >= s.patience:
+                        break
                 if step >= total:
                     break
         bar.close()
+        if self.rank > 0:
+            return None
         if best_state is not None:
             model.load_state_dict(best_state)
         val_logits = self.logits(model, val_ids) if val_ids else torch.zeros(0, len(self.labels))
@@ -153,7 +188,7 @@ class _Run:
         ids = self.tokenizer(texts, truncation=True, max_length=self.s.max_length)["input_ids"] if texts else []
         return ids, [self.index[e.intent] for e in examples]
 
-    def _batches(self, ids, y, rng: random.Random, shuffle: bool):
+    def _batch_indices(self, ids, rng: random.Random, shuffle: bool) -> list[list[int]]:
         """Length-bucketed batches (less padding): shuffled for training, in `_bucketed` order otherwise."""
         order = list(range(len(ids)))
         if shuffle:
@@ -163,9 +198,34 @@ class _Run:
         batches = [order[i : i + size] for i in range(0, len(order), size)]
         if shuffle:
             rng.shuffle(batches)
-        for batch in batches:
-            input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
-            yield input_ids, mask, torch.tensor([y[i] for i in batch], dtype=torch.long)
+        return batches
+
+    def _batches(self, ids, y, rng: random.Random, shuffle: bool):
+        for batch in self._batch_indices(ids, rng, shuffle):
+            yield self._tensors(ids, y, batch)
+
+    def _tensors(self, ids, y, batch: list[int]):
+        input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
+        return input_ids, mask, torch.tensor([y[i] for i in batch], dtype=torch.long)
+
+    def _shard(self, batch: list[int], y) -> tuple[list[int], float]:
+        """This rank's examples of a batch (every `world`-th one, so lengths stay balanced) and their share of
+        the batch's loss weight: the shares add up to 1 over the ranks, so the summed gradients are those of the
+        whole batch in one process. A rank with no example in a short last batch runs one at share 0, so every
+        rank takes part in the gradient sum."""
+        if self.world == 1:
+            return batch, 1.0
+        mine = batch[self.rank :: self.world]
+        if not mine:
+            return batch[:1], 0.0
+        weight = (lambda part: len(part)) if self.class_weights is None else (
+            lambda part: self.class_weights[[y[i] for i in part]].sum().item())
+        return mine, weight(mine) / weight(batch)
+
+    def _from_rank0(self, value: int) -> int:
+        tensor = torch.tensor([value], device=self.device)
+        dist.broadcast(tensor, 0)
+        return int(tensor.item())
 
     def logits(self, model: IntentModel, ids) -> torch.Tensor:
         return self._forward(model, ids, model)
@@ -208,6 +268,60 @@ class _Run:
         optimizer.step(closure)
         model.head.load_state_dict(head.state_dict())
         model.head.to(self.device)
+
+
+def _sum_gradients(model: IntentModel) -> None:
+    """All-reduce (sum) the gradients of every rank, in one flat tensor."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    for grad, part in zip(grads, flat.split([g.numel() for g in grads])):
+        grad.copy_(part.view_as(grad))
+
+
+@contextmanager
+def _process_group(run: _Run, train, val, max_steps: int | None):
+    """Ranks 1..N-1 of a data-parallel fit, spawned for its length, with this process as rank 0 (gloo on CPU,
+    NCCL on CUDA; they meet through a file in a scratch folder, so no port is chosen)."""
+    with tempfile.TemporaryDirectory(prefix="supportbot-fit-") as scratch:
+        init = Path(scratch, "rendezvous").as_uri()
+        args = (run.world, init, train, val, run.labels, run.base, run.s, run.device.type, max_steps)
+        helpers = torch.multiprocessing.start_processes(_helper, args, nprocs=run.world - 1, join=False,
+                                                        daemon=True, start_method="spawn")
+        try:
+            _join_group(0, run.world, init, run.device)
+            try:
+                yield
+            finally:
+                dist.destroy_process_group()
+            while not helpers.join():
+                pass
+        except BaseException:
+            try:
+                helpers.join(timeout=5)  # raises a helper's own error, which says more than a broken connection
+            finally:
+                for process in helpers.processes:
+                    if process.is_alive():
+                        process.kill()
+            raise
+
+
+def _helper(index: int, world: int, init: str, train, val, labels, base, settings, device_type: str, max_steps):
+    """Rank index+1 of a data-parallel fit (a spawned process): trains its shards, keeps nothing."""
+    rank = index + 1
+    device = torch.device("cuda", rank) if device_type == "cuda" else choose_device("cpu", world)
+    _join_group(rank, world, init, device)
+    try:
+        _Run(train, val, labels, base, load_tokenizer(base), settings, device, False, rank)._fit(train, val, max_steps)
+    finally:
+        dist.destroy_process_group()
+
+
+def _join_group(rank: int, world: int, init: str, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_device(device.index or 0)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=init, rank=rank,
+                            world_size=world)
 
 
 def _bucketed(order: list[int], ids, size: int) -> list[int]:

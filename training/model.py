@@ -43,7 +43,8 @@ class IntentModel(nn.Module):
     def from_base(cls, base: Path, num_labels: int) -> "IntentModel":
         from transformers import AutoModel
 
-        return cls(AutoModel.from_pretrained(str(base)), num_labels)
+        encoder = AutoModel.from_pretrained(str(base))  # the head's dropout is the encoder's (0.1 for MiniLM)
+        return cls(encoder, num_labels, getattr(encoder.config, "hidden_dropout_prob", 0.1))
 
     @classmethod
     def load(cls, folder: Path) -> "IntentModel":

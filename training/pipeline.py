@@ -30,8 +30,9 @@ class TrainResult:
     def summary(self) -> str:
         """What a person wants to know when training ends: how good, how sure, how long."""
         m, c = self.metrics, self.metrics["calibration"]
+        processes = f" in {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines = [f"model version {self.version}: {m['examples']['train']} training examples, "
-                 f"{m['train_seconds']:.0f} s on {m['device']}"]
+                 f"{m['train_seconds']:.0f} s on {m['device']}{processes}"]
         if m["validation"]:
             v = m["validation"]
             lines.append(f"  validation accuracy {100 * v['accuracy']:.1f} %, macro-F1 {100 * v['macro_f1']:.1f} %")
@@ -86,6 +87,7 @@ def train(
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "train_seconds": round(fit.seconds, 1),
         "device": fit.device,
+        "processes": settings.processes,
         "examples": {"train": len(train_part), "validation": len(val_part), "out_of_scope": len(oos)},
         "history": fit.history,
         # from the validation outputs of the run that did not see them (a small-data refit does)

@@ -29,6 +29,7 @@ class TrainSettings:
     class_weighting: bool = setting(True, "Weight the loss by inverse square-root intent frequency (imbalanced intents).")
     seed: int = setting(13, "Random seed for splits, initialisation and shuffling.")
     device: str = setting("auto", "auto (CUDA with mixed precision when present, else CPU), cpu or cuda.")
+    processes: int = setting(1, "Data-parallel fine-tuning processes (`train --gpus N` sets this and device=cuda): each takes its share of every batch of batch_size examples and their gradients are summed, so the result is the same as one process's; on CUDA one device per process (NCCL), needing that many devices, on CPU the cores split between them (gloo). 1 = no process group.")
     target_precision: float = setting(0.9, "Precision of answered messages the answer threshold is chosen to reach.")
     oos_share: float = setting(0.4, "Expected share of out-of-scope messages, used when choosing the threshold (live customer-service bots see 42-72 %); once 50 messages are reviewed, `train` and `retrain` use the share reviewers marked out of scope instead.")
     oos_score: str = setting("mahalanobis+max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy (of the logits), mahalanobis (distance to the intents' means, shared covariance), knn (cosine to the nearest training examples), or a '+' combination of them (standardised, averaged). The default beat max_prob in benchmarks/bench_oos.py (BENCHMARKS.md).")
@@ -51,6 +52,7 @@ class TrainSettings:
             "patience": self.patience >= 1,
             "val_fraction": 0 < self.val_fraction < 0.5,
             "device": self.device in ("auto", "cpu", "cuda"),
+            "processes": self.processes >= 1,
             "target_precision": 0 < self.target_precision < 1,
             "oos_share": 0 <= self.oos_share < 1,
             "oos_score": _known_score(self.oos_score),

@@ -8,6 +8,7 @@ import json
 import time
 
 from bot.cli.common import add_bot_args, command, open_bot
+from bot.cli.train import add_parallel_args
 
 MODELS_EXAMPLES = """\
   python run_bot.py models --bot mybot                      list versions (* = serving) and the gate's verdicts
@@ -24,10 +25,12 @@ def register(sub) -> None:
                 "re-fine-tune on all examples plus the new ones, gate the candidate against the serving model, "
                 "promote it only if it is not worse",
                 "  python run_bot.py retrain --bot mybot\n"
-                "  python run_bot.py retrain --bot mybot --set retrain.warm_start=never")
+                "  python run_bot.py retrain --bot mybot --set retrain.warm_start=never\n"
+                "  python run_bot.py retrain --bot mybot --gpus 2               data-parallel on two CUDA devices")
     add_bot_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)  # "schedule" when the server starts it
+    add_parallel_args(p)
 
     p = command(sub, "models", list_cmd, "model versions: list, promote, rollback, prune, diff; the golden set; "
                 "retrain runs", MODELS_EXAMPLES)
@@ -69,14 +72,14 @@ def _state(folder):
 
 
 def retrain_cmd(args: argparse.Namespace) -> int:
-    from bot.cli.train import train_settings
+    from bot.cli.train import open_training_bot, train_settings
     from bot.conversations import ConversationLog
     from training.redact import Redactor
     from training.retrain import retrain
     from training.runs import RunLog
     from training.store import ExampleStore
 
-    folder = open_bot(args)
+    folder = open_training_bot(args)
     settings = folder.settings
     db, registry = _state(folder)
     store = ExampleStore(db)

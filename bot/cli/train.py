@@ -18,7 +18,8 @@ def register(sub) -> None:
                 "  python run_bot.py train                          the demo store bot\n"
                 "  python run_bot.py train --bot mybot --data more.csv\n"
                 "  python run_bot.py train --bot mybot --data train.csv --only     exactly this file\n"
-                "  python run_bot.py train --bot mybot --set train.epochs=2 --no-promote")
+                "  python run_bot.py train --bot mybot --set train.epochs=2 --no-promote\n"
+                "  python run_bot.py train --bot mybot --gpus 4                  data-parallel on four CUDA devices")
     add_bot_args(p)
     p.add_argument("--data", type=Path, action="append", default=[],
                    help="labelled examples (CSV/TSV with text,intent columns, or JSON lines) added to the bot's example "
@@ -27,6 +28,7 @@ def register(sub) -> None:
                    "conflicting labels dropped and counted), without intents.yaml or the store, which stay untouched")
     p.add_argument("--no-promote", action="store_true", help="save the version without making it the serving one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_parallel_args(p)
 
     p = command(sub, "evaluate", evaluate_cmd, "evaluate a model version on held-out data; writes JSON and Markdown reports",
                 "  python run_bot.py evaluate                       demo store bot, its evaluation.csv\n"
@@ -55,6 +57,30 @@ def register(sub) -> None:
     p.add_argument("--oos-share", dest="oos_share", metavar="SHARE|reviews", help="expected out-of-scope share "
                    "(default train.oos_share); 'reviews': the share of reviewed messages marked out of scope")
     p.add_argument("--no-promote", action="store_true", help="save the version without making it the serving one")
+
+
+def add_parallel_args(parser: argparse.ArgumentParser) -> None:
+    """--gpus / --processes of `train` and `retrain` (read by `open_training_bot`)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--gpus", type=int, metavar="N", help="fine-tune data-parallel on N CUDA devices, one process "
+                       "each (train.processes=N, train.device=cuda); fewer devices is an error before anything trains")
+    group.add_argument("--processes", type=int, metavar="N", help="fine-tune data-parallel in N processes on "
+                       "train.device (train.processes=N); on CPU they split the cores (gloo): the code path of "
+                       "--gpus, to check without a GPU")
+
+
+def open_training_bot(args: argparse.Namespace) -> BotFolder:
+    """`open_bot` with --gpus / --processes as train settings; refuses a device setting this machine cannot meet
+    (too few CUDA devices) before anything is read or trained."""
+    from training.finetune import choose_device
+
+    if args.gpus is not None:
+        args.overrides = [*args.overrides, f"train.processes={args.gpus}", "train.device=cuda"]
+    elif args.processes is not None:
+        args.overrides = [*args.overrides, f"train.processes={args.processes}"]
+    folder = open_bot(args)
+    choose_device(folder.settings.train.device, folder.settings.train.processes)
+    return folder
 
 
 def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
@@ -112,7 +138,7 @@ def train(args: argparse.Namespace) -> int:
     from training.registry import ModelRegistry
     from training.store import ExampleStore
 
-    folder = open_bot(args)
+    folder = open_training_bot(args)
     settings = folder.settings
     if args.only and not args.data:
         raise ValueError("--only trains on exactly the --data files: give at least one")

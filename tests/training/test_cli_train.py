@@ -208,3 +208,29 @@ def test_train_settings_follow_the_bots_own_traffic(bot):
     assert settings.oos_share == pytest.approx(0.2)  # 12 of 60 reviewed messages
     assert settings.max_clarify_share == pytest.approx(folder.settings.train.max_clarify_share / 3)
     assert len(notes) == 2 and "20 % of 60 reviewed" in notes[0] and "10 of 30" in notes[1]
+
+
+def test_train_and_retrain_in_two_processes_make_versions_that_serve(bot, tmp_path, capsys):
+    from training.classifier import IntentClassifier
+
+    one_fit = ["--quiet", "--set", "train.refit_below=0", "--set", "train.device=cpu"]  # no small-data refit
+    assert run_bot.main(["train", "--bot", str(bot), "--processes", "2", *one_fit]) == 0
+    assert re.search(r"training examples, \d+ s on cpu in 2 processes", capsys.readouterr().out)
+    models = tmp_path / "state" / "models"
+    serving = models / (models / "CURRENT").read_text().strip()
+    assert json.loads((serving / "metrics.json").read_text())["processes"] == 2
+    [prediction] = IntentClassifier.load(serving).predict(["where is my parcel"])
+    assert prediction.top[0][0] in {"track", "refund", "login"} and 0 < prediction.confidence <= 1
+
+    code = run_bot.main(["retrain", "--bot", str(bot), "--processes", "2", "--set", "retrain.warm_start=always", *one_fit])
+    assert code in (0, 3) and "candidate " in capsys.readouterr().out
+    [candidate] = [p for p in models.glob("2*") if json.loads((p / "data.json").read_text()).get("parent")]
+    assert json.loads((candidate / "settings.json").read_text())["processes"] == 2
+    assert IntentClassifier.load(candidate).predict(["refund please"])[0].top
+
+
+def test_more_gpus_than_the_machine_has_is_an_error_before_anything_trains(bot, tmp_path, capsys):
+    for command in ("train", "retrain"):
+        assert run_bot.main([command, "--bot", str(bot), "--gpus", "64"]) == 2
+        assert "(--gpus 64; train.device=cuda, train.processes=64) needs 64 CUDA device(s)" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()  # no example stored, no model written
