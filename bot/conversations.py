@@ -19,7 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from bot.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
-from knowledge.engine import TYPES, Database, migrate, on_both, writing
+from knowledge.engine import TYPES, Database, insert, migrate, on_both, writing
 from training.redact import Redactor
 
 RATINGS = ("up", "down")
@@ -144,15 +144,15 @@ class ConversationLog:
             ).rowcount == 0
             if moved:
                 raise ConversationMoved(f"conversation {convo.id} has a newer turn")
-            turn_id = self.db.execute(
+            turn_id = insert(
+                self.db,
                 "insert into turns (conversation_id, created, message, answer, route, intent, confidence,"
-                " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)"
-                " returning id",
+                " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [convo.id, now, redact(message), redact(reply.answer), d.route, d.intent, d.confidence,
                  json.dumps([{"label": q.label, "value": q.value} for q in reply.quick_replies]),
                  json.dumps([{"title": s.title, "url": s.url, "doc_id": s.doc_id} for s in d.sources]),
                  json.dumps(d.to_json()), d.model_version, d.latency_ms],
-            ).fetchone()[0]
+            )
             for kind in d.flags:
                 self._flag(turn_id, convo.id, kind, d.reason, now)
             if "handoff" in d.flags:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from knowledge.engine import Database, dialect, has_table, migrate, on_both, serialise, writing
+from knowledge.engine import Database, dialect, has_table, insert, migrate, on_both, serialise, writing
 
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
          "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
@@ -222,10 +222,10 @@ class ReviewStore:
             return
         row = self.db.execute("select id, last_seen from review_groups where key = ?", [key]).fetchone()
         if row is None:
-            group_id = self.db.execute(
-                "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent, route,"
-                " model_version) values (?, ?, ?, ?, ?, ?, ?, ?) returning id",
-                [key, message, created, created, turn_id, intent, route, version]).fetchone()[0]
+            group_id = insert(
+                self.db, "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent, route,"
+                " model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, message, created, created, turn_id, intent, route, version])
         else:
             group_id = row[0]
             if created >= row[1]:
@@ -370,10 +370,10 @@ class ReviewStore:
 
     def record(self, group_id: int | None, action: str, actor: str, before: dict, after: dict,
                bulk_id: str | None = None) -> int:
-        return self.db.execute(
-            "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
-            " values (?, ?, ?, ?, ?, ?, ?) returning id",
-            [group_id, bulk_id, action, actor, time.time(), json.dumps(before), json.dumps(after)]).fetchone()[0]
+        return insert(
+            self.db, "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
+            " values (?, ?, ?, ?, ?, ?, ?)",
+            [group_id, bulk_id, action, actor, time.time(), json.dumps(before), json.dumps(after)])
 
     def action(self, action_id: int) -> dict[str, Any] | None:
         rows = list(self.actions(where="id = ?", args=[action_id]))
