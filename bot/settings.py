@@ -1,8 +1,7 @@
 """All settings of a bot: one frozen dataclass per section, loaded from `bot.toml`, overridable on the CLI.
 
-`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`, `[review]`, `[analytics]`,
-`[database]`); the CLI
-overrides any field with `--set section.field=value`.
+`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`, `[review]`,
+`[analytics]`, `[database]`); the CLI overrides any field with `--set section.field=value`.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def migrate(db: Database, component: str, migrations: Sequence[Migration]) -> in
     if _version(db, component) >= len(migrations):  # the usual case, without taking the write lock
         return len(migrations)
     with writing(db):
-        serialise(db, "supportbot schema_version")  # two workers starting at once: one migrates, the other finds it done
+        serialise(db, "supportbot schema_version")  # two workers starting at once: one migrates, one finds it done
         found = _version(db, component)
         for step in migrations[found:]:
             step = step[engine]
