@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from bot.analytics import OUTCOMES, Analytics, Figures, Promotion, day_of, days_between, period
 from bot.router import ROUTES
 from knowledge.engine import Database
