@@ -13,6 +13,7 @@ from __future__ import annotations
 from graphlib import TopologicalSorter
 from typing import Callable
 
+from bot.database import migrate_stores
 from knowledge.engine import Database, PostgresDatabase, writing
 
 BATCH = 5000  # rows per round trip
@@ -24,33 +25,17 @@ class TargetNotEmpty(ValueError):
     """The target already holds rows of the bot's tables: nothing was written."""
 
 
-def open_stores(db: Database) -> None:
-    """Every store of a bot on `db`, which brings its tables to the current schema version."""
-    from bot.accounts import AccountStore
-    from bot.analytics import Analytics
-    from bot.conversations import ConversationLog
-    from bot.reviews import ReviewStore
-    from knowledge.store import KnowledgeStore
-    from training.redact import Redactor
-    from training.runs import RunLog
-    from training.store import ExampleStore, ProposalStore
-
-    for store in (KnowledgeStore, ExampleStore, ProposalStore, RunLog, AccountStore, ReviewStore, Analytics):
-        store(db)
-    ConversationLog(db, Redactor())
-
-
 def copy_state(source: Database, target: PostgresDatabase,
                progress: Callable[[str, int], None] = lambda table, rows: None) -> dict[str, int]:
     """Copy every table of `source` (SQLite) into the empty `target`; returns the rows per table, each checked
     against the source's count as it is copied (`progress` is told then)."""
-    open_stores(source)
+    migrate_stores(source)
     source.execute("BEGIN")  # one snapshot of the source for the whole copy
     try:
         tables = _source_tables(source)
         with writing(target):
             _refuse_rows(target, tables)
-            open_stores(target)
+            migrate_stores(target)
             counts = {}
             for table in _in_dependency_order(target, tables):
                 _copy_table(source, target, table)

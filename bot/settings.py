@@ -246,7 +246,7 @@ class Settings:
 
     @property
     def database_location(self) -> str:
-        """What `open_bot_database` opens: database.url (else the environment's), or else the SQLite file `db_path`."""
+        """What `bot.database.open_bot_database` opens: database.url (else the environment's), or else the SQLite file `db_path`."""
         return self.database.url or os.environ.get(DATABASE_URL_ENV, "") or str(self.db_path)
 
     @property
@@ -262,13 +262,6 @@ class Settings:
     @property
     def index_path(self) -> Path:
         return self.state_path / "index"
-
-
-def open_bot_database(settings: Settings):
-    """The bot's database as configured, on either engine: every command and the server open it through here."""
-    from knowledge.engine import open_database
-
-    return open_database(settings.database_location)
 
 
 SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review", "analytics", "database")

@@ -75,8 +75,8 @@ def open_kb(args: argparse.Namespace):
 
 def confirmed(settings: Settings) -> list[tuple[str, str]]:
     """The knowledge answers reviewers confirmed, for the base to tune on (bot/reviews.py)."""
+    from bot.database import open_bot_database
     from bot.reviews import confirmed_answers
-    from bot.settings import open_bot_database
 
     db = open_bot_database(settings)
     try:

@@ -66,7 +66,7 @@ def _registry(folder):
 
 
 def _state(folder):
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
 
     return open_bot_database(folder.settings), _registry(folder)
 

@@ -27,7 +27,7 @@ def register(sub) -> None:
 def report(args: argparse.Namespace) -> int:
     from bot import report as reports
     from bot.analytics import parse_since
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
 
     folder = open_bot(args)
     days = parse_since(args.since) if args.since else None

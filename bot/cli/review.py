@@ -52,8 +52,8 @@ def register(sub) -> None:
 
 
 def _desk(args: argparse.Namespace):
+    from bot.database import open_bot_database
     from bot.review_desk import ReviewDesk
-    from bot.settings import open_bot_database
 
     folder = open_bot(args)
     desk = ReviewDesk(open_bot_database(folder.settings), folder)

@@ -62,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def knowledge_warnings(folder: BotFolder) -> list[str]:
     """Intents that send customers to the knowledge base while it is empty: every such answer is a fallback."""
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from knowledge.store import KnowledgeStore
 
     routed = sorted(name for name, intent in folder.intents.items() if intent.route == "knowledge")
@@ -100,7 +100,7 @@ def prepare(folder: BotFolder) -> None:
     """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
     from bot.cli.kb import confirmed
     from bot.cli.train import prepare_model
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from knowledge.base import KnowledgeBase
 
     settings = folder.settings

@@ -131,7 +131,7 @@ def train_settings(folder: BotFolder, db, say=print):
 
 
 def train(args: argparse.Namespace) -> int:
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from knowledge.database import connect
     from training.dataset import read_examples
     from training.pipeline import train as train_model
@@ -197,7 +197,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from training.dataset import read_messages
     from training.pipeline import recalibrate, reviewed_oos_share, write_recalibrated
     from training.registry import ModelRegistry
@@ -266,7 +266,7 @@ def _knowledge(folder: BotFolder):
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None):
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from training.dataset import read_examples
     from training.store import ExampleStore
 

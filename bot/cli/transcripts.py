@@ -109,7 +109,7 @@ def run_import(args: argparse.Namespace) -> int:
         args.path = folder.transcripts_dir / args.path.name
     else:
         folder = open_bot(args)
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from knowledge.database import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
@@ -232,7 +232,8 @@ class _Bars:
 def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = (), redact: bool = False,
                  retrieval_as: str = "intents") -> int:
     """Write a new bot folder from a Rasa project, with MIGRATION.md; refuses to touch an existing non-empty folder."""
-    from bot.migration import REPORT_FILE, migrate_rasa as migrate
+    from bot.migration import REPORT_FILE
+    from bot.migration import migrate_rasa as migrate
     from bot.settings import load_settings
     from training.rasa.report import summary
 
@@ -304,7 +305,7 @@ def append_intent(file: Path, block_for_indent) -> None:
 
 # -- intents review ---------------------------------------------------------------------------------
 def _stores(folder: BotFolder):
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from training.store import ExampleStore, ProposalStore
 
     db = open_bot_database(folder.settings)

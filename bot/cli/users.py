@@ -40,7 +40,7 @@ def register(sub) -> None:
 
 def _store(args: argparse.Namespace):
     from bot.accounts import AccountStore
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
 
     return AccountStore(open_bot_database(open_bot(args).settings))
 

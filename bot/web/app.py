@@ -19,13 +19,14 @@ from typing import AsyncIterator, Callable
 from aiohttp import web
 
 from bot.conversations import ConversationLog
+from bot.database import migrate_stores, open_bot_database
 from bot.drift import DriftStatus
 from bot.folder import BotFolder
 from bot.handoff import HandoffNotifier
 from bot.limits import SharedBuckets
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
-from bot.settings import Settings, open_bot_database
+from bot.settings import Settings
 from bot.web import admin, analytics, chat, health, metrics, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
 from bot.web.schedule import Schedule
@@ -103,7 +104,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         worker=worker,
     )
     rt.metrics = app[metrics.METRICS]
-    rt.log = await rt.db(lambda: ConversationLog(open_bot_database(settings), Redactor(settings.privacy)))
+    rt.log = await rt.db(_open_log, settings)
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
@@ -132,6 +133,14 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.writer.shutdown(wait=True)
     if shared is not None:
         shared.close()
+
+
+def _open_log(settings: Settings) -> ConversationLog:
+    """The conversation log on the bot's database, every store's tables migrated first (on the database thread:
+    the stores opened later by handlers then find nothing to write)."""
+    db = open_bot_database(settings)
+    migrate_stores(db)
+    return ConversationLog(db, Redactor(settings.privacy))
 
 
 async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> None:

@@ -28,7 +28,7 @@ def retrain_command(folder: BotFolder, trigger: str) -> list[str]:
 
 def new_examples(folder: BotFolder) -> int:
     """Labelled, trainable examples the serving model has not seen (reads the database: call in a thread)."""
-    from bot.settings import open_bot_database
+    from bot.database import open_bot_database
     from training.registry import ModelRegistry
     from training.retrain import collect_examples
     from training.store import ExampleStore

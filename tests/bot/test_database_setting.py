@@ -10,7 +10,8 @@ import run_bot
 from bot.accounts import AccountStore
 from bot.conversations import ConversationLog
 from bot.router import Decision, Reply
-from bot.settings import DATABASE_URL_ENV, open_bot_database
+from bot.database import open_bot_database
+from bot.settings import DATABASE_URL_ENV
 from knowledge.engine import close, dialect, open_database
 from runtime_doubles import load_folder, write_bot
 from training.redact import Redactor
