@@ -15,6 +15,7 @@ from typing import Callable
 
 from bot.database import migrate_stores
 from knowledge.engine import Database, PostgresDatabase, writing
+from knowledge.store import KnowledgeStore
 
 BATCH = 5000  # rows per round trip
 NOT_COPIED = ("kb_fts", "schema_version")  # SQLite's FTS5 index (and its shadow tables); each side's own versions
@@ -41,8 +42,6 @@ def copy_state(source: Database, target: PostgresDatabase,
                 _copy_table(source, target, table)
                 counts[table] = _same_count(source, target, table)
                 progress(table, counts[table])
-            from knowledge.store import KnowledgeStore
-
             KnowledgeStore(target).index_copied_chunks()
             _reset_sequences(target)
     finally:
