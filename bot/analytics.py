@@ -8,7 +8,8 @@ seen last (`Analytics.refresh`): per UTC day × model version × route × intent
 model version × knowledge article (answers from it, thumbs),
 a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
 Beside them, the ISO weeks in which drift started an early retrain (kept across restarts, never rebuilt).
-This module is the only one that reads or writes them.
+This module is the only one that reads or writes them, on either engine (`knowledge.engine`): the fold's statements
+are written once per engine (SQLite's are main's, PostgreSQL's say the same in its dialect), the rest once for both.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-import sqlite_utils
-
 from bot.router import ROUTES
-from knowledge.database import transaction
+from knowledge.engine import Database, dialect, has_table, migrate, on_both, serialise, writing
 
 OUTCOMES = ("contained", "handed_off", "returned", "abandoned")
 
@@ -60,7 +59,7 @@ SCHEMA = """
 create table if not exists analytics_state (key text primary key, value text not null);
 create table if not exists analytics_daily (
     day text not null, model_version text not null, route text not null, intent text not null,
-    turns integer not null default 0, latency_ms real not null default 0,
+    turns integer not null default 0, latency_ms {real} not null default 0,
     up integer not null default 0, down integer not null default 0, low_confidence integer not null default 0,
     primary key (day, model_version, route, intent)
 );
@@ -74,7 +73,7 @@ create table if not exists analytics_latency (
     primary key (day, route, bucket)
 );
 create table if not exists analytics_conversations (
-    id text primary key, day text not null, started real not null, last_at real not null,
+    id text primary key, day text not null, started {real} not null, last_at {real} not null,
     model_version text not null, turns integer not null, fallbacks integer not null, outcome text not null
 );
 create index if not exists analytics_conversations_last on analytics_conversations(last_at);
@@ -84,13 +83,168 @@ create table if not exists analytics_outcomes (
     primary key (day, model_version, outcome)
 );
 create table if not exists analytics_versions (
-    model_version text primary key, first_seen real not null, last_seen real not null, turns integer not null
+    model_version text primary key, first_seen {real} not null, last_seen {real} not null, turns integer not null
 );
-create table if not exists drift_retrains (week text primary key, started real not null);
-create table if not exists analytics_computed (name text primary key, computed real not null, value text not null);
+create table if not exists drift_retrains (week text primary key, started {real} not null);
+create table if not exists analytics_computed (name text primary key, computed {real} not null, value text not null);
 """
 _TABLES = ("analytics_daily", "analytics_articles", "analytics_latency", "analytics_conversations", "analytics_outcomes",
            "analytics_versions")
+# SQLite computes a turn's latency bucket with `latency_bucket` (a Python function); PostgreSQL with the same formula
+BUCKET = (f"create or replace function sb_bucket(ms double precision) returns integer language sql immutable"
+          f" as 'select floor(ln(greatest(ms, 0) + 1) / ln({LATENCY_BASE}))::integer'")
+# Version 1 is the schema main's code made (without a schema_version row), left as it is.
+FIRST = on_both(SCHEMA)
+MIGRATIONS = [{**FIRST, "postgresql": f"{FIRST['postgresql']};{BUCKET}"}]
+
+# The fold, per engine; each statement reads its ? in this order: daily..versions, touched, *_feedback (after, upto),
+# customers (window), conversations (window, gap, window, upto).
+_PER_DAY = {engine: f"select day, model_version, outcome, count(*) as n, {with_fallback} as f"
+                    " from analytics_conversations where id in (select id from touched) group by 1, 2, 3"
+            for engine, with_fallback in (("sqlite", "sum(fallbacks > 0)"),
+                                          ("postgresql", "count(*) filter (where fallbacks > 0)"))}
+FOLD = {"sqlite": {
+    "daily": "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
+             " select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''),"
+             " count(*), coalesce(sum(latency_ms), 0), sum(instr(decision, '\"low_confidence\"') > 0) from turns"
+             " where id > ? and id <= ? group by 1, 2, 3, 4 having true"
+             " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms,"
+             " low_confidence = low_confidence + excluded.low_confidence",
+    "articles": "insert into analytics_articles (day, model_version, article, turns)"  # a knowledge answer's first source
+                " select date(created, 'unixepoch'), coalesce(model_version, ''), json_extract(sources, '$[0].title'),"
+                " count(*) from turns where id > ? and id <= ? and route = 'knowledge'"
+                " and json_extract(sources, '$[0].title') is not null group by 1, 2, 3 having true"
+                " on conflict do update set turns = turns + excluded.turns",
+    "latency": "insert into analytics_latency (day, route, bucket, turns)"
+               " select date(created, 'unixepoch'), route, sb_bucket(latency_ms), count(*) from turns"
+               " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3 having true"
+               " on conflict do update set turns = turns + excluded.turns",
+    "versions": "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
+                " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
+                " where id > ? and id <= ? group by 1 having true on conflict do update set"
+                " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),"
+                " turns = turns + excluded.turns",
+    "touched": "insert or ignore into touched select conversation_id from turns where id > ? and id <= ?",
+    "customers": "insert or ignore into touched select a.id from touched k"
+                 " join conversations c on c.id = k.id and c.customer_hash is not null"
+                 " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created and o.id != c.id"
+                 " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ?",
+    "outcomes_out": "update analytics_outcomes set conversations = conversations - old.n,"
+                    f" with_fallback = with_fallback - old.f from ({_PER_DAY['sqlite']}) as old"
+                    " where analytics_outcomes.day = old.day and analytics_outcomes.model_version = old.model_version"
+                    " and analytics_outcomes.outcome = old.outcome",
+    "conversations": "insert or replace into analytics_conversations"
+                     " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
+                     " select id, day, started, last_at, model_version, turns, fallbacks,"
+                     " case when handed_off then 'handed_off'"
+                     " when came_back or exists (select 1 from conversations c join conversations o"
+                     " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
+                     " and o.created > s.last_at and o.created <= s.last_at + ?) then 'returned'"
+                     " when abandoned then 'abandoned' else 'contained' end from ("
+                     " select conversation_id as id, date(min(created), 'unixepoch') as day, min(created) as started,"
+                     " max(created) as last_at, coalesce(max(case when n = 1 then model_version end), '') as model_version,"
+                     " count(*) as turns, sum(route = 'fallback') as fallbacks, max(route = 'handoff') as handed_off,"
+                     " max(gap >= ? and gap <= ?) as came_back,"
+                     " max(case when last = 1 then route = 'fallback' end) as abandoned"
+                     " from (select t.conversation_id, t.created, t.route, t.model_version,"
+                     " t.created - lag(t.created) over w as gap, row_number() over w as n,"
+                     " row_number() over (partition by t.conversation_id order by t.id desc) as last"
+                     " from touched k cross join turns t on t.conversation_id = k.id"  # touched first: the index
+                     " where t.id <= ? window w as (partition by t.conversation_id order by t.id))"
+                     " group by conversation_id) as s",
+    "outcomes_in": "insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback)"
+                   f" {_PER_DAY['sqlite']} having true on conflict do update set"
+                   " conversations = conversations + excluded.conversations,"
+                   " with_fallback = with_fallback + excluded.with_fallback",
+    "daily_feedback": "insert into analytics_daily (day, model_version, route, intent, up, down)"
+                      " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), t.route,"
+                      " coalesce(t.intent, ''), sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f"
+                      " join turns t on t.id = f.turn_id where f.id > ? and f.id <= ? group by 1, 2, 3, 4 having true"
+                      " on conflict do update set up = up + excluded.up, down = down + excluded.down",
+    "articles_feedback": "insert into analytics_articles (day, model_version, article, up, down)"
+                         " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''),"
+                         " json_extract(t.sources, '$[0].title'), sum(f.rating = 'up'), sum(f.rating = 'down')"
+                         " from feedback f join turns t on t.id = f.turn_id where f.id > ? and f.id <= ?"
+                         " and t.route = 'knowledge' and json_extract(t.sources, '$[0].title') is not null"
+                         " group by 1, 2, 3 having true"
+                         " on conflict do update set up = up + excluded.up, down = down + excluded.down",
+}}
+_DAY = "to_char(to_timestamp({}) at time zone 'UTC', 'YYYY-MM-DD')"  # SQLite's date(t, 'unixepoch')
+_TITLE = "(({}::json) -> 0 ->> 'title')"  # SQLite's json_extract(sources, '$[0].title')
+FOLD["postgresql"] = {
+    "daily": "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
+             f" select {_DAY.format('created')}, coalesce(model_version, ''), route, coalesce(intent, ''),"
+             " count(*), coalesce(sum(latency_ms), 0), count(*) filter (where strpos(decision, '\"low_confidence\"') > 0)"
+             " from turns where id > ? and id <= ? group by 1, 2, 3, 4"
+             " on conflict (day, model_version, route, intent) do update set"
+             " turns = analytics_daily.turns + excluded.turns,"
+             " latency_ms = analytics_daily.latency_ms + excluded.latency_ms,"
+             " low_confidence = analytics_daily.low_confidence + excluded.low_confidence",
+    "articles": "insert into analytics_articles (day, model_version, article, turns)"
+                f" select {_DAY.format('created')}, coalesce(model_version, ''), {_TITLE.format('sources')}, count(*)"
+                f" from turns where id > ? and id <= ? and route = 'knowledge' and {_TITLE.format('sources')} is not null"
+                " group by 1, 2, 3 on conflict (day, model_version, article) do update set"
+                " turns = analytics_articles.turns + excluded.turns",
+    "latency": "insert into analytics_latency (day, route, bucket, turns)"
+               f" select {_DAY.format('created')}, route, sb_bucket(latency_ms), count(*) from turns"
+               " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3"
+               " on conflict (day, route, bucket) do update set turns = analytics_latency.turns + excluded.turns",
+    "versions": "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
+                " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
+                " where id > ? and id <= ? group by 1 on conflict (model_version) do update set"
+                " first_seen = least(analytics_versions.first_seen, excluded.first_seen),"
+                " last_seen = greatest(analytics_versions.last_seen, excluded.last_seen),"
+                " turns = analytics_versions.turns + excluded.turns",
+    "touched": "insert into touched select distinct conversation_id from turns where id > ? and id <= ?"
+               " on conflict do nothing",
+    "customers": "insert into touched select a.id from touched k"
+                 " join conversations c on c.id = k.id and c.customer_hash is not null"
+                 " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created and o.id != c.id"
+                 " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ? on conflict do nothing",
+    "outcomes_out": "update analytics_outcomes set conversations = conversations - old.n,"
+                    f" with_fallback = with_fallback - old.f from ({_PER_DAY['postgresql']}) as old"
+                    " where analytics_outcomes.day = old.day and analytics_outcomes.model_version = old.model_version"
+                    " and analytics_outcomes.outcome = old.outcome",
+    "conversations": "insert into analytics_conversations"
+                     " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
+                     " select id, day, started, last_at, model_version, turns, fallbacks,"
+                     " case when handed_off then 'handed_off'"
+                     " when came_back or exists (select 1 from conversations c join conversations o"
+                     " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
+                     " and o.created > s.last_at and o.created <= s.last_at + ?) then 'returned'"
+                     " when abandoned then 'abandoned' else 'contained' end from ("
+                     f" select conversation_id as id, {_DAY.format('min(created)')} as day, min(created) as started,"
+                     " max(created) as last_at, coalesce(max(case when n = 1 then model_version end), '') as model_version,"
+                     " count(*) as turns, count(*) filter (where route = 'fallback') as fallbacks,"
+                     " bool_or(route = 'handoff') as handed_off, bool_or(gap >= ? and gap <= ?) as came_back,"
+                     " bool_or(case when last = 1 then route = 'fallback' end) as abandoned"
+                     " from (select t.conversation_id, t.created, t.route, t.model_version,"
+                     " t.created - lag(t.created) over w as gap, row_number() over w as n,"
+                     " row_number() over (partition by t.conversation_id order by t.id desc) as last"
+                     " from touched k join turns t on t.conversation_id = k.id"
+                     " where t.id <= ? window w as (partition by t.conversation_id order by t.id)) as x"
+                     " group by conversation_id) as s on conflict (id) do update set day = excluded.day,"
+                     " started = excluded.started, last_at = excluded.last_at, model_version = excluded.model_version,"
+                     " turns = excluded.turns, fallbacks = excluded.fallbacks, outcome = excluded.outcome",
+    "outcomes_in": "insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback)"
+                   f" {_PER_DAY['postgresql']} on conflict (day, model_version, outcome) do update set"
+                   " conversations = analytics_outcomes.conversations + excluded.conversations,"
+                   " with_fallback = analytics_outcomes.with_fallback + excluded.with_fallback",
+    "daily_feedback": "insert into analytics_daily (day, model_version, route, intent, up, down)"
+                      f" select {_DAY.format('t.created')}, coalesce(t.model_version, ''), t.route,"
+                      " coalesce(t.intent, ''), count(*) filter (where f.rating = 'up'),"
+                      " count(*) filter (where f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
+                      " where f.id > ? and f.id <= ? group by 1, 2, 3, 4"
+                      " on conflict (day, model_version, route, intent) do update set"
+                      " up = analytics_daily.up + excluded.up, down = analytics_daily.down + excluded.down",
+    "articles_feedback": "insert into analytics_articles (day, model_version, article, up, down)"
+                         f" select {_DAY.format('t.created')}, coalesce(t.model_version, ''),"
+                         f" {_TITLE.format('t.sources')}, count(*) filter (where f.rating = 'up'),"
+                         " count(*) filter (where f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
+                         f" where f.id > ? and f.id <= ? and t.route = 'knowledge' and {_TITLE.format('t.sources')}"
+                         " is not null group by 1, 2, 3 on conflict (day, model_version, article) do update set"
+                         " up = analytics_articles.up + excluded.up, down = analytics_articles.down + excluded.down",
+}
 
 
 def day_of(t: float) -> str:
@@ -214,17 +368,20 @@ class Promotion:
 class Analytics:
     """The rollup tables of the shared database, and the figures read from them."""
 
-    def __init__(self, db: sqlite_utils.Database, return_window_h: float = 24.0, session_gap_min: float = 30.0):
-        self.db = db
+    def __init__(self, db: Database, return_window_h: float = 24.0, session_gap_min: float = 30.0):
+        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
+        self.db, self.engine = db, dialect(db)
         self.window, self.gap = return_window_h * 3600, session_gap_min * 60
-        db.executescript(SCHEMA)
-        db.conn.create_function("sb_bucket", 1, latency_bucket, deterministic=True)
+        migrate(db, "bot.analytics", MIGRATIONS)
+        if self.engine == "sqlite":
+            db.conn.create_function("sb_bucket", 1, latency_bucket, deterministic=True)
 
     # keeping the rollups current
     def refresh(self) -> int:
         """Fold turns and ratings logged since the last refresh into the rollups; returns how many turns.
 
-        Safe to run from several processes: each chunk reads the watermark and moves it in one transaction."""
+        Safe to run from several processes: each chunk reads the watermark and moves it in one transaction, one
+        process at a time."""
         done = 0
         while True:
             folded, finished = self.refresh_once()
@@ -235,14 +392,15 @@ class Analytics:
     def refresh_once(self) -> tuple[int, bool]:
         """Fold at most one chunk of turns (one transaction); returns (turns folded, whether the rollups are current).
         The server calls this once per database-thread task, so chat writes go in between chunks."""
-        if not self.db["turns"].exists():
+        if not has_table(self.db, "turns"):
             return 0, True
-        with transaction(self.db):
+        with writing(self.db):
+            serialise(self.db, "supportbot analytics fold")
             if self._state("definition") != self._definition():  # counted another way: from scratch
                 for table in _TABLES:
                     self.db.execute(f"drop table if exists {table}")
                 self.db.execute("delete from analytics_state")
-                for statement in SCHEMA.split(";"):
+                for statement in FIRST[self.engine].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self._set_state("definition", self._definition())
@@ -263,104 +421,40 @@ class Analytics:
         return json.dumps({"window": self.window, "gap": self.gap, "version": 4})
 
     def _fold_turns(self, after: int, upto: int) -> None:
-        self.db.execute(
-            "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
-            " select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''),"
-            " count(*), coalesce(sum(latency_ms), 0), sum(instr(decision, '\"low_confidence\"') > 0) from turns"
-            " where id > ? and id <= ? group by 1, 2, 3, 4 having true"
-            " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms,"
-            " low_confidence = low_confidence + excluded.low_confidence",
-            [after, upto])
-        self.db.execute(  # the article a knowledge answer came from (its first source)
-            "insert into analytics_articles (day, model_version, article, turns)"
-            " select date(created, 'unixepoch'), coalesce(model_version, ''), json_extract(sources, '$[0].title'),"
-            " count(*) from turns where id > ? and id <= ? and route = 'knowledge'"
-            " and json_extract(sources, '$[0].title') is not null group by 1, 2, 3 having true"
-            " on conflict do update set turns = turns + excluded.turns", [after, upto])
-        self.db.execute(
-            "insert into analytics_latency (day, route, bucket, turns)"
-            " select date(created, 'unixepoch'), route, sb_bucket(latency_ms), count(*) from turns"
-            " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3 having true"
-            " on conflict do update set turns = turns + excluded.turns", [after, upto])
-        self.db.execute(
-            "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
-            " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
-            " where id > ? and id <= ? group by 1 having true on conflict do update set"
-            " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),"
-            " turns = turns + excluded.turns", [after, upto])
+        sql = FOLD[self.engine]
+        for name in ("daily", "articles", "latency", "versions"):
+            self.db.execute(sql[name], [after, upto])
         # A conversation's row is a function of all its turns: recompute the rows of those touched.
         self.db.execute("create temp table if not exists touched (id text primary key)")
         self.db.execute("delete from touched")
-        self.db.execute("insert or ignore into touched select conversation_id from turns where id > ? and id <= ?",
-                        [after, upto])
-        self.db.execute(  # a verified customer's new conversation is a return to their earlier ones
-            "insert or ignore into touched select a.id from touched k"
-            " join conversations c on c.id = k.id and c.customer_hash is not null"
-            " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created and o.id != c.id"
-            " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ?", [self.window])
-        per_day = ("select day, model_version, outcome, count(*) as n, sum(fallbacks > 0) as f"
-                   " from analytics_conversations where id in (select id from touched) group by 1, 2, 3")
-        self.db.execute(  # take out what the touched conversations counted before ...
-            f"update analytics_outcomes set conversations = conversations - old.n, with_fallback = with_fallback - old.f"
-            f" from ({per_day}) as old where analytics_outcomes.day = old.day"
-            " and analytics_outcomes.model_version = old.model_version and analytics_outcomes.outcome = old.outcome")
-        self.db.execute(
-            "insert or replace into analytics_conversations"
-            " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
-            " select id, day, started, last_at, model_version, turns, fallbacks,"
-            " case when handed_off then 'handed_off'"
-            " when came_back or exists (select 1 from conversations c join conversations o"
-            " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
-            " and o.created > s.last_at and o.created <= s.last_at + :window) then 'returned'"
-            " when abandoned then 'abandoned' else 'contained' end from ("
-            " select conversation_id as id, date(min(created), 'unixepoch') as day, min(created) as started,"
-            " max(created) as last_at, coalesce(max(case when n = 1 then model_version end), '') as model_version,"
-            " count(*) as turns, sum(route = 'fallback') as fallbacks, max(route = 'handoff') as handed_off,"
-            " max(gap >= :gap and gap <= :window) as came_back,"
-            " max(case when last = 1 then route = 'fallback' end) as abandoned"
-            " from (select t.conversation_id, t.created, t.route, t.model_version,"
-            " t.created - lag(t.created) over w as gap, row_number() over w as n,"
-            " row_number() over (partition by t.conversation_id order by t.id desc) as last"
-            " from touched k cross join turns t on t.conversation_id = k.id"  # touched first: the index, not a scan
-            " where t.id <= :upto window w as (partition by t.conversation_id order by t.id))"
-            " group by conversation_id) as s", {"gap": self.gap, "window": self.window, "upto": upto})
-        self.db.execute(  # ... and put in what they count now
-            f"insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback) {per_day}"
-            " having true on conflict do update set conversations = conversations + excluded.conversations,"
-            " with_fallback = with_fallback + excluded.with_fallback")
+        self.db.execute(sql["touched"], [after, upto])
+        self.db.execute(sql["customers"], [self.window])  # a verified customer's new conversation is a return
+        self.db.execute(sql["outcomes_out"])  # take out what the touched conversations counted before ...
+        self.db.execute(sql["conversations"], [self.window, self.gap, self.window, upto])
+        self.db.execute(sql["outcomes_in"])  # ... and put in what they count now
 
     def _fold_feedback(self, after: int, upto: int) -> None:
-        self.db.execute(
-            "insert into analytics_daily (day, model_version, route, intent, up, down)"
-            " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), t.route, coalesce(t.intent, ''),"
-            " sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
-            " where f.id > ? and f.id <= ? group by 1, 2, 3, 4 having true"
-            " on conflict do update set up = up + excluded.up, down = down + excluded.down", [after, upto])
-        self.db.execute(
-            "insert into analytics_articles (day, model_version, article, up, down)"
-            " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), json_extract(t.sources, '$[0].title'),"
-            " sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
-            " where f.id > ? and f.id <= ? and t.route = 'knowledge' and json_extract(t.sources, '$[0].title') is not null"
-            " group by 1, 2, 3 having true"
-            " on conflict do update set up = up + excluded.up, down = down + excluded.down", [after, upto])
+        for name in ("daily_feedback", "articles_feedback"):
+            self.db.execute(FOLD[self.engine][name], [after, upto])
 
     def _state(self, key: str) -> str | None:
         row = self.db.execute("select value from analytics_state where key = ?", [key]).fetchone()
         return row[0] if row else None
 
     def _set_state(self, key: str, value: str) -> None:
-        self.db.execute("insert or replace into analytics_state (key, value) values (?, ?)", [key, value])
+        self.db.execute("insert into analytics_state (key, value) values (?, ?)"
+                        " on conflict (key) do update set value = excluded.value", [key, value])
 
     # the early retrains drift started: at most one per ISO week, whatever restarts or processes there are
     def claim_drift_retrain(self, week: str) -> bool:
         """Record that drift starts a retrain in `week`; False when one was already started in it."""
-        with transaction(self.db):
-            return self.db.execute("insert or ignore into drift_retrains (week, started) values (?, ?)",
+        with writing(self.db):
+            return self.db.execute("insert into drift_retrains (week, started) values (?, ?) on conflict do nothing",
                                    [week, time.time()]).rowcount == 1
 
     def release_drift_retrain(self, week: str) -> None:
         """Forget the week's claim (its retrain could not be started)."""
-        with transaction(self.db):
+        with writing(self.db):
             self.db.execute("delete from drift_retrains where week = ?", [week])
 
     def last_drift_retrain(self) -> str:
@@ -369,8 +463,9 @@ class Analytics:
 
     # results too slow to compute on a page view (the clusters growing fastest), kept as JSON with their time
     def store_computed(self, name: str, value: Any, computed: float | None = None) -> None:
-        with transaction(self.db):
-            self.db.execute("insert or replace into analytics_computed (name, computed, value) values (?, ?, ?)",
+        with writing(self.db):
+            self.db.execute("insert into analytics_computed (name, computed, value) values (?, ?, ?) on conflict (name)"
+                            " do update set computed = excluded.computed, value = excluded.value",
                             [name, time.time() if computed is None else computed, json.dumps(value)])
 
     def computed(self, name: str) -> tuple[float, Any] | None:
@@ -435,7 +530,7 @@ class Analytics:
         table = "analytics_articles" if column == "article" else "analytics_daily"
         return [tuple(r) for r in self.db.execute(
             f"select {column}, sum({measure}) as m, sum(turns) from {table} where day >= ? and day <= ?"
-            f" and {column} != '' group by 1 having m > 0 order by m desc, 1 limit ?", [since, until, limit])]
+            f" and {column} != '' group by 1 having sum({measure}) > 0 order by m desc, 1 limit ?", [since, until, limit])]
 
     def intent_mix(self, since: str, until: str) -> list[tuple[str, str, int, int]]:
         """(day, intent, turns, turns below the answer threshold) of every day and intent ('' = none), for drift."""

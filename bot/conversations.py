@@ -2,7 +2,8 @@
 
 User text is redacted before it is written. Slot values that contain personal data (an e-mail the bot
 asked for) are never written: they live in this process's memory only, for the conversation's sake.
-Methods are synchronous and all-or-nothing; the web app calls them from its single writer thread.
+Methods are synchronous and all-or-nothing; the web app calls them from its single writer thread. The tables live
+in the bot's database on either engine (`knowledge.engine`); all of their SQL is in this module.
 """
 
 from __future__ import annotations
@@ -10,54 +11,67 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
 import uuid
 from collections import OrderedDict
 from typing import Any
 
-import sqlite_utils
-
 from bot.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
-from knowledge.database import transaction
+from knowledge.engine import TYPES, Database, insert, migrate, on_both, writing
 from training.redact import Redactor
 
 RATINGS = ("up", "down")
 PRIVATE_SLOT_CONVERSATIONS = 10_000  # conversations whose personal slot values are kept in memory
 
+# Version 1 is the schema main's code made (without a schema_version row): CREATE ... IF NOT EXISTS leaves such a
+# database's tables and rows as they are.
 SCHEMA = """
 create table if not exists conversations (
-    id text primary key, token_hash text not null, created real not null, updated real not null,
+    id text primary key, token_hash text not null, created {real} not null, updated {real} not null,
     handoff integer not null default 0, failures integer not null default 0,
-    pending text, slots text not null default '{}', turns integer not null default 0, customer_hash text
+    pending text, slots text not null default '{{}}', turns integer not null default 0, customer_hash text
 );
 create table if not exists turns (
-    id integer primary key, conversation_id text not null references conversations(id), created real not null,
-    message text not null, answer text not null, route text not null, intent text, confidence real,
+    id {id}, conversation_id text not null references conversations(id), created {real} not null,
+    message text not null, answer text not null, route text not null, intent text, confidence {real},
     quick_replies text not null, sources text not null, decision text not null, model_version text,
-    latency_ms real
+    latency_ms {real}
 );
 create index if not exists conversations_customer on conversations(customer_hash, created);
 create index if not exists turns_conversation on turns(conversation_id);
 create index if not exists turns_route on turns(route);
 create table if not exists feedback (
-    id integer primary key, turn_id integer not null references turns(id),
+    id {id}, turn_id {ref} not null references turns(id),
     conversation_id text not null references conversations(id), rating text not null, comment text,
-    created real not null
+    created {real} not null
 );
 create table if not exists handoffs (
-    id integer primary key, conversation_id text not null references conversations(id),
-    turn_id integer references turns(id), reason text not null, created real not null, released real
+    id {id}, conversation_id text not null references conversations(id),
+    turn_id {ref} references turns(id), reason text not null, created {real} not null, released {real}
 );
 create index if not exists handoffs_open on handoffs(conversation_id, released);
 create table if not exists flags (
-    id integer primary key, turn_id integer not null references turns(id),
+    id {id}, turn_id {ref} not null references turns(id),
     conversation_id text not null references conversations(id), kind text not null, detail text,
-    created real not null, resolved real
+    created {real} not null, resolved {real}
 );
 create index if not exists flags_kind on flags(kind, resolved);
 create index if not exists flags_turn on flags(turn_id);
+create table if not exists storage_probe (id {id}, data {blob})
 """
+
+
+def _first_sqlite(db: Database) -> None:
+    """Version 1 on SQLite: a log from before verified customers gets their column first (its index needs it)."""
+    if db["conversations"].exists() and "customer_hash" not in db["conversations"].columns_dict:
+        db.execute("alter table conversations add column customer_hash text")
+    for statement in filter(str.strip, SCHEMA.format(**TYPES["sqlite"]).split(";")):
+        db.execute(statement)
+
+
+MIGRATIONS = [{**on_both(SCHEMA), "sqlite": _first_sqlite}]
 
 
 class UnknownConversation(LookupError):
@@ -80,11 +94,10 @@ def _hash(token: str) -> str:
 class ConversationLog:
     """Owns the conversation tables of the shared database."""
 
-    def __init__(self, db: sqlite_utils.Database, redactor: Redactor):
+    def __init__(self, db: Database, redactor: Redactor):
+        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
         self.db, self.redactor = db, redactor
-        if self.db["conversations"].exists() and "customer_hash" not in self.db["conversations"].columns_dict:
-            self.db.execute("alter table conversations add column customer_hash text")  # a log from before
-        self.db.executescript(SCHEMA)
+        migrate(db, "bot.conversations", MIGRATIONS)
         self._private: OrderedDict[str, dict[str, str]] = OrderedDict()
 
     # conversations
@@ -109,13 +122,15 @@ class ConversationLog:
 
     def record_turn(self, convo: Conversation, message: str, reply: Reply, new_token: str | None = None) -> int:
         """Store the turn, the conversation's new state, its flags and a new handoff; returns the turn id.
-        `ConversationMoved` when another process recorded a turn since `convo` was read (nothing written)."""
+        `ConversationMoved` when another process recorded a turn since `convo` was read (nothing written): the
+        update of the conversation's row only applies to the turn count that was read, and on PostgreSQL it waits for
+        the row lock of a concurrent turn and then sees that turn's count, so of two racing turns one is refused."""
         now = time.time()
         redact = self.redactor.redact
         public = {k: v for k, v in convo.slots.items() if redact(v) == v}
         private = {k: v for k, v in convo.slots.items() if k not in public}
         d = reply.decision
-        with transaction(self.db):
+        with writing(self.db):
             if new_token is not None:
                 self.db.execute(
                     "insert into conversations (id, token_hash, created, updated, customer_hash) values (?, ?, ?, ?, ?)",
@@ -129,14 +144,15 @@ class ConversationLog:
             ).rowcount == 0
             if moved:
                 raise ConversationMoved(f"conversation {convo.id} has a newer turn")
-            turn_id = self.db.execute(
+            turn_id = insert(
+                self.db,
                 "insert into turns (conversation_id, created, message, answer, route, intent, confidence,"
                 " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [convo.id, now, redact(message), redact(reply.answer), d.route, d.intent, d.confidence,
                  json.dumps([{"label": q.label, "value": q.value} for q in reply.quick_replies]),
                  json.dumps([{"title": s.title, "url": s.url, "doc_id": s.doc_id} for s in d.sources]),
                  json.dumps(d.to_json()), d.model_version, d.latency_ms],
-            ).lastrowid
+            )
             for kind in d.flags:
                 self._flag(turn_id, convo.id, kind, d.reason, now)
             if "handoff" in d.flags:
@@ -170,7 +186,7 @@ class ConversationLog:
         if turn is None:
             raise UnknownConversation(f"no turn {turn_id} in this conversation")
         now = time.time()
-        with transaction(self.db):
+        with writing(self.db):
             self.db.execute(
                 "insert into feedback (turn_id, conversation_id, rating, comment, created) values (?, ?, ?, ?, ?)",
                 [turn_id, conversation_id, rating, self.redactor.redact(comment), now],
@@ -191,7 +207,7 @@ class ConversationLog:
 
     def release(self, conversation_id: str) -> bool:
         """Give the conversation back to the bot; False if it was not waiting for a person."""
-        with transaction(self.db):
+        with writing(self.db):
             cur = self.db.execute(
                 "update conversations set handoff = 0, failures = 0, pending = null where id = ? and handoff = 1",
                 [conversation_id],
@@ -204,9 +220,8 @@ class ConversationLog:
 
     def probe(self) -> None:
         """A small write and its removal: does the database take writes (disk space, permissions)?"""
-        with transaction(self.db):
-            self.db.execute("create table if not exists storage_probe (id integer primary key, data blob)")
-            self.db.execute("insert into storage_probe (data) values (randomblob(4096))")
+        with writing(self.db):
+            self.db.execute("insert into storage_probe (data) values (?)", [os.urandom(4096)])
             self.db.execute("delete from storage_probe")
 
     def stats(self) -> dict[str, Any]:
@@ -238,7 +253,7 @@ class ConversationLog:
     def flag_turns(self, kind: str, details: dict[int, str]) -> int:
         """Flag logged turns for review (e.g. what a candidate model would change); returns how many."""
         now = time.time()
-        with transaction(self.db):
+        with writing(self.db):
             rows = self.db.execute(
                 f"select id, conversation_id from turns where id in ({','.join('?' * len(details))})",
                 list(details)).fetchall() if details else []

@@ -9,10 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from bot.analytics import OUTCOMES, Analytics, Figures, Promotion, day_of, days_between, period
 from bot.router import ROUTES
+from knowledge.engine import Database
 
 RATES = ("containment", "handoff", "returned", "abandonment", "fallback_turns", "fallback_conversations",
          "clarification", "thumbs_down")
@@ -131,7 +130,7 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
-def build(db: sqlite_utils.Database, settings, days: int | None = None, now: float | None = None,
+def build(db: Database, settings, days: int | None = None, now: float | None = None,
           unanswered: list[dict[str, Any]] | None = None, growing: list[dict[str, Any]] | None = None,
           growing_computed: float | None = None, version: str | None = None,
           mix: dict[str, int] | None = None, analytics: Analytics | None = None) -> Report:

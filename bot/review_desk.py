@@ -19,7 +19,7 @@ from typing import Any
 from bot import intents_file
 from bot.folder import BotFolder, load_intents
 from bot.reviews import Filters, ReviewStore
-from knowledge.database import transaction
+from knowledge.engine import writing
 from training.store import Example, ExampleStore
 
 ACTIONS = ("confirm", "correct", "out_of_scope", "answer", "article", "ignore")
@@ -65,7 +65,7 @@ class ReviewDesk:
         filed = self.reviews.sync()
         last = self.reviews.watermark("pick")
         picks = self.reviews.clarification_picks(last)
-        with transaction(self.db):
+        with writing(self.db):
             if picks:
                 result = self.examples.insert(
                     Example(text=text, intent=intent, source="conversation", label_method="clarification",
@@ -92,7 +92,7 @@ class ReviewDesk:
         after: dict[str, Any] = {}
         out = Outcome(bulk_id=bulk_id, groups=1)
         status, decision = "done", action
-        with transaction(self.db):
+        with writing(self.db):
             if action == "confirm":
                 knowledge = group["route"] == "knowledge"  # the article was right: the base tunes on it
                 named = bool(group["intent"]) and group["intent"] != self.oos_label
@@ -169,7 +169,7 @@ class ReviewDesk:
             raise ValueError(f"action {action_id} was already undone")
         before, after = a["before"], a["after"]
         out = Outcome(groups=1)
-        with transaction(self.db):
+        with writing(self.db):
             self.examples.remove(after.get("examples", []))
             for example_id, old_intent, old_method in after.get("relabelled", []):
                 self.examples.relabel(example_id, old_intent, old_method)
@@ -221,7 +221,7 @@ class ReviewDesk:
         """Accepting a cluster: its messages become examples of an existing or a new intent (one undoable record)."""
         out = Outcome()
         after: dict[str, Any] = {"examples": [], "intent": intent}
-        with transaction(self.db):
+        with writing(self.db):
             if new_intent:
                 if not INTENT_NAME.match(intent):
                     raise ValueError(f"a new intent's name: lower-case letters, digits and _, not {intent!r}")
@@ -251,7 +251,7 @@ class ReviewDesk:
         if not INTENT_NAME.match(name):
             raise ValueError(f"an intent's name: lower-case letters, digits and _, not {name!r}")
         out = Outcome()
-        with transaction(self.db):
+        with writing(self.db):
             labelled = proposals.label_members(proposal, name, method="review-proposal")
             proposals.update(proposal.id, status="accepted", intent=name, name=name)
             new = name not in self.intents()

@@ -5,7 +5,8 @@ each flagged turn (and a random audit sample of confident answers) into the grou
 so one decision settles all of them; a group keeps its status when the message comes again (an ignored
 message stays ignored). Queue pages read `review_groups` only, newest or most frequent first, with keyset
 pagination over indexes: no request scans every turn. Methods are synchronous; the web app runs them in its
-database thread.
+database thread. The tables live in the bot's database on either engine (`knowledge.engine`); all of their SQL is
+in this module.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import sqlite_utils
-
-from knowledge.database import transaction
+from knowledge.engine import Database, dialect, has_table, insert, migrate, on_both, serialise, writing
 
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
          "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
@@ -28,30 +27,36 @@ SORTS = ("newest", "frequent")
 CONFIDENT_ROUTES = ("template", "knowledge")
 SYNC_BATCH = 5000
 
+# Version 1 is the schema main's code made (without a schema_version row), left as it is. PostgreSQL gets SQLite's
+# instr() (as strpos, inlined by the planner), so that the queue's queries are one text on both engines.
 SCHEMA = """
 create table if not exists review_groups (
-    id integer primary key, key text not null unique, text text not null, status text not null default 'new',
-    size integer not null default 0, kinds text not null default ',', first_seen real not null,
-    last_seen real not null, last_turn_id integer not null, intent text, route text, model_version text,
-    decision text, decided_by text, decided real
+    id {id}, key text not null unique, text text not null, status text not null default 'new',
+    size integer not null default 0, kinds text not null default ',', first_seen {real} not null,
+    last_seen {real} not null, last_turn_id {ref} not null, intent text, route text, model_version text,
+    decision text, decided_by text, decided {real}
 );
 create index if not exists review_groups_newest on review_groups(status, last_seen, id);
 create index if not exists review_groups_frequent on review_groups(status, size, id);
 create index if not exists review_groups_all_newest on review_groups(last_seen, id);
 create table if not exists review_entries (
-    id integer primary key, group_id integer not null references review_groups(id), turn_id integer not null,
-    kind text not null, created real not null, unique(turn_id, kind)
+    id {id}, group_id {ref} not null references review_groups(id), turn_id {ref} not null,
+    kind text not null, created {real} not null, unique(turn_id, kind)
 );
 create index if not exists review_entries_group on review_entries(group_id, turn_id);
 create table if not exists review_actions (
-    id integer primary key, group_id integer references review_groups(id), bulk_id text, action text not null,
-    actor text not null, created real not null, before text not null, after text not null, undone real,
+    id {id}, group_id {ref} references review_groups(id), bulk_id text, action text not null,
+    actor text not null, created {real} not null, before text not null, after text not null, undone {real},
     undone_by text
 );
 create index if not exists review_actions_group on review_actions(group_id, id);
 create index if not exists review_actions_bulk on review_actions(bulk_id);
-create table if not exists review_state (key text primary key, value integer not null);
+create table if not exists review_state (key text primary key, value {ref} not null)
 """
+INSTR = ("create or replace function instr(haystack text, needle text) returns integer language sql immutable"
+         " as 'select strpos(haystack, needle)'")
+FIRST = on_both(SCHEMA)
+MIGRATIONS = [{**FIRST, "postgresql": f"{FIRST['postgresql']};{INSTR}"}]
 
 
 def group_key(text: str) -> str:
@@ -131,10 +136,10 @@ GROUP_COLUMNS = ("id", "text", "status", "size", "kinds", "first_seen", "last_se
                  "route", "model_version", "decision", "decided_by", "decided")
 
 
-def confirmed_answers(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+def confirmed_answers(db: Database) -> list[tuple[str, str]]:
     """(customer message, document id) of the knowledge answers reviewers confirmed (not undone): questions
     the knowledge base tunes its fusion and threshold on beside its own (knowledge/base.py `calibrate`)."""
-    if not (db["review_groups"].exists() and db["turns"].exists()):
+    if not (has_table(db, "review_groups") and has_table(db, "turns")):
         return []
     rows = db.execute(
         "select t.message, t.decision from review_groups g join turns t on t.id = g.last_turn_id"
@@ -150,9 +155,11 @@ def confirmed_answers(db: sqlite_utils.Database) -> list[tuple[str, str]]:
 class ReviewStore:
     """Owns the review tables of the shared database."""
 
-    def __init__(self, db: sqlite_utils.Database, audit_rate: float = 0.02):
+    def __init__(self, db: Database, audit_rate: float = 0.02):
+        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
         self.db, self.audit_rate = db, audit_rate
-        self.db.executescript(SCHEMA)
+        self.postgres = dialect(db) == "postgresql"
+        migrate(db, "bot.reviews", MIGRATIONS)
         self._writes = 0  # bumped by every write, so cached counts are never stale
         self._counts: tuple | None = None
 
@@ -168,7 +175,9 @@ class ReviewStore:
                 [last, SYNC_BATCH]).fetchall()
             if not rows:
                 break
-            with transaction(self.db):
+            with writing(self.db):
+                if self._moved_on("flag", last):
+                    continue
                 for flag_id, turn_id, kind, created, message, intent, route, version in rows:
                     self._file(turn_id, kind, created, message, intent, route, version)
                 self._set_state("flag", rows[-1][0])
@@ -180,7 +189,9 @@ class ReviewStore:
                 " from turns t where t.id > ? order by t.id limit ?", [last, SYNC_BATCH]).fetchall()
             if not rows:
                 break
-            with transaction(self.db):
+            with writing(self.db):
+                if self._moved_on("turn", last):
+                    continue
                 for turn_id, created, message, intent, route, version, _ in rows:
                     if route in CONFIDENT_ROUTES and audited(turn_id, self.audit_rate) and not self.db.execute(
                             "select 1 from flags where turn_id = ? limit 1", [turn_id]).fetchone():
@@ -211,24 +222,29 @@ class ReviewStore:
             return
         row = self.db.execute("select id, last_seen from review_groups where key = ?", [key]).fetchone()
         if row is None:
-            group_id = self.db.execute(
-                "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent, route,"
+            group_id = insert(
+                self.db, "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent, route,"
                 " model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, message, created, created, turn_id, intent, route, version]).lastrowid
+                [key, message, created, created, turn_id, intent, route, version])
         else:
             group_id = row[0]
             if created >= row[1]:
                 self.db.execute(
                     "update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?, route = ?,"
                     " model_version = ? where id = ?", [created, turn_id, message, intent, route, version, group_id])
-        cur = self.db.execute("insert or ignore into review_entries (group_id, turn_id, kind, created)"
-                              " values (?, ?, ?, ?)", [group_id, turn_id, kind, created])
+        cur = self.db.execute("insert into review_entries (group_id, turn_id, kind, created)"
+                              " values (?, ?, ?, ?) on conflict do nothing", [group_id, turn_id, kind, created])
         if cur.rowcount:
             new_turn = self.db.execute("select count(*) from review_entries where group_id = ? and turn_id = ?",
                                        [group_id, turn_id]).fetchone()[0] == 1
             self.db.execute(
                 "update review_groups set size = size + ?, kinds = case when instr(kinds, ?) > 0 then kinds"
                 " else kinds || ? end where id = ?", [int(new_turn), f",{kind},", f"{kind},", group_id])
+
+    def _moved_on(self, key: str, last: int) -> bool:
+        """Inside the transaction, one worker at a time: whether another already filed what was read after `last`."""
+        serialise(self.db, "supportbot review sync")
+        return self._state(key) != last
 
     def _state(self, key: str) -> int:
         row = self.db.execute("select value from review_state where key = ?", [key]).fetchone()
@@ -266,8 +282,11 @@ class ReviewStore:
         return Page(rows, cursor, self.counts(filters.status))
 
     def counts(self, status: str = "new") -> dict[str, int]:
-        """Groups per flag kind (and in all) with this status ("" = any); counted again only after a write
-        (this store's own, or another connection's: SQLite's data_version)."""
+        """Groups per flag kind (and in all) with this status ("" = any); on SQLite counted again only after a
+        write (this store's own, or another connection's: SQLite's data_version); on PostgreSQL, whose other
+        workers' writes it cannot see as cheaply, every time."""
+        if self.postgres:
+            return self._count(status)
         version = (self._writes, self.db.execute("pragma data_version").fetchone()[0], status)
         if self._counts is not None and self._counts[0] == version:
             return dict(self._counts[1])
@@ -276,7 +295,7 @@ class ReviewStore:
         return dict(counts)
 
     def _count(self, status: str) -> dict[str, int]:
-        cols = ", ".join(f"sum(instr(kinds, ',{k},') > 0)" for k in KINDS)
+        cols = ", ".join(f"count(*) filter (where instr(kinds, ',{k},') > 0)" for k in KINDS)
         sql = f"select count(*), {cols} from review_groups" + (" where status = ?" if status else "")
         row = self.db.execute(sql, [status] if status else []).fetchone()
         return {"all": row[0] or 0, **{k: v or 0 for k, v in zip(KINDS, row[1:])}}
@@ -299,8 +318,9 @@ class ReviewStore:
     def members(self, group_id: int, limit: int = 50) -> list[dict[str, Any]]:
         """The group's turns, newest first: turn id, when, message, kinds."""
         rows = self.db.execute(
-            "select e.turn_id, max(e.created), group_concat(e.kind), t.message from review_entries e"
-            " join turns t on t.id = e.turn_id where e.group_id = ? group by e.turn_id order by e.turn_id desc"
+            f"select e.turn_id, max(e.created), {'string_agg' if self.postgres else 'group_concat'}(e.kind, ','),"
+            " t.message from review_entries e join turns t on t.id = e.turn_id where e.group_id = ?"
+            " group by e.turn_id, t.message order by e.turn_id desc"
             " limit ?", [group_id, limit]).fetchall()
         return [{"turn_id": r[0], "created": r[1], "kinds": r[2].split(","), "message": r[3]} for r in rows]
 
@@ -350,10 +370,10 @@ class ReviewStore:
 
     def record(self, group_id: int | None, action: str, actor: str, before: dict, after: dict,
                bulk_id: str | None = None) -> int:
-        return self.db.execute(
-            "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
+        return insert(
+            self.db, "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
             " values (?, ?, ?, ?, ?, ?, ?)",
-            [group_id, bulk_id, action, actor, time.time(), json.dumps(before), json.dumps(after)]).lastrowid
+            [group_id, bulk_id, action, actor, time.time(), json.dumps(before), json.dumps(after)])
 
     def action(self, action_id: int) -> dict[str, Any] | None:
         rows = list(self.actions(where="id = ?", args=[action_id]))

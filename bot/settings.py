@@ -1,12 +1,13 @@
 """All settings of a bot: one frozen dataclass per section, loaded from `bot.toml`, overridable on the CLI.
 
-`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`, `[review]`, `[analytics]`); the CLI
-overrides any field with `--set section.field=value`.
+`bot.toml` has one table per section (`[train]`, `[knowledge]`, `[server]`, `[privacy]`, `[transcripts]`, `[review]`,
+`[analytics]`, `[database]`); the CLI overrides any field with `--set section.field=value`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 import typing
@@ -175,6 +176,25 @@ class AnalyticsSettings:
         refuse_invalid(self, "analytics", checks)
 
 
+DATABASE_URL_ENV = "SUPPORTBOT_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the bot keeps its state: conversations, reviews, accounts, analytics, examples, knowledge chunks."""
+
+    url: str = setting("", "The bot's database: empty = the SQLite file supportbot.db in state_dir (the default, nothing "
+                       "to install); postgresql://user:password@host:port/dbname = a PostgreSQL server, shared by every "
+                       "worker and machine of the bot (`run_bot.py db copy --to URL` moves a bot's state there). Empty "
+                       f"also reads {DATABASE_URL_ENV}. It holds a password: shown only as set or not, never logged.")
+
+    def __post_init__(self) -> None:
+        from knowledge.engine import is_postgres_url
+
+        if self.url and not is_postgres_url(self.url):  # the value is not repeated: it may hold a password
+            raise ValueError("database.url must be empty (the SQLite file in state_dir) or a postgresql:// URL")
+
+
 def _is_origin_url(url: str) -> bool:
     from urllib.parse import urlsplit
 
@@ -208,6 +228,7 @@ class Settings:
         default_factory=TranscriptSettings, metadata={"help": "Importing past transcripts as training examples."})
     review: ReviewSettings = field(default_factory=ReviewSettings, metadata={"help": "The review workspace."})
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings, metadata={"help": "Analytics figures."})
+    database: DatabaseSettings = field(default_factory=DatabaseSettings, metadata={"help": "The bot's database."})
 
     @property
     def shown_name(self) -> str:
@@ -224,6 +245,17 @@ class Settings:
         return self.state_path / "supportbot.db"
 
     @property
+    def database_location(self) -> str:
+        """What `bot.database.open_bot_database` opens: database.url (else the environment's), or else the SQLite file `db_path`."""
+        return self.database.url or os.environ.get(DATABASE_URL_ENV, "") or str(self.db_path)
+
+    @property
+    def on_postgres(self) -> bool:
+        from knowledge.engine import is_postgres_url
+
+        return is_postgres_url(self.database_location)
+
+    @property
     def models_path(self) -> Path:
         return self.state_path / "models"
 
@@ -232,7 +264,7 @@ class Settings:
         return self.state_path / "index"
 
 
-SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review", "analytics")
+SECTIONS = ("train", "knowledge", "server", "privacy", "transcripts", "review", "analytics", "database")
 
 
 class SettingError(ValueError):

@@ -161,6 +161,14 @@ class KnowledgeStore:
         self.db.execute("INSERT INTO kb_fts (rowid, title, heading, text) VALUES (?,?,?,?)",
                         [cur.lastrowid, title, chunk.heading, chunk.text])
 
+    def index_copied_chunks(self) -> None:
+        """PostgreSQL: the keyword columns of chunks copied in without them (`run_bot.py db copy` from SQLite, whose
+        FTS5 index is not copied), computed as `_insert_chunk` does from the document's title and the chunk."""
+        body = (f"setweight(to_tsvector('{TEXT_SEARCH}', c.heading), 'A') || "
+                f"setweight(to_tsvector('{TEXT_SEARCH}', c.text), 'B')")
+        self.db.execute(f"UPDATE kb_chunks c SET terms = setweight(to_tsvector('{TEXT_SEARCH}', d.title), 'A') || {body},"
+                        f" body_terms = {body} FROM kb_documents d WHERE d.id = c.doc_id")
+
     def set_file_hash(self, doc_ids: Sequence[str], file: str, file_hash: str) -> None:
         """A file changed but these of its documents did not: remember the new file hash (no generation move)."""
         with writing(self.db):

@@ -10,6 +10,7 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("SUPPORTBOT_DATABASE_URL", None)  # a developer's server must not become the tests' database
 
 WORDS = (
     "where is my order parcel package delivery track tracking cancel refund return money back card "

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from knowledge.engine import Database, migrate, writing
-from training.store import on_both
+from knowledge.engine import Database, migrate, on_both, writing
 
 # Version 1 is the table main's code made with sqlite_utils (without a schema_version row), left as it is.
 SCHEMA = """

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
+from bot.settings import Settings
 
 EXAMPLES = """  python run_bot.py kb sync                          re-ingest the bot folder's knowledge/ (incremental)
   python run_bot.py kb add ~/exports/helpcentre faq.csv   add more files or folders
@@ -69,15 +70,15 @@ def open_kb(args: argparse.Namespace):
     from knowledge.base import KnowledgeBase
 
     settings = open_bot(args).settings
-    return KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+    return KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
 
 
-def confirmed(db_path: Path) -> list[tuple[str, str]]:
+def confirmed(settings: Settings) -> list[tuple[str, str]]:
     """The knowledge answers reviewers confirmed, for the base to tune on (bot/reviews.py)."""
+    from bot.database import open_bot_database
     from bot.reviews import confirmed_answers
-    from knowledge.database import connect
 
-    db = connect(db_path)
+    db = open_bot_database(settings)
     try:
         return confirmed_answers(db)
     finally:
@@ -97,7 +98,7 @@ def _ingest(args, paths, remove_missing: bool) -> int:
     kb = open_kb(args)
     try:
         report = (kb.sync if remove_missing else kb.add)(paths, progress=True,
-                                                         confirmed=confirmed(open_bot(args).settings.db_path))
+                                                         confirmed=confirmed(open_bot(args).settings))
     finally:
         kb.close()
     print(report.summary())

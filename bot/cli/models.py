@@ -66,9 +66,9 @@ def _registry(folder):
 
 
 def _state(folder):
-    from knowledge.database import connect
+    from bot.database import open_bot_database
 
-    return connect(folder.settings.db_path), _registry(folder)
+    return open_bot_database(folder.settings), _registry(folder)
 
 
 def retrain_cmd(args: argparse.Namespace) -> int:

@@ -27,15 +27,15 @@ def register(sub) -> None:
 def report(args: argparse.Namespace) -> int:
     from bot import report as reports
     from bot.analytics import parse_since
-    from knowledge.database import connect
+    from bot.database import open_bot_database
 
     folder = open_bot(args)
     days = parse_since(args.since) if args.since else None
     if args.markdown:
         check_matplotlib()
-    if not folder.settings.db_path.is_file():
+    if not folder.settings.on_postgres and not folder.settings.db_path.is_file():
         raise FileNotFoundError(f"no conversation log at {folder.settings.db_path}: serve the bot first")
-    db = connect(folder.settings.db_path)
+    db = open_bot_database(folder.settings)
     unanswered, growing = _unanswered(db, folder, days or folder.settings.analytics.days)
     r = reports.build(db, folder.settings, days, unanswered=unanswered, growing=growing)
     print(terminal(r))

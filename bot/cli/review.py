@@ -52,11 +52,11 @@ def register(sub) -> None:
 
 
 def _desk(args: argparse.Namespace):
+    from bot.database import open_bot_database
     from bot.review_desk import ReviewDesk
-    from knowledge.database import connect
 
     folder = open_bot(args)
-    desk = ReviewDesk(connect(folder.settings.db_path), folder)
+    desk = ReviewDesk(open_bot_database(folder.settings), folder)
     desk.sync()
     return desk
 

@@ -62,17 +62,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def knowledge_warnings(folder: BotFolder) -> list[str]:
     """Intents that send customers to the knowledge base while it is empty: every such answer is a fallback."""
-    from knowledge.database import connect
+    from bot.database import open_bot_database
     from knowledge.store import KnowledgeStore
 
     routed = sorted(name for name, intent in folder.intents.items() if intent.route == "knowledge")
     if not routed:
         return []
-    db = connect(folder.settings.db_path)
+    db = open_bot_database(folder.settings)
     try:
         documents, _chunks = KnowledgeStore(db).counts()
     finally:
-        db.conn.close()
+        db.close()
     if documents:
         return []
     unanswered = [name for name in routed if not folder.intents[name].answer]
@@ -100,22 +100,22 @@ def prepare(folder: BotFolder) -> None:
     """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
     from bot.cli.kb import confirmed
     from bot.cli.train import prepare_model
+    from bot.database import open_bot_database
     from knowledge.base import KnowledgeBase
-    from knowledge.database import connect
 
     settings = folder.settings
     start = time.perf_counter()
     print(f"preparing {folder.path} in {settings.state_path} ...", flush=True)
-    db = connect(settings.db_path)
+    db = open_bot_database(settings)
     try:
         version = prepare_model(folder, db)
     finally:
         db.close()
     print(f"  intent model: {Path(version).name} ({time.perf_counter() - start:.0f} s)", flush=True)
     if folder.knowledge_dir.is_dir():
-        kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+        kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
         try:
-            report = kb.sync([folder.knowledge_dir], confirmed=confirmed(settings.db_path))
+            report = kb.sync([folder.knowledge_dir], confirmed=confirmed(settings))
         finally:
             kb.close()
         print("  " + report.summary().replace("\n", "\n  "), flush=True)

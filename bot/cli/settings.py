@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.cli.common import add_bot_args, command, open_bot
 from bot.settings import describe
 
-SECRETS = ("server.admin_token", "server.identity_secret")  # shown as set or not, never printed
+SECRETS = ("server.admin_token", "server.identity_secret", "database.url")  # shown as set or not, never printed
 
 
 def register(sub) -> None:

@@ -131,6 +131,7 @@ def train_settings(folder: BotFolder, db, say=print):
 
 
 def train(args: argparse.Namespace) -> int:
+    from bot.database import open_bot_database
     from knowledge.database import connect
     from training.dataset import read_examples
     from training.pipeline import train as train_model
@@ -142,7 +143,7 @@ def train(args: argparse.Namespace) -> int:
     if args.only and not args.data:
         raise ValueError("--only trains on exactly the --data files: give at least one")
     # --only: a scratch store in memory, so duplicates and conflicts are dropped exactly as the bot's store does
-    store = ExampleStore(connect(None if args.only else settings.db_path))
+    store = ExampleStore(connect(None) if args.only else open_bot_database(settings))
     if not args.only:
         added = store.add(folder.seed_examples())
         print(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
@@ -196,7 +197,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
-    from knowledge.database import connect
+    from bot.database import open_bot_database
     from training.dataset import read_messages
     from training.pipeline import recalibrate, reviewed_oos_share, write_recalibrated
     from training.registry import ModelRegistry
@@ -210,7 +211,7 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
     share = None
     if args.oos_share == "reviews":
-        share, reviewed = reviewed_oos_share(ExampleStore(connect(folder.settings.db_path)).examples(), settings.oos_label)
+        share, reviewed = reviewed_oos_share(ExampleStore(open_bot_database(folder.settings)).examples(), settings.oos_label)
         if share is None:
             raise ValueError(f"only {reviewed} reviewed messages: too few to estimate the out-of-scope share "
                              "(review more, or give --oos-share 0.5)")
@@ -259,13 +260,13 @@ def _knowledge(folder: BotFolder):
     from knowledge.base import KnowledgeBase
 
     settings = folder.settings
-    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge)
+    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
     kb.sync(docs)
     return kb
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None):
-    from knowledge.database import connect
+    from bot.database import open_bot_database
     from training.dataset import read_examples
     from training.store import ExampleStore
 
@@ -275,7 +276,7 @@ def _evaluation_examples(folder: BotFolder, data: Path | None):
         for warning in loaded.warnings:
             print(f"warning: {warning}")
         return loaded.examples
-    examples = ExampleStore(connect(folder.settings.db_path)).examples(split="test")
+    examples = ExampleStore(open_bot_database(folder.settings)).examples(split="test")
     if not examples:
         raise FileNotFoundError(f"no evaluation data: give --data FILE, add {file}, or store examples with split 'test'")
     return examples

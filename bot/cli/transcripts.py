@@ -109,6 +109,7 @@ def run_import(args: argparse.Namespace) -> int:
         args.path = folder.transcripts_dir / args.path.name
     else:
         folder = open_bot(args)
+    from bot.database import open_bot_database
     from knowledge.database import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
@@ -120,8 +121,8 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         paths = [args.path]
     settings = folder.settings
-    db_path = settings.db_path
-    db = connect(None if args.dry_run and not db_path.exists() else db_path)
+    fresh = args.dry_run and not settings.on_postgres and not settings.db_path.exists()
+    db = connect(None) if fresh else open_bot_database(settings)
     embedder = _Once(lambda: _embedder(settings))
     try:
         for path in paths:
@@ -137,9 +138,9 @@ def run_import(args: argparse.Namespace) -> int:
                 bars.close()
             print(report.summary())
     finally:
-        db.conn.close()
+        db.close()
     if not args.dry_run:
-        print(f"stored in {db_path}")
+        print(f"stored in {'the PostgreSQL database (database.url)' if settings.on_postgres else settings.db_path}")
     if args.into is not None:
         print(f"Next: python run_bot.py intents list --bot {args.into}   (review the proposed intents)")
     return 0
@@ -231,7 +232,8 @@ class _Bars:
 def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = (), redact: bool = False,
                  retrieval_as: str = "intents") -> int:
     """Write a new bot folder from a Rasa project, with MIGRATION.md; refuses to touch an existing non-empty folder."""
-    from bot.migration import REPORT_FILE, migrate_rasa as migrate
+    from bot.migration import REPORT_FILE
+    from bot.migration import migrate_rasa as migrate
     from bot.settings import load_settings
     from training.rasa.report import summary
 
@@ -303,10 +305,10 @@ def append_intent(file: Path, block_for_indent) -> None:
 
 # -- intents review ---------------------------------------------------------------------------------
 def _stores(folder: BotFolder):
-    from knowledge.database import connect
+    from bot.database import open_bot_database
     from training.store import ExampleStore, ProposalStore
 
-    db = connect(folder.settings.db_path)
+    db = open_bot_database(folder.settings)
     return db, ExampleStore(db), ProposalStore(db)
 
 
@@ -344,7 +346,7 @@ def _intent_name(name: str) -> str:
 
 
 def accept(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     folder = open_bot(args)
     db, store, proposals = _stores(folder)
@@ -352,7 +354,7 @@ def accept(args: argparse.Namespace) -> int:
     if proposal.status != "open":
         raise ValueError(f"proposal {proposal.id} is {proposal.status}, not open")
     name = _intent_name(args.name or proposal.name)
-    with transaction(db):
+    with writing(db):
         labelled = proposals.label_members(proposal, name)
         proposals.update(proposal.id, status="accepted", intent=name, name=name)
         if name not in folder.intents:  # written last: an error above leaves intents.yaml untouched
@@ -366,18 +368,18 @@ def accept(args: argparse.Namespace) -> int:
 
 
 def rename(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
-    with transaction(db):
+    with writing(db):
         proposals.update(proposal.id, name=_intent_name(args.name))
     print(f"proposal {proposal.id}: {proposal.name} -> {args.name}")
     return 0
 
 
 def merge(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     if len(args.ids) < 2:
         raise ValueError("merge needs at least two proposal ids")
@@ -390,7 +392,7 @@ def merge(args: argparse.Namespace) -> int:
     members = {m for p in group for m in p.members}
     examples = list(dict.fromkeys(t for p in group for t in p.examples))[:8]
     name = _intent_name(args.name or target.name)
-    with transaction(db):
+    with writing(db):
         proposals.update(target.id, name=name, members=members, examples=examples)
         for p in others:
             proposals.update(p.id, status="merged", intent=f"#{target.id}")
@@ -399,11 +401,11 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def drop(args: argparse.Namespace) -> int:
-    from knowledge.database import transaction
+    from knowledge.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
-    with transaction(db):
+    with writing(db):
         proposals.update(proposal.id, status="dropped")
     print(f"dropped proposal {proposal.id} ({proposal.name}); its {proposal.size} examples stay unlabelled")
     return 0

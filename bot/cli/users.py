@@ -40,9 +40,9 @@ def register(sub) -> None:
 
 def _store(args: argparse.Namespace):
     from bot.accounts import AccountStore
-    from knowledge.database import connect
+    from bot.database import open_bot_database
 
-    return AccountStore(connect(open_bot(args).settings.db_path))
+    return AccountStore(open_bot_database(open_bot(args).settings))
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -19,6 +19,7 @@ from typing import AsyncIterator, Callable
 from aiohttp import web
 
 from bot.conversations import ConversationLog
+from bot.database import migrate_stores, open_bot_database
 from bot.drift import DriftStatus
 from bot.folder import BotFolder
 from bot.handoff import HandoffNotifier
@@ -31,7 +32,6 @@ from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
 from bot.web.schedule import Schedule
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
-from knowledge.database import connect
 from training.redact import Redactor
 
 log = logging.getLogger("supportbot.app")
@@ -41,7 +41,7 @@ def open_knowledge_base(settings: Settings) -> Knowledge:
     """The bot's knowledge base, warmed up (embedder loaded) so that /readyz means ready."""
     from knowledge.base import KnowledgeBase
 
-    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge, threads=settings.server.model_threads)
+    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge, threads=settings.server.model_threads)
     kb.search("warm up", k=1)
     limit_model_threads(settings.server.model_threads)
     return kb
@@ -104,7 +104,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         worker=worker,
     )
     rt.metrics = app[metrics.METRICS]
-    rt.log = await rt.db(lambda: ConversationLog(connect(settings.db_path), Redactor(settings.privacy)))
+    rt.log = await rt.db(_open_log, settings)
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
@@ -133,6 +133,14 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.writer.shutdown(wait=True)
     if shared is not None:
         shared.close()
+
+
+def _open_log(settings: Settings) -> ConversationLog:
+    """The conversation log on the bot's database, every store's tables migrated first (on the database thread:
+    the stores opened later by handlers then find nothing to write)."""
+    db = open_bot_database(settings)
+    migrate_stores(db)
+    return ConversationLog(db, Redactor(settings.privacy))
 
 
 async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> None:

@@ -28,18 +28,18 @@ def retrain_command(folder: BotFolder, trigger: str) -> list[str]:
 
 def new_examples(folder: BotFolder) -> int:
     """Labelled, trainable examples the serving model has not seen (reads the database: call in a thread)."""
-    from knowledge.database import connect
+    from bot.database import open_bot_database
     from training.registry import ModelRegistry
     from training.retrain import collect_examples
     from training.store import ExampleStore
 
     s = folder.settings
-    db = connect(s.db_path)
+    db = open_bot_database(s)
     try:
         serving = ModelRegistry(s.models_path).current_path()
         return len(collect_examples(ExampleStore(db).examples(), s.train, serving, s.retrain).new)
     finally:
-        db.conn.close()
+        db.close()
 
 
 class Schedule:

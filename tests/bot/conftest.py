@@ -24,6 +24,13 @@ class JsonErrorServer(TestServer):
         return AppRunner(self.app, **kwargs)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_location(request, tmp_path) -> str:
+    """Where a store test's database lives: the SQLite file of a state folder tmp_path/state, or a new database on
+    the test PostgreSQL server."""
+    return str(tmp_path / "state" / "supportbot.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 def folder(tmp_path) -> BotFolder:
     return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"'])

@@ -1,17 +1,23 @@
-"""Analytics on generated logs with known answers: containment, returns, shares that add to 100 %, rollups that
-stay right when folded in pieces."""
+"""Analytics on generated logs with known answers, on both engines (SQLite and a real PostgreSQL server):
+containment, returns, shares that add to 100 %, rollups that stay right when folded in pieces; the upgrade of
+rollups made before versioned migrations."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
 
 import pytest
 
 from bot.analytics import DEFINITIONS, OUTCOMES, Analytics, day_of, parse_since, period
 from bot.conversations import ConversationLog
 from bot.router import ROUTES
-from knowledge.database import connect
+from knowledge.engine import close, open_database
+from knowledge.postgres_server import new_database
 from training.redact import RedactSettings, Redactor
 
 DAY0 = 1_764_547_200.0  # 2025-12-01 00:00 UTC
@@ -22,8 +28,8 @@ NOW = DAY0 + 10 * 86400  # every window has closed
 class Log:
     """Writes turns and ratings straight into the conversation log's tables, at chosen times."""
 
-    def __init__(self, path=None) -> None:
-        self.db = connect(path)
+    def __init__(self, location=None) -> None:
+        self.db = open_database(location)
         ConversationLog(self.db, Redactor(RedactSettings()))
         self.ids = itertools.count(1)
 
@@ -51,6 +57,23 @@ class Log:
         return a
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_log(request):
+    """New logs on one engine: in memory on SQLite, or each a new database on the test PostgreSQL server."""
+    logs = []
+
+    def make() -> Log:
+        location = None
+        if request.param == "postgresql":
+            location = new_database(request.getfixturevalue("postgres_server_url"), f"log_{uuid.uuid4().hex[:12]}")
+        logs.append(Log(location))
+        return logs[-1]
+
+    yield make
+    for log in logs:
+        close(log.db)
+
+
 def ten_conversations(log: Log, start: float = DAY0 + HOUR) -> list[str]:
     """7 contained (template answers), 3 handed off."""
     ids = []
@@ -64,8 +87,8 @@ def total(a: Analytics, now: float = NOW):
     return a.figures("2025-12-01", "2025-12-31", now=now)[""]
 
 
-def test_seven_of_ten_contained_is_70_percent():
-    log = Log()
+def test_seven_of_ten_contained_is_70_percent(make_log):
+    log = make_log()
     ten_conversations(log)
     f = total(log.analytics())
     assert f.rate("containment").value == pytest.approx(0.7)
@@ -74,8 +97,8 @@ def test_seven_of_ten_contained_is_70_percent():
     assert str(f.rate("containment")) == "70.0 % (7 of 10 settled conversations)"
 
 
-def test_a_return_inside_the_window_uncontains_one_and_one_after_it_does_not():
-    log = Log()
+def test_a_return_inside_the_window_uncontains_one_and_one_after_it_does_not(make_log):
+    log = make_log()
     ids = ten_conversations(log)
     start = DAY0 + HOUR
     log.db.execute("insert into turns (conversation_id, created, message, answer, route, quick_replies, sources,"
@@ -89,8 +112,8 @@ def test_a_return_inside_the_window_uncontains_one_and_one_after_it_does_not():
     assert f.outcomes == {"contained": 6, "handed_off": 3, "returned": 1, "abandoned": 0}
 
 
-def test_a_verified_customers_new_conversation_inside_the_window_uncontains_their_last_one():
-    log = Log()
+def test_a_verified_customers_new_conversation_inside_the_window_uncontains_their_last_one(make_log):
+    log = make_log()
     start = DAY0 + HOUR
     first = log.conversation((start, "template"), (start + 20, "smalltalk"), customer="alice")
     log.conversation((start + 60, "template"), customer="bob")  # someone else: no return of alice's
@@ -105,14 +128,14 @@ def test_a_verified_customers_new_conversation_inside_the_window_uncontains_thei
     assert returned == [(first,)]
     # the same log folded at once gives the same, and anonymous conversations are never linked
     assert total(log.analytics(return_window_h=24)).outcomes == f.outcomes
-    anonymous = Log()
+    anonymous = make_log()
     anonymous.conversation((start, "template"))
     anonymous.conversation((start + HOUR, "template"))
     assert total(anonymous.analytics()).outcomes["contained"] == 2
 
 
-def test_a_return_logged_after_a_refresh_moves_the_conversation_between_outcomes():
-    log = Log()
+def test_a_return_logged_after_a_refresh_moves_the_conversation_between_outcomes(make_log):
+    log = make_log()
     ids = ten_conversations(log)
     a = log.analytics()
     assert total(a).outcomes["contained"] == 7
@@ -124,8 +147,8 @@ def test_a_return_logged_after_a_refresh_moves_the_conversation_between_outcomes
     assert (f.outcomes["contained"], f.outcomes["returned"], f.conversations) == (6, 1, 10)
 
 
-def test_a_conversation_still_inside_its_window_is_pending_not_counted():
-    log = Log()
+def test_a_conversation_still_inside_its_window_is_pending_not_counted(make_log):
+    log = make_log()
     ten_conversations(log)
     f = total(log.analytics(), now=DAY0 + HOUR + 600 + 23 * HOUR)  # the last ones went quiet < 24 h ago
     assert f.conversations == 10 and f.pending > 0 and f.settled == 10 - f.pending
@@ -133,18 +156,18 @@ def test_a_conversation_still_inside_its_window_is_pending_not_counted():
     assert later.pending == 0 and later.settled == 10
 
 
-def test_replies_within_the_session_gap_are_not_returns():
-    log = Log()
+def test_replies_within_the_session_gap_are_not_returns(make_log):
+    log = make_log()
     t = DAY0 + HOUR
     log.conversation((t, "template"), (t + 29 * 60, "template"), (t + 50 * 60, "template"))  # gaps 29 and 21 min
     assert total(log.analytics(session_gap_min=30)).outcomes["contained"] == 1
-    log2 = Log()
+    log2 = make_log()
     log2.conversation((t, "template"), (t + 31 * 60, "template"))
     assert total(log2.analytics(session_gap_min=30)).outcomes["returned"] == 1
 
 
-def test_leaving_right_after_a_fallback_is_abandonment():
-    log = Log()
+def test_leaving_right_after_a_fallback_is_abandonment(make_log):
+    log = make_log()
     t = DAY0 + HOUR
     log.conversation((t, "template"), (t + 10, "fallback"))
     log.conversation((t, "fallback"), (t + 10, "template"))
@@ -154,8 +177,8 @@ def test_leaving_right_after_a_fallback_is_abandonment():
     assert f.rate("fallback_turns").value == 0.5
 
 
-def test_route_and_outcome_shares_add_up_to_100_percent_every_day_and_week():
-    log = Log()
+def test_route_and_outcome_shares_add_up_to_100_percent_every_day_and_week(make_log):
+    log = make_log()
     routes = itertools.cycle(ROUTES)
     for day in range(9):
         for i in range(day + 3):
@@ -170,14 +193,14 @@ def test_route_and_outcome_shares_add_up_to_100_percent_every_day_and_week():
             assert set(f.outcomes) == set(OUTCOMES)
 
 
-def test_rollups_folded_in_pieces_equal_one_fold(monkeypatch):
-    log = Log()
+def test_rollups_folded_in_pieces_equal_one_fold(make_log, monkeypatch):
+    log = make_log()
     ten_conversations(log)
     whole = total(log.analytics())
     import bot.analytics as analytics
 
     monkeypatch.setattr(analytics, "CHUNK", 3)
-    piecewise = Log()
+    piecewise = make_log()
     ten_conversations(piecewise)
     a = piecewise.analytics()
     assert total(a).as_row() == whole.as_row()
@@ -186,8 +209,8 @@ def test_rollups_folded_in_pieces_equal_one_fold(monkeypatch):
     assert total(a).conversations == 20 and total(a).rate("containment").value == pytest.approx(0.7)
 
 
-def test_thumbs_by_intent_and_article_and_latency_percentiles():
-    log = Log()
+def test_thumbs_by_intent_and_article_and_latency_percentiles(make_log):
+    log = make_log()
     t = DAY0 + HOUR
     for i in range(20):
         cid = log.conversation((t + i, "knowledge"), intent="returns", article="Returns and refunds",
@@ -204,8 +227,8 @@ def test_thumbs_by_intent_and_article_and_latency_percentiles():
     assert f.percentile(0.99) == pytest.approx(500, rel=0.06)
 
 
-def test_a_rating_arriving_after_a_refresh_is_counted_once():
-    log = Log()
+def test_a_rating_arriving_after_a_refresh_is_counted_once(make_log):
+    log = make_log()
     cid = log.conversation((DAY0 + HOUR, "template"))
     a = log.analytics()
     log.rate(cid, "down")
@@ -214,8 +237,8 @@ def test_a_rating_arriving_after_a_refresh_is_counted_once():
     assert total(a).down == 1
 
 
-def test_per_model_version_and_the_promotion_marked_at_its_first_turn():
-    log = Log()
+def test_per_model_version_and_the_promotion_marked_at_its_first_turn(make_log):
+    log = make_log()
     ten_conversations(log)  # v1 on day 0
     for i in range(10):
         t = DAY0 + 86400 + HOUR + i * 60
@@ -228,8 +251,8 @@ def test_per_model_version_and_the_promotion_marked_at_its_first_turn():
     assert [(p.version, day_of(p.at), p.run) for p in promotions] == [("v2", "2025-12-02", 4)]
 
 
-def test_changing_the_window_rebuilds_the_rollups():
-    log = Log()
+def test_changing_the_window_rebuilds_the_rollups(make_log):
+    log = make_log()
     ids = ten_conversations(log)
     log.db.execute("insert into turns (conversation_id, created, message, answer, route, quick_replies, sources,"
                    " decision, model_version) values (?, ?, 'x', 'a', 'template', '[]', '[]', '{}', 'v1')",
@@ -254,12 +277,50 @@ def test_periods_and_since():
         parse_since("yesterday")
 
 
-def test_refresh_once_folds_one_chunk_at_a_time(monkeypatch):
+def test_refresh_once_folds_one_chunk_at_a_time(make_log, monkeypatch):
     import bot.analytics as analytics
 
     monkeypatch.setattr(analytics, "CHUNK", 8)
-    log = Log()
+    log = make_log()
     ten_conversations(log)  # 20 turns
     a = Analytics(log.db)
     assert [a.refresh_once() for _ in range(4)] == [(8, False), (8, False), (4, True), (0, True)]
     assert total(a).rate("containment").value == pytest.approx(0.7)
+
+
+def test_one_drift_retrain_claim_per_week_and_computed_results_round_trip(make_log):
+    log = make_log()
+    a, other = log.analytics(), Analytics(log.db)  # another process's view of the same tables
+    assert a.claim_drift_retrain("2025-W49") and not other.claim_drift_retrain("2025-W49")
+    assert other.last_drift_retrain() == "2025-W49"
+    a.release_drift_retrain("2025-W49")
+    assert other.claim_drift_retrain("2025-W49") and a.last_drift_retrain() == "2025-W49"
+    a.store_computed("growing", [{"cluster": "refunds", "growth": 2.5}], computed=DAY0)
+    a.store_computed("growing", [{"cluster": "parcels", "growth": 3.0}], computed=DAY0 + 1)
+    assert other.computed("growing") == (DAY0 + 1, [{"cluster": "parcels", "growth": 3.0}])
+    assert other.computed("nothing") is None
+
+
+def test_rollups_made_before_migrations_upgrade_in_place_losing_nothing(tmp_path):
+    path = tmp_path / "bot.db"
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db", path)
+    tables = ("analytics_state", "analytics_daily", "analytics_articles", "analytics_latency",
+              "analytics_conversations", "analytics_outcomes", "analytics_versions", "drift_retrains")
+
+    def dump():
+        with sqlite3.connect(path) as c:
+            return {t: c.execute(f"select * from {t} order by rowid").fetchall() for t in tables}
+
+    before = dump()
+    assert [len(before[t]) for t in tables] == [3, 4, 1, 4, 3, 3, 1, 1]
+    db = open_database(str(path))
+    try:
+        a = Analytics(db)
+        assert a.refresh() == 0 and dump() == before  # nothing new to fold, nothing rebuilt
+        assert a.last_drift_retrain() == "2026-W01" and not a.claim_drift_retrain("2026-W01")
+        day = before["analytics_daily"][0][0]
+        f = a.figures(day, day, now=4e9)[""]
+        assert (f.turns, f.conversations, f.up, f.down) == (5, 3, 1, 1)
+        assert f.outcomes["handed_off"] == 1 and a.top(day, day, "article") == [("Shipping", 1, 1)]
+    finally:
+        close(db)

@@ -1,20 +1,55 @@
-"""The conversation log: tokens, redacted turns with their decision, flags, feedback, handoffs."""
+"""The conversation log on both engines (SQLite and a real PostgreSQL server, see tests/conftest.py): tokens,
+redacted turns with their decision, flags, feedback, handoffs; the refusal of a turn saved over a newer state;
+the upgrade of a log made before versioned migrations."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
 
 import pytest
 
 from bot.conversations import ConversationLog, ConversationMoved, ForeignConversation, UnknownConversation
 from bot.router import Decision, QuickReply, Reply, Source
-from knowledge.database import connect
+from knowledge.engine import close, dialect, open_database
 from training.redact import Redactor
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db"
+TABLES = ("conversations", "turns", "feedback", "handoffs", "flags")
 
 
 @pytest.fixture
-def log(tmp_path):
-    return ConversationLog(connect(tmp_path / "db.sqlite"), Redactor())
+def opened(db_location):
+    """Opens the location (more than once: another worker's connection); closes them all after the test."""
+    dbs = []
+
+    def open_one():
+        dbs.append(open_database(db_location))
+        return dbs[-1]
+
+    yield open_one
+    for db in dbs:
+        close(db)
+
+
+@pytest.fixture
+def log(opened):
+    return ConversationLog(opened(), Redactor())
+
+
+def records(db, sql: str, args=()) -> list[dict]:
+    """Rows as dicts on either engine."""
+    if dialect(db) == "postgresql":
+        return [r._asdict() for r in db.execute(sql, args)]
+    cur = db.execute(sql, args)
+    return [dict(zip([c[0] for c in cur.description], r)) for r in cur.fetchall()]
+
+
+def row(db, table: str, key) -> dict:
+    return records(db, f"select * from {table} where id = ?", [key])[0]
 
 
 def reply(route="template", flags=(), answer="ok"):
@@ -27,18 +62,18 @@ def reply(route="template", flags=(), answer="ok"):
 def test_turn_is_stored_redacted_with_the_whole_decision(log):
     convo, token = log.new()
     turn = log.record_turn(convo, "mail me at jo@example.com", reply(answer="Sent to jo@example.com"), token)
-    row = log.db["turns"].get(turn)
-    assert row["message"] == "mail me at [EMAIL]" and row["answer"] == "Sent to [EMAIL]"
-    decision = json.loads(row["decision"])
+    stored = row(log.db, "turns", turn)
+    assert stored["message"] == "mail me at [EMAIL]" and stored["answer"] == "Sent to [EMAIL]"
+    decision = json.loads(stored["decision"])
     assert decision["route"] == "template" and decision["sources"][0]["url"] == "https://u"
     assert decision["latency_ms"] == 3.2 and decision["model_version"] == "v1"
     assert log.history(convo.id)[0]["quick_replies"] == [{"label": "Talk to a person", "value": "/handoff"}]
 
 
-def test_a_turn_saved_over_a_newer_state_is_refused_and_writes_nothing(tmp_path):
+def test_a_turn_saved_over_a_newer_state_is_refused_and_writes_nothing(opened):
     """Two server processes read the same conversation; the second to save must answer again from the first's."""
-    log = ConversationLog(connect(tmp_path / "db.sqlite"), Redactor())
-    other = ConversationLog(connect(tmp_path / "db.sqlite"), Redactor())  # another worker's connection
+    log = ConversationLog(opened(), Redactor())
+    other = ConversationLog(opened(), Redactor())  # another worker's connection
     convo, token = log.new()
     log.record_turn(convo, "hi", reply(), token)
     mine, theirs = log.open(convo.id, token), other.open(convo.id, token)
@@ -51,7 +86,7 @@ def test_a_turn_saved_over_a_newer_state_is_refused_and_writes_nothing(tmp_path)
     again = log.open(convo.id, token)
     assert again.pending == {"intent": "track_order", "variable": "order_id"} and again.failures == 0
     log.record_turn(again, "something else", reply(route="fallback"))  # from the newer state: saved
-    assert log.db["conversations"].get(convo.id)["turns"] == 3
+    assert row(log.db, "conversations", convo.id)["turns"] == 3
 
 
 def test_open_checks_the_token(log):
@@ -64,7 +99,7 @@ def test_open_checks_the_token(log):
         log.open(convo.id, None)
     with pytest.raises(UnknownConversation):
         log.open("nope", token)
-    assert token not in json.dumps(list(log.db["conversations"].rows))
+    assert token not in json.dumps(records(log.db, "select * from conversations"))
 
 
 def test_state_round_trips_and_personal_slots_stay_in_memory(log):
@@ -72,7 +107,7 @@ def test_state_round_trips_and_personal_slots_stay_in_memory(log):
     convo.slots.update(order_id="AB12345", email="jo@example.com")
     convo.pending, convo.failures = {"intent": "x", "variable": "y"}, 2
     log.record_turn(convo, "hi", reply(), token)
-    stored = log.db["conversations"].get(convo.id)
+    stored = row(log.db, "conversations", convo.id)
     assert json.loads(stored["slots"]) == {"order_id": "AB12345"}
     again = log.open(convo.id, token)
     assert again.slots == {"order_id": "AB12345", "email": "jo@example.com"}
@@ -86,7 +121,7 @@ def test_flags_handoffs_and_release(log):
     log.record_turn(convo, "??", reply("fallback", ("low_confidence", "fallback")), token)
     convo.handoff = True
     turn = log.record_turn(convo, "??", reply("handoff", ("handoff",)))
-    kinds = [r["kind"] for r in log.db["flags"].rows]
+    kinds = [r["kind"] for r in records(log.db, "select kind from flags order by id")]
     assert kinds == ["low_confidence", "fallback", "handoff"]
     assert [h["turn_id"] for h in log.open_handoffs()] == [turn]
     assert log.release(convo.id) is True and log.open_handoffs() == []
@@ -99,8 +134,8 @@ def test_feedback_flags_down_votes_and_checks_the_turn(log):
     turn = log.record_turn(convo, "hi", reply(), token)
     log.feedback(convo.id, turn, "up")
     log.feedback(convo.id, turn, "down", "wrong, call +44 20 7946 0958")
-    assert [r["kind"] for r in log.db["flags"].rows] == ["negative_feedback"]
-    assert list(log.db["feedback"].rows)[1]["comment"] == "wrong, call [PHONE]"
+    assert [r["kind"] for r in records(log.db, "select kind from flags")] == ["negative_feedback"]
+    assert records(log.db, "select comment from feedback order by id")[1]["comment"] == "wrong, call [PHONE]"
     with pytest.raises(UnknownConversation):
         log.feedback(convo.id, turn + 1, "up")
     assert log.stats()["feedback"] == {"up": 1, "down": 1}
@@ -110,7 +145,7 @@ def test_a_failed_write_leaves_nothing_half_written(log):
     convo, token = log.new()
     with pytest.raises(ValueError, match="unknown flag"):
         log.record_turn(convo, "hi", reply(flags=("bogus",)), token)
-    assert log.db["turns"].count == 0 and log.db["conversations"].count == 0
+    assert log.stats()["turns"] == 0 and log.stats()["conversations"] == 0
 
 
 def test_clarification_answers_count_the_questions_answered_by_a_pick(log):
@@ -124,3 +159,63 @@ def test_clarification_answers_count_the_questions_answered_by_a_pick(log):
     log.record_turn(picked, "thanks", reply("smalltalk"))
     assert log.clarification_answers() == (3, 1)
     assert log.clarification_answers(limit=1) == (1, 0)  # the latest question only: left unanswered
+
+
+def test_on_postgresql_a_turn_racing_another_waits_for_its_row_and_is_refused(postgres_url):
+    """A real row-level guarantee: while another worker's transaction holds the conversation's row (its turn not
+    yet committed), a turn read before it blocks, then sees the newer count and writes nothing. (SQLite has one
+    writer per database: two transactions never hold the row at once.)"""
+    opened = [open_database(postgres_url), open_database(postgres_url)]
+    try:
+        _race(ConversationLog(opened[0], Redactor()), opened[1])
+    finally:
+        for db in opened:
+            close(db)
+
+
+def _race(log, other):
+    convo, token = log.new()
+    log.record_turn(convo, "hi", reply(), token)
+    mine = log.open(convo.id, token)
+    outcome = []
+    with other.transaction():  # the other worker's turn, in flight
+        other.execute("update conversations set turns = turns + 1 where id = ?", [convo.id])
+        racing = threading.Thread(target=lambda: outcome.append(_try(log, mine)))
+        racing.start()
+        racing.join(timeout=1.0)
+        assert racing.is_alive()  # waiting for the row lock, not writing over it
+    racing.join(timeout=30)
+    assert isinstance(outcome[0], ConversationMoved)
+    assert [t["message"] for t in log.history(convo.id)] == ["hi"]
+
+
+def _try(log, convo):
+    try:
+        return log.record_turn(convo, "racing", reply())
+    except ConversationMoved as e:
+        return e
+
+
+def test_a_log_made_before_migrations_upgrades_in_place_losing_nothing(tmp_path):
+    path = tmp_path / "bot.db"
+    shutil.copy(FIXTURE, path)
+
+    def dump():
+        with sqlite3.connect(path) as c:
+            return {t: c.execute(f"select * from {t} order by rowid").fetchall() for t in TABLES}
+
+    before = dump()
+    assert [len(before[t]) for t in TABLES] == [3, 5, 2, 1, 5]
+    db = open_database(str(path))
+    try:
+        log = ConversationLog(db, Redactor())
+        assert dump() == before
+        assert db.execute("select version from schema_version where component = 'bot.conversations'").fetchone()[0] == 1
+        convo_id = before["turns"][0][1]
+        assert [t["message"] for t in log.history(convo_id)] == ["where is my parcel 123", "how long does shipping take"]
+        assert log.stats()["feedback"] == {"up": 1, "down": 1} and log.open_handoff_count() == 1
+        convo, token = log.new()
+        assert log.record_turn(convo, "a new one", reply(), token) == 6  # ids continue after the old rows
+        log.probe()
+    finally:
+        close(db)

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from bot.drift import DriftStatus, jensen_shannon, measure, weekly
-from test_analytics import DAY0, HOUR, Log
+from test_analytics import DAY0, HOUR, make_log  # noqa: F401 (a fixture)
 
 
 def test_jensen_shannon_known_values():
@@ -22,8 +22,8 @@ def test_jensen_shannon_known_values():
         jensen_shannon({}, {"a": 1})
 
 
-def test_weekly_shares_and_distance_on_a_generated_log():
-    log = Log()
+def test_weekly_shares_and_distance_on_a_generated_log(make_log):  # noqa: F811 (the fixture)
+    log = make_log()
     t = DAY0 + HOUR  # a Monday
     for i in range(10):  # week 1: the training mix exactly
         log.conversation((t + i, "template"), intent="track_order" if i < 5 else "cancel_order")

@@ -1,6 +1,11 @@
-"""The review queue and its actions: grouping, status that sticks, every action and its undo, bulk actions."""
+"""The review queue and its actions on both engines (SQLite and a real PostgreSQL server): grouping, status that
+sticks, every action and its undo, bulk actions; the upgrade of review tables made before versioned migrations."""
 
 from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -9,16 +14,17 @@ from bot.folder import BotFolder, load_intents
 from bot.review_desk import ReviewDesk
 from bot.reviews import Filters, audited, group_key
 from bot.router import Decision, Reply
-from knowledge.database import connect
+from knowledge.engine import close, open_database
 from runtime_doubles import write_bot
 from training.redact import Redactor
 
 
 @pytest.fixture
-def bot(tmp_path):
+def bot(tmp_path, db_location):
     folder = BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0"])
-    db = connect(folder.settings.db_path)
-    return folder, ConversationLog(db, Redactor()), ReviewDesk(db, folder)
+    db = open_database(db_location)
+    yield folder, ConversationLog(db, Redactor()), ReviewDesk(db, folder)
+    close(db)
 
 
 def say(log, text, route="fallback", intent=None, flags=("fallback",), confidence=0.2, version="v1"):
@@ -219,7 +225,7 @@ def test_clarification_picks_become_conversation_examples(bot):
     assert examples(desk)["cancel or track it"] == ("track_order", "conversation", "clarification", f"turn:{turn - 1}")
 
 
-def test_review_cli_list_show_export(bot, tmp_path, capsys):
+def test_review_cli_list_show_export(bot, tmp_path, capsys, db_location):
     import csv
     import io
     import json
@@ -228,8 +234,9 @@ def test_review_cli_list_show_export(bot, tmp_path, capsys):
 
     folder, log, desk = bot
     convo, turn = say(log, "<b>where</b> is my refund", flags=("negative_feedback",))
-    log.db.close()
     common = ["--bot", str(folder.path), "--set", f'state_dir="{tmp_path / "state"}"']
+    if db_location.startswith("postgresql"):
+        common += ["--set", f'database.url="{db_location}"']
     assert run_bot.main(["review", "list", *common]) == 0
     out = capsys.readouterr().out
     assert "<b>where</b> is my refund" in out and "negative_feedback 1" in out
@@ -244,7 +251,7 @@ def test_review_cli_list_show_export(bot, tmp_path, capsys):
     assert run_bot.main(["review", "show", "999", *common]) == 2
 
 
-def test_counts_follow_every_write_including_another_connections(bot, tmp_path):
+def test_counts_follow_every_write_including_another_connections(bot, db_location):
     folder, log, desk = bot
     say(log, "first unknown thing")
     desk.sync()
@@ -252,9 +259,10 @@ def test_counts_follow_every_write_including_another_connections(bot, tmp_path):
     gid = desk.reviews.page(Filters()).groups[0]["id"]
     desk.act(gid, "ignore", "alice")
     assert desk.reviews.counts()["fallback"] == 0 and desk.reviews.counts("ignored")["fallback"] == 1
-    other = ReviewDesk(connect(folder.settings.db_path), folder)  # e.g. the CLI in another process
+    other = ReviewDesk(open_database(db_location), folder)  # e.g. the CLI in another process
     other.undo(other.reviews.actions(group_id=gid).__next__()["id"], "bob")
     assert desk.reviews.counts()["fallback"] == 1
+    close(other.db)
 
 
 def test_accepting_a_cluster_as_a_new_intent_and_undoing_it(bot):
@@ -288,3 +296,45 @@ def test_a_confirmed_knowledge_answer_becomes_a_question_the_base_tunes_on_and_u
     assert confirmed_answers(desk.db) == [("can you send a parcel to france", "faq.csv#do-you-ship-abroad")]
     undone = desk.undo(out.action_ids[0], "bob")
     assert undone.sync_knowledge and confirmed_answers(desk.db) == []
+
+
+def test_review_tables_made_before_migrations_upgrade_in_place_losing_nothing(tmp_path):
+    path = tmp_path / "bot.db"
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db", path)
+    tables = ("review_groups", "review_entries", "review_actions", "review_state")
+
+    def dump():
+        with sqlite3.connect(path) as c:
+            return {t: c.execute(f"select * from {t} order by rowid").fetchall() for t in tables}
+
+    before = dump()
+    assert [len(before[t]) for t in tables] == [3, 5, 1, 3]
+    folder = BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0"])
+    db = open_database(str(path))
+    try:
+        desk = ReviewDesk(db, folder)
+        assert dump() == before
+        assert [g["text"] for g in desk.reviews.page(Filters(status="ignored")).groups] == ["blorp!"]
+        assert desk.reviews.counts("")["fallback"] == 1 and desk.sync() == {"flags": 0, "audits": 0, "clarifications": 0}
+        undone = desk.undo(next(desk.reviews.actions())["id"], "bob")
+        assert undone is not None and desk.reviews.counts()["fallback"] == 1
+    finally:
+        close(db)
+
+
+def test_two_workers_syncing_at_once_file_each_flag_once(bot, db_location):
+    import threading
+
+    folder, log, desk = bot
+    for text in ("where is my parcel 1", "where is my parcel 2", "something else"):
+        say(log, text)
+    others = [ReviewDesk(open_database(db_location), folder) for _ in range(2)]
+    threads = [threading.Thread(target=o.reviews.sync) for o in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(g["size"] for g in desk.reviews.page(Filters()).groups) == [1, 2]
+    assert desk.reviews.counts()["fallback"] == 2 and desk.sync()["flags"] == 0
+    for o in others:
+        close(o.db)

@@ -1,7 +1,8 @@
 """`run_bot.py serve --workers 2` on one SQLite database: a real supervisor, two real worker processes sharing
 one port, a bot trained with the tiny BERT. What must hold across workers: a conversation's turns apply one at
 a time with none lost, a rate limit is counted across them, a promotion reaches both, `kill -9` of one loses no
-acknowledged turn while the other keeps answering and the supervisor starts it again."""
+acknowledged turn while the other keeps answering and the supervisor starts it again. The conversation-order
+test also runs with the two workers on a real PostgreSQL server (`database.url`)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 import run_bot
 from knowledge.database import connect
+from knowledge.engine import close, open_database
 
 ROOT = Path(__file__).resolve().parents[2]
 INTENTS = """
@@ -83,7 +87,22 @@ def wait_for(predicate, timeout_s: float, what: str, log: Path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_bert):
-    root = tmp_path_factory.mktemp("workers")
+    with served(tmp_path_factory.mktemp("workers"), tiny_bert, versions=2) as started:  # a promotion needs two
+        yield started
+
+
+@pytest.fixture(scope="module")
+def postgres_workers(tmp_path_factory, tiny_bert, postgres_server_url):
+    from knowledge.postgres_server import new_database
+
+    url = new_database(postgres_server_url, f"workers_{uuid.uuid4().hex[:12]}")
+    with served(tmp_path_factory.mktemp("pg_workers"), tiny_bert, versions=1, database_url=url) as started:
+        yield started
+
+
+@contextmanager
+def served(root: Path, tiny_bert, versions: int, database_url: str = ""):
+    """A bot trained with the tiny BERT, served by `serve --workers 2` until the block ends."""
     bot, state = root / "bot", root / "state"
     bot.mkdir()
     (bot / "intents.yaml").write_text(INTENTS)
@@ -91,8 +110,9 @@ def server(tmp_path_factory, tiny_bert):
         f'state_dir = "{state}"\n[train]\nbase_model = "{tiny_bert}"\nonnx = false\nbatch_size = 8\nepochs = 2\n'
         "min_steps = 0\nrefit_below = 0\n"
         f'[knowledge]\nembedder_model = "{tiny_bert}"\nembedder_runtime = "torch"\n'
-        f"[server]\nwatch_interval = 0.3\nrate_limit = 0.2\nrate_burst = {BURST}\nhandoff_after_failures = 0\n")
-    for _ in range(2):  # two versions, so that a promotion has somewhere to go
+        f"[server]\nwatch_interval = 0.3\nrate_limit = 0.2\nrate_burst = {BURST}\nhandoff_after_failures = 0\n"
+        f'[database]\nurl = "{database_url}"\n')
+    for _ in range(versions):
         assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
     port, log = free_port(), root / "server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": ADMIN}
@@ -102,7 +122,8 @@ def server(tmp_path_factory, tiny_bert):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: len(workers_seen(base, 10)) == 2, 180, "both workers did not become ready", log)
-        yield {"base": base, "bot": bot, "db": state / "supportbot.db", "log": log, "process": process}
+        yield {"base": base, "bot": bot, "db": state / "supportbot.db", "log": log, "process": process,
+               "location": database_url or str(state / "supportbot.db")}
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -144,6 +165,16 @@ def test_a_taken_port_is_refused_as_by_one_server():
 
 
 def test_two_clients_on_one_conversation_through_both_workers_lose_no_turn(server):
+    two_clients_on_one_conversation(server)
+
+
+def test_on_postgresql_two_clients_on_one_conversation_through_both_workers_lose_no_turn(postgres_workers):
+    """The same with the workers on PostgreSQL, where the turn count's row lock decides which of two turns waits."""
+    assert not postgres_workers["db"].exists()
+    two_clients_on_one_conversation(postgres_workers)
+
+
+def two_clients_on_one_conversation(server) -> None:
     base = server["base"]
     status, first = call(base + "/api/chat", {"message": "where is my parcel"})
     assert status == 200
@@ -161,11 +192,11 @@ def test_two_clients_on_one_conversation_through_both_workers_lose_no_turn(serve
         t.start()
     for t in threads:
         t.join()
-    db = connect(server["db"])
+    db = open_database(server["location"])
     rows = list(db.execute("select id, message from turns where conversation_id = ? order by id",
                            [ids["conversation_id"]]).fetchall())
     turns = db.execute("select turns from conversations where id = ?", [ids["conversation_id"]]).fetchone()[0]
-    db.close()
+    close(db)
     assert len(rows) == 11 and turns == 11  # every acknowledged turn, once, and the state counted each
     for name, turn_ids in acknowledged.items():  # each client's turns stored in the order it sent them
         mine = [m for _, m in rows if m.endswith(tuple(f"{name}{n}" for n in range(5)))]
