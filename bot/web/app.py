@@ -105,6 +105,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     )
     rt.metrics = app[metrics.METRICS]
     rt.log = await rt.db(_open_log, settings)
+    await rt.db(review.runtime_desk, rt)  # its stores opened on the database thread, never beside a transaction
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
