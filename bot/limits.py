@@ -6,7 +6,9 @@ transaction, so every worker sees the others' requests. The file holds counters 
 keys are hashed), is not the bot's database (a long analytics fold never holds a request up), and is written
 without fsync: after a crash the buckets start full, which only forgives a few requests. A check runs on the
 event loop, like the in-memory limiter it replaces: about 40 µs here (one small transaction), well below
-what a worker waiting on it would notice.
+what a worker waiting on it would notice. On PostgreSQL a check is one round trip instead (~0.2 ms on a local
+server, plus the network's); when it fails, `BucketsUnavailable` tells the limiter to count that check in its
+own process (bot/web/security.py), so an unreachable database never turns a request into a 500.
 """
 
 from __future__ import annotations
