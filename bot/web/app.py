@@ -23,7 +23,7 @@ from bot.database import migrate_stores, open_bot_database
 from bot.drift import DriftStatus
 from bot.folder import BotFolder
 from bot.handoff import HandoffNotifier
-from bot.limits import SharedBuckets
+from bot.limits import open_buckets
 from bot.model_slot import ModelSlot, ModelSource, RegistrySource
 from bot.router import Knowledge
 from bot.settings import Settings
@@ -88,7 +88,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
 async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, models: ModelSource | None,
                    open_knowledge: Callable[[], Knowledge | None], worker: int | None) -> AsyncIterator[None]:
     s = settings.server
-    shared = SharedBuckets(settings.state_path / "ratelimits.db") if worker is not None else None
+    shared = await asyncio.to_thread(open_buckets, settings, worker)
     rt = Runtime(
         settings=settings, folder=folder,
         model_thread=ThreadPoolExecutor(1, thread_name_prefix="model"),

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Sequence, Union
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.limits import SharedBuckets
+from bot.limits import Buckets, BucketsUnavailable
 from bot.settings import Settings
 from knowledge.database import StorageError
 
@@ -234,13 +234,14 @@ def field(body: dict[str, Any], name: str, kind: type, required: bool = True) ->
 
 class RateLimiter:
     """Token bucket per client key; the least recently seen clients are forgotten past `max_clients`. With
-    `shared` (several worker processes) the buckets live there instead, counted across the workers.
+    `shared` (bot.limits: several workers, or PostgreSQL) the buckets live there instead, counted across
+    processes; a check the shared buckets cannot answer (PostgreSQL down) is counted here, never a 500.
 
     A client is a verified customer (bot/identity.py), else a conversation whose token was verified, else the
     client's address: a token the client merely sends buys no budget of its own."""
 
     def __init__(self, rate: float, burst: int, max_clients: int = 100_000, what: str = "too many requests",
-                 shared: SharedBuckets | None = None, name: str = ""):
+                 shared: Buckets | None = None, name: str = ""):
         self.rate, self.burst, self.max_clients, self.what = rate, burst, max_clients, what
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, last time)
         self.shared, self.name = shared, name  # with several workers: buckets all of them charge
@@ -249,7 +250,10 @@ class RateLimiter:
         if self.rate <= 0:
             return True
         if self.shared is not None:
-            return self.shared.take(f"{self.name}:{key}", self.rate, self.burst)
+            try:
+                return self.shared.take(f"{self.name}:{key}", self.rate, self.burst)
+            except BucketsUnavailable:  # logged there, once per outage
+                pass
         now = time.monotonic()
         tokens, last = self._buckets.pop(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
