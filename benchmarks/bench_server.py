@@ -17,6 +17,7 @@ on a shared machine other work competes for the cores.
     python benchmarks/bench_server.py --before --no-baseline     # ONNX Runtime against the PyTorch default before it
     python benchmarks/bench_server.py --levels 16 --seconds 15 --no-baseline --offered 0 --reloads 0   # hostile row
     python benchmarks/bench_server.py --workers 1 2 --levels 64 --offered 0 --reloads 0 --hostile 0   # scale-out
+    python benchmarks/bench_server.py --workers 1 2 --postgres --levels 64 --offered 0 --reloads 0 --hostile 0
 """
 
 from __future__ import annotations
@@ -259,6 +260,10 @@ def prepare(state: Path, sets: list[str]) -> None:
 async def run(args: argparse.Namespace) -> dict:
     state = args.state.resolve()
     prepare(state, args.set)
+    if args.postgres_url:  # the prepared state copied into the (empty) PostgreSQL database
+        subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "db", "copy", "--to", args.postgres_url,
+                        "--set", f'state_dir="{state}"'], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                       stdout=subprocess.DEVNULL)
     token = secrets.token_urlsafe(16)
     batching = [arg for setting in args.set for arg in ("--set", setting)]
     baseline = [*batching, "--set", "server.batch_size=1"]
@@ -275,9 +280,12 @@ async def run(args: argparse.Namespace) -> dict:
         configs += [(f"realistic mix, baseline: batch size 1 ({settings})", baseline, "realistic", state),
                     (f"in-scope mix, micro-batching ({settings})", batching, "in-scope", state),
                     (f"in-scope mix, baseline: batch size 1 ({settings})", baseline, "in-scope", state)]
-    if args.workers:  # the scale-out comparison instead: the same bot in 1, 2, ... worker processes
-        configs = [(f"{mix} mix, {w} worker{'s' if w > 1 else ''}, SQLite", [*batching, "--workers", str(w)], mix, state)
-                   for w in args.workers for mix in ("realistic", "in-scope")]
+    if args.workers:  # the scale-out comparison instead: the same bot in 1, 2, ... worker processes, per engine
+        engines = [("SQLite", [])] + ([("PostgreSQL", ["--set", f'database.url="{args.postgres_url}"'])]
+                                      if args.postgres_url else [])
+        configs = [(f"{mix} mix, {w} worker{'s' if w > 1 else ''}, {engine}",
+                    [*batching, "--workers", str(w), *database], mix, state)
+                   for engine, database in engines for w in args.workers for mix in ("realistic", "in-scope")]
     configs = list({c[0]: c for c in configs}.values())  # each configuration once
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                      "configs": []}
@@ -310,6 +318,13 @@ async def run(args: argparse.Namespace) -> dict:
                 results["configs"].append(config)
         finally:
             server.stop()
+    if args.postgres_url:  # what a turn costs on disk there, for sizing (BENCHMARKS.md)
+        from knowledge.engine import close, open_database
+
+        db = open_database(args.postgres_url)
+        size, turns = db.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM turns)").fetchone()
+        results["postgres"] = {"database_mb": round(size / 1e6, 1), "turns": turns}
+        close(db)
     return results
 
 
@@ -337,6 +352,9 @@ def markdown(results: dict) -> str:
             lines.append(f"hot reload: RSS {r['rss_before_mb']} MB before, {r['rss_after_mb']} MB after "
                          f"{r['swaps']} forced swaps (after swaps 1-5: {r['rss_after_first_5_mb']}; "
                          f"last 5: {r['rss_after_last_5_mb']}); a swap takes {r.get('swap_s_median')} s (median)")
+    if "postgres" in results:
+        p = results["postgres"]
+        lines.append(f"\nPostgreSQL database after the runs: {p['database_mb']} MB for {p['turns']} turns")
     return "\n".join(lines)
 
 
@@ -361,10 +379,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[],
                         help="instead of the configurations above: both mixes served by this many worker processes "
                              "each (serve --workers N), e.g. --workers 1 2")
+    parser.add_argument("--postgres", action="store_true",
+                        help="with --workers: also on PostgreSQL (a throwaway local server with PostgreSQL's own "
+                             "durability defaults, the prepared state copied into it by `db copy`)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="only the realistic mix with default settings (skip baselines and the in-scope mix)")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
+    args.postgres_url = ""
+    if args.postgres:
+        from knowledge.postgres_server import postgres_server
+
+        with postgres_server(durable=True) as args.postgres_url:
+            results = asyncio.run(run(args))
+    else:
+        results = asyncio.run(run(args))
     (args.state / "results.json").write_text(json.dumps(results, indent=2))
     print(markdown(results))
 

@@ -38,8 +38,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres_server(database: str = "supportbot") -> Iterator[str]:
-    """Start a server, create `database`, yield its URL; stop the server and delete its files afterwards."""
+def postgres_server(database: str = "supportbot", durable: bool = False) -> Iterator[str]:
+    """Start a server, create `database`, yield its URL; stop the server and delete its files afterwards.
+    Without fsync unless `durable` (PostgreSQL's own defaults, for benchmarks)."""
     binaries = find_binaries()
     if binaries is None:
         raise FileNotFoundError("PostgreSQL's initdb and pg_ctl were not found (on PATH or under "
@@ -61,8 +62,9 @@ def postgres_server(database: str = "supportbot") -> Iterator[str]:
 
     started = False
     try:
-        run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+        run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+            *(() if durable else ("--no-sync",)))
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}" + ("" if durable else " -c fsync=off")
         run("pg_ctl", "start", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options)
         started = True
         run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
