@@ -40,6 +40,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 DATA = ROOT / "benchmarks" / "data"
 TURNS_PER_CONVERSATION = 6
 
@@ -211,6 +212,8 @@ async def level(server: Server, session: aiohttp.ClientSession, texts: list[str]
                            for i in range(clients)), *extra)
     elapsed = time.perf_counter() - start
     latencies.sort()
+    if not latencies:
+        raise RuntimeError(f"no request answered: {len(errors)} errors, {sorted(set(errors))[:5]}; see {server.log.name}")
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     label = f"{clients}, open loop at {offered:g}/s" if offered else clients
     return {

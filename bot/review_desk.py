@@ -60,9 +60,12 @@ class ReviewDesk:
         self.oos_label = settings.train.oos_label
 
     # filing
-    def sync(self) -> dict[str, int]:
-        """File new flags and audits; store the intents customers picked from clarifying questions as examples."""
-        filed = self.reviews.sync()
+    def sync(self, batches: int | None = None) -> dict[str, int]:
+        """File new flags and audits (at most `batches` of them, see ReviewStore.sync); store the intents customers
+        picked from clarifying questions as examples."""
+        filed = self.reviews.sync(batches)
+        if filed["more"]:
+            return filed
         last = self.reviews.watermark("pick")
         picks = self.reviews.clarification_picks(last)
         with writing(self.db):

@@ -164,9 +164,11 @@ class ReviewStore:
         self._counts: tuple | None = None
 
     # filing flagged turns
-    def sync(self) -> dict[str, int]:
-        """File the flags and audited turns written since the last call into groups; returns how many."""
-        filed = {"flags": 0, "audits": 0, "clarifications": 0}
+    def sync(self, batches: int | None = None) -> dict[str, int]:
+        """File the flags and audited turns written since the last call into groups, at most `batches` of
+        SYNC_BATCH rows (None: all); returns how many, and `more` = 1 when rows were left for the next call."""
+        filed = {"flags": 0, "audits": 0, "clarifications": 0, "more": 0}
+        done = 0
         while True:
             last = self._state("flag")
             rows = self.db.execute(
@@ -175,6 +177,10 @@ class ReviewStore:
                 [last, SYNC_BATCH]).fetchall()
             if not rows:
                 break
+            if batches is not None and done >= batches:
+                filed["more"] = 1
+                return filed
+            done += 1
             with writing(self.db):
                 if self._moved_on("flag", last):
                     continue
@@ -189,6 +195,10 @@ class ReviewStore:
                 " from turns t where t.id > ? order by t.id limit ?", [last, SYNC_BATCH]).fetchall()
             if not rows:
                 break
+            if batches is not None and done >= batches:
+                filed["more"] = 1
+                return filed
+            done += 1
             with writing(self.db):
                 if self._moved_on("turn", last):
                     continue

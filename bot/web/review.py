@@ -81,6 +81,15 @@ def runtime_desk(rt: Runtime) -> ReviewDesk:
     return d
 
 
+async def sync(rt: Runtime) -> ReviewDesk:
+    """The review queue brought up to date one batch per database-thread task, so chat turns are written in
+    between (the first sync of a large log files every flagged turn: tens of seconds)."""
+    d = runtime_desk(rt)
+    while (await rt.db(d.sync, 1))["more"]:
+        pass
+    return d
+
+
 def filters_from(query) -> Filters:
     def day(name: str, end: bool = False) -> float | None:
         value = (query.get(name) or "").strip()
@@ -265,7 +274,7 @@ async def queue_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
     filters = filters_from(request.query)
-    await rt.db(d.sync)
+    await sync(rt)
     page = await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size)
     query = filters.query()
     context = await _context(
@@ -353,7 +362,7 @@ async def _findings(request: web.Request):
     except ValueError:
         raise error(web.HTTPBadRequest, "since: expected a date like 2026-12-01") from None
     d = desk(request)
-    await rt.db(d.sync)
+    await sync(rt)
     messages = await rt.db(d.reviews.unanswered, since, r.cluster_max)
     findings = await asyncio.to_thread(unanswered.find, messages, encoder(rt), cluster_examples(rt),
                                        min_size=r.cluster_min_size, similarity=r.intent_similarity)
@@ -463,7 +472,7 @@ async def _start_training(request: web.Request) -> int:
 async def queue_api(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
-    await rt.db(d.sync)
+    await sync(rt)
     page = await rt.db(d.reviews.page, filters_from(request.query), request.query.get("cursor") or None,
                        rt.settings.review.page_size)
     return web.json_response({"items": page.groups, "next_cursor": page.next_cursor, "counts": page.counts})

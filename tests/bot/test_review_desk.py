@@ -59,6 +59,26 @@ def test_near_identical_messages_are_one_group_and_one_decision_settles_all(bot)
     assert [g["text"] for g in desk.reviews.page(Filters()).groups] == ["something else entirely"]
 
 
+def test_a_sync_in_batches_files_what_one_sync_files(bot, monkeypatch):
+    """The server syncs one batch per database-thread task (chat turns are written in between): the batches
+    must add up to the whole."""
+    import bot.reviews as reviews
+
+    folder, log, desk = bot
+    monkeypatch.setattr(reviews, "SYNC_BATCH", 2)
+    for text in ("where is my parcel 1", "where is my parcel 2", "refund", "login broken", "hello there"):
+        say(log, text)
+    calls = [desk.sync(1) for _ in range(3)]  # 5 flags in batches of 2, then the audit pass over 5 turns
+    assert [(c["flags"], c["more"]) for c in calls] == [(2, 1), (2, 1), (1, 1)]
+    rounds = 0
+    while desk.sync(1)["more"]:
+        rounds += 1
+    assert rounds == 2  # the turns, in batches of 2 (the last call found nothing left)
+    assert sorted((g["text"], g["size"]) for g in desk.reviews.page(Filters()).groups) == [
+        ("hello there", 1), ("login broken", 1), ("refund", 1), ("where is my parcel 2", 2)]
+    assert desk.sync() == {"flags": 0, "audits": 0, "clarifications": 0, "more": 0}
+
+
 def test_an_ignored_message_stays_ignored_when_it_comes_again(bot):
     folder, log, desk = bot
     say(log, "asdf qwerty")
@@ -315,7 +335,7 @@ def test_review_tables_made_before_migrations_upgrade_in_place_losing_nothing(tm
         desk = ReviewDesk(db, folder)
         assert dump() == before
         assert [g["text"] for g in desk.reviews.page(Filters(status="ignored")).groups] == ["blorp!"]
-        assert desk.reviews.counts("")["fallback"] == 1 and desk.sync() == {"flags": 0, "audits": 0, "clarifications": 0}
+        assert desk.reviews.counts("")["fallback"] == 1 and desk.sync() == {"flags": 0, "audits": 0, "clarifications": 0, "more": 0}
         undone = desk.undo(next(desk.reviews.actions())["id"], "bob")
         assert undone is not None and desk.reviews.counts()["fallback"] == 1
     finally:
