@@ -269,8 +269,14 @@ def test_thumbs_down_with_a_comment_flags_the_turn(chat, site, demo_bot):
     liked.get_by_role("button", name="Helpful", exact=True).click()
     expect(liked.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
     liked_turn = int(liked.get_attribute("data-turn"))
+    for _ in range(100):  # the button shows the choice at once; the rating is posted after it
+        with db(demo_bot) as con:
+            ratings = con.execute("select rating from feedback where turn_id = ?", [liked_turn]).fetchall()
+        if ratings:
+            break
+        chat.page.wait_for_timeout(100)
+    assert ratings == [("up",)]
     with db(demo_bot) as con:
-        assert con.execute("select rating from feedback where turn_id = ?", [liked_turn]).fetchall() == [("up",)]
         assert con.execute("select count(*) from flags where turn_id = ? and kind = 'negative_feedback'",
                            [liked_turn]).fetchone() == (0,)
 
