@@ -73,11 +73,10 @@ async def compute_growing(rt) -> None:
     """Embed and cluster the last weeks' unanswered messages and store the clusters growing fastest: tens of
     seconds on a large log (BENCHMARKS.md, "The clusters growing fastest"), so never on a page view."""
     from bot.unanswered import GROWTH_SINCE, growing_clusters
-    from bot.web.review import cluster_examples, encoder, runtime_desk, sync as review_sync
+    from bot.web.review import cluster_examples, encoder, sync as review_sync
 
-    d = runtime_desk(rt)
     a = await catch_up(rt)
-    await review_sync(rt)
+    d = await review_sync(rt)
     messages = await rt.db(d.reviews.unanswered, time.time() - GROWTH_SINCE, rt.settings.review.cluster_max)
     rows = await asyncio.to_thread(growing_clusters, messages, encoder(rt), cluster_examples(rt), rt.settings.review)
     await rt.db(a.store_computed, GROWING, rows)
