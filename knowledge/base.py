@@ -69,6 +69,14 @@ class KnowledgeStats:
     tuning: "Tuning | None"  # what the base chose and measured at its last sync
 
 
+def answers_it(question: tuning.Question, top: Candidate) -> bool:
+    """Whether another document's top answer to a made-up question answers it too, for the threshold's
+    precision: a title or heading is a few words, and a passage of another document holding every one of them
+    is about the same thing (a kettle's recall notice for the kettle's heading; the back-in-stock article for
+    "Will you restock an item that is sold out?"). Confirmed questions keep their reviewer's document."""
+    return question.kind != "confirmed" and top.cover >= 1.0
+
+
 def features(found: Iterable[Candidate]) -> np.ndarray:
     """The relevance features of candidates, one row each."""
     return np.array([c.features for c in found], np.float64).reshape(-1, len(FEATURES))
@@ -316,11 +324,12 @@ class KnowledgeBase:
         choice, scores = tuning.choose(tried, pools, expected, self.settings.rrf_k)
         rrf_k = self.settings.rrf_k
         # the top answer to each own question, right or not; unanswerable questions' best hits are all wrong
-        tops = [(c, c.chunk.doc_id in e) for p, e in zip(pools, expected) if (c := p.best(choice, rrf_k))]
+        tops = [(q, c, c.chunk.doc_id in e) for q, p, e in zip(questions, pools, expected)
+                if (c := p.best(choice, rrf_k))]
         held_out = [c for p in negatives if (c := p.best(choice, rrf_k))]
         stray = [c for p in off_topic if (c := p.best(choice, rrf_k))]
-        calibration = fit(features(c for c, _ in tops), np.array([ok for _, ok in tops]), features(held_out + stray))
-        answered = [(calibration.score(c.features), ok) for c, ok in tops]
+        calibration = fit(features(c for _, c, _ in tops), np.array([ok for *_, ok in tops]), features(held_out + stray))
+        answered = [(calibration.score(c.features), ok or answers_it(q, c)) for q, c, ok in tops]
         # wrong when confident: another document's answer to a question, or any answer to an off-topic one
         wrong = [(calibration.score(c.features), False) for c in stray]
         threshold, count, precision, fitted = relevance.fit_threshold(

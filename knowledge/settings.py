@@ -66,14 +66,15 @@ class KnowledgeSettings:
     )
     rrf_k: int = setting(60, "Reciprocal-rank-fusion constant for fusion 'rrf': sum of 1/(rrf_k + rank).")
     target_precision: float = setting(
-        0.95, "A threshold is fitted per base at every sync so that this share of confident answers is right, "
-        "measured on the base's own questions (another document's answer counts as wrong) plus off-topic "
-        "questions; used with min_relevance = 0. `kb stats` shows it and the coverage it reaches."
+        0.95, "The answer threshold is fitted per base at every sync so that this share of confident answers is "
+        "right, measured on the base's own questions (titles, headings, FAQ questions and reviewer-confirmed ones; "
+        "another document's answer counts as wrong unless its passage holds every word of the title or heading) "
+        "plus off-topic questions. `kb stats` shows it and the coverage it reaches; min_relevance pins one instead."
     )
     min_relevance: float = setting(
-        0.9, "Answers whose calibrated relevance is below this are 'no good answer'; 0 = use the threshold fitted "
-        "at every sync to `target_precision` (kb stats shows it and the coverage it reaches; on the demo store it "
-        "is far more cautious than 0.9, BENCHMARKS.md). A hit scores on its similarity, the share of the question's "
+        0.0, "Answers whose calibrated relevance is below this are 'no good answer'; 0 (the default) = the threshold "
+        "fitted at every sync to `target_precision` (kb stats shows it and the coverage it reaches; 0.9 when the "
+        "base is too small to reach the target). A hit scores on its similarity, the share of the question's "
         "words it contains and how far each stands out from the next document's, weighted per base; relevance is "
         "the share of questions this base cannot answer (its own titles and FAQ questions with their document held "
         "out, and off-topic ones) whose best hit scores lower."

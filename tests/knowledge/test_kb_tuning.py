@@ -8,13 +8,14 @@ import random
 import pytest
 from kb_doubles import HashEmbedder, write_articles
 
-from knowledge.base import KnowledgeBase
+from knowledge.base import KnowledgeBase, answers_it
 import numpy as np
 
 from knowledge.relevance import Calibration, fit, fit_threshold
-from knowledge.search import leads
+from knowledge.search import Candidate, leads
 from knowledge.settings import KnowledgeSettings
-from knowledge.tuning import own_questions
+from knowledge.store import StoredChunk
+from knowledge.tuning import Question, own_questions
 
 
 def open_base(tmp_path, embedder, articles, **settings) -> KnowledgeBase:
@@ -69,7 +70,7 @@ def test_a_pinned_fusion_is_kept(tmp_path, minilm):
     kb = open_base(tmp_path, minilm, PARAPHRASED, fusion="hybrid", keyword_weight=0.7, title_signal="off")
     assert kb.fusion.describe() == "hybrid, keyword_weight 0.7, titles off"
     assert [name for name, _, _ in kb.calibration.tuning.scores] == ["hybrid, keyword_weight 0.7, titles off"]
-    assert kb.stats().pinned == ("fusion", "title_signal", "min_relevance")  # 0.9 by default: see its help
+    assert kb.stats().pinned == ("fusion", "title_signal")  # min_relevance 0 by default: fitted
     kb.close()
 
 
@@ -140,6 +141,21 @@ def test_the_fitted_threshold_reaches_its_target_precision(tmp_path):
     assert sum(confident) / (len(confident) + wrongly) >= 0.95
     assert wrongly <= 2
     kb.close()
+
+
+def test_the_threshold_is_fitted_by_default(tmp_path):
+    docs, _ = synthetic_articles(random.Random(0))
+    kb = open_base(tmp_path, HashEmbedder(dim=256), docs)
+    assert kb.calibration.tuning.fitted and kb.threshold == kb.calibration.tuning.threshold != 0.9
+    kb.close()
+
+
+def test_another_document_holding_every_word_of_a_made_up_question_answers_it():
+    top = lambda cover: Candidate(StoredChunk(1, "recalls.md", "Recalls", "", "", "", np.zeros(2)), 0.5, cover,
+                                  0.5, 0.1, 0.0)
+    heading = Question("NW-KTL-150 Kettle", "kettles.md", "heading")
+    assert answers_it(heading, top(1.0)) and not answers_it(heading, top(0.5))
+    assert not answers_it(Question("is my kettle recalled", "kettles.md", "confirmed"), top(1.0))
 
 
 def test_a_pinned_threshold_is_kept(tmp_path):
