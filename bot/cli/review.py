@@ -52,11 +52,13 @@ def register(sub) -> None:
 
 
 def _desk(args: argparse.Namespace):
-    from bot.database import open_bot_database
+    from bot.database import migrate_stores, open_bot_database
     from bot.review_desk import ReviewDesk
 
     folder = open_bot(args)
-    desk = ReviewDesk(open_bot_database(folder.settings), folder)
+    db = open_bot_database(folder.settings)
+    migrate_stores(db)  # a bot that never served has no log yet: an empty queue, not a missing table
+    desk = ReviewDesk(db, folder)
     desk.sync()
     return desk
 

@@ -358,3 +358,16 @@ def test_two_workers_syncing_at_once_file_each_flag_once(bot, db_location):
     assert desk.reviews.counts()["fallback"] == 2 and desk.sync()["flags"] == 0
     for o in others:
         close(o.db)
+
+
+def test_review_cli_on_a_bot_that_never_served_shows_an_empty_queue(tmp_path, capsys):
+    import run_bot
+
+    folder = write_bot(tmp_path / "bot")
+    common = ["--bot", str(folder), "--set", f'state_dir="{tmp_path / "fresh"}"']
+    assert run_bot.main(["review", "list", *common]) == 0
+    assert capsys.readouterr().out.startswith("0 shown")
+    assert run_bot.main(["review", "export", "--format", "jsonl", *common]) == 0
+    assert capsys.readouterr().out == ""
+    assert run_bot.main(["review", "show", "1", *common]) == 2
+    assert "no review item 1" in capsys.readouterr().err
