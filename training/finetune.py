@@ -285,10 +285,14 @@ def _process_group(run: _Run, train, val, max_steps: int | None):
     NCCL on CUDA; they meet through a file in a scratch folder, so no port is chosen)."""
     with tempfile.TemporaryDirectory(prefix="supportbot-fit-") as scratch:
         init = Path(scratch, "rendezvous").as_uri()
-        args = (run.world, init, train, val, run.labels, run.base, run.s, run.device.type, max_steps)
+        args = (run.world, scratch, train, val, run.labels, run.base, run.s, run.device.type, max_steps)
         helpers = torch.multiprocessing.start_processes(_helper, args, nprocs=run.world - 1, join=False,
                                                         daemon=True, start_method="spawn")
         try:
+            # a helper that dies before the rendezvous raises here, not after torch's 30-minute wait for it
+            while not all(Path(scratch, f"started-{rank}").exists() for rank in range(1, run.world)):
+                if helpers.join(timeout=0.2):
+                    raise RuntimeError("the data-parallel helpers exited before the rendezvous")
             _join_group(0, run.world, init, run.device)
             try:
                 yield
@@ -306,11 +310,12 @@ def _process_group(run: _Run, train, val, max_steps: int | None):
             raise
 
 
-def _helper(index: int, world: int, init: str, train, val, labels, base, settings, device_type: str, max_steps):
+def _helper(index: int, world: int, scratch: str, train, val, labels, base, settings, device_type: str, max_steps):
     """Rank index+1 of a data-parallel fit (a spawned process): trains its shards, keeps nothing."""
     rank = index + 1
     device = torch.device("cuda", rank) if device_type == "cuda" else choose_device("cpu", world)
-    _join_group(rank, world, init, device)
+    Path(scratch, f"started-{rank}").touch()
+    _join_group(rank, world, Path(scratch, "rendezvous").as_uri(), device)
     try:
         _Run(train, val, labels, base, load_tokenizer(base), settings, device, False, rank)._fit(train, val, max_steps)
     finally:

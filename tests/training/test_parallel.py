@@ -84,3 +84,17 @@ def test_each_rank_trains_a_disjoint_share_of_every_batch(tiny_bert):
         assert sorted(i for shard in taken for i in shard) == sorted(batch)  # disjoint, and together the batch
         assert sum(share for _, share in shards) == pytest.approx(1.0)
     assert len(batches[-1]) == 1 and [share for _, share in (r._shard(batches[-1], y) for r in ranks)] == [1, 0, 0]
+
+
+def test_a_helper_that_dies_before_the_rendezvous_fails_the_fit_at_once(tiny_bert, monkeypatch):
+    start = torch.multiprocessing.start_processes
+
+    def start_and_kill(*args, **kwargs):  # as the kernel's OOM killer might, before the helper joins the group
+        helpers = start(*args, **kwargs)
+        for process in helpers.processes:
+            process.kill()
+        return helpers
+
+    monkeypatch.setattr(torch.multiprocessing, "start_processes", start_and_kill)
+    with pytest.raises(Exception, match="SIGKILL"):
+        finetune(TRAIN, VAL, tiny_bert, settings(tiny_bert, processes=2), progress=False)
