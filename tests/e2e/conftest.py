@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import ready as _ready, stop, wait_for_workers, wait_until_ready  # noqa: F401 (_ready: test_review_browser)
+from servers import ready as _ready, stop, wait_until_ready  # noqa: F401 (_ready: used by test_review_browser)
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 1800  # training the demo model on a busy 2-core machine
@@ -115,8 +115,7 @@ def _served(state: Path, database_url: str = "", workers: int = 1):
     with open(bot.log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_ready(bot.url, server, bot.log_path, READY_TIMEOUT_S)
-        wait_for_workers(bot.url, workers, server, bot.log_path)
+        wait_until_ready(bot.url, server, bot.log_path, READY_TIMEOUT_S, workers)
         yield bot
     finally:
         stop(server)
