@@ -1,5 +1,6 @@
 """The website widget in a real headless Chromium, embedded in customer pages on other origins, talking to
-the running demo store bot (`demo_bot`, trained with the real packaged MiniLM).
+the running demo store bot (`demo_bot`, trained with the real packaged MiniLM): on SQLite, and on PostgreSQL with
+two workers, where the widget's requests land on either.
 
 Screenshots of the open widget (desktop and phone) go to $SUPPORTBOT_ARTIFACTS, else test-artifacts/ in the
 repository (ignored by git), where CI can collect them.
