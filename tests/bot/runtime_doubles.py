@@ -1,7 +1,7 @@
 """Test doubles for the bot runtime: a fixed-probability classifier, a scripted knowledge base, a tiny bot.
 
-Also runnable as a script (`python tests/bot/runtime_doubles.py STATE_DIR PORT`): serves the tiny bot with
-the doubles, for tests that need a real server process.
+Also runnable as a script (`python tests/bot/runtime_doubles.py STATE_DIR PORT [DATABASE_URL]`): serves the tiny
+bot with the doubles, for tests that need a real server process (on PostgreSQL when a database URL is given).
 """
 
 from __future__ import annotations
@@ -157,19 +157,22 @@ def write_bot(folder: Path, extra_toml: str = "") -> Path:
     return folder
 
 
-def serve(state_dir: str, port: str) -> None:
+def serve(state_dir: str, port: str, database_url: str = "") -> None:
+    import json
+
     from aiohttp import web
 
     from bot.web.app import create_app
     from bot.folder import BotFolder
 
-    folder = BotFolder.load(write_bot(Path(state_dir) / "bot"), [f"state_dir={state_dir!r}".replace("'", '"')])
+    overrides = [f"state_dir={json.dumps(state_dir)}", f"database.url={json.dumps(database_url)}"]
+    folder = BotFolder.load(write_bot(Path(state_dir) / "bot"), overrides)
     app = create_app(folder.settings, folder, models=FakeSource(), open_knowledge=ScriptedKnowledge)
     web.run_app(app, host="127.0.0.1", port=int(port), print=None)
 
 
 if __name__ == "__main__":
-    serve(*sys.argv[1:3])
+    serve(*sys.argv[1:4])
 
 
 def load_folder(tmp_path: Path, *overrides: str):

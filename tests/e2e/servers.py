@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -13,21 +14,32 @@ import pytest
 
 
 def ready(url: str) -> bool:
+    return _readyz(url) is not None
+
+
+def _readyz(url: str) -> dict | None:
+    """The body of a ready answer of /readyz (on a new connection, so the kernel picks one of the workers)."""
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-            return response.status == 200
+            return json.load(response) if response.status == 200 else None
     except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+        return None
 
 
-def wait_until_ready(url: str, server: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Fails the test with the server's log when it exits or is not ready in time."""
+def wait_until_ready(url: str, server: subprocess.Popen, log: Path, timeout_s: float, workers: int = 1) -> None:
+    """Until every one of the server's `workers` has answered /readyz ready; fails the test with the server's
+    log when it exits or is not ready in time."""
     deadline = time.monotonic() + timeout_s
-    while not ready(url):
+    seen: set[int] = set()
+    while len(seen) < workers:
         if server.poll() is not None or time.monotonic() > deadline:
             tail = log.read_text(errors="replace")[-4000:]
-            pytest.fail(f"the bot at {url} did not become ready (exit code {server.poll()}):\n{tail}")
-        time.sleep(0.5)
+            pytest.fail(f"the bot at {url} did not become ready on {workers - len(seen)} of its {workers} worker "
+                        f"processes (exit code {server.poll()}):\n{tail}")
+        body = _readyz(url)
+        if body:
+            seen.add(body.get("worker", 0))
+        time.sleep(0.2 if body else 0.5)
 
 
 def stop(server: subprocess.Popen) -> None:

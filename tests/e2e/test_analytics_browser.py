@@ -4,6 +4,8 @@ and sees containment and fallback over time with the promotion marked. A screens
 $SUPPORTBOT_ARTIFACTS, else test-artifacts/ (docs/analytics.png is one, reduced to 128 colours).
 
 The server is the tiny test bot with its doubles (tests/bot/runtime_doubles.py as a script): no model to train.
+It runs on the simulated log in SQLite, and again with the log moved to PostgreSQL (one process: the doubles'
+server has no `--workers`; the analytics fold and rollups on two workers are tests/bot's).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -82,16 +85,38 @@ def simulate(db_path: Path, now: float, seed: int = 7) -> None:
     db.close()
 
 
-@pytest.fixture(scope="module")
-def analytics_server(tmp_path_factory):
+def moved_to_postgres(db_path: Path, server_url: str) -> str:
+    """The simulated log copied into a new database on the PostgreSQL server (what `db copy` does); its URL."""
+    from bot.db_copy import copy_state
+    from knowledge.database import connect
+    from knowledge.engine import close, open_database
+    from knowledge.postgres_server import new_database
+
+    url = new_database(server_url, f"analytics_{uuid.uuid4().hex[:12]}")
+    source, target = connect(db_path), open_database(url)
+    try:
+        copy_state(source, target)
+    finally:
+        close(source)
+        close(target)
+    db_path.rename(db_path.with_name("copied-to-postgres.db"))  # the server can only be using PostgreSQL
+    return url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def analytics_server(request, tmp_path_factory):
+    """The doubles' server (one process) on the simulated log: in its SQLite file, or moved to PostgreSQL."""
     state = tmp_path_factory.mktemp("analytics-bot")
     simulate(state / "supportbot.db", time.time())
+    database_url = ""
+    if request.param == "postgres":
+        database_url = moved_to_postgres(state / "supportbot.db", request.getfixturevalue("postgres_server_url"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = state / "server.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "bot" / "runtime_doubles.py"), str(state),
-                                   str(port)], cwd=state, stdout=out, stderr=subprocess.STDOUT,
+                                   str(port), database_url], cwd=state, stdout=out, stderr=subprocess.STDOUT,
                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
         wait_until_ready(url, server, log, 120)

@@ -1,9 +1,9 @@
-"""The demo store bot, trained with the real MiniLM and served by `run_bot.py demo`, chatted with over HTTP."""
+"""The demo store bot, trained with the real MiniLM and served by `run_bot.py demo`, chatted with over HTTP: on
+SQLite, and on PostgreSQL with two workers (where a conversation's turns land on either)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import urllib.error
 
 import pytest
@@ -12,10 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 def turns_of(bot, conversation_id: str) -> list[dict]:
-    with sqlite3.connect(bot.db_path) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute("select * from turns where conversation_id = ? order by id", [conversation_id]).fetchall()
-    return [dict(r) for r in rows]
+    rows = bot.rows("select id, message, decision from turns where conversation_id = ? order by id", [conversation_id])
+    return [dict(zip(("id", "message", "decision"), row)) for row in rows]
 
 
 def test_template_answer_fills_the_order_id(demo_bot):

@@ -7,7 +7,10 @@ new answer. Screenshots of the queue, the item and the clusters view go to $SUPP
 test-artifacts/.
 
 The bot runs from a copy of the demo bot folder (the test edits its intents.yaml) and starts from a copy of
-the `demo_bot` fixture's trained state, so it trains once more, not twice.
+the `sqlite_demo_bot` fixture's trained state, so it trains once more, not twice. SQLite only: the loop's
+retrain is most of its ~90 s, and a second run on PostgreSQL would cost that again (the suite's budget); the
+stores it writes (feedback, flags, the review queue and desk, examples) are tested on both engines in tests/bot
+and tests/training, and the widget's thumbs and handoff on both in test_widget_browser.py.
 """
 
 from __future__ import annotations
@@ -74,14 +77,14 @@ class ReviewBot:
 
 
 @pytest.fixture(scope="module")
-def review_bot(demo_bot, tmp_path_factory):
+def review_bot(sqlite_demo_bot, tmp_path_factory):
     base = tmp_path_factory.mktemp("review-bot")
     folder, state = base / "bot", base / "state"
     shutil.copytree(ROOT / "examples" / "demo_store", folder)
     state.mkdir()
-    _copy_state(demo_bot.state_dir, state)
+    _copy_state(sqlite_demo_bot.state_dir, state)
     # the loop is under test, not the runtime (test_onnx_runtime.py): the retrain skips the ONNX export and, like
-    # the demo_bot fixture's training, the small-data refit (a new intent's one example is never held out)
+    # the sqlite_demo_bot fixture's training, the small-data refit (a new intent's one example is never held out)
     common = ["--bot", str(folder), "--set", f"state_dir={json.dumps(str(state))}", "--set", "train.onnx=false",
               "--set", "train.refit_below=0"]
     subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "users", "add", REVIEWER, "--role", "reviewer",

@@ -1,5 +1,6 @@
 """The website widget in a real headless Chromium, embedded in customer pages on other origins, talking to
-the running demo store bot (`demo_bot`, trained with the real packaged MiniLM).
+the running demo store bot (`demo_bot`, trained with the real packaged MiniLM): on SQLite, and on PostgreSQL with
+two workers, where the widget's requests land on either.
 
 Screenshots of the open widget (desktop and phone) go to $SUPPORTBOT_ARTIFACTS, else test-artifacts/ in the
 repository (ignored by git), where CI can collect them.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -162,10 +162,6 @@ def clarifying(demo_bot) -> str:
     pytest.fail(f"no candidate message got a clarifying question with quick replies: {seen}")
 
 
-def db(demo_bot) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{demo_bot.db_path}?mode=ro", uri=True)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -259,9 +255,8 @@ def test_thumbs_down_with_a_comment_flags_the_turn(chat, site, demo_bot):
     answer.get_by_role("button", name="Send feedback").click()
     expect(answer.locator(".note")).to_have_text("Thanks for your feedback!")
     expect(answer.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "true")
-    with db(demo_bot) as con:
-        flags = con.execute("select kind from flags where turn_id = ? and kind = 'negative_feedback'", [turn_id]).fetchall()
-        feedback = con.execute("select rating, comment from feedback where turn_id = ?", [turn_id]).fetchall()
+    flags = demo_bot.rows("select kind from flags where turn_id = ? and kind = 'negative_feedback'", [turn_id])
+    feedback = demo_bot.rows("select rating, comment from feedback where turn_id = ?", [turn_id])
     assert flags == [("negative_feedback",)]
     assert feedback == [("down", "I wanted to know about PayPal refunds")]
 
@@ -270,15 +265,13 @@ def test_thumbs_down_with_a_comment_flags_the_turn(chat, site, demo_bot):
     expect(liked.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
     liked_turn = int(liked.get_attribute("data-turn"))
     for _ in range(100):  # the button shows the choice at once; the rating is posted after it
-        with db(demo_bot) as con:
-            ratings = con.execute("select rating from feedback where turn_id = ?", [liked_turn]).fetchall()
+        ratings = demo_bot.rows("select rating from feedback where turn_id = ?", [liked_turn])
         if ratings:
             break
         chat.page.wait_for_timeout(100)
     assert ratings == [("up",)]
-    with db(demo_bot) as con:
-        assert con.execute("select count(*) from flags where turn_id = ? and kind = 'negative_feedback'",
-                           [liked_turn]).fetchone() == (0,)
+    assert demo_bot.rows("select count(*) from flags where turn_id = ? and kind = 'negative_feedback'",
+                         [liked_turn]) == [(0,)]
 
 
 def test_history_survives_navigation_and_reload(chat, site):
@@ -362,8 +355,7 @@ def test_html_in_messages_is_shown_as_text(chat, site):
 
 
 def test_a_site_that_is_not_allowed_cannot_chat(chat, foreign_site, demo_bot):
-    with db(demo_bot) as con:
-        before = con.execute("select count(*) from turns").fetchone()[0]
+    before = demo_bot.rows("select count(*) from turns")
     chat.page.goto(foreign_site.url)
     chat.open()
     chat.input.fill(TEMPLATE_MESSAGE)
@@ -372,8 +364,7 @@ def test_a_site_that_is_not_allowed_cannot_chat(chat, foreign_site, demo_bot):
     expect(chat.w(".msg.error").get_by_role("button", name="Retry")).to_be_visible()
     expect(chat.answers).to_have_count(1)  # the greeting only
     assert chat.conversation() is None
-    with db(demo_bot) as con:
-        assert con.execute("select count(*) from turns").fetchone()[0] == before
+    assert demo_bot.rows("select count(*) from turns") == before
     status, body = post_chat(demo_bot.url, {"message": TEMPLATE_MESSAGE}, origin=foreign_site.url)
     assert status == 403 and "not allowed" in body["error"]
 
@@ -404,9 +395,7 @@ def test_talk_to_a_person_hands_off(chat, site, demo_bot):
     assert answer.get_attribute("data-route") == "handoff"
     expect(chat.w(".banner.handoff")).to_contain_text("handed over")
     expect(chat.w(".foot").get_by_role("button", name="Talk to a person")).to_be_hidden()
-    with db(demo_bot) as con:
-        row = con.execute("select handoff from conversations where id = ?", [chat.conversation()["id"]]).fetchone()
-    assert row == (1,)
+    assert demo_bot.rows("select handoff from conversations where id = ?", [chat.conversation()["id"]]) == [(1,)]
     chat.page.reload()
     expect(chat.w(".banner.handoff")).to_be_visible()  # the state is restored from the server
     chat.w(".banner.handoff").get_by_role("button", name="Start a new conversation").click()
