@@ -330,7 +330,8 @@ class KnowledgeBase:
         stray = [c for p in off_topic if (c := p.best(choice, rrf_k))]
         calibration = fit(features(c for _, c, _ in tops), np.array([ok for *_, ok in tops]), features(held_out + stray))
         answered = [(calibration.score(c.features), ok or answers_it(q, c)) for q, c, ok in tops]
-        # wrong when confident: another document's answer to a question, or any answer to an off-topic one
+        # wrong when confident: another document's answer that does not hold the question's words (answers_it),
+        # or any answer to an off-topic one
         wrong = [(calibration.score(c.features), False) for c in stray]
         threshold, count, precision, fitted = relevance.fit_threshold(
             answered + wrong, self.settings.target_precision, FALLBACK_THRESHOLD)

@@ -284,7 +284,6 @@ def _process_group(run: _Run, train, val, max_steps: int | None):
     """Ranks 1..N-1 of a data-parallel fit, spawned for its length, with this process as rank 0 (gloo on CPU,
     NCCL on CUDA; they meet through a file in a scratch folder, so no port is chosen)."""
     with tempfile.TemporaryDirectory(prefix="supportbot-fit-") as scratch:
-        init = Path(scratch, "rendezvous").as_uri()
         args = (run.world, scratch, train, val, run.labels, run.base, run.s, run.device.type, max_steps)
         helpers = torch.multiprocessing.start_processes(_helper, args, nprocs=run.world - 1, join=False,
                                                         daemon=True, start_method="spawn")
@@ -293,7 +292,7 @@ def _process_group(run: _Run, train, val, max_steps: int | None):
             while not all(Path(scratch, f"started-{rank}").exists() for rank in range(1, run.world)):
                 if helpers.join(timeout=0.2):
                     raise RuntimeError("the data-parallel helpers exited before the rendezvous")
-            _join_group(0, run.world, init, run.device)
+            _join_group(0, run.world, scratch, run.device)
             try:
                 yield
             finally:
@@ -315,16 +314,17 @@ def _helper(index: int, world: int, scratch: str, train, val, labels, base, sett
     rank = index + 1
     device = torch.device("cuda", rank) if device_type == "cuda" else choose_device("cpu", world)
     Path(scratch, f"started-{rank}").touch()
-    _join_group(rank, world, Path(scratch, "rendezvous").as_uri(), device)
+    _join_group(rank, world, scratch, device)
     try:
         _Run(train, val, labels, base, load_tokenizer(base), settings, device, False, rank)._fit(train, val, max_steps)
     finally:
         dist.destroy_process_group()
 
 
-def _join_group(rank: int, world: int, init: str, device: torch.device) -> None:
+def _join_group(rank: int, world: int, scratch: str, device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device.index or 0)
+    init = Path(scratch, "rendezvous").as_uri()
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=init, rank=rank,
                             world_size=world)
 
