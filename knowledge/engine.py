@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence, Union
 
@@ -52,17 +53,28 @@ def dialect(db: Database) -> str:
     return db.dialect if isinstance(db, PostgresDatabase) else "sqlite"
 
 
+# Every connection: give up connecting after 5 s, and notice a peer that went away (keepalives after 30 s idle;
+# unacknowledged data for 30 s) instead of waiting on the kernel's minutes-long defaults.
+CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                "keepalives_count": 3, "tcp_user_timeout": 30_000}
+PING_AFTER_IDLE = 5.0  # seconds: a pooled connection unused for longer is pinged before use (one round trip)
+
+
 class PostgresDatabase:
     """PostgreSQL with the part of sqlite_utils.Database the stores use. Outside `transaction()` every
-    `execute` is its own transaction; rows come back buffered. Callers serialise access, as with SQLite."""
+    `execute` is its own transaction (autocommit: one round trip); rows come back buffered. Connections come from a
+    pool, one per thread at a time: a caller may use it from several threads (the chat's turn threads)."""
 
     dialect = "postgresql"
 
     def __init__(self, url: str):
-        from sqlalchemy import create_engine
+        from sqlalchemy import create_engine, event
         from sqlalchemy.engine import make_url
 
-        self.engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+        self.engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), connect_args=CONNECT_ARGS)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")  # same pool
+        event.listen(self.engine, "checkin", _note_checkin)
+        event.listen(self.engine, "checkout", _ping_if_idle)
         self._local = threading.local()  # the open transaction's connection, if any
 
     def execute(self, sql: str, args: Sequence = ()) -> Rows:
@@ -77,7 +89,7 @@ class PostgresDatabase:
         tx = getattr(self._local, "conn", None)
         if tx is not None:
             return Rows(tx.exec_driver_sql(sql, args))
-        with self.engine.begin() as conn:
+        with self._autocommit.connect() as conn:
             return Rows(conn.exec_driver_sql(sql, args))
 
     @contextmanager
@@ -95,6 +107,26 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _note_checkin(dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+    """A connection that sat in the pool for a while may have been dropped (a server restart, a proxy's idle
+    timeout): ping it, and on failure let the pool open a new one. A busy pool skips the round trip that
+    `pool_pre_ping` would make on every checkout; a connection that fails in use is discarded by SQLAlchemy."""
+    from sqlalchemy import exc
+
+    if time.monotonic() - record.info.get("idle_since", time.monotonic()) < PING_AFTER_IDLE:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")  # psycopg; outside a transaction (autocommit or idle)
+        if not dbapi_connection.autocommit:
+            dbapi_connection.rollback()
+    except Exception as e:
+        raise exc.DisconnectionError(f"a pooled connection did not answer ({type(e).__name__})") from e
 
 
 def _driver_sql(sql: str, args: Sequence) -> str:

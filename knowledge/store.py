@@ -207,8 +207,8 @@ class KnowledgeStore:
         return {r[0]: StoredDocument(r[0], r[1], r[2], tuple(json.loads(r[3])), *r[4:]) for r in rows}
 
     def counts(self) -> tuple[int, int]:
-        docs = self.db.execute("SELECT count(*) FROM kb_documents").fetchone()[0]
-        chunks = self.db.execute("SELECT count(*) FROM kb_chunks").fetchone()[0]
+        docs, chunks = self.db.execute(
+            "SELECT (SELECT count(*) FROM kb_documents), (SELECT count(*) FROM kb_chunks)").fetchone()
         return docs, chunks
 
     def chunk_ids(self, tags: Sequence[str] = ()) -> np.ndarray:
