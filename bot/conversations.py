@@ -2,7 +2,8 @@
 
 User text is redacted before it is written. Slot values that contain personal data (an e-mail the bot
 asked for) are never written: they live in this process's memory only, for the conversation's sake.
-Methods are synchronous and all-or-nothing; the web app calls them from its single writer thread. The tables live
+Methods are synchronous and all-or-nothing; the web app calls them from its database thread, and on PostgreSQL the
+chat's turns from several threads (one turn of a conversation at a time). The tables live
 in the bot's database on either engine (`knowledge.engine`); all of their SQL is in this module.
 """
 
@@ -13,16 +14,19 @@ import hmac
 import json
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Sequence
 
 from bot.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
-from knowledge.engine import TYPES, Database, insert, migrate, on_both, writing
+from knowledge.engine import TYPES, Database, dialect, insert, migrate, on_both, writing
 from training.redact import Redactor
 
 RATINGS = ("up", "down")
+TURN_COLUMNS = ("conversation_id, created, message, answer, route, intent, confidence, quick_replies, sources,"
+                " decision, model_version, latency_ms")
 PRIVATE_SLOT_CONVERSATIONS = 10_000  # conversations whose personal slot values are kept in memory
 
 # Version 1 is the schema main's code made (without a schema_version row): CREATE ... IF NOT EXISTS leaves such a
@@ -99,6 +103,7 @@ class ConversationLog:
         self.db, self.redactor = db, redactor
         migrate(db, "bot.conversations", MIGRATIONS)
         self._private: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._private_lock = threading.Lock()  # turns of different conversations may be written from several threads
 
     # conversations
     def new(self, customer: str | None = None) -> tuple[Conversation, str]:
@@ -116,7 +121,9 @@ class ConversationLog:
             raise UnknownConversation(f"no conversation {conversation_id!r}")
         if not token or not hmac.compare_digest(row[0], _hash(token)):
             raise ForeignConversation("the token does not match this conversation")
-        slots = {**json.loads(row[4]), **self._private.get(conversation_id, {})}
+        with self._private_lock:
+            private = self._private.get(conversation_id, {})
+        slots = {**json.loads(row[4]), **private}
         return Conversation(conversation_id, bool(row[1]), row[2], json.loads(row[3]) if row[3] else None, slots,
                             row[5], row[6])
 
@@ -130,39 +137,75 @@ class ConversationLog:
         public = {k: v for k, v in convo.slots.items() if redact(v) == v}
         private = {k: v for k, v in convo.slots.items() if k not in public}
         d = reply.decision
+        state = [now, int(convo.handoff), convo.failures, json.dumps(convo.pending) if convo.pending else None,
+                 json.dumps(public)]
+        turn = [now, redact(message), redact(reply.answer), d.route, d.intent, d.confidence,
+                json.dumps([{"label": q.label, "value": q.value} for q in reply.quick_replies]),
+                json.dumps([{"title": s.title, "url": s.url, "doc_id": s.doc_id} for s in d.sources]),
+                json.dumps(d.to_json()), d.model_version, d.latency_ms]
+        for kind in d.flags:
+            if kind not in FLAGS:
+                raise ValueError(f"unknown flag {kind!r}; expected one of {FLAGS}")
+        record = self._record_in_one_statement if dialect(self.db) == "postgresql" else self._record_in_a_transaction
+        turn_id = record(convo, new_token, state, turn, d.flags, d.reason)
+        self._remember(convo.id, private)
+        convo.turns += 1
+        return turn_id
+
+    def _record_in_a_transaction(self, convo: Conversation, new_token: str | None, state: list, turn: list,
+                                 flags: Sequence[str], reason: str) -> int:
+        now = state[0]
         with writing(self.db):
             if new_token is not None:
                 self.db.execute(
                     "insert into conversations (id, token_hash, created, updated, customer_hash) values (?, ?, ?, ?, ?)",
                     [convo.id, _hash(new_token), now, now, convo.customer],
                 )
-            moved = self.db.execute(
+            if self.db.execute(
                 "update conversations set updated = ?, handoff = ?, failures = ?, pending = ?, slots = ?,"
-                " turns = turns + 1 where id = ? and turns = ?",
-                [now, int(convo.handoff), convo.failures, json.dumps(convo.pending) if convo.pending else None,
-                 json.dumps(public), convo.id, convo.turns],
-            ).rowcount == 0
-            if moved:
+                " turns = turns + 1 where id = ? and turns = ?", [*state, convo.id, convo.turns],
+            ).rowcount == 0:
                 raise ConversationMoved(f"conversation {convo.id} has a newer turn")
-            turn_id = insert(
-                self.db,
-                "insert into turns (conversation_id, created, message, answer, route, intent, confidence,"
-                " quick_replies, sources, decision, model_version, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [convo.id, now, redact(message), redact(reply.answer), d.route, d.intent, d.confidence,
-                 json.dumps([{"label": q.label, "value": q.value} for q in reply.quick_replies]),
-                 json.dumps([{"title": s.title, "url": s.url, "doc_id": s.doc_id} for s in d.sources]),
-                 json.dumps(d.to_json()), d.model_version, d.latency_ms],
-            )
-            for kind in d.flags:
-                self._flag(turn_id, convo.id, kind, d.reason, now)
-            if "handoff" in d.flags:
+            turn_id = insert(self.db, f"insert into turns ({TURN_COLUMNS}) values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                             [convo.id, *turn])
+            for kind in flags:
+                self._flag(turn_id, convo.id, kind, reason, now)
+            if "handoff" in flags:
                 self.db.execute(
                     "insert into handoffs (conversation_id, turn_id, reason, created) values (?, ?, ?, ?)",
-                    [convo.id, turn_id, d.reason, now],
+                    [convo.id, turn_id, reason, now],
                 )
-        self._remember(convo.id, private)
-        convo.turns += 1
         return turn_id
+
+    def _record_in_one_statement(self, convo: Conversation, new_token: str | None, state: list, turn: list,
+                                 flags: Sequence[str], reason: str) -> int:
+        """PostgreSQL: the same writes as one statement (one round trip, its own transaction). The first part
+        writes the conversation's state (a new one with its first turn counted, or an existing one only at the
+        turn count read: no row, and nothing else written, when another turn came first); the turn, its flags and
+        a handoff are inserted from the row it returns."""
+        now = state[0]
+        if new_token is None:
+            first = ("update conversations set updated = ?, handoff = ?, failures = ?, pending = ?, slots = ?,"
+                     " turns = turns + 1 where id = ? and turns = ? returning id")
+            first_args = [*state, convo.id, convo.turns]
+        else:
+            first = ("insert into conversations (updated, handoff, failures, pending, slots, id, token_hash,"
+                     " created, customer_hash, turns) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) returning id")
+            first_args = [*state, convo.id, _hash(new_token), now, convo.customer]
+        row = self.db.execute(
+            f"with c as ({first}),"
+            f" t as (insert into turns ({TURN_COLUMNS}) select c.id, ?,?,?,?,?,?,?,?,?,?,? from c returning id),"
+            " f as (insert into flags (turn_id, conversation_id, kind, detail, created)"
+            "  select t.id, ?, k.kind, ?, ? from t, unnest(cast(? as text[])) with ordinality as k(kind, n)"
+            "  order by k.n),"
+            " h as (insert into handoffs (conversation_id, turn_id, reason, created)"
+            "  select ?, t.id, ?, ? from t where ?)"
+            " select id from t",
+            [*first_args, *turn, convo.id, reason, now, list(flags), convo.id, reason, now, "handoff" in flags],
+        ).fetchone()
+        if row is None:
+            raise ConversationMoved(f"conversation {convo.id} has a newer turn")
+        return row[0]
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
@@ -270,8 +313,9 @@ class ConversationLog:
         )
 
     def _remember(self, conversation_id: str, private: dict[str, str]) -> None:
-        self._private.pop(conversation_id, None)
-        if private:
-            self._private[conversation_id] = private
-            while len(self._private) > PRIVATE_SLOT_CONVERSATIONS:
-                self._private.popitem(last=False)
+        with self._private_lock:
+            self._private.pop(conversation_id, None)
+            if private:
+                self._private[conversation_id] = private
+                while len(self._private) > PRIVATE_SLOT_CONVERSATIONS:
+                    self._private.popitem(last=False)

@@ -141,6 +141,65 @@ def test_feedback_flags_down_votes_and_checks_the_turn(log):
     assert log.stats()["feedback"] == {"up": 1, "down": 1}
 
 
+def test_a_turn_with_flags_and_a_handoff_writes_every_row(log):
+    """The turn, the conversation's new state, each flag and the handoff: on PostgreSQL all of them come from one
+    statement, so every column is checked, on both engines."""
+    convo, token = log.new(customer="c-hash")
+    convo.handoff, convo.failures, convo.pending, convo.slots = True, 2, {"intent": "track_order"}, {"order": "123"}
+    turn = log.record_turn(convo, "??", reply("handoff", ("low_confidence", "handoff")), token)
+    state = row(log.db, "conversations", convo.id)
+    assert (state["turns"], state["handoff"], state["failures"], state["customer_hash"]) == (1, 1, 2, "c-hash")
+    assert json.loads(state["pending"]) == {"intent": "track_order"} and json.loads(state["slots"]) == {"order": "123"}
+    assert row(log.db, "turns", turn)["conversation_id"] == convo.id
+    flags = records(log.db, "select turn_id, conversation_id, kind, detail from flags order by id")
+    assert flags == [{"turn_id": turn, "conversation_id": convo.id, "kind": k, "detail": "because"}
+                     for k in ("low_confidence", "handoff")]
+    assert records(log.db, "select conversation_id, turn_id, reason from handoffs") == [
+        {"conversation_id": convo.id, "turn_id": turn, "reason": "because"}]
+    second = log.record_turn(log.open(convo.id, token), "still there?", reply())
+    assert row(log.db, "conversations", convo.id)["turns"] == 2 and second > turn
+    assert len(records(log.db, "select id from flags")) == 2  # a turn without flags adds none
+
+
+def test_on_postgresql_a_turn_is_one_round_trip(postgres_url):
+    """Reading a conversation is one statement and recording a turn another, each its own transaction: no BEGIN
+    or COMMIT of their own, no ping of a connection just used."""
+    from sqlalchemy import event
+
+    db = open_database(postgres_url)
+    try:
+        log = ConversationLog(db, Redactor())
+        sent = []
+        event.listen(db.engine, "before_cursor_execute", lambda *a: sent.append(a[2].split()[0].lower()))
+        convo, token = log.new()
+        log.record_turn(convo, "hi", reply("handoff", ("handoff",)), token)
+        log.record_turn(log.open(convo.id, token), "and?", reply())
+        assert sent == ["with", "select", "with"]
+        assert log.stats()["turns"] == 2 and log.open_handoff_count() == 1
+    finally:
+        close(db)
+
+
+def test_on_postgresql_a_dropped_idle_connection_is_replaced(postgres_url, monkeypatch):
+    """The server ended the pooled connection while it sat idle (a restart, a proxy's timeout): the next call
+    pings it, gets a new one, and works."""
+    import knowledge.engine
+
+    monkeypatch.setattr(knowledge.engine, "PING_AFTER_IDLE", 0.0)
+    db, other = open_database(postgres_url), open_database(postgres_url)
+    try:
+        log = ConversationLog(db, Redactor())
+        convo, token = log.new()
+        log.record_turn(convo, "hi", reply(), token)
+        ended = other.execute("select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                              " where datname = current_database() and pid <> pg_backend_pid()").fetchone()[0]
+        assert ended >= 1
+        assert log.open(convo.id, token).turns == 1
+    finally:
+        close(db)
+        close(other)
+
+
 def test_a_failed_write_leaves_nothing_half_written(log):
     convo, token = log.new()
     with pytest.raises(ValueError, match="unknown flag"):
