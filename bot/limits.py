@@ -7,7 +7,9 @@ keys are hashed), is not the bot's database (a long analytics fold never holds a
 without fsync: after a crash the buckets start full, which only forgives a few requests. A check runs on the
 event loop, like the in-memory limiter it replaces: about 40 µs here (one small transaction), well below
 what a worker waiting on it would notice. On PostgreSQL a check is one round trip instead (~0.2 ms on a local
-server, plus the network's); when it fails, `BucketsUnavailable` tells the limiter to count that check in its
+server, plus the network's), made from the buckets' own thread, and committed without waiting for the disk
+(`synchronous_commit=off`: a crash of the database server forgets the last moment's counts, which again only
+forgives a few requests); when it fails, `BucketsUnavailable` tells the limiter to count that check in its
 own process (bot/web/security.py), so an unreachable database never turns a request into a 500.
 """
 
@@ -18,8 +20,11 @@ import logging
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
+
+from knowledge.engine import CONNECT_ARGS
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -93,7 +98,7 @@ class BucketsUnavailable(Exception):
 class PostgresBuckets:
     """The same buckets in the bot's PostgreSQL database (`rate_buckets`), shared by every process of every
     machine on it. The database's clock times them (`now` only for tests), so machines' clocks need not agree.
-    A check is one round trip on its own autocommit connection (not the bot's: it runs on the event loop)."""
+    A check is one round trip on its own autocommit connection, from `thread` (the limiter sends checks there)."""
 
     def __init__(self, url: str):
         from sqlalchemy.engine import make_url
@@ -110,6 +115,7 @@ class PostgresBuckets:
         self._down_since: float | None = None
         self._lock = threading.Lock()
         self._checks = 0
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="rate-limits")
 
     def take(self, key: str, rate: float, burst: int, now: float | None = None) -> bool:
         import psycopg
@@ -120,8 +126,9 @@ class PostgresBuckets:
                 raise BucketsUnavailable("PostgreSQL unreachable")
             try:
                 if self._conn is None:
-                    self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=2,
-                                                 options="-c statement_timeout=2000")
+                    self._conn = psycopg.connect(
+                        self._conninfo, autocommit=True, **{**CONNECT_ARGS, "connect_timeout": 2},
+                        options="-c statement_timeout=2000 -c synchronous_commit=off")
                 allowed = self._conn.execute(TAKE, args).fetchone()[0]
                 self._checks += 1
                 if self._checks % PRUNE_EVERY == 0:
@@ -131,7 +138,7 @@ class PostgresBuckets:
                     log.warning("rate limits: PostgreSQL failed a check (%s); counting in this process until it "
                                 "answers again", type(e).__name__)
                 self._down_since = time.monotonic()
-                self.close()
+                self._disconnect()
                 raise BucketsUnavailable(type(e).__name__) from e
             if self._down_since is not None:
                 log.warning("rate limits: PostgreSQL answers again; counted there")
@@ -139,6 +146,10 @@ class PostgresBuckets:
         return allowed
 
     def close(self) -> None:
+        self._disconnect()
+        self.thread.shutdown(wait=True)
+
+    def _disconnect(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -36,6 +36,10 @@ from training.redact import Redactor
 
 log = logging.getLogger("supportbot.app")
 
+# PostgreSQL: chat requests' database calls on this many threads per worker (a turn mostly waits on round trips; on
+# SQLite they share the one writer thread, which is faster there than any pool).
+TURN_THREADS = 4
+
 
 def open_knowledge_base(settings: Settings) -> Knowledge:
     """The bot's knowledge base, warmed up (embedder loaded) so that /readyz means ready."""
@@ -94,6 +98,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         model_thread=ThreadPoolExecutor(1, thread_name_prefix="model"),
         pool=ThreadPoolExecutor(1, thread_name_prefix="search"),
         writer=ThreadPoolExecutor(1, thread_name_prefix="db-writer"),
+        turn_threads=ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="db-turns") if settings.on_postgres else None,
         limiter=RateLimiter(s.rate_limit, s.rate_burst, shared=shared, name="requests"),
         notifier=HandoffNotifier(s.handoff_webhook, s.webhook_timeout),
         new_conversations=RateLimiter(s.new_conversation_rate, s.new_conversation_burst,
@@ -130,6 +135,8 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         await asyncio.to_thread(rt.knowledge.close)
     rt.model_thread.shutdown(wait=True)
     rt.pool.shutdown(wait=True)
+    if rt.turn_threads is not None:
+        rt.turn_threads.shutdown(wait=True)
     await rt.db(rt.log.db.close)
     rt.writer.shutdown(wait=True)
     if shared is not None:

@@ -28,19 +28,19 @@ async def _open(rt: Runtime, request: web.Request, conversation_id: str, token: 
     request reading it again). A failed check counts against the client's address, so guessing ids or tokens is
     limited like any anonymous request."""
     try:
-        convo = await rt.db(rt.log.open, conversation_id, token)
+        convo = await rt.chat_db(rt.log.open, conversation_id, token)
     except UnknownConversation as e:
-        rt.limiter.check(request)
+        await rt.limiter.check(request)
         raise error(web.HTTPNotFound, str(e)) from None
     except ForeignConversation as e:
-        rt.limiter.check(request)
+        await rt.limiter.check(request)
         raise error(web.HTTPForbidden, str(e)) from None
     if limited:
-        rt.limiter.check(request, convo.id, convo.customer)
+        await rt.limiter.check(request, convo.id, convo.customer)
     return convo
 
 
-def _customer(rt: Runtime, request: web.Request, body: dict) -> str | None:
+async def _customer(rt: Runtime, request: web.Request, body: dict) -> str | None:
     """The keyed hash of the verified customer starting a conversation (`customer_id` and `customer_hash`, the
     HMAC-SHA256 of the id with server.identity_secret), None without them; a 4xx when they do not verify.
     A refusal counts against the client's address, like any anonymous request."""
@@ -60,7 +60,7 @@ def _customer(rt: Runtime, request: web.Request, body: dict) -> str | None:
         status, reason = web.HTTPForbidden, ("customer_hash does not match customer_id (expected the hex "
                                              "HMAC-SHA256 of the id with the shared identity secret)")
     if reason:
-        rt.limiter.check(request)
+        await rt.limiter.check(request)
         raise error(status, reason)
     return customer_key(secret, customer_id)
 
@@ -87,9 +87,9 @@ async def chat(request: web.Request) -> web.Response:
 
     new_token = None
     if conversation_id is None:  # a new conversation, of a verified customer or anonymous (the address's budget)
-        customer = _customer(rt, request, body)
-        rt.limiter.check(request, customer=customer)
-        rt.new_conversations.check(request)
+        customer = await _customer(rt, request, body)
+        await rt.limiter.check(request, customer=customer)
+        await rt.new_conversations.check(request)
         convo, new_token = rt.log.new(customer)
         conversation_id = convo.id
     async with rt.lock(conversation_id):  # one turn at a time in this process; across processes, see below
@@ -99,10 +99,10 @@ async def chat(request: web.Request) -> web.Response:
                 convo = await _open(rt, request, conversation_id, token, limited=attempt == 0)
             reply = await router.respond(message, convo, action)
             if "handoff" in reply.decision.flags and not handoff_checked:  # each wakes a person: per address
-                rt.handoffs.check(request)
+                await rt.handoffs.check(request)
                 handoff_checked = True
             try:
-                turn_id = await rt.db(rt.log.record_turn, convo, message, reply, new_token)
+                turn_id = await rt.chat_db(rt.log.record_turn, convo, message, reply, new_token)
                 break
             except ConversationMoved:  # another worker answered this conversation meanwhile: answer from its state
                 if attempt == MOVED_RETRIES:
@@ -141,7 +141,7 @@ async def feedback(request: web.Request) -> web.Response:
     await _open(rt, request, conversation_id, token)
     request["conversation_id"] = conversation_id
     try:
-        await rt.db(rt.log.feedback, conversation_id, turn_id, rating, comment)
+        await rt.chat_db(rt.log.feedback, conversation_id, turn_id, rating, comment)
     except UnknownConversation as e:
         raise error(web.HTTPNotFound, str(e)) from None
     if rating == "down" and rt.metrics is not None:
@@ -156,5 +156,5 @@ async def conversation(request: web.Request) -> web.Response:
         check_text(token, "header X-Conversation-Token")
     conversation_id = check_text(request.match_info["conversation_id"], "the conversation id")
     convo = await _open(rt, request, conversation_id, token)
-    turns = await rt.db(rt.log.history, conversation_id)
+    turns = await rt.chat_db(rt.log.history, conversation_id)
     return web.json_response({"conversation_id": conversation_id, "handoff": convo.handoff, "turns": turns})

@@ -38,7 +38,7 @@ class Runtime:
     folder: BotFolder
     model_thread: ThreadPoolExecutor  # intent-model batches
     pool: ThreadPoolExecutor  # knowledge-base batches
-    writer: ThreadPoolExecutor  # the one database thread
+    writer: ThreadPoolExecutor  # the database thread
     limiter: RateLimiter  # requests per client (verified conversation, else address)
     notifier: HandoffNotifier
     new_conversations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
@@ -56,12 +56,22 @@ class Runtime:
     drift: Any = None  # bot.drift.DriftStatus: the server's last drift check
     worker: int | None = None  # this process's number among `serve --workers N`; None: the only process
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # set once model and knowledge base loaded (or failed)
+    turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
         once with what failed, and shows in /readyz until a database call succeeds again."""
+        return await self._call(self.writer, fn, args)
+
+    async def chat_db(self, fn: Callable, *args: Any) -> Any:
+        """`db` for a chat request's calls on the conversation log. On PostgreSQL they run on several threads, so
+        that one turn's round trips do not wait for another's; turns of one conversation still come one at a time
+        (`lock` in this process, the turn count's compare-and-set across processes). SQLite keeps its one writer."""
+        return await self._call(self.turn_threads or self.writer, fn, args)
+
+    async def _call(self, executor: ThreadPoolExecutor, fn: Callable, args: tuple) -> Any:
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
+            result = await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
         except Exception as e:
             if not is_storage_fault(e):
                 raise

@@ -7,6 +7,7 @@ reason (details go to the log, never to the client), and the server goes on serv
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -23,7 +24,7 @@ from typing import Any, Awaitable, Callable, Sequence, Union
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.limits import Buckets, BucketsUnavailable
+from bot.limits import Buckets, BucketsUnavailable, PostgresBuckets
 from bot.settings import Settings
 from knowledge.database import StorageError
 
@@ -263,14 +264,22 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
-    def check(self, request: web.Request, conversation_id: str | None = None, customer: str | None = None) -> None:
+    async def check(self, request: web.Request, conversation_id: str | None = None,
+                    customer: str | None = None) -> None:
         """429 when this client is over its rate: the verified customer (all their conversations), else the
-        conversation, when its token matched, else the address."""
+        conversation, when its token matched, else the address. Buckets in PostgreSQL are charged from a thread
+        (a round trip), never on the event loop."""
         if customer:
             key = f"u:{customer}"
         else:
             key = f"c:{conversation_id}" if conversation_id else f"a:{client_address(request)}"
-        if not self.allow(key):
+        if self.rate <= 0:
+            return
+        if isinstance(self.shared, PostgresBuckets):
+            allowed = await asyncio.get_running_loop().run_in_executor(self.shared.thread, self.allow, key)
+        else:
+            allowed = self.allow(key)
+        if not allowed:
             raise error(web.HTTPTooManyRequests, f"{self.what}; slow down",
                         {"Retry-After": str(max(1, round(1 / self.rate)))})
 
