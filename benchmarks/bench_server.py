@@ -102,19 +102,27 @@ class Server:
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=state)
         self.workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
 
-    async def ready(self, session: aiohttp.ClientSession, timeout: float = 300) -> None:
-        """Until every worker answers /readyz (each probe on a new connection, which the kernel may give any)."""
-        deadline = time.monotonic() + timeout
-        seen = set()
+    async def ready(self, session: aiohttp.ClientSession, timeout: float = 900) -> None:
+        """Until every worker answers /readyz (each probe on a new connection, which the kernel may give any) and
+        the first one has caught up on what earlier runs logged (`catching_up`: the analytics fold, the review
+        queue and the growing clusters, work a long-running server has behind it), so that the load meets a
+        server in its steady state. Prints how long the catch-up took."""
+        started = deadline = time.monotonic()
+        deadline += timeout
+        seen, settled = set(), False
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
             try:
                 async with session.get(self.url + "/readyz", headers={"Connection": "close"}) as r:
                     if r.status == 200:
-                        seen.add((await r.json()).get("worker"))
-                        if len(seen) == self.workers:
+                        body = await r.json()
+                        seen.add(body.get("worker"))
+                        settled |= body.get("worker") in (None, 0) and not body.get("catching_up")
+                        if len(seen) == self.workers and settled:
+                            print(f"  ready and caught up {time.monotonic() - started:.0f} s after start", flush=True)
                             return
+                        await asyncio.sleep(0.2)
                         continue
             except aiohttp.ClientError:
                 pass

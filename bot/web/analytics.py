@@ -84,13 +84,21 @@ async def compute_growing(rt) -> None:
 
 async def keep_growing(rt) -> None:
     """The first worker's job: once the knowledge base (whose embedder clusters) is loaded, and then every
-    GROWING_REFRESH_S; a failure is logged and the page keeps the last result."""
+    GROWING_REFRESH_S; a failure is logged and the page keeps the last result. The first run (with the start's
+    analytics fold beside it) catches up on what was logged while no server ran: until it ends, /readyz says
+    `catching_up` (the worker answers meanwhile, with less to spare)."""
+    started = time.monotonic()
     await rt.loaded.wait()
     while True:
         try:
             await compute_growing(rt)
         except Exception as e:
             log.warning("computing the clusters growing fastest failed: %s", e)
+        if rt.catching_up:
+            await rt.folded.wait()
+            rt.catching_up = False
+            log.info("caught up in %.1f s: analytics rollups, review queue, clusters growing fastest",
+                     time.monotonic() - started)
         await asyncio.sleep(GROWING_REFRESH_S)
 
 
@@ -112,6 +120,8 @@ async def fold_on_start(rt) -> None:
         await catch_up(rt)
     except Exception as e:
         log.warning("folding the log into the analytics rollups failed: %s", e)
+    finally:
+        rt.folded.set()
 
 
 def _mix(rt, version: str | None) -> dict[str, int]:

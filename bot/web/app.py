@@ -118,6 +118,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     first = worker in (None, 0)  # the jobs of which the bot needs one run in the first worker only
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if first:
+        rt.catching_up = True
         tasks.append(asyncio.create_task(analytics.fold_on_start(rt)))
         tasks.append(asyncio.create_task(analytics.keep_growing(rt)))
     if s.watch_interval > 0:  # every worker: a promotion reaches them all

@@ -27,6 +27,8 @@ async def readyz(request: web.Request) -> web.Response:
             "storage": not rt.storage_error}
     if rt.worker is not None:  # which of `serve --workers N` answered
         body.update(worker=rt.worker, pid=os.getpid())
+    if rt.catching_up:  # the first worker's start-up jobs: analytics fold, review queue, growing clusters
+        body["catching_up"] = True
     if rt.drift is not None and rt.drift.alert_level:
         body["drift"] = rt.drift.to_json()  # measured by the drift watch, never here: this stays cheap
     if not ready:

@@ -117,6 +117,9 @@ def spec() -> dict[str, Any]:
                 ["ready"], ready=BOOL, model_version=STR, knowledge=BOOL, storage=BOOL,
                 worker={**INT, "description": "With serve --workers N: the number of the worker that answered."},
                 pid={**INT, "description": "With serve --workers N: that worker's process id."},
+                catching_up={**BOOL, "description": "Only while true: the first worker is still bringing the "
+                             "analytics rollups, the review queue and the clusters growing fastest up to date after "
+                             "its start (it answers meanwhile)."},
                 drift={**ANY_OBJECT, "description": "With analytics.drift_alert set: the last drift check "
                        "(alert, Jensen–Shannon distance of the last 7 days, shares below threshold and out of scope)."}),
                 "Ready."), 503)},

@@ -57,6 +57,8 @@ class Runtime:
     worker: int | None = None  # this process's number among `serve --workers N`; None: the only process
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # set once model and knowledge base loaded (or failed)
     turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
+    catching_up: bool = False  # the first worker's start-up jobs are running (bot.web.analytics.keep_growing)
+    folded: asyncio.Event = field(default_factory=asyncio.Event)  # the start's analytics fold ended
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged

@@ -115,7 +115,8 @@ async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_c
 async def test_the_growing_clusters_are_computed_by_the_server_never_by_a_page_view(make_client, tmp_path,
                                                                                   monkeypatch):
     """Clustering thousands of unanswered messages takes tens of seconds: the server does it in the background
-    once loaded (and every 15 minutes); until then the page says so at once, then shows the stored result."""
+    once loaded (and every 15 minutes); until then the page says so at once, then shows the stored result, and
+    /readyz says the first worker is catching up."""
     import asyncio
     import threading
 
@@ -137,12 +138,15 @@ async def test_the_growing_clusters_are_computed_by_the_server_never_by_a_page_v
     assert "Being computed" in html and "refund" not in html
     api = await (await client.get("/api/review/analytics", headers={"Authorization": "Bearer test-admin-token"})).json()
     assert api["growing_computed"] is None and api["tables"]["growing_clusters"] == []
+    ready = await client.get("/readyz")  # ready, and saying that its start-up jobs still run
+    assert ready.status == 200 and (await ready.json())["catching_up"] is True
     release.set()
     for _ in range(300):
         html = await (await client.get("/review/analytics")).text()
-        if "Being computed" not in html:
+        if "Being computed" not in html and "catching_up" not in await (await client.get("/readyz")).json():
             break
         await asyncio.sleep(0.1)
+    assert "catching_up" not in await (await client.get("/readyz")).json()
     assert "&lt;b&gt;refund&lt;/b&gt; late" in html and "+3" in html and "Computed 20" in html
     rows = list(csv.reader(io.StringIO(await (await client.get("/review/analytics/growing_clusters.csv")).text())))
     assert rows[1][:6] == ["2026-W48", "<b>refund</b> late", "new intent?", "4", "1", "3"]
