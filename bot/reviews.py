@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from knowledge.engine import Database, dialect, has_table, insert, migrate, on_both, serialise, writing
+from knowledge.engine import (Database, dialect, execute_many, has_table, insert, migrate, on_both, serialise,
+                              writing)
 
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
          "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
@@ -184,8 +185,7 @@ class ReviewStore:
             with writing(self.db):
                 if self._moved_on("flag", last):
                     continue
-                for flag_id, turn_id, kind, created, message, intent, route, version in rows:
-                    self._file(turn_id, kind, created, message, intent, route, version)
+                self._file([row[1:] for row in rows])
                 self._set_state("flag", rows[-1][0])
             filed["flags"] += len(rows)
         while True:
@@ -202,11 +202,12 @@ class ReviewStore:
             with writing(self.db):
                 if self._moved_on("turn", last):
                     continue
-                for turn_id, created, message, intent, route, version, _ in rows:
-                    if route in CONFIDENT_ROUTES and audited(turn_id, self.audit_rate) and not self.db.execute(
-                            "select 1 from flags where turn_id = ? limit 1", [turn_id]).fetchone():
-                        self._file(turn_id, "audit", created, message, intent, route, version)
-                        filed["audits"] += 1
+                sample = [row for row in rows if row[4] in CONFIDENT_ROUTES and audited(row[0], self.audit_rate)]
+                flagged = {turn_id for (turn_id,) in self._where_in(
+                    "select distinct turn_id from flags where turn_id in ({})", [row[0] for row in sample])}
+                audits = [(turn_id, "audit", *rest) for turn_id, *rest, _ in sample if turn_id not in flagged]
+                self._file(audits)
+                filed["audits"] += len(audits)
                 self._set_state("turn", rows[-1][0])
         return filed
 
@@ -224,32 +225,64 @@ class ReviewStore:
                 picks.append((turn_id, prev[0], prev[1], intent))
         return picks
 
-    def _file(self, turn_id: int, kind: str, created: float, message: str, intent: str | None, route: str,
-              version: str | None) -> None:
+    def _file(self, rows: list[tuple]) -> None:
+        """File (turn id, kind, created, message, intent, route, model version) rows, in turn order, into the
+        groups of their messages' keys, inside the sync's transaction (one syncer at a time): a group takes the
+        newest turn's text and labels, counts each turn once and lists each kind once. A few statements per batch,
+        not per row: on PostgreSQL each statement is a round trip."""
         self._writes += 1
-        key = group_key(message)
-        if not key:
+        rows = [(group_key(row[3]), *row) for row in rows]
+        rows = [row for row in rows if row[0]]
+        if not rows:
             return
-        row = self.db.execute("select id, last_seen from review_groups where key = ?", [key]).fetchone()
-        if row is None:
-            group_id = insert(
-                self.db, "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent, route,"
-                " model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, message, created, created, turn_id, intent, route, version])
-        else:
-            group_id = row[0]
-            if created >= row[1]:
-                self.db.execute(
-                    "update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?, route = ?,"
-                    " model_version = ? where id = ?", [created, turn_id, message, intent, route, version, group_id])
-        cur = self.db.execute("insert into review_entries (group_id, turn_id, kind, created)"
-                              " values (?, ?, ?, ?) on conflict do nothing", [group_id, turn_id, kind, created])
-        if cur.rowcount:
-            new_turn = self.db.execute("select count(*) from review_entries where group_id = ? and turn_id = ?",
-                                       [group_id, turn_id]).fetchone()[0] == 1
-            self.db.execute(
-                "update review_groups set size = size + ?, kinds = case when instr(kinds, ?) > 0 then kinds"
-                " else kinds || ? end where id = ?", [int(new_turn), f",{kind},", f"{kind},", group_id])
+        keys = sorted({row[0] for row in rows})
+        groups = {key: {"id": id_, "last_seen": last_seen, "kinds": kinds, "newest": None, "size": 0, "added": 0}
+                  for key, id_, last_seen, kinds in self._where_in(
+                      "select key, id, last_seen, kinds from review_groups where key in ({})", keys)}
+        new = {}  # key -> the first row of a group that does not exist yet
+        for row in rows:
+            if row[0] not in groups:
+                new.setdefault(row[0], row)
+        execute_many(self.db, "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent,"
+                     " route, model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(key, message, created, created, turn_id, intent, route, version)
+                      for key, turn_id, _, created, message, intent, route, version in new.values()])
+        for key, id_ in self._where_in("select key, id from review_groups where key in ({})", list(new)):
+            groups[key] = {"id": id_, "last_seen": new[key][3], "kinds": ",", "newest": None, "size": 0, "added": 0}
+        entries = self._where_in("select group_id, turn_id, kind from review_entries where turn_id in ({})",
+                                 sorted({row[1] for row in rows}))
+        filed = {(turn_id, kind) for _, turn_id, kind in entries}
+        counted = {(group_id, turn_id) for group_id, turn_id, _ in entries}
+        added = []
+        for key, turn_id, kind, created, message, intent, route, version in rows:
+            group = groups[key]
+            if created >= group["last_seen"]:
+                group["last_seen"], group["newest"] = created, (created, turn_id, message, intent, route, version)
+            if (turn_id, kind) in filed:
+                continue
+            filed.add((turn_id, kind))
+            added.append((group["id"], turn_id, kind, created))
+            group["added"] += 1
+            if (group["id"], turn_id) not in counted:
+                counted.add((group["id"], turn_id))
+                group["size"] += 1
+            if f",{kind}," not in group["kinds"]:
+                group["kinds"] += f"{kind},"
+        execute_many(self.db, "insert into review_entries (group_id, turn_id, kind, created) values (?, ?, ?, ?)",
+                     added)
+        execute_many(self.db, "update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?,"
+                     " route = ?, model_version = ? where id = ?",
+                     [(*g["newest"], g["id"]) for g in groups.values() if g["newest"]])
+        execute_many(self.db, "update review_groups set size = size + ?, kinds = ? where id = ?",
+                     [(g["size"], g["kinds"], g["id"]) for g in groups.values() if g["added"]])
+
+    def _where_in(self, sql: str, values: list) -> list[tuple]:
+        """`sql`'s rows for `values` in its `in ({})`, a thousand values a statement."""
+        out = []
+        for start in range(0, len(values), 1000):
+            part = values[start:start + 1000]
+            out += self.db.execute(sql.format(", ".join("?" * len(part))), part).fetchall()
+        return out
 
     def _moved_on(self, key: str, last: int) -> bool:
         """Inside the transaction, one worker at a time: whether another already filed what was read after `last`."""

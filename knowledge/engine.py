@@ -166,6 +166,16 @@ def insert(db: Database, sql: str, args: Sequence = ()) -> int:
     return db.execute(sql, args).lastrowid
 
 
+def execute_many(db: Database, sql: str, rows: Sequence[Sequence]) -> None:
+    """One statement for many rows: psycopg sends them in one pipeline, sqlite3 steps them without Python between."""
+    if not rows:
+        return
+    if dialect(db) == "postgresql":
+        db.executemany(sql, rows)
+    else:
+        db.conn.executemany(sql, rows)
+
+
 def serialise(db: Database, name: str) -> None:
     """Inside `writing(db)`: wait for any other process's transaction under the same name, so that read-then-write
     work (a watermark and what it covers) is done by one at a time. SQLite's writer lock already does that."""

@@ -79,6 +79,29 @@ def test_a_sync_in_batches_files_what_one_sync_files(bot, monkeypatch):
     assert desk.sync() == {"flags": 0, "audits": 0, "clarifications": 0, "more": 0}
 
 
+def test_one_batch_files_each_turn_as_one_at_a_time_would(bot):
+    """A batch is filed with a few statements, not per row: a group already filed takes its newest turn, a turn
+    with two flags counts once and lists both kinds, a second sync changes nothing."""
+    folder, log, desk = bot
+    _, first = say(log, "where is my parcel 1")
+    desk.sync()
+    _, two_flags = say(log, "Where is my parcel 2?", flags=("fallback", "low_confidence"), version="v2")
+    _, refund = say(log, "refund please")
+    _, newest = say(log, "where is my parcel 3", route="handoff", flags=("handoff",), version="v3")
+    assert desk.sync()["flags"] == 4
+    groups = log.db.execute("select text, size, kinds, last_turn_id, route, model_version from review_groups"
+                            " order by id").fetchall()
+    assert [tuple(g) for g in groups] == [
+        ("where is my parcel 3", 3, ",fallback,low_confidence,handoff,", newest, "handoff", "v3"),
+        ("refund please", 1, ",fallback,", refund, "fallback", "v1")]
+    entries = log.db.execute("select turn_id, kind from review_entries order by turn_id, kind").fetchall()
+    assert [tuple(e) for e in entries] == [(first, "fallback"), (two_flags, "fallback"), (two_flags, "low_confidence"),
+                                           (refund, "fallback"), (newest, "handoff")]
+    assert desk.sync()["flags"] == 0
+    assert [tuple(g) for g in log.db.execute("select text, size, kinds, last_turn_id, route, model_version"
+                                             " from review_groups order by id").fetchall()] == groups
+
+
 def test_an_ignored_message_stays_ignored_when_it_comes_again(bot):
     folder, log, desk = bot
     say(log, "asdf qwerty")
