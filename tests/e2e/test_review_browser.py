@@ -9,8 +9,8 @@ test-artifacts/.
 The bot runs from a copy of the demo bot folder (the test edits its intents.yaml) and starts from a copy of
 the `sqlite_demo_bot` fixture's trained state, so it trains once more per engine, not twice. It runs on that
 SQLite file with one worker, then on PostgreSQL with `serve --workers 2` (the state moved there by `db copy`): the
-reviewer's session, its CSRF token and the retrain's outcome must hold whichever worker answers, and the promoted
-version must reach both workers.
+browser's connections and each API call of the test (a new connection each) go to whichever worker the kernel
+picks, the retrain's outcome is read from the shared run log, and the promoted version must reach both workers.
 """
 
 from __future__ import annotations
