@@ -151,11 +151,15 @@ async def status(request: web.Request) -> dict[str, Any]:
 
 
 async def training_status(rt: Runtime) -> dict[str, Any]:
-    """The server's retrain process (running or its exit code) and the newest run in the retrain log."""
+    """This worker's retrain process (running or its exit code) and the newest run in the retrain log; a run the
+    log shows running (another worker's, or a `run_bot.py retrain`) counts as running here too."""
     from training.runs import RunLog
 
     runs = await rt.db(lambda: RunLog(rt.log.db).runs(limit=1))
-    return rt.schedule.status() | {"last_run": runs[0] if runs else None}
+    status = rt.schedule.status() | {"last_run": runs[0] if runs else None}
+    if not status["running"] and runs and runs[0]["outcome"] == "running":
+        status.update(running=True, pid=runs[0]["pid"], started=runs[0]["started"])
+    return status
 
 
 async def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
@@ -461,8 +465,8 @@ async def _start_training(request: web.Request) -> int:
     overlaps a scheduled one); the model watch serves the version if the gate promotes it."""
     who = login.require_admin(request)
     rt = request.app[RUNTIME]
-    if rt.schedule.running:
-        raise error(web.HTTPConflict, f"a retrain is already running (pid {rt.schedule.process.pid})")
+    if (status := await training_status(rt))["running"]:
+        raise error(web.HTTPConflict, f"a retrain is already running (pid {status['pid']})")
     pid = await rt.schedule.start("review")
     log.info("review: retrain started by %s", who.name)
     return pid

@@ -288,3 +288,30 @@ async def test_an_import_proposal_is_accepted_from_the_clusters_page(client, tmp
     again = await client.post(f"/review/proposals/{proposal_id}/accept", data={"_csrf": csrf, "name": "x_y"},
                               allow_redirects=False)
     assert again.status == 400
+
+
+async def test_a_retrain_the_run_log_shows_running_counts_here_too(client, tmp_path):
+    """Another worker's retrain (or a `run_bot.py retrain`): this worker shows it running and will not start one."""
+    import subprocess
+    import sys
+
+    from training.runs import RunLog
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        RunLog(connect(tmp_path / "state" / "supportbot.db")).start("schedule")  # a row as the retrain writes it
+        db = connect(tmp_path / "state" / "supportbot.db")
+        db.execute("update retrain_runs set pid = ?", [other.pid])
+        db.conn.commit()
+        admin = {"Authorization": "Bearer test-admin-token"}
+        training = (await (await client.get("/api/review/status", headers=admin)).json())["training"]
+        assert (training["running"], training["pid"]) == (True, other.pid)
+        refused = await client.post("/api/review/train", headers=admin)
+        assert refused.status == 409 and str(other.pid) in (await refused.json())["error"]
+        other.kill()
+        other.wait()
+        training = (await (await client.get("/api/review/status", headers=admin)).json())["training"]
+        assert training["running"] is False and training["last_run"]["outcome"] == "killed"
+    finally:
+        other.kill()
+        other.wait()
