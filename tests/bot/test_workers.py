@@ -2,7 +2,8 @@
 one port, a bot trained with the tiny BERT. What must hold across workers: a conversation's turns apply one at
 a time with none lost, a rate limit is counted across them, a promotion reaches both, `kill -9` of one loses no
 acknowledged turn while the other keeps answering and the supervisor starts it again. The conversation-order
-test also runs with the two workers on a real PostgreSQL server (`database.url`)."""
+test also runs with the two workers on a real PostgreSQL server (`database.url`), and there two clients asking for
+a person at once on one conversation get one handoff and one webhook."""
 
 from __future__ import annotations
 
@@ -100,9 +101,43 @@ def postgres_workers(tmp_path_factory, tiny_bert, postgres_server_url):
         yield started
 
 
+@pytest.fixture(scope="module")
+def webhook_workers(tmp_path_factory, tiny_bert, postgres_server_url):
+    """Two workers on PostgreSQL with the handoff webhook pointed at a receiver in this process (its own bot: the
+    other fixtures' rate limits are part of what their tests count)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from knowledge.postgres_server import new_database
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    url = new_database(postgres_server_url, f"webhook_{uuid.uuid4().hex[:12]}")
+    settings = (f'rate_limit = 0\nnew_conversation_rate = 0\nhandoff_rate = 0\n'
+                f'handoff_webhook = "http://127.0.0.1:{hook.server_port}/hook"\n')
+    try:
+        with served(tmp_path_factory.mktemp("webhook_workers"), tiny_bert, versions=1, database_url=url,
+                    server=settings) as started:
+            yield started, received
+    finally:
+        hook.shutdown()
+
+
 @contextmanager
-def served(root: Path, tiny_bert, versions: int, database_url: str = ""):
-    """A bot trained with the tiny BERT, served by `serve --workers 2` until the block ends."""
+def served(root: Path, tiny_bert, versions: int, database_url: str = "",
+           server: str = f"rate_limit = 0.2\nrate_burst = {BURST}\n"):
+    """A bot trained with the tiny BERT, served by `serve --workers 2` until the block ends; `server`: lines of its
+    [server] section beside the watch interval and handoff_after_failures."""
     bot, state = root / "bot", root / "state"
     bot.mkdir()
     (bot / "intents.yaml").write_text(INTENTS)
@@ -110,7 +145,7 @@ def served(root: Path, tiny_bert, versions: int, database_url: str = ""):
         f'state_dir = "{state}"\n[train]\nbase_model = "{tiny_bert}"\nonnx = false\nbatch_size = 8\nepochs = 2\n'
         "min_steps = 0\nrefit_below = 0\n"
         f'[knowledge]\nembedder_model = "{tiny_bert}"\nembedder_runtime = "torch"\n'
-        f"[server]\nwatch_interval = 0.3\nrate_limit = 0.2\nrate_burst = {BURST}\nhandoff_after_failures = 0\n"
+        f"[server]\nwatch_interval = 0.3\nhandoff_after_failures = 0\n{server}"
         f'[database]\nurl = "{database_url}"\n')
     for _ in range(versions):
         assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
@@ -172,6 +207,35 @@ def test_on_postgresql_two_clients_on_one_conversation_through_both_workers_lose
     """The same with the workers on PostgreSQL, where the turn count's row lock decides which of two turns waits."""
     assert not postgres_workers["db"].exists()
     two_clients_on_one_conversation(postgres_workers)
+
+
+def test_two_clients_asking_for_a_person_at_once_through_both_workers_fire_one_webhook(webhook_workers):
+    """Both ask at the same moment on one conversation: one handoff is recorded and its webhook fires once."""
+    server, received = webhook_workers
+    base, conversations = server["base"], []
+    for _ in range(4):
+        status, first = call(base + "/api/chat", {"message": "where is my parcel"})
+        assert status == 200
+        ids = {"conversation_id": first["conversation_id"], "token": first["token"]}
+        replies = []
+        threads = [threading.Thread(target=lambda: replies.append(call(base + "/api/chat",
+                                                                       {"message": "/handoff", **ids})))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [status for status, _ in replies] == [200, 200] and all(r["handoff"] for _, r in replies)
+        conversations.append(ids["conversation_id"])
+    wait_for(lambda: len(received) >= 4, 30, "four webhooks did not arrive", server["log"])
+    time.sleep(2)  # room for a duplicate to arrive, were one sent
+    assert sorted(r["conversation_id"] for r in received) == sorted(conversations)
+    assert {r["event"] for r in received} == {"handoff"}
+    db = open_database(server["location"])
+    handoffs = db.execute("select conversation_id, count(*) from handoffs group by conversation_id").fetchall()
+    close(db)
+    assert sorted(tuple(row) for row in handoffs) == sorted((c, 1) for c in conversations)
+    assert len(workers_seen(base)) == 2
 
 
 def two_clients_on_one_conversation(server) -> None:
