@@ -230,11 +230,11 @@ class ReviewStore:
         groups of their messages' keys, inside the sync's transaction (one syncer at a time): a group takes the
         newest turn's text and labels, counts each turn once and lists each kind once. A few statements per batch,
         not per row: on PostgreSQL each statement is a round trip."""
-        self._writes += 1
         rows = [(group_key(row[3]), *row) for row in rows]
         rows = [row for row in rows if row[0]]
         if not rows:
             return
+        self._writes += 1
         keys = sorted({row[0] for row in rows})
         groups = {key: {"id": id_, "last_seen": last_seen, "kinds": kinds, "newest": None, "size": 0, "added": 0}
                   for key, id_, last_seen, kinds in self._where_in(

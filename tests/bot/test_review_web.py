@@ -299,10 +299,8 @@ async def test_a_retrain_the_run_log_shows_running_counts_here_too(client, tmp_p
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        RunLog(connect(tmp_path / "state" / "supportbot.db")).start("schedule")  # a row as the retrain writes it
-        db = connect(tmp_path / "state" / "supportbot.db")
-        db.execute("update retrain_runs set pid = ?", [other.pid])
-        db.conn.commit()
+        runs = RunLog(connect(tmp_path / "state" / "supportbot.db"))
+        runs.db.execute("update retrain_runs set pid = ? where id = ?", [other.pid, runs.start("schedule")])
         admin = {"Authorization": "Bearer test-admin-token"}
         training = (await (await client.get("/api/review/status", headers=admin)).json())["training"]
         assert (training["running"], training["pid"]) == (True, other.pid)

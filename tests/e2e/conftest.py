@@ -73,14 +73,18 @@ class DemoBot:
         return self.request(method, path, body, {"Authorization": f"Bearer {self.admin_token}"})
 
     def rows(self, sql: str, args: list | tuple = ()) -> list[tuple]:
-        """A query on the bot's database, either engine (the stores' own interface: `?` placeholders)."""
-        from knowledge.engine import close, open_database
+        return query(self.database, sql, args)
 
-        db = open_database(self.database)
-        try:
-            return [tuple(row) for row in db.execute(sql, list(args)).fetchall()]
-        finally:
-            close(db)
+
+def query(database: str, sql: str, args: list | tuple = ()) -> list[tuple]:
+    """A query on a bot's database, either engine (the stores' own interface: `?` placeholders)."""
+    from knowledge.engine import close, open_database
+
+    db = open_database(database)
+    try:
+        return [tuple(row) for row in db.execute(sql, list(args)).fetchall()]
+    finally:
+        close(db)
 
 
 def free_port() -> int:

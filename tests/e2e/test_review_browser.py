@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from browser import HostSite, free_port, launch
-from conftest import ROOT, _copy_state, _ready
+from conftest import ROOT, _copy_state, _ready, query
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,15 +71,6 @@ class ReviewBot:
         with urllib.request.urlopen(urllib.request.Request(self.url + path, data, headers, method=method),
                                     timeout=30) as r:
             return json.load(r)
-
-    def rows(self, sql: str, args: list | tuple = ()) -> list[tuple]:
-        from knowledge.engine import close, open_database
-
-        db = open_database(self.database)
-        try:
-            return [tuple(row) for row in db.execute(sql, list(args)).fetchall()]
-        finally:
-            close(db)
 
     def serving_everywhere(self, version: str) -> bool:
         """Whether every worker serves a version other than `version` (each probe on a new connection, which
@@ -230,7 +221,8 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
             browser.close()
 
     # The example is stored, with the turn as provenance; intents.yaml changed, its comments kept.
-    assert bot.rows("select intent, source, label_method, provenance from examples where text = ?", [MESSAGE]) == [
+    assert query(bot.database, "select intent, source, label_method, provenance from examples where text = ?",
+                 [MESSAGE]) == [
         (RIGHT_INTENT, "review", "review-corrected", f"turn:{turn_id}")]
     edited = (bot.folder / "intents.yaml").read_text()
     assert NEW_ANSWER in edited and f"  {RIGHT_INTENT}:" in edited and MESSAGE in edited
