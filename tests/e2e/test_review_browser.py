@@ -187,6 +187,7 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
             rp.locator("a.count[data-kind=negative_feedback]").click()
             row = rp.locator("td.msg a", has_text=MESSAGE)
             expect(row).to_have_count(1)
+            rp.wait_for_load_state("load")  # review.js is deferred: its shortcuts exist once the page has loaded
             rp.keyboard.press("?")
             expect(rp.locator("#help")).to_be_visible()
             rp.keyboard.press("Escape")
