@@ -48,8 +48,8 @@ ARTICLES = [f"Article {i}" for i in range(40)]
 
 def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0, distinct: int = 8000) -> None:
     """A synthetic log in the conversation log's own schema, written in bulk."""
-    from bot.conversations import ConversationLog
-    from knowledge.database import connect, transaction
+    from bot.dialogue.conversations import ConversationLog
+    from core.sqlite import connect, transaction
     from training.redact import RedactSettings, Redactor
 
     rng = random.Random(seed)
@@ -109,7 +109,7 @@ def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0, di
 
 
 def customer_hash(i: int) -> str:
-    return f"{i:064x}"  # stands for a keyed hash (bot/identity.py): 64 hex digits
+    return f"{i:064x}"  # stands for a keyed hash (bot/serving/identity.py): 64 hex digits
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -170,9 +170,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "analytics.json"))
     args = parser.parse_args()
 
-    from bot.analytics import Analytics, period
-    from bot.folder import BotFolder
-    from knowledge.database import connect
+    from bot.analytics.figures import Analytics, period
+    from bot.folder.bot_folder import BotFolder
+    from core.sqlite import connect
     from runtime_doubles import write_bot
 
     now = time.time()
@@ -224,7 +224,7 @@ def main() -> None:
 
 def generate_more(db, turns: int, now: float) -> None:
     """New traffic after the first refresh: new conversations, of customers seen before, and a return to an old one."""
-    from knowledge.database import transaction
+    from core.sqlite import transaction
 
     with transaction(db):
         top = db.execute("select max(id) from turns").fetchone()[0]

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TURNS = r"""
 import json, sys, time
-from bot.conversations import ConversationLog
-from bot.router import Decision, Reply
-from knowledge.database import connect
+from bot.dialogue.conversations import ConversationLog
+from bot.dialogue.router import Decision, Reply
+from core.sqlite import connect
 from training.redact import Redactor
 log = ConversationLog(connect(sys.argv[1]), Redactor())
 times = []
@@ -48,8 +48,8 @@ print(json.dumps({"median": sorted(times)[len(times) // 2]}))
 
 MAKE = r"""
 import json, sys
-from bot.conversations import ConversationLog
-from knowledge.database import connect, transaction
+from bot.dialogue.conversations import ConversationLog
+from core.sqlite import connect, transaction
 from training.redact import Redactor
 db = connect(sys.argv[1])
 ConversationLog(db, Redactor())
@@ -72,8 +72,8 @@ db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 FOLD = r"""
 import json, sys, time
-from bot.analytics import Analytics
-from knowledge.database import connect
+from bot.analytics.figures import Analytics
+from core.sqlite import connect
 db = connect(sys.argv[1])
 start = time.perf_counter()
 folded = Analytics(db).refresh()

@@ -4,7 +4,7 @@ PostgreSQL (tsvector, websearch_to_tsquery, ts_rank_cd, GIN) on the demo store a
 
     python benchmarks/bench_database.py [--write]
 
-Starts its own throwaway PostgreSQL server (knowledge/postgres_server.py, as the tests do). Each engine gets a
+Starts its own throwaway PostgreSQL server (tests/support/postgres.py, as the tests do). Each engine gets a
 fresh base synced from examples/demo_store/knowledge/ with the packaged embedder; the passages are embedded once
 beforehand (a memo), so the sync times compare the stores and the tuning, not the embedder. For each: the
 fusion the base chose at sync, recall@1/@5 and MRR@10 of the chosen ranking, of keyword search alone and of
@@ -35,7 +35,7 @@ HEADING = "### Both engines: SQLite (FTS5) and PostgreSQL (tsvector)"
 STORE_SPEED = r"""
 import json, sys, time
 import numpy as np
-from knowledge.database import connect
+from core.sqlite import connect
 from knowledge.relevance import terms
 from knowledge.store import KnowledgeStore
 path, questions = sys.argv[1], json.loads(sys.argv[2])
@@ -107,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
     from knowledge.base import KnowledgeBase
     from knowledge.embedder import SentenceEmbedder
-    from knowledge.postgres_server import postgres_server
+    from tests.support.postgres import postgres_server
     from knowledge.settings import KnowledgeSettings
 
     started, load = time.perf_counter(), os.getloadavg()[0]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the analytics page's "clusters growing fastest" table costs to compute: 1,000 and 5,000 distinct
 unanswered messages (the demo bot's held-out messages with a few words and a number added, so that no two are
-the same; last seen over four weeks), clustered as the page does (`bot.unanswered.growing_clusters`, the
+the same; last seen over four weeks), clustered as the page does (`bot.review.unanswered.growing_clusters`, the
 demo's review settings), with the hashing embedder and with the knowledge base's default embedder (ONNX
 Runtime, MiniLM, 1 thread, exported into a temporary folder first).
 
@@ -24,8 +24,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
-    from bot.folder import BotFolder, load_intents
-    from bot.unanswered import HashingEmbedder, growing_clusters, intent_examples
+    from bot.folder.bot_folder import BotFolder, load_intents
+    from bot.review.unanswered import HashingEmbedder, growing_clusters, intent_examples
     from knowledge.embedder import make_embedder
 
     folder = BotFolder.load(ROOT / "examples" / "demo_store", [])

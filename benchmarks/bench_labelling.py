@@ -163,7 +163,7 @@ def evaluate(scores, correct, items, threshold):
 
 def demo_store(embedder, threshold, coverage=True):
     """The demo bot's own transcripts (written by another person): 27 answered with a canned answer, 14 not."""
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
     from training.labelling import TemplateMatcher
     from training.transcripts import Reading, read_dialogs
     from training.transcripts.dialogs import find_requests
@@ -190,7 +190,7 @@ def demo_store(embedder, threshold, coverage=True):
 def classifier(embedder, data, canned, threshold, seed=7):
     from sklearn.linear_model import LogisticRegression
 
-    from knowledge.database import connect
+    from core.sqlite import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
     from training.transcripts.settings import TranscriptSettings
@@ -296,8 +296,8 @@ def clustering(embedder, min_size: int, seed=3):
 
 def demo_leftovers(embedder, min_size, fixed):
     """The demo store's requests that no template labels (bulk orders, gift wrap, warranty...): long, varied texts."""
-    from bot.folder import BotFolder
-    from knowledge.database import connect
+    from bot.folder.bot_folder import BotFolder
+    from core.sqlite import connect
     from training.clusters import cluster_texts
     from training.importer import import_transcripts
     from training.store import ExampleStore
@@ -325,7 +325,7 @@ sys.path.insert(0, sys.argv[1])
 mode, path = sys.argv[2], sys.argv[3]
 t = time.perf_counter()
 if mode == "import":
-    from knowledge.database import connect
+    from core.sqlite import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
     store = ExampleStore(connect(sys.argv[4]))

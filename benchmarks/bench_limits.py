@@ -4,7 +4,7 @@ baseline) against `PostgresBuckets` (the bot's PostgreSQL database, one INSERT .
 
     python benchmarks/bench_limits.py [--checks 5000] [--clients 200]
 
-Starts its own throwaway PostgreSQL server on this machine (knowledge/postgres_server.py, as the tests do), so a
+Starts its own throwaway PostgreSQL server on this machine (tests/support/postgres.py, as the tests do), so a
 round trip is a local socket's: add the network's round trip for a database on another machine. The checks go
 to --clients keys in turn (each burst big enough that every check is allowed and writes its row), the engines
 alternating in 5 rounds; median and p99 in microseconds over all checks of each.
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bot.limits import PostgresBuckets, SharedBuckets  # noqa: E402
-from knowledge.postgres_server import new_database, postgres_server  # noqa: E402
+from bot.serving.limits import PostgresBuckets, SharedBuckets  # noqa: E402
+from tests.support.postgres import new_database, postgres_server  # noqa: E402
 
 
 def timed(buckets, checks: int, clients: int) -> list[float]:

@@ -91,7 +91,7 @@ def evaluate(classifier, test) -> dict:
 
 
 def simulate(strategy: str, start, rest, test, args, settings) -> list[dict]:
-    from knowledge.database import connect
+    from core.sqlite import connect
     from training.classifier import IntentClassifier
     from training.gate import predict
     from training.pipeline import train

@@ -38,7 +38,7 @@ def main() -> None:
 
     import torch
 
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
     from knowledge.embedder import default_model_path
     from training.dataset import stratified_split
     from training.finetune import finetune

@@ -60,8 +60,8 @@ class TfidfClassifier:
 
 
 def replay(folder, classifier):
-    from bot.conversation_test import load_conversations, replay_folder
-    from bot.migration import CONVERSATIONS_FILE
+    from bot.dialogue.replay import load_conversations, replay_folder
+    from bot.folder.rasa_migration import CONVERSATIONS_FILE
 
     file = folder.path / CONVERSATIONS_FILE
     if not file.exists():
@@ -89,7 +89,7 @@ def accuracy(classifier, folder) -> float | None:
 
 def run_project(data: Path, name: str, retrieval_as: str, tfidf_only: bool, work: Path) -> dict:
     from bot.cli.transcripts import migrate_rasa
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
 
     into = work / f"{name.replace('/', '_')}-{retrieval_as}"
     with contextlib.redirect_stdout(io.StringIO()):
@@ -139,10 +139,10 @@ def retrieval_folds(data: Path, name: str, work: Path, folds: int = 5) -> dict:
     import copy
 
     from bot.cli.transcripts import _write_folder
-    from bot.conversation_test import matches
-    from bot.folder import BotFolder
-    from bot.migration import migrate_rasa
-    from bot.router import Conversation, Router
+    from bot.dialogue.replay import matches
+    from bot.folder.bot_folder import BotFolder
+    from bot.folder.rasa_migration import migrate_rasa
+    from bot.dialogue.router import Conversation, Router
     from training.rasa.project import load_project
 
     project = load_project(data / name)

@@ -58,8 +58,8 @@ def pool(rng: random.Random) -> tuple[list[str], list[float]]:
 
 def generate(db_path: Path, turns: int, flags: int, seed: int = 0) -> None:
     """A synthetic log, written in bulk (the conversation log's own schema; one row per turn)."""
-    from bot.conversations import ConversationLog
-    from knowledge.database import connect, transaction
+    from bot.dialogue.conversations import ConversationLog
+    from core.sqlite import connect, transaction
     from training.redact import Redactor
 
     log = ConversationLog(connect(db_path), Redactor())
@@ -158,7 +158,7 @@ async def serve_and_measure(folder, requests: int, seed: int) -> dict[str, dict[
 
 
 def clustering(n: int, seed: int) -> dict[str, float]:
-    from bot.unanswered import find
+    from bot.review.unanswered import find
     from knowledge.embedder import SentenceEmbedder
 
     rng = random.Random(seed)
@@ -188,9 +188,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "review.json")
     args = parser.parse_args()
 
-    from bot.folder import BotFolder
-    from bot.review_desk import ReviewDesk
-    from knowledge.database import connect
+    from bot.folder.bot_folder import BotFolder
+    from bot.review.desk import ReviewDesk
+    from core.sqlite import connect
     from runtime_doubles import write_bot
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@
 
 A conversation log of --turns turns (conversations of 5; one turn in four flagged, one in ten of those with a second
 kind; about 2,000 distinct messages, so flags group) is made once per engine: an SQLite file, and a throwaway
-PostgreSQL 15 on this machine (knowledge/postgres_server.py, as the tests start it: fsync off, a local socket).
+PostgreSQL 15 on this machine (tests/support/postgres.py, as the tests start it: fsync off, a local socket).
 Each run empties the review tables and times `ReviewStore(db).sync()` from scratch (every flag filed, then the
 audit pass over every turn at the default 2 % sample) in a fresh process with that code's bot/, knowledge/ and
 training/ on PYTHONPATH; the codes alternate, each first in turn. Printed: the median run, in brackets the best
@@ -26,15 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench_bot_stores import code_of, run  # noqa: E402
-from bot.conversations import ConversationLog  # noqa: E402
-from knowledge.engine import close, execute_many, open_database, writing  # noqa: E402
-from knowledge.postgres_server import new_database, postgres_server  # noqa: E402
+from bot.dialogue.conversations import ConversationLog  # noqa: E402
+from core.engine import close, execute_many, open_database, writing  # noqa: E402
+from tests.support.postgres import new_database, postgres_server  # noqa: E402
 from training.redact import Redactor  # noqa: E402
 
 SYNC = r"""
 import json, sys, time
-from bot.reviews import ReviewStore
-from knowledge.engine import open_database
+from bot.review.store import ReviewStore
+from core.engine import open_database
 db = open_database(sys.argv[1])
 store = ReviewStore(db)
 for table in ("review_entries", "review_groups", "review_state"):

@@ -330,7 +330,7 @@ async def run(args: argparse.Namespace) -> dict:
         finally:
             server.stop()
     if args.postgres_url:  # what a turn costs on disk there, for sizing (BENCHMARKS.md)
-        from knowledge.engine import close, open_database
+        from core.engine import close, open_database
 
         db = open_database(args.postgres_url)
         size, turns = db.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM turns)").fetchone()
@@ -398,7 +398,7 @@ def main() -> None:
     args = parser.parse_args()
     args.postgres_url = ""
     if args.postgres:
-        from knowledge.postgres_server import postgres_server
+        from tests.support.postgres import postgres_server
 
         with postgres_server(durable=True) as args.postgres_url:
             results = asyncio.run(run(args))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 MAKE = r"""
 import sys
-from knowledge.database import connect
+from core.sqlite import connect
 from training.store import Example, ExampleStore
 n = int(sys.argv[2])
 db = connect(sys.argv[1])
@@ -38,7 +38,7 @@ db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 LOAD = r"""
 import json, sys, time
-from knowledge.database import connect
+from core.sqlite import connect
 from training.store import ExampleStore
 times = []
 for _ in range(20):

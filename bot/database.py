@@ -4,7 +4,7 @@ store's tables brought to the current schema version."""
 from __future__ import annotations
 
 from bot.settings import Settings
-from knowledge.engine import Database, open_database
+from core.engine import Database, open_database
 
 
 def open_bot_database(settings: Settings) -> Database:
@@ -15,10 +15,10 @@ def open_bot_database(settings: Settings) -> Database:
 def migrate_stores(db: Database) -> None:
     """Open every store of a bot on `db` once, which runs their migrations (the server does it on its database
     thread at start; `db copy` on the target)."""
-    from bot.accounts import AccountStore
-    from bot.analytics import Analytics
-    from bot.conversations import ConversationLog
-    from bot.reviews import ReviewStore
+    from bot.review.accounts import AccountStore
+    from bot.analytics.figures import Analytics
+    from bot.dialogue.conversations import ConversationLog
+    from bot.review.store import ReviewStore
     from knowledge.store import KnowledgeStore
     from training.redact import Redactor
     from training.runs import RunLog

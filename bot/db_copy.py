@@ -14,7 +14,7 @@ from graphlib import TopologicalSorter
 from typing import Callable
 
 from bot.database import migrate_stores
-from knowledge.engine import Database, PostgresDatabase, writing
+from core.engine import Database, PostgresDatabase, writing
 from knowledge.store import KnowledgeStore
 
 BATCH = 5000  # rows per round trip

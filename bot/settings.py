@@ -153,7 +153,7 @@ class ReviewSettings:
 
 @dataclass(frozen=True)
 class AnalyticsSettings:
-    """How the analytics figures are counted (bot/analytics.py defines each one)."""
+    """How the analytics figures are counted (bot/analytics/figures.py defines each one)."""
 
     return_window: float = setting(24.0, "Hours after a conversation goes quiet in which the customer coming back to it "
                                    "un-contains it; a conversation counts as settled (and in the containment rate) only "
@@ -189,7 +189,7 @@ class DatabaseSettings:
                        f"also reads {DATABASE_URL_ENV}. It holds a password: shown only as set or not, never logged.")
 
     def __post_init__(self) -> None:
-        from knowledge.engine import is_postgres_url
+        from core.engine import is_postgres_url
 
         if self.url and not is_postgres_url(self.url):  # the value is not repeated: it may hold a password
             raise ValueError("database.url must be empty (the SQLite file in state_dir) or a postgresql:// URL")
@@ -251,7 +251,7 @@ class Settings:
 
     @property
     def on_postgres(self) -> bool:
-        from knowledge.engine import is_postgres_url
+        from core.engine import is_postgres_url
 
         return is_postgres_url(self.database_location)
 

@@ -25,7 +25,7 @@ from knowledge import relevance, tuning
 from knowledge.chunker import approximate_tokens
 from knowledge.documents import PARSER_VERSION
 from knowledge.embedder import Embedder, make_embedder, resolve_model_path
-from knowledge.engine import open_database
+from core.engine import open_database
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import FEATURES, OFF_TOPIC, Calibration, Tuning, fit, terms

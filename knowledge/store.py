@@ -17,7 +17,7 @@ import numpy as np
 
 from knowledge.chunker import Chunk
 from knowledge.documents import Document
-from knowledge.engine import Database, close, dialect, migrate, writing
+from core.engine import Database, close, dialect, migrate, writing
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS kb_documents (

@@ -46,7 +46,7 @@ def tiny_bert(tmp_path_factory) -> Path:
 def postgres_server_url():
     """A real PostgreSQL server for the session (Debian's initdb/pg_ctl in a temporary folder). Skipped, with
     the reason, when the binaries are missing, unless SUPPORTBOT_REQUIRE_POSTGRES=1 (CI), where it fails."""
-    from knowledge.postgres_server import find_binaries, postgres_server
+    from tests.support.postgres import find_binaries, postgres_server
 
     if find_binaries() is None:
         reason = "PostgreSQL is not installed (no initdb/pg_ctl; apt-get install postgresql)"
@@ -60,6 +60,6 @@ def postgres_server_url():
 @pytest.fixture
 def postgres_url(postgres_server_url) -> str:
     """A new empty database on the session's server, for one test."""
-    from knowledge.postgres_server import new_database
+    from tests.support.postgres import new_database
 
     return new_database(postgres_server_url, f"test_{uuid.uuid4().hex[:12]}")

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from knowledge.engine import writing
+from core.engine import writing
 from knowledge.embedder import Embedder
 from training.store import ExampleStore, ProposalStore
 from training.transcripts.settings import TranscriptSettings

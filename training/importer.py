@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Mapping
 
-from knowledge.engine import writing
+from core.engine import writing
 from knowledge.embedder import Embedder
 from training.clusters import Cluster, cluster_texts
 from training.redact import RedactSettings, Redactor

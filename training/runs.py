@@ -2,7 +2,7 @@
 
 The lock is a file created exclusively (O_EXCL) holding the holder's pid and start time. A run killed with
 `kill -9` leaves it behind; the next run sees that its pid is gone and takes it over. The log is the
-`retrain_runs` table, on SQLite or PostgreSQL (`knowledge.engine`); this module holds all of its SQL.
+`retrain_runs` table, on SQLite or PostgreSQL (`core.engine`); this module holds all of its SQL.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from knowledge.engine import Database, migrate, on_both, writing
+from core.engine import Database, migrate, on_both, writing
 
 # Version 1 is the table main's code made with sqlite_utils (without a schema_version row), left as it is.
 SCHEMA = """

@@ -1,5 +1,5 @@
 """Training-example store: labelled and unlabelled utterances with their source, the imported files, and the
-intent proposals, on SQLite or PostgreSQL (`knowledge.engine`). All of their SQL is in this module.
+intent proposals, on SQLite or PostgreSQL (`core.engine`). All of their SQL is in this module.
 
 Duplicates by normalised text are stored once. Writes are all-or-nothing per call.
 """
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from knowledge.engine import Database, migrate, on_both, writing
+from core.engine import Database, migrate, on_both, writing
 
 SOURCES = ("seed", "file", "transcript", "review", "conversation", "cluster")
 SPLITS = ("", "train", "test")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.folder import BotFolder
+from bot.folder.bot_folder import BotFolder
 
 DEFAULT_BOT = Path(__file__).resolve().parent.parent.parent / "examples" / "demo_store"
 

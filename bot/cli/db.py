@@ -26,8 +26,8 @@ def register(sub) -> None:
 
 def copy(args: argparse.Namespace) -> int:
     from bot.db_copy import copy_state
-    from knowledge.database import connect
-    from knowledge.engine import close, is_postgres_url, open_database
+    from core.sqlite import connect
+    from core.engine import close, is_postgres_url, open_database
 
     settings = open_bot(args).settings
     url = args.to or (settings.database_location if settings.on_postgres else "")

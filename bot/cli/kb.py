@@ -74,9 +74,9 @@ def open_kb(args: argparse.Namespace):
 
 
 def confirmed(settings: Settings) -> list[tuple[str, str]]:
-    """The knowledge answers reviewers confirmed, for the base to tune on (bot/reviews.py)."""
+    """The knowledge answers reviewers confirmed, for the base to tune on (bot/review/store.py)."""
     from bot.database import open_bot_database
-    from bot.reviews import confirmed_answers
+    from bot.review.store import confirmed_answers
 
     db = open_bot_database(settings)
     try:

@@ -73,7 +73,7 @@ def _state(folder):
 
 def retrain_cmd(args: argparse.Namespace) -> int:
     from bot.cli.train import open_training_bot, train_settings
-    from bot.conversations import ConversationLog
+    from bot.dialogue.conversations import ConversationLog
     from training.redact import Redactor
     from training.retrain import retrain
     from training.runs import RunLog

@@ -25,8 +25,8 @@ def register(sub) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    from bot import report as reports
-    from bot.analytics import parse_since
+    from bot.analytics import report as reports
+    from bot.analytics.figures import parse_since
     from bot.database import open_bot_database
 
     folder = open_bot(args)
@@ -58,9 +58,9 @@ def _unanswered(db, folder, days: int) -> tuple[list[dict], list[dict]]:
     model-free hashing embedder: the report loads no model)."""
     import time
 
-    from bot.review_desk import ReviewDesk
-    from bot.reviews import Filters
-    from bot.unanswered import (
+    from bot.review.desk import ReviewDesk
+    from bot.review.store import Filters
+    from bot.review.unanswered import (
         GROWTH_SINCE,
         HashingEmbedder,
         growing_clusters,
@@ -165,8 +165,8 @@ def plot_pngs(r, stem: Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from bot.analytics import day_of
-    from bot.router import ROUTES
+    from bot.analytics.figures import day_of
+    from bot.dialogue.router import ROUTES
 
     days = r.days
     x = list(range(len(days)))

@@ -20,7 +20,7 @@ FIELDS = ("id", "text", "status", "size", "kinds", "intent", "route", "model_ver
 
 
 def register(sub) -> None:
-    from bot.reviews import KINDS, SORTS, STATUSES
+    from bot.review.store import KINDS, SORTS, STATUSES
 
     p = command(sub, "review", lambda args: p.print_help() or 2, "read the review queue: list, show, export", EXAMPLES)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -53,7 +53,7 @@ def register(sub) -> None:
 
 def _desk(args: argparse.Namespace):
     from bot.database import migrate_stores, open_bot_database
-    from bot.review_desk import ReviewDesk
+    from bot.review.desk import ReviewDesk
 
     folder = open_bot(args)
     db = open_bot_database(folder.settings)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
-from bot.folder import BotFolder
+from bot.folder.bot_folder import BotFolder
 
 EXAMPLE_MESSAGE = "Where is my order NW-482913?"
 
@@ -131,7 +131,7 @@ def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool 
     print(_banner(f"http://{s.host}:{s.port}", token_file, s.workers), flush=True)
     if s.workers == 1:
         return _serve(folder, knowledge_only)
-    from bot import workers
+    from bot.serving import workers
 
     metrics_dir = workers.prepare_metrics_dir(folder.settings.state_path)
     return workers.supervise(s.workers, functools.partial(_worker, folder, knowledge_only), s.host, s.port,
@@ -139,7 +139,7 @@ def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool 
 
 
 def _worker(folder: BotFolder, knowledge_only: bool, index: int) -> None:
-    """One of `serve --workers N`'s processes (started by bot.workers, in a fresh interpreter)."""
+    """One of `serve --workers N`'s processes (started by bot.serving.workers, in a fresh interpreter)."""
     from bot.web import logs
 
     logs.configure(folder.settings.server.log_format)
@@ -149,7 +149,7 @@ def _worker(folder: BotFolder, knowledge_only: bool, index: int) -> None:
 def _serve(folder: BotFolder, knowledge_only: bool, worker: int | None = None) -> int:
     from aiohttp import web
 
-    from bot.model_slot import KnowledgeOnlySource
+    from bot.serving.model_slot import KnowledgeOnlySource
     from bot.web import protocol
     from bot.web.app import create_app
 

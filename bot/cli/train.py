@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
-from bot.folder import BotFolder
+from bot.folder.bot_folder import BotFolder
 
 EVALUATION_FILE = "evaluation.csv"  # optional held-out test set a bot folder may carry
 
@@ -111,7 +111,7 @@ def train_settings(folder: BotFolder, db, say=print):
     reviewed messages (once there are enough) and the bound on clarifying questions customers have earned."""
     from dataclasses import replace
 
-    from bot.conversations import ConversationLog
+    from bot.dialogue.conversations import ConversationLog
     from training.pipeline import answered_clarifications, reviewed_oos_share
     from training.redact import Redactor
     from training.store import ExampleStore
@@ -132,7 +132,7 @@ def train_settings(folder: BotFolder, db, say=print):
 
 def train(args: argparse.Namespace) -> int:
     from bot.database import open_bot_database
-    from knowledge.database import connect
+    from core.sqlite import connect
     from training.dataset import read_examples
     from training.pipeline import train as train_model
     from training.registry import ModelRegistry
@@ -239,7 +239,7 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
 
 def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -> int:
     """`evaluate --conversations`: replay, print the share and the turns that differ, write conversations.json."""
-    from bot.conversation_test import load_conversations, replay_folder
+    from bot.dialogue.replay import load_conversations, replay_folder
 
     file = file if file.is_absolute() or file.exists() else folder.path / file
     conversations = load_conversations(file)

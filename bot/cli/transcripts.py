@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot.cli.common import add_bot_args, command, open_bot
-from bot.folder import BotFolder, load_intents
+from bot.folder.bot_folder import BotFolder, load_intents
 
 IMPORT_EXAMPLES = """\
   python run_bot.py import --bot mybot                                every file in mybot/transcripts/
@@ -110,7 +110,7 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         folder = open_bot(args)
     from bot.database import open_bot_database
-    from knowledge.database import connect
+    from core.sqlite import connect
     from training.importer import import_transcripts
     from training.store import ExampleStore
 
@@ -232,8 +232,8 @@ class _Bars:
 def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = (), redact: bool = False,
                  retrieval_as: str = "intents") -> int:
     """Write a new bot folder from a Rasa project, with MIGRATION.md; refuses to touch an existing non-empty folder."""
-    from bot.migration import REPORT_FILE
-    from bot.migration import migrate_rasa as migrate
+    from bot.folder.rasa_migration import REPORT_FILE
+    from bot.folder.rasa_migration import migrate_rasa as migrate
     from bot.settings import load_settings
     from training.rasa.report import summary
 
@@ -346,7 +346,7 @@ def _intent_name(name: str) -> str:
 
 
 def accept(args: argparse.Namespace) -> int:
-    from knowledge.engine import writing
+    from core.engine import writing
 
     folder = open_bot(args)
     db, store, proposals = _stores(folder)
@@ -368,7 +368,7 @@ def accept(args: argparse.Namespace) -> int:
 
 
 def rename(args: argparse.Namespace) -> int:
-    from knowledge.engine import writing
+    from core.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
@@ -379,7 +379,7 @@ def rename(args: argparse.Namespace) -> int:
 
 
 def merge(args: argparse.Namespace) -> int:
-    from knowledge.engine import writing
+    from core.engine import writing
 
     if len(args.ids) < 2:
         raise ValueError("merge needs at least two proposal ids")
@@ -401,7 +401,7 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def drop(args: argparse.Namespace) -> int:
-    from knowledge.engine import writing
+    from core.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)

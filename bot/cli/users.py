@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from bot.accounts import AccountStore
+    from bot.review.accounts import AccountStore
     from bot.database import open_bot_database
 
     return AccountStore(open_bot_database(open_bot(args).settings))

@@ -1,5 +1,5 @@
 """The analytics page of the review workspace (/review/analytics), its CSV downloads and its JSON API
-(/api/review/analytics): one `bot.report.Report` read from the rollups, plotted as server-rendered SVG.
+(/api/review/analytics): one `bot.analytics.report.Report` read from the rollups, plotted as server-rendered SVG.
 
 Behind the review login (bot.web.login guards every /review and /api/review path); the pages' CSP allows no
 inline script or style, so the plots are plain SVG elements styled by review.css.
@@ -14,9 +14,9 @@ import time
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot import charts
-from bot.analytics import DEFINITIONS, Analytics
-from bot.reviews import Filters
+from bot.analytics import charts
+from bot.analytics.figures import DEFINITIONS, Analytics
+from bot.review.store import Filters
 from bot.web.runtime import RUNTIME
 from bot.web.security import error
 
@@ -43,7 +43,7 @@ def _days(request: web.Request) -> int:
 
 async def report(request: web.Request):
     """Refresh the rollups and read the period (on the database thread)."""
-    from bot import report as reports
+    from bot.analytics import report as reports
     from bot.web.review import desk, sync as review_sync
 
     rt = request.app[RUNTIME]
@@ -72,7 +72,7 @@ GROWING_REFRESH_S = 900.0  # how often the first worker computes the clusters gr
 async def compute_growing(rt) -> None:
     """Embed and cluster the last weeks' unanswered messages and store the clusters growing fastest: tens of
     seconds on a large log (BENCHMARKS.md, "The clusters growing fastest"), so never on a page view."""
-    from bot.unanswered import GROWTH_SINCE, growing_clusters
+    from bot.review.unanswered import GROWTH_SINCE, growing_clusters
     from bot.web.review import cluster_examples, encoder, sync as review_sync
 
     a = await catch_up(rt)
@@ -126,7 +126,7 @@ async def fold_on_start(rt) -> None:
 
 def _mix(rt, version: str | None) -> dict[str, int]:
     """The serving model version's training mix of intents, read once per version (on the database thread)."""
-    from bot import drift
+    from bot.analytics import drift
 
     cache = rt.drift.extra.setdefault("mix", {}) if rt.drift is not None else {}
     if version not in cache:
@@ -139,8 +139,8 @@ def _mix(rt, version: str | None) -> dict[str, int]:
 async def check_drift(rt) -> None:
     """Measure the last 7 days against the serving model's training mix; at the alert level, with the retraining
     schedule on, start a gated retrain early (once per ISO week)."""
-    from bot import drift
-    from bot.analytics import day_of, week_of
+    from bot.analytics import drift
+    from bot.analytics.figures import day_of, week_of
 
     s = rt.settings.analytics
     version = rt.models.version if rt.models else None

@@ -18,18 +18,18 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from bot.conversations import ConversationLog
+from bot.dialogue.conversations import ConversationLog
 from bot.database import migrate_stores, open_bot_database
-from bot.drift import DriftStatus
-from bot.folder import BotFolder
-from bot.handoff import HandoffNotifier
-from bot.limits import open_buckets
-from bot.model_slot import ModelSlot, ModelSource, RegistrySource
-from bot.router import Knowledge
+from bot.analytics.drift import DriftStatus
+from bot.folder.bot_folder import BotFolder
+from bot.dialogue.handoff import HandoffNotifier
+from bot.serving.limits import open_buckets
+from bot.serving.model_slot import ModelSlot, ModelSource, RegistrySource
+from bot.dialogue.router import Knowledge
 from bot.settings import Settings
 from bot.web import admin, analytics, chat, health, metrics, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
-from bot.web.schedule import Schedule
+from bot.retraining import Schedule
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
 from training.redact import Redactor

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.conversations import ConversationMoved, ForeignConversation, UnknownConversation
-from bot.identity import MAX_ID_CHARS, customer_key, identity_secret, verified
-from bot.router import Conversation
+from bot.dialogue.conversations import ConversationMoved, ForeignConversation, UnknownConversation
+from bot.serving.identity import MAX_ID_CHARS, customer_key, identity_secret, verified
+from bot.dialogue.router import Conversation
 from bot.web.runtime import RUNTIME, Runtime
 from knowledge.documents import safe_url
 from bot.web.security import check_text, error, field as body_field, is_blank, read_json

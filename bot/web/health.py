@@ -8,7 +8,7 @@ from aiohttp import web
 
 from bot.web.openapi import spec
 from bot.web.runtime import RUNTIME
-from knowledge.database import StorageError
+from core.sqlite import StorageError
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ from aiohttp_session import get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
-from bot.accounts import DUMMY_HASH, AccountStore, check_password
+from bot.review.accounts import DUMMY_HASH, AccountStore, check_password
 from bot.settings import Settings
 from bot.web.runtime import RUNTIME
 from bot.web.security import Handler, admin_token, client_address

@@ -7,7 +7,7 @@ model versions: never a path, a query, a message, a token or anything a customer
 `/metrics` answers the admin token, or without it the addresses of `server.metrics_allow`.
 
 With `serve --workers N` the counters and histograms are prometheus_client's multiprocess ones (its files in
-the folder PROMETHEUS_MULTIPROC_DIR names, set by bot.workers), so whichever worker answers a scrape reports
+the folder PROMETHEUS_MULTIPROC_DIR names, set by bot.serving.workers), so whichever worker answers a scrape reports
 the sum of all of them; the gauges read at scrape time (model version, queue depth) are that worker's.
 """
 
@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from bot.settings import Settings
-from bot.workers import METRICS_DIR_ENV
+from bot.serving.workers import METRICS_DIR_ENV
 from bot.web.security import Handler, admin_token, error
 
 log = logging.getLogger("supportbot.access")

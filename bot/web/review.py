@@ -23,9 +23,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.folder import load_intents
-from bot.review_desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
-from bot.reviews import KINDS, SORTS, STATUSES, Filters, confirmed_answers
+from bot.folder.bot_folder import load_intents
+from bot.review.desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
+from bot.review.store import KINDS, SORTS, STATUSES, Filters, confirmed_answers
 from bot.settings import Settings
 from bot.web import login
 from bot.web.runtime import RUNTIME, Runtime
@@ -356,7 +356,7 @@ async def _proposals(rt: Runtime) -> list[Any]:
 
 
 async def _findings(request: web.Request):
-    from bot import unanswered
+    from bot.review import unanswered
 
     rt = request.app[RUNTIME]
     r = rt.settings.review
@@ -374,14 +374,14 @@ async def _findings(request: web.Request):
 
 
 def cluster_examples(rt: Runtime) -> dict[str, list[str]]:
-    from bot.unanswered import intent_examples
+    from bot.review.unanswered import intent_examples
 
     intents, _ = load_intents(rt.folder.path / "intents.yaml")
     return intent_examples(intents, rt.settings.server.smalltalk_intents)
 
 
 def encoder(rt: Runtime):
-    from bot.unanswered import HashingEmbedder
+    from bot.review.unanswered import HashingEmbedder
 
     embedder = getattr(rt.knowledge, "embedder", None)
     if embedder is not None and hasattr(embedder, "encode"):

@@ -15,17 +15,17 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from bot.batcher import MicroBatcher
-from bot.cache import CachedCall
-from bot.conversations import ConversationLog
-from bot.folder import BotFolder, load_intents
-from bot.handoff import HandoffNotifier
-from bot.model_slot import ModelSlot
-from bot.router import CalibratedClassifier, Knowledge, Router
+from bot.serving.batcher import MicroBatcher
+from bot.serving.cache import CachedCall
+from bot.dialogue.conversations import ConversationLog
+from bot.folder.bot_folder import BotFolder, load_intents
+from bot.dialogue.handoff import HandoffNotifier
+from bot.serving.model_slot import ModelSlot
+from bot.dialogue.router import CalibratedClassifier, Knowledge, Router
 from bot.settings import Settings
-from bot.web.schedule import Schedule
+from bot.retraining import Schedule
 from bot.web.security import RateLimiter
-from knowledge.database import StorageError, is_storage_fault
+from core.sqlite import StorageError, is_storage_fault
 
 log = logging.getLogger("supportbot.app")
 
@@ -53,7 +53,7 @@ class Runtime:
     _locks: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
     _search_batcher: MicroBatcher | None = None
     metrics: Any = None  # bot.web.metrics.Metrics: batch calls are timed into it
-    drift: Any = None  # bot.drift.DriftStatus: the server's last drift check
+    drift: Any = None  # bot.analytics.drift.DriftStatus: the server's last drift check
     worker: int | None = None  # this process's number among `serve --workers N`; None: the only process
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # set once model and knowledge base loaded (or failed)
     turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
@@ -120,7 +120,7 @@ class Runtime:
             predict = self.metrics.timed(predict, self.metrics.inference_seconds, self.metrics.batch_size)
         batcher = MicroBatcher(predict, self.model_thread, s.batch_size, s.batch_wait_ms / 1000)
         uncased = bool(getattr(getattr(model, "tokenizer", None), "do_lower_case", False))
-        from bot.language import detector
+        from bot.dialogue.language import detector
 
         return Router(intents, entities, model, CachedCall(batcher, s.cache_size, lowercase=uncased), self.search,
                       self.settings, detector(s.languages))

@@ -24,9 +24,9 @@ from typing import Any, Awaitable, Callable, Sequence, Union
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.limits import Buckets, BucketsUnavailable, PostgresBuckets
+from bot.serving.limits import Buckets, BucketsUnavailable, PostgresBuckets
 from bot.settings import Settings
-from knowledge.database import StorageError
+from core.sqlite import StorageError
 
 log = logging.getLogger("supportbot.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -235,10 +235,10 @@ def field(body: dict[str, Any], name: str, kind: type, required: bool = True) ->
 
 class RateLimiter:
     """Token bucket per client key; the least recently seen clients are forgotten past `max_clients`. With
-    `shared` (bot.limits: several workers, or PostgreSQL) the buckets live there instead, counted across
+    `shared` (bot.serving.limits: several workers, or PostgreSQL) the buckets live there instead, counted across
     processes; a check the shared buckets cannot answer (PostgreSQL down) is counted here, never a 500.
 
-    A client is a verified customer (bot/identity.py), else a conversation whose token was verified, else the
+    A client is a verified customer (bot/serving/identity.py), else a conversation whose token was verified, else the
     client's address: a token the client merely sends buys no budget of its own."""
 
     def __init__(self, rate: float, burst: int, max_clients: int = 100_000, what: str = "too many requests",

@@ -11,7 +11,7 @@ from bot.web.analytics import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.protocol import AppRunner
-from bot.folder import BotFolder
+from bot.folder.bot_folder import BotFolder
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
 
 ADMIN = "test-admin-token"

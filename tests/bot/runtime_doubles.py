@@ -163,7 +163,7 @@ def serve(state_dir: str, port: str, database_url: str = "") -> None:
     from aiohttp import web
 
     from bot.web.app import create_app
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
 
     overrides = [f"state_dir={json.dumps(state_dir)}", f"database.url={json.dumps(database_url)}"]
     folder = BotFolder.load(write_bot(Path(state_dir) / "bot"), overrides)
@@ -177,6 +177,6 @@ if __name__ == "__main__":
 
 def load_folder(tmp_path: Path, *overrides: str):
     """The tiny test bot in `tmp_path`, its state beside it."""
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
 
     return BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', *overrides])

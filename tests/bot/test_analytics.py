@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.analytics import DEFINITIONS, OUTCOMES, Analytics, day_of, parse_since, period
-from bot.conversations import ConversationLog
-from bot.router import ROUTES
-from knowledge.engine import close, open_database
-from knowledge.postgres_server import new_database
+from bot.analytics.figures import DEFINITIONS, OUTCOMES, Analytics, day_of, parse_since, period
+from bot.dialogue.conversations import ConversationLog
+from bot.dialogue.router import ROUTES
+from core.engine import close, open_database
+from tests.support.postgres import new_database
 from training.redact import RedactSettings, Redactor
 
 DAY0 = 1_764_547_200.0  # 2025-12-01 00:00 UTC
@@ -197,7 +197,7 @@ def test_rollups_folded_in_pieces_equal_one_fold(make_log, monkeypatch):
     log = make_log()
     ten_conversations(log)
     whole = total(log.analytics())
-    import bot.analytics as analytics
+    import bot.analytics.figures as analytics
 
     monkeypatch.setattr(analytics, "CHUNK", 3)
     piecewise = make_log()
@@ -278,7 +278,7 @@ def test_periods_and_since():
 
 
 def test_refresh_once_folds_one_chunk_at_a_time(make_log, monkeypatch):
-    import bot.analytics as analytics
+    import bot.analytics.figures as analytics
 
     monkeypatch.setattr(analytics, "CHUNK", 8)
     log = make_log()

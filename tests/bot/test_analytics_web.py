@@ -75,7 +75,7 @@ async def test_labels_are_escaped_and_csv_cells_cannot_be_formulas(make_client, 
     users(tmp_path, ("alice", "reviewer"))
     client = await make_client()
     await traffic(client)
-    from knowledge.database import connect
+    from core.sqlite import connect
 
     db = connect(tmp_path / "state" / "supportbot.db")
     db.execute("update turns set intent = ? where intent = 'track_order'", [XSS_INTENT])
@@ -128,7 +128,7 @@ async def test_the_growing_clusters_are_computed_by_the_server_never_by_a_page_v
         return [{"week": "2026-W48", "cluster": "<b>refund</b> late", "verdict": "new intent?", "this_week": 4,
                  "week_before": 1, "growth": 3, "group_id": 1}]
 
-    monkeypatch.setattr("bot.unanswered.growing_clusters", slow_clustering)
+    monkeypatch.setattr("bot.review.unanswered.growing_clusters", slow_clustering)
     users(tmp_path, ("alice", "reviewer"))
     client = await make_client()
     await traffic(client)

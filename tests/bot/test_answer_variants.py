@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from bot.folder import load_intents
-from bot.router import Conversation, Router
-from bot.templates import EntityExtractor, fill
+from bot.folder.bot_folder import load_intents
+from bot.dialogue.router import Conversation, Router
+from bot.dialogue.templates import EntityExtractor, fill
 from training.classifier import Prediction
 
 INTENTS = """

@@ -129,8 +129,8 @@ async def test_not_ready_without_a_model(make_client, tmp_path):
 async def test_a_turn_another_worker_saved_first_is_answered_again_from_its_state(make_client):
     """Another server process answers the same conversation while this one works on a message: this one's
     save is refused (ConversationMoved) and the message is answered again from the newer state, not lost."""
-    from bot.conversations import ConversationLog
-    from knowledge.database import connect
+    from bot.dialogue.conversations import ConversationLog
+    from core.sqlite import connect
     from training.redact import Redactor
 
     client = await make_client()

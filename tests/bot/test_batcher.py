@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.batcher import MicroBatcher
+from bot.serving.batcher import MicroBatcher
 
 
 class Recorder:

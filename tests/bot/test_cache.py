@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cache import CACHEABLE_CHARS, CachedCall
+from bot.serving.cache import CACHEABLE_CHARS, CachedCall
 from runtime_doubles import FakeSource
 
 AUTH = {"Authorization": "Bearer test-admin-token"}

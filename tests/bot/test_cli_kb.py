@@ -52,7 +52,7 @@ def test_kb_commands(tmp_path, capsys):
 
 def test_serve_warns_when_intents_route_to_an_empty_knowledge_base(tmp_path):
     from bot.cli.serve import knowledge_warnings
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
 
     bot = make_bot(tmp_path)
     assert knowledge_warnings(BotFolder.load(bot)) == []  # no intent routes there

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversations import ConversationLog, ConversationMoved, ForeignConversation, UnknownConversation
-from bot.router import Decision, QuickReply, Reply, Source
-from knowledge.engine import close, dialect, open_database
+from bot.dialogue.conversations import ConversationLog, ConversationMoved, ForeignConversation, UnknownConversation
+from bot.dialogue.router import Decision, QuickReply, Reply, Source
+from core.engine import close, dialect, open_database
 from training.redact import Redactor
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db"
@@ -183,9 +183,9 @@ def test_on_postgresql_a_turn_is_one_round_trip(postgres_url):
 def test_on_postgresql_a_dropped_idle_connection_is_replaced(postgres_url, monkeypatch):
     """The server ended the pooled connection while it sat idle (a restart, a proxy's timeout): the next call
     pings it, gets a new one, and works."""
-    import knowledge.engine
+    import core.engine
 
-    monkeypatch.setattr(knowledge.engine, "PING_AFTER_IDLE", 0.0)
+    monkeypatch.setattr(core.engine, "PING_AFTER_IDLE", 0.0)
     db, other = open_database(postgres_url), open_database(postgres_url)
     try:
         log = ConversationLog(db, Redactor())
@@ -269,7 +269,7 @@ def test_a_log_made_before_migrations_upgrades_in_place_losing_nothing(tmp_path)
     try:
         log = ConversationLog(db, Redactor())
         assert dump() == before
-        assert db.execute("select version from schema_version where component = 'bot.conversations'").fetchone()[0] == 1
+        assert db.execute("select version from schema_version where component = 'bot.dialogue.conversations'").fetchone()[0] == 1
         convo_id = before["turns"][0][1]
         assert [t["message"] for t in log.history(convo_id)] == ["where is my parcel 123", "how long does shipping take"]
         assert log.stats()["feedback"] == {"up": 1, "down": 1} and log.open_handoff_count() == 1

@@ -7,12 +7,12 @@ import io
 
 import pytest
 import run_bot
-from bot.accounts import AccountStore
-from bot.conversations import ConversationLog
-from bot.router import Decision, Reply
+from bot.review.accounts import AccountStore
+from bot.dialogue.conversations import ConversationLog
+from bot.dialogue.router import Decision, Reply
 from bot.database import open_bot_database
 from bot.settings import DATABASE_URL_ENV
-from knowledge.engine import close, dialect, open_database
+from core.engine import close, dialect, open_database
 from runtime_doubles import load_folder, write_bot
 from training.redact import Redactor
 
@@ -34,7 +34,7 @@ def test_empty_is_the_sqlite_file_in_state_dir_and_the_environment_can_name_a_se
 def test_a_url_that_is_not_postgresql_is_refused_without_repeating_it(tmp_path):
     bot = write_bot(tmp_path / "bot")
     (bot / "bot.toml").write_text((bot / "bot.toml").read_text() + '\n[database]\nurl = "mysql://bot:s3cret-pw@db/x"\n')
-    from bot.folder import BotFolder
+    from bot.folder.bot_folder import BotFolder
 
     with pytest.raises(ValueError) as refused:
         BotFolder.load(bot, [f'state_dir="{tmp_path / "state"}"'])

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 import run_bot
-from bot.accounts import AccountStore
-from bot.analytics import Analytics
-from bot.conversations import ConversationLog
-from bot.reviews import Filters, ReviewStore
-from bot.router import Decision, Reply
+from bot.review.accounts import AccountStore
+from bot.analytics.figures import Analytics
+from bot.dialogue.conversations import ConversationLog
+from bot.review.store import Filters, ReviewStore
+from bot.dialogue.router import Decision, Reply
 from knowledge.chunker import Chunk
-from knowledge.database import connect
+from core.sqlite import connect
 from knowledge.documents import Document, Section
-from knowledge.engine import close, has_table, open_database
+from core.engine import close, has_table, open_database
 from knowledge.store import KnowledgeStore, Write
 from runtime_doubles import write_bot
 from training.redact import Redactor

@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.docs import README, updated_readme
+from docs.generate import README, updated_readme
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_settings_table_is_current():
     text = README.read_text()
-    assert updated_readme(text) == text, "run `python -m bot.docs` to regenerate README.md's settings table"
+    assert updated_readme(text) == text, "run `python -m docs.generate` to regenerate README.md's settings table"
 
 
 def test_every_setting_has_help():

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bot.drift import DriftStatus, jensen_shannon, measure, weekly
+from bot.analytics.drift import DriftStatus, jensen_shannon, measure, weekly
 from test_analytics import DAY0, HOUR, make_log  # noqa: F401 (a fixture)
 
 
@@ -147,7 +147,7 @@ async def test_a_drift_retrain_that_fails_to_start_can_be_started_again(make_cli
 def test_the_unanswered_clusters_growing_fastest_per_week_known_answer():
     from types import SimpleNamespace
 
-    from bot.unanswered import HashingEmbedder, growing_clusters
+    from bot.review.unanswered import HashingEmbedder, growing_clusters
 
     now = DAY0 + 9 * 86400 + 12 * HOUR  # Wednesday 2025-12-10: week 2025-W50; the week before is W49
     this_week, week_before = now - HOUR, now - 7 * 86400

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from knowledge.database import connect
+from core.sqlite import connect
 
 SCRIPT = Path(__file__).with_name("runtime_doubles.py")
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from bot.folder import BotFolder, load_intents
+from bot.folder.bot_folder import BotFolder, load_intents
 from bot.settings import load_settings
-from bot.templates import template_problem
+from bot.dialogue.templates import template_problem
 
 GOOD = """\
 entities:

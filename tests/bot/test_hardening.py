@@ -13,7 +13,7 @@ import pytest
 
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
-from knowledge.database import connect
+from core.sqlite import connect
 from runtime_doubles import FakeSource, FixedClassifier, ScriptedKnowledge, load_folder
 
 
@@ -237,7 +237,7 @@ def test_the_database_is_never_memory_mapped(tmp_path):
 
 
 async def test_readyz_says_what_is_wrong_with_the_model_pointer(tmp_path, aiohttp_client):
-    from bot.model_slot import RegistrySource
+    from bot.serving.model_slot import RegistrySource
 
     folder = load_folder(tmp_path, "server.watch_interval=0")
     version = folder.settings.models_path / "20260101T000000-abcd1234"

@@ -3,7 +3,7 @@ id is stored, and a customer's conversations share one rate limit."""
 
 from __future__ import annotations
 
-from bot.identity import customer_key, signature
+from bot.serving.identity import customer_key, signature
 from bot.web.runtime import RUNTIME
 
 SECRET = "s3cret-shared-with-the-host-site"
@@ -83,8 +83,8 @@ async def test_the_conversations_of_one_customer_share_one_rate_limit(make_clien
 
 
 def test_a_log_from_before_identity_gets_the_column_and_keeps_its_conversations(tmp_path):
-    from bot.conversations import ConversationLog
-    from knowledge.database import connect
+    from bot.dialogue.conversations import ConversationLog
+    from core.sqlite import connect
     from training.redact import RedactSettings, Redactor
 
     db = connect(tmp_path / "old.db")

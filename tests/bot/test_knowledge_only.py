@@ -10,8 +10,8 @@ import numpy as np
 from aiohttp.test_utils import TestServer
 
 import run_bot
-from bot.folder import BotFolder
-from bot.model_slot import KnowledgeOnlySource
+from bot.folder.bot_folder import BotFolder
+from bot.serving.model_slot import KnowledgeOnlySource
 from bot.web.app import create_app
 from knowledge.base import KnowledgeBase
 
@@ -84,8 +84,8 @@ def test_serve_runs_a_folder_without_intents_as_knowledge_only(tmp_path, monkeyp
 
 
 def test_router_decision_names_the_answering_document(tmp_path):
-    from bot.model_slot import NoIntents
-    from bot.router import Conversation, Router
+    from bot.serving.model_slot import NoIntents
+    from bot.dialogue.router import Conversation, Router
 
     folder = BotFolder.load(faq_bot(tmp_path))
     settings = folder.settings

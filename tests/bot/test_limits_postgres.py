@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
-from bot.limits import BucketsUnavailable, PostgresBuckets
+from bot.serving.limits import BucketsUnavailable, PostgresBuckets
 from bot.web.analytics import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.security import RateLimiter
 from conftest import JsonErrorServer
-from knowledge.engine import close, open_database
+from core.engine import close, open_database
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder
 
 KEY = "requests:a:203.0.113.7"
@@ -73,7 +73,7 @@ def test_a_lost_connection_counts_in_the_process_and_logs_no_key(postgres_url, m
             assert [limiter.allow("a:203.0.113.7") for _ in range(3)] == [True, True, False]  # in-process bucket
         assert "counting in this process" in caplog.text and "203.0.113.7" not in caplog.text
         assert len(caplog.records) == 1  # once per outage, not once per request
-        monkeypatch.setattr("bot.limits.RETRY_AFTER", 0.0)
+        monkeypatch.setattr("bot.serving.limits.RETRY_AFTER", 0.0)
         assert limiter.allow("a:203.0.113.7")  # reconnected: PostgreSQL's bucket had one token left
         assert not limiter.allow("a:203.0.113.7")
         assert "answers again" in caplog.text

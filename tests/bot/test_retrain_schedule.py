@@ -9,9 +9,9 @@ import json
 import sys
 
 from bot.web.runtime import RUNTIME
-from bot.web.schedule import Schedule, retrain_command
+from bot.retraining import Schedule, retrain_command
 from conftest import ADMIN
-from knowledge.database import connect
+from core.sqlite import connect
 from runtime_doubles import load_folder
 from training.store import Example, ExampleStore
 

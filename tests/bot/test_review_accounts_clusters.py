@@ -8,10 +8,10 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 import run_bot
-from bot.accounts import AccountStore, check_password, hash_password
-from bot.unanswered import HashingEmbedder, find
-from knowledge.database import connect
-from knowledge.engine import close, open_database
+from bot.review.accounts import AccountStore, check_password, hash_password
+from bot.review.unanswered import HashingEmbedder, find
+from core.sqlite import connect
+from core.engine import close, open_database
 from runtime_doubles import write_bot
 
 ARI_FLOOR = 0.8
@@ -54,7 +54,7 @@ def test_account_store_add_verify_password_remove(database):
         store.remove("alice")
     store.add("carol", "admin", "password three")
     assert [a.name for a in AccountStore(database).list()] == ["carol"]  # opened again: kept, not migrated twice
-    assert database.execute("select version from schema_version where component = 'bot.accounts'").fetchone()[0] == 1
+    assert database.execute("select version from schema_version where component = 'bot.review.accounts'").fetchone()[0] == 1
 
 
 def test_users_cli(tmp_path, monkeypatch, capsys):

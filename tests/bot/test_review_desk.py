@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversations import ConversationLog
-from bot.folder import BotFolder, load_intents
-from bot.review_desk import ReviewDesk
-from bot.reviews import Filters, audited, group_key
-from bot.router import Decision, Reply
-from knowledge.engine import close, open_database
+from bot.dialogue.conversations import ConversationLog
+from bot.folder.bot_folder import BotFolder, load_intents
+from bot.review.desk import ReviewDesk
+from bot.review.store import Filters, audited, group_key
+from bot.dialogue.router import Decision, Reply
+from core.engine import close, open_database
 from runtime_doubles import write_bot
 from training.redact import Redactor
 
@@ -62,7 +62,7 @@ def test_near_identical_messages_are_one_group_and_one_decision_settles_all(bot)
 def test_a_sync_in_batches_files_what_one_sync_files(bot, monkeypatch):
     """The server syncs one batch per database-thread task (chat turns are written in between): the batches
     must add up to the whole."""
-    import bot.reviews as reviews
+    import bot.review.store as reviews
 
     folder, log, desk = bot
     monkeypatch.setattr(reviews, "SYNC_BATCH", 2)
@@ -323,8 +323,8 @@ def test_accepting_a_cluster_as_a_new_intent_and_undoing_it(bot):
 
 
 def test_a_confirmed_knowledge_answer_becomes_a_question_the_base_tunes_on_and_undo_takes_it_back(bot):
-    from bot.reviews import confirmed_answers
-    from bot.router import Source
+    from bot.review.store import confirmed_answers
+    from bot.dialogue.router import Source
 
     folder, log, desk = bot
     convo, token = log.new()

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from bot.accounts import AccountStore
-from bot.folder import load_intents
-from knowledge.database import connect
+from bot.review.accounts import AccountStore
+from bot.folder.bot_folder import load_intents
+from core.sqlite import connect
 
 PASSWORD = "correct horse battery"
 XSS = ("<script>alert(1)</script> I want a refund for my broken oak table that arrived last week",

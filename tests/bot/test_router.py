@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bot.router import HANDOFF_VALUE, Conversation, Router
+from bot.dialogue.router import HANDOFF_VALUE, Conversation, Router
 from runtime_doubles import FakeAnswer, FixedClassifier, ScriptedKnowledge
 
 
@@ -237,7 +237,7 @@ def language_router(folder, detector, **server):
 
 
 async def test_a_message_in_another_language_keeps_its_order_number_and_gets_the_configured_reply(folder):
-    from bot.language import LangidDetector
+    from bot.dialogue.language import LangidDetector
 
     router, kb = language_router(folder, LangidDetector(("en",)), other_language_message="Solo inglés, lo siento.")
     convo = Conversation("c")

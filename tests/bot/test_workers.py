@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 import run_bot
-from knowledge.database import connect
-from knowledge.engine import close, open_database
+from core.sqlite import connect
+from core.engine import close, open_database
 
 ROOT = Path(__file__).resolve().parents[2]
 INTENTS = """
@@ -94,7 +94,7 @@ def server(tmp_path_factory, tiny_bert):
 
 @pytest.fixture(scope="module")
 def postgres_workers(tmp_path_factory, tiny_bert, postgres_server_url):
-    from knowledge.postgres_server import new_database
+    from tests.support.postgres import new_database
 
     url = new_database(postgres_server_url, f"workers_{uuid.uuid4().hex[:12]}")
     with served(tmp_path_factory.mktemp("pg_workers"), tiny_bert, versions=1, database_url=url) as started:
@@ -107,7 +107,7 @@ def webhook_workers(tmp_path_factory, tiny_bert, postgres_server_url):
     other fixtures' rate limits are part of what their tests count)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from knowledge.postgres_server import new_database
+    from tests.support.postgres import new_database
 
     received: list[dict] = []
 
@@ -171,7 +171,7 @@ def served(root: Path, tiny_bert, versions: int, database_url: str = "",
 
 
 def test_shared_buckets_count_every_process_requests(tmp_path):
-    from bot.limits import SharedBuckets
+    from bot.serving.limits import SharedBuckets
 
     a, b = SharedBuckets(tmp_path / "limits.db"), SharedBuckets(tmp_path / "limits.db")  # two workers' views
     taken = [(a if n % 2 else b).take("requests:c:one", rate=0.001, burst=3) for n in range(8)]
@@ -181,7 +181,7 @@ def test_shared_buckets_count_every_process_requests(tmp_path):
 
 
 def test_the_supervisor_gives_up_on_a_worker_that_keeps_dying_at_start(tmp_path, caplog):
-    from bot import workers
+    from bot.serving import workers
     from dying_worker import die
 
     assert workers.supervise(1, die, "127.0.0.1", free_port(), tmp_path / "metrics") == 1
@@ -193,7 +193,7 @@ def test_a_taken_port_is_refused_as_by_one_server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        from bot import workers
+        from bot.serving import workers
 
         with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
             workers.check_port_free("127.0.0.1", s.getsockname()[1])

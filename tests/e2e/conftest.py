@@ -78,7 +78,7 @@ class DemoBot:
 
 def query(database: str, sql: str, args: list | tuple = ()) -> list[tuple]:
     """A query on a bot's database, either engine (the stores' own interface: `?` placeholders)."""
-    from knowledge.engine import close, open_database
+    from core.engine import close, open_database
 
     db = open_database(database)
     try:
@@ -141,7 +141,7 @@ def sqlite_demo_bot(tmp_path_factory) -> DemoBot:
 @pytest.fixture(scope="session")
 def postgres_demo_bot(sqlite_demo_bot, postgres_server_url, tmp_path_factory) -> DemoBot:
     """The same demo with `--workers 2` on PostgreSQL, moved there from the SQLite demo's ready state."""
-    from knowledge.postgres_server import new_database
+    from tests.support.postgres import new_database
 
     url = new_database(postgres_server_url, f"demo_{uuid.uuid4().hex[:12]}")
     state = tmp_path_factory.mktemp("demo-bot-pg")

@@ -39,9 +39,9 @@ DAYS = 14
 
 def simulate(db_path: Path, now: float, seed: int = 7) -> None:
     """DAYS days of traffic; NEW is promoted (by retrain run 1) halfway and falls back less often."""
-    from bot.accounts import AccountStore
-    from bot.conversations import ConversationLog
-    from knowledge.database import connect, transaction
+    from bot.review.accounts import AccountStore
+    from bot.dialogue.conversations import ConversationLog
+    from core.sqlite import connect, transaction
     from training.redact import RedactSettings, Redactor
     from training.runs import RunLog
 
@@ -88,9 +88,9 @@ def simulate(db_path: Path, now: float, seed: int = 7) -> None:
 def moved_to_postgres(db_path: Path, server_url: str) -> str:
     """The simulated log copied into a new database on the PostgreSQL server (what `db copy` does); its URL."""
     from bot.db_copy import copy_state
-    from knowledge.database import connect
-    from knowledge.engine import close, open_database
-    from knowledge.postgres_server import new_database
+    from core.sqlite import connect
+    from core.engine import close, open_database
+    from tests.support.postgres import new_database
 
     url = new_database(server_url, f"analytics_{uuid.uuid4().hex[:12]}")
     source, target = connect(db_path), open_database(url)

@@ -97,7 +97,7 @@ def review_bot(request, sqlite_demo_bot, tmp_path_factory):
               "--set", "train.refit_below=0"]
     database, workers = str(state / "supportbot.db"), 1
     if request.param == "postgres-2workers":
-        from knowledge.postgres_server import new_database
+        from tests.support.postgres import new_database
 
         database, workers = new_database(request.getfixturevalue("postgres_server_url"), "review_e2e"), 2
         subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "db", "copy", "--to", database, *common],
@@ -225,7 +225,7 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
     assert query(bot.database, "select intent, source, label_method, provenance from examples where text = ?",
                  [MESSAGE]) == [
         (RIGHT_INTENT, "review", "review-corrected", f"turn:{turn_id}")]
-    edited = (bot.folder / "intents.yaml").read_text()
+    edited = (bot.folder.bot_folder / "intents.yaml").read_text()
     assert NEW_ANSWER in edited and f"  {RIGHT_INTENT}:" in edited and MESSAGE in edited
     assert edited.splitlines()[0] == original.splitlines()[0]  # the header comment
     assert "# ---------------------------------------------------------------- orders" in edited

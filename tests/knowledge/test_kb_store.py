@@ -15,7 +15,7 @@ from kb_doubles import HashEmbedder, write_articles
 from knowledge.base import KnowledgeBase
 from knowledge.chunker import Chunk
 from knowledge.documents import Document
-from knowledge.engine import close, migrate, open_database
+from core.engine import close, migrate, open_database
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import MIGRATIONS, KnowledgeStore, Write
 

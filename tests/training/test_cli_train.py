@@ -163,7 +163,7 @@ def test_train_only_uses_exactly_the_given_file_and_counts_what_it_drops(bot, tm
     assert "intents.yaml: " not in out
     [version] = (tmp_path / "state" / "models").glob("2*")
     assert json.loads((version / "data.json").read_text())["examples"] == 6
-    from knowledge.database import connect
+    from core.sqlite import connect
     from training.store import ExampleStore
 
     db = tmp_path / "state" / "supportbot.db"
@@ -184,10 +184,10 @@ def test_reviewed_out_of_scope_share_needs_enough_reviews():
 def test_train_settings_follow_the_bots_own_traffic(bot):
     """Reviewed messages set the out-of-scope share once there are enough; ignored questions shrink the bound."""
     from bot.cli.train import train_settings
-    from bot.conversations import ConversationLog
-    from bot.folder import BotFolder
-    from bot.router import Decision, Reply
-    from knowledge.database import connect
+    from bot.dialogue.conversations import ConversationLog
+    from bot.folder.bot_folder import BotFolder
+    from bot.dialogue.router import Decision, Reply
+    from core.sqlite import connect
     from training.redact import Redactor
     from training.store import Example, ExampleStore
 

@@ -7,8 +7,8 @@ import yaml
 
 from import_doubles import FORMATS_DIR, WordEmbedder
 from bot.cli import transcripts as cli_import
-from bot.folder import BotFolder
-from knowledge.database import connect
+from bot.folder.bot_folder import BotFolder
+from core.sqlite import connect
 from run_bot import main
 from training.store import ExampleStore, ProposalStore
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from import_doubles import WordEmbedder
-from knowledge.database import connect, transaction
+from core.sqlite import connect, transaction
 from training.clusters import cluster_texts, propose, suggest_names
 from training.store import Example, ExampleStore, ProposalStore
 from training.transcripts.settings import TranscriptSettings

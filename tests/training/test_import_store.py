@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from import_doubles import FIXTURES, FORMATS_DIR, WordEmbedder
-from knowledge.database import connect
+from core.sqlite import connect
 from training.importer import import_transcripts
 from training.store import ExampleStore, ProposalStore
 from training.transcripts.settings import TranscriptSettings

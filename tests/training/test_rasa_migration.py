@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import run_bot
-from bot.conversation_test import load_conversations, matches, replay
-from bot.folder import BotFolder
-from bot.router import Conversation, Router
+from bot.dialogue.replay import load_conversations, matches, replay
+from bot.folder.bot_folder import BotFolder
+from bot.dialogue.router import Conversation, Router
 from training.classifier import Prediction
 from training.rasa.plan import Slots, migration_plan
 from training.rasa.project import load_project
@@ -114,7 +114,7 @@ def test_entities_synonyms_and_forms(tmp_path):
     assert "validate_restaurant_form" in report
     turns = [t for c in load_conversations(folder.path / "conversations.yaml") for t in c["turns"]]
     assert {t.get("skip") for t in turns} >= {"needs the form restaurant_form"}
-    from bot.templates import EntityExtractor
+    from bot.dialogue.templates import EntityExtractor
 
     assert EntityExtractor(folder.entities).extract("a gastro pub please") == {"cuisine": "gastropub"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.database import connect
+from core.sqlite import connect
 from training import gate
 from training.classifier import IntentClassifier, Prediction
 from training.pipeline import train
@@ -123,8 +123,8 @@ def test_shadow_scoring_lists_the_turns_a_candidate_would_decide_differently():
 
 
 def test_shadow_changes_are_flagged_for_review():
-    from bot.conversations import ConversationLog
-    from bot.router import Decision, Reply
+    from bot.dialogue.conversations import ConversationLog
+    from bot.dialogue.router import Decision, Reply
     from training.redact import RedactSettings, Redactor
 
     log = ConversationLog(connect(None), Redactor(RedactSettings()))
@@ -134,7 +134,7 @@ def test_shadow_changes_are_flagged_for_review():
     assert log.recent_messages(5) == [(turns[1], "cancel it"), (turns[0], "hi")]
     assert log.flag_turns("shadow", {turns[1]: "v2: unknown -> cancel"}) == 1
     assert log.stats()["open_flags"] == {"shadow": 1}
-    from bot.reviews import Filters, ReviewStore
+    from bot.review.store import Filters, ReviewStore
 
     queue = ReviewStore(log.db, audit_rate=0.0)
     queue.sync()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from import_doubles import FORMATS_DIR
 
-from knowledge.database import StorageError, is_storage_fault
-from knowledge.engine import close, open_database, writing
+from core.sqlite import StorageError, is_storage_fault
+from core.engine import close, open_database, writing
 from training.importer import import_transcripts
 from training.runs import RunLog
 from training.store import Example, ExampleStore, ProposalStore

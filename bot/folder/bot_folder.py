@@ -125,7 +125,7 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
             raise ValueError(f"{at(spec, 'synonyms')}: entity {name}: synonyms must name listed values, not {unknown}")
         entities[name] = Entity(name=name, pattern=pattern, values=values, synonyms=synonyms)
 
-    from bot.templates import template_problem  # templates.py imports this module
+    from bot.dialogue.templates import template_problem  # templates.py imports this module
 
     intents = {}
     intent_specs = doc["intents"]

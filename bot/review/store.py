@@ -5,7 +5,7 @@ each flagged turn (and a random audit sample of confident answers) into the grou
 so one decision settles all of them; a group keeps its status when the message comes again (an ignored
 message stays ignored). Queue pages read `review_groups` only, newest or most frequent first, with keyset
 pagination over indexes: no request scans every turn. Methods are synchronous; the web app runs them in its
-database thread. The tables live in the bot's database on either engine (`knowledge.engine`); all of their SQL is
+database thread. The tables live in the bot's database on either engine (`core.engine`); all of their SQL is
 in this module.
 """
 
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from knowledge.engine import (Database, dialect, execute_many, has_table, insert, migrate, on_both, serialise,
+from core.engine import (Database, dialect, execute_many, has_table, insert, migrate, on_both, serialise,
                               writing)
 
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
@@ -157,10 +157,10 @@ class ReviewStore:
     """Owns the review tables of the shared database."""
 
     def __init__(self, db: Database, audit_rate: float = 0.02):
-        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
+        """`db`: the bot's database on either engine (core.engine.open_database)."""
         self.db, self.audit_rate = db, audit_rate
         self.postgres = dialect(db) == "postgresql"
-        migrate(db, "bot.reviews", MIGRATIONS)
+        migrate(db, "bot.review.store", MIGRATIONS)
         self._writes = 0  # bumped by every write, so cached counts are never stale
         self._counts: tuple | None = None
 

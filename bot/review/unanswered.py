@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from bot.analytics import day_of, week_of
+from bot.analytics.figures import day_of, week_of
 from training.clusters import cluster_texts
 
 VERDICTS = {

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import intents_file
-from bot.folder import BotFolder, load_intents
-from bot.reviews import Filters, ReviewStore
-from knowledge.engine import writing
+from bot.folder import intents_file
+from bot.folder.bot_folder import BotFolder, load_intents
+from bot.review.store import Filters, ReviewStore
+from core.engine import writing
 from training.store import Example, ExampleStore
 
 ACTIONS = ("confirm", "correct", "out_of_scope", "answer", "article", "ignore")

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from bot.router import Conversation, Router
+from bot.dialogue.router import Conversation, Router
 
 _SLOT = re.compile(r"{[^{}]+}")
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from knowledge.engine import CONNECT_ARGS
+from core.engine import CONNECT_ARGS
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -103,7 +103,7 @@ class PostgresBuckets:
     def __init__(self, url: str):
         from sqlalchemy.engine import make_url
 
-        from knowledge.engine import close, migrate, open_database
+        from core.engine import close, migrate, open_database
 
         db = open_database(url)
         try:

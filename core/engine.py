@@ -1,6 +1,6 @@
 """One database from a URL, on either engine, and versioned schema migrations for the stores.
 
-- empty, None or a file path: today's SQLite file (`knowledge.database.connect`: WAL, busy timeout), through
+- empty, None or a file path: today's SQLite file (`core.sqlite.connect`: WAL, busy timeout), through
   sqlite_utils exactly as before;
 - `postgresql://user@host/db`: PostgreSQL through SQLAlchemy Core and psycopg 3, behind the same small interface
   the stores use (`execute` with `?` placeholders, `transaction`, `dialect`).
@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Sequence, Union
 
 import sqlite_utils
 
-from knowledge.database import connect, transaction
+from core.sqlite import connect, transaction
 
 Step = Union[str, Callable[["Database"], None]]  # SQL (statements separated by ";") or a function of the database
 Migration = dict[str, Step]  # engine ("sqlite", "postgresql") -> step

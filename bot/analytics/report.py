@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.analytics import OUTCOMES, Analytics, Figures, Promotion, day_of, days_between, period
-from bot.router import ROUTES
-from knowledge.engine import Database
+from bot.analytics.figures import OUTCOMES, Analytics, Figures, Promotion, day_of, days_between, period
+from bot.dialogue.router import ROUTES
+from core.engine import Database
 
 RATES = ("containment", "handoff", "returned", "abandonment", "fallback_turns", "fallback_conversations",
          "clarification", "thumbs_down")
@@ -55,9 +55,9 @@ class Report:
     down_intents: list[tuple[str, int, int]]
     down_articles: list[tuple[str, int, int]]
     unanswered: list[dict[str, Any]] = field(default_factory=list)
-    growing: list[dict[str, Any]] | None = field(default_factory=list)  # bot.unanswered.growing; None: being computed
+    growing: list[dict[str, Any]] | None = field(default_factory=list)  # bot.review.unanswered.growing; None: being computed
     growing_computed: float | None = None  # when `growing` was computed, if not now
-    drift: list[Any] = field(default_factory=list)  # bot.drift.Drift per week
+    drift: list[Any] = field(default_factory=list)  # bot.analytics.drift.Drift per week
     drift_version: str = ""  # the model version whose training mix drift compares with
 
     def day(self, d: str) -> Figures:
@@ -136,7 +136,7 @@ def build(db: Database, settings, days: int | None = None, now: float | None = N
           mix: dict[str, int] | None = None, analytics: Analytics | None = None) -> Report:
     """Refresh the rollups and read the last `days` days (default analytics.days); drift is measured against the
     training mix of model `version` (default the registry's current one), or `mix` when given."""
-    from bot import drift
+    from bot.analytics import drift
     from training.runs import RunLog
 
     s = settings.analytics

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from bot.analytics import Analytics, period, week_of
+from bot.analytics.figures import Analytics, period, week_of
 
 MOVED = 5  # intents listed as the ones that moved most
 

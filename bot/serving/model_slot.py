@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from bot.router import CalibratedClassifier, Router
+from bot.dialogue.router import CalibratedClassifier, Router
 from bot.settings import Settings
 from training.classifier import Prediction
 

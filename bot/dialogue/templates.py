@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from bot.folder import Entity, Intent
+from bot.folder.bot_folder import Entity, Intent
 
 _FORMATTER = string.Formatter()
 

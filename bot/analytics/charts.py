@@ -154,8 +154,8 @@ class Charts:
 
 
 def for_report(report) -> Charts:
-    from bot.analytics import day_of
-    from bot.router import ROUTES
+    from bot.analytics.figures import day_of
+    from bot.dialogue.router import ROUTES
 
     days = report.days
     promos = [(day_of(p.at), p.version[:15]) for p in report.promotions]

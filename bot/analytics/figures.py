@@ -8,7 +8,7 @@ seen last (`Analytics.refresh`): per UTC day × model version × route × intent
 model version × knowledge article (answers from it, thumbs),
 a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
 Beside them, the ISO weeks in which drift started an early retrain (kept across restarts, never rebuilt).
-This module is the only one that reads or writes them, on either engine (`knowledge.engine`): the fold's statements
+This module is the only one that reads or writes them, on either engine (`core.engine`): the fold's statements
 are written once per engine (SQLite's are main's, PostgreSQL's say the same in its dialect), the rest once for both.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from bot.router import ROUTES
-from knowledge.engine import Database, dialect, has_table, migrate, on_both, serialise, writing
+from bot.dialogue.router import ROUTES
+from core.engine import Database, dialect, has_table, migrate, on_both, serialise, writing
 
 OUTCOMES = ("contained", "handed_off", "returned", "abandoned")
 
@@ -369,10 +369,10 @@ class Analytics:
     """The rollup tables of the shared database, and the figures read from them."""
 
     def __init__(self, db: Database, return_window_h: float = 24.0, session_gap_min: float = 30.0):
-        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
+        """`db`: the bot's database on either engine (core.engine.open_database)."""
         self.db, self.engine = db, dialect(db)
         self.window, self.gap = return_window_h * 3600, session_gap_min * 60
-        migrate(db, "bot.analytics", MIGRATIONS)
+        migrate(db, "bot.analytics.figures", MIGRATIONS)
         if self.engine == "sqlite":
             db.conn.create_function("sb_bucket", 1, latency_bucket, deterministic=True)
 

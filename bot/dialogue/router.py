@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
-from bot.folder import Entity, Intent
-from bot.language import Detector
+from bot.folder.bot_folder import Entity, Intent
+from bot.dialogue.language import Detector
 from bot.settings import Settings
-from bot.templates import EntityExtractor, fill, slot_reply
+from bot.dialogue.templates import EntityExtractor, fill, slot_reply
 from training.classifier import Prediction
 
 ROUTES = ("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff")
@@ -76,7 +76,7 @@ class Decision:
     kb_score: float | None = None
     slot: str | None = None  # the variable this turn asked for
     flags: tuple[str, ...] = ()
-    language: str | None = None  # detected language of a message no intent answered (bot.language), else None
+    language: str | None = None  # detected language of a message no intent answered (bot.dialogue.language), else None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +108,7 @@ class Conversation:
     pending: dict[str, str] | None = None  # {"intent", "variable"} asked for on the previous turn
     slots: dict[str, str] = field(default_factory=dict)
     turns: int = 0  # turns recorded when it was read: the log refuses to save over a newer state
-    customer: str | None = None  # the verified customer's keyed hash (bot/identity.py), never the id
+    customer: str | None = None  # the verified customer's keyed hash (bot/serving/identity.py), never the id
 
 
 Classify = Callable[[str], Awaitable[Prediction]]
@@ -121,7 +121,7 @@ class Router:
     def __init__(self, intents: Mapping[str, Intent], entities: Mapping[str, Entity], model: CalibratedClassifier,
                  classify: Classify, search: Search | None, settings: Settings, detector: Detector | None = None):
         self.intents, self.model, self.classify, self.search = intents, model, classify, search
-        self.detector = detector  # bot.language: None = no language check
+        self.detector = detector  # bot.dialogue.language: None = no language check
         self.extractor = EntityExtractor(entities)
         self.server = settings.server
         self.oos_label = settings.train.oos_label

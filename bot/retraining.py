@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.folder import BotFolder
+from bot.folder.bot_folder import BotFolder
 
 log = logging.getLogger("supportbot.schedule")
-RUN_BOT = Path(__file__).resolve().parents[2] / "run_bot.py"
+RUN_BOT = Path(__file__).resolve().parents[1] / "run_bot.py"
 
 
 def retrain_command(folder: BotFolder, trigger: str) -> list[str]:

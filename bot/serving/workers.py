@@ -3,7 +3,7 @@
 Each worker is a whole server (its own model, index and database connection) whose socket is opened with
 SO_REUSEPORT once it is loaded, so the kernel spreads connections over the workers that can answer. What must hold across them is kept where all of
 them see it: a conversation's state in the database (a turn saved over a newer one is refused and answered
-again, `bot.conversations.ConversationMoved`), rate limits in a shared file (`bot.limits`), the serving
+again, `bot.dialogue.conversations.ConversationMoved`), rate limits in a shared file (`bot.serving.limits`), the serving
 model in the registry's pointer (every worker watches it), the knowledge index's generation in the database,
 and the counters of `/metrics` in prometheus_client's multiprocess files. Jobs of which the bot needs one —
 the retraining schedule, the drift watch, the first analytics fold — run in worker 0 only.

@@ -4,7 +4,7 @@ User text is redacted before it is written. Slot values that contain personal da
 asked for) are never written: they live in this process's memory only, for the conversation's sake.
 Methods are synchronous and all-or-nothing; the web app calls them from its database thread, and on PostgreSQL the
 chat's turns from several threads (one turn of a conversation at a time). The tables live
-in the bot's database on either engine (`knowledge.engine`); all of their SQL is in this module.
+in the bot's database on either engine (`core.engine`); all of their SQL is in this module.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Sequence
 
-from bot.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
-from knowledge.engine import TYPES, Database, dialect, insert, migrate, on_both, writing
+from bot.dialogue.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
+from core.engine import TYPES, Database, dialect, insert, migrate, on_both, writing
 from training.redact import Redactor
 
 RATINGS = ("up", "down")
@@ -99,9 +99,9 @@ class ConversationLog:
     """Owns the conversation tables of the shared database."""
 
     def __init__(self, db: Database, redactor: Redactor):
-        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
+        """`db`: the bot's database on either engine (core.engine.open_database)."""
         self.db, self.redactor = db, redactor
-        migrate(db, "bot.conversations", MIGRATIONS)
+        migrate(db, "bot.dialogue.conversations", MIGRATIONS)
         self._private: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._private_lock = threading.Lock()  # turns of different conversations may be written from several threads
 

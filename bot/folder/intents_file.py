@@ -1,7 +1,7 @@
 """Edits of a bot's `intents.yaml` made from the review workspace, keeping its comments and layout.
 
 ruamel.yaml round-trips the file: only the edited value changes, so a team that keeps the bot folder
-in git sees a normal diff. Each edit is validated by loading the result (bot.folder.load_intents) before
+in git sees a normal diff. Each edit is validated by loading the result (bot.folder.bot_folder.load_intents) before
 it replaces the file, atomically (write a temporary file, then rename).
 """
 
@@ -16,7 +16,7 @@ from typing import Sequence
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from bot.folder import load_intents
+from bot.folder.bot_folder import load_intents
 
 
 def _yaml() -> YAML:

@@ -15,14 +15,14 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from knowledge.engine import Database, migrate, writing
+from core.engine import Database, migrate, writing
 
 ROLES = ("reviewer", "admin")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1  # ~16 MiB and tens of ms per check: slow for a guesser
 
-# One entry per schema version (knowledge.engine.migrate); version 1 is the table as it always was.
+# One entry per schema version (core.engine.migrate); version 1 is the table as it always was.
 TABLE = """
 create table if not exists accounts (
     name text primary key, role text not null, password text not null, created {real} not null,
@@ -71,9 +71,9 @@ class AccountStore:
     """The `accounts` table; the only module that reads or writes it."""
 
     def __init__(self, db: Database):
-        """`db`: the bot's database on either engine (knowledge.engine.open_database)."""
+        """`db`: the bot's database on either engine (core.engine.open_database)."""
         self.db = db
-        migrate(db, "bot.accounts", MIGRATIONS)
+        migrate(db, "bot.review.accounts", MIGRATIONS)
 
     def add(self, name: str, role: str, password: str) -> Account:
         _check_name(name)
