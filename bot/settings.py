@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from knowledge.settings import KnowledgeSettings, refuse_invalid, setting
+from core.settings import refuse_invalid, setting
+from knowledge.settings import KnowledgeSettings
 from training.redact import RedactSettings
 from training.settings import RetrainSettings, TrainSettings
 from training.transcripts.settings import TranscriptSettings

@@ -1,26 +1,15 @@
-"""Settings of the knowledge base, and the `setting()` field helper every package uses."""
+"""Settings of the knowledge base."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from core.settings import refuse_invalid, setting
 
 
 FUSIONS = ("auto", "hybrid", "rrf", "dense", "keyword")
 EMBEDDER_RUNTIMES = ("onnx-int8", "onnx-fp32", "torch")
 TITLE_SIGNALS = ("auto", "max", "mix", "off")
-
-
-def setting(default: Any, help: str) -> Any:
-    """A dataclass field with a default and the help text shown by the CLI and the docs."""
-    return field(default=default, metadata={"help": help})
-
-
-def refuse_invalid(settings: Any, section: str, checks: dict[str, bool]) -> None:
-    """Raise ValueError naming every field whose check failed, with its value."""
-    bad = [name for name, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"invalid {section} settings: " + ", ".join(f"{n}={getattr(settings, n)!r}" for n in bad))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from knowledge.settings import setting
+from core.settings import setting
 
 
 @dataclass(frozen=True)

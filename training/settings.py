@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from knowledge.settings import refuse_invalid, setting
+from core.settings import refuse_invalid, setting
 
 
 @dataclass(frozen=True)

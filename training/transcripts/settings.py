@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from knowledge.settings import refuse_invalid, setting
+from core.settings import refuse_invalid, setting
 
 GENERIC_FIELDS = ("conversation_id", "role", "text", "time", "label")
 
