@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -49,3 +51,20 @@ def test_no_test_reads_the_shared_data_folder():
     readers = [str(p.relative_to(ROOT)) for p in tests
                if p.name != Path(__file__).name and re.search(r"shared[/\"', ]+data", p.read_text())]
     assert not readers, f"tests that read the shared data sets beside the repository (copy a trimmed sample to tests/fixtures/): {readers}"
+
+
+def test_the_layers_keep_their_import_contract():
+    """core <- knowledge <- training <- bot; bot.web and bot.cli never import each other (pyproject.toml)."""
+    run = subprocess.run(["lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert "BROKEN" not in run.stdout and run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def test_the_import_contract_catches_an_upward_import(tmp_path):
+    """The contract is live: a knowledge module importing bot breaks it (checked on a copy of the packages)."""
+    for package in ("core", "knowledge", "training", "bot"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / "knowledge" / "upward.py").write_text("import bot.settings\n")
+    run = subprocess.run(["lint-imports", "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert run.returncode != 0 and "knowledge.upward -> bot.settings" in run.stdout, run.stdout[-3000:]
