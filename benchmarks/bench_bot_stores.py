@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from revision import OLD_NAMES, code_of  # noqa: E402
 
 TURNS = r"""
 import json, sys, time
@@ -81,17 +83,8 @@ print(json.dumps({"seconds": time.perf_counter() - start, "folded": folded}))
 """
 
 
-def code_of(ref: str) -> Path:
-    """A temporary folder holding the bot/, knowledge/ and training/ packages of git revision `ref`."""
-    root = Path(tempfile.mkdtemp(prefix="bench-bot-ref-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "bot", "knowledge", "training"], check=True,
-                             capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    return root
-
-
 def run(script: str, root: Path, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-c", OLD_NAMES + script, *args], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(root)}, cwd=root).stdout
     return json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
 

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_knowledge import (KNOWLEDGE, QUESTIONS, ROOT, CachedEmbedder, cpu_name, judged,  # noqa: E402
-                             knowledge_of, write_subsection)
+                             write_subsection)
+from revision import OLD_NAMES, code_of  # noqa: E402
 
 HEADING = "### Both engines: SQLite (FTS5) and PostgreSQL (tsvector)"
 # The SQLite store's own speed, run by the code of a git revision (its knowledge/) in a fresh process.
@@ -91,10 +92,10 @@ def store_speed(ref: str | None, path: Path, questions: list[dict]) -> dict:
     import shutil
     import subprocess
 
-    root = ROOT if ref is None else knowledge_of(ref)
+    root = ROOT if ref is None else code_of(ref)
     copy = Path(tempfile.mkdtemp(prefix="bench-db-copy-")) / "kb.db"
     shutil.copy(path, copy)
-    out = subprocess.run([sys.executable, "-c", STORE_SPEED, str(copy), json.dumps([q["question"] for q in questions])],
+    out = subprocess.run([sys.executable, "-c", OLD_NAMES + STORE_SPEED, str(copy), json.dumps([q["question"] for q in questions])],
                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(root)},
                          cwd=root)
     return json.loads(out.stdout.strip().splitlines()[-1])

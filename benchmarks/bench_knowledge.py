@@ -38,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from revision import OLD_NAMES, code_of  # noqa: E402  (benchmarks/ is on sys.path: this script's folder)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -230,25 +231,15 @@ def at(result: dict, threshold: float) -> tuple[float, float, float]:
     return len(confident) / len(result["answers"]), sum(confident) / max(1, len(confident)), off
 
 
-def knowledge_of(ref: str) -> Path:
-    """A temporary folder holding the knowledge/ package of git revision `ref` (for PYTHONPATH)."""
-    import subprocess
-
-    root = Path(tempfile.mkdtemp(prefix="bench-kb-ref-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "knowledge"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    return root
-
-
 def baseline(ref: str, questions: list[dict], settings: dict | None = None) -> dict:
     """The code of git `ref` (knowledge/ only) on the same demo store and questions, in its own process, with
     these knowledge settings (its defaults when None)."""
     import json
     import subprocess
 
-    root = knowledge_of(ref)
+    root = code_of(ref)
     out = subprocess.run(
-        [sys.executable, "-c", BASELINE_SCRIPT, str(KNOWLEDGE), json.dumps([q["question"] for q in questions]),
+        [sys.executable, "-c", OLD_NAMES + BASELINE_SCRIPT, str(KNOWLEDGE), json.dumps([q["question"] for q in questions]),
          json.dumps([*UNANSWERABLE, *ANSWERED_BY_FAQ]), json.dumps(settings or {})], capture_output=True, text=True, check=True,
         env={**os.environ, "PYTHONPATH": str(root)}, cwd=root)
     data = json.loads(out.stdout.strip().splitlines()[-1])

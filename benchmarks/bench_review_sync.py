@@ -15,7 +15,6 @@ and the worst, and the time per flag.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import statistics
@@ -25,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench_bot_stores import code_of, run  # noqa: E402
+from bench_bot_stores import run  # noqa: E402
+from revision import code_of  # noqa: E402
 from bot.dialogue.conversations import ConversationLog  # noqa: E402
 from core.engine import close, execute_many, open_database, writing  # noqa: E402
 from tests.support.postgres import new_database, postgres_server  # noqa: E402

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from revision import OLD_NAMES, code_of  # noqa: E402
 
 MAKE = r"""
 import sys
@@ -51,17 +53,8 @@ print(json.dumps({"median": sorted(times)[10], "loaded": len(examples)}))
 """
 
 
-def code_of(ref: str) -> Path:
-    """A temporary folder holding the knowledge/ and training/ packages of git revision `ref`."""
-    root = Path(tempfile.mkdtemp(prefix="bench-train-ref-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "knowledge", "training"], check=True,
-                             capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    return root
-
-
 def run(script: str, root: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+    return subprocess.run([sys.executable, "-c", OLD_NAMES + script, *args], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(root)}, cwd=root).stdout
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.settings import refuse_invalid, setting
+from core.settings import setting
 
 
 FUSIONS = ("auto", "hybrid", "rrf", "dense", "keyword")
