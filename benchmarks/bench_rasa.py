@@ -88,7 +88,7 @@ def accuracy(classifier, folder) -> float | None:
 
 
 def run_project(data: Path, name: str, retrieval_as: str, tfidf_only: bool, work: Path) -> dict:
-    from bot.cli.transcripts import migrate_rasa
+    from bot.cli.import_ import migrate_rasa
     from bot.folder.bot_folder import BotFolder
 
     into = work / f"{name.replace('/', '_')}-{retrieval_as}"
@@ -138,7 +138,7 @@ def retrieval_folds(data: Path, name: str, work: Path, folds: int = 5) -> dict:
     response's variants. TF-IDF + logistic regression is the classifier (fine-tuning 2 x 5 bots is too slow)."""
     import copy
 
-    from bot.cli.transcripts import _write_folder
+    from bot.cli.import_ import _write_folder
     from bot.dialogue.replay import matches
     from bot.folder.bot_folder import BotFolder
     from bot.folder.rasa_migration import migrate_rasa

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from import_doubles import FORMATS_DIR, WordEmbedder
-from bot.cli import transcripts as cli_import
+from bot.cli import import_ as cli_import
 from bot.folder.bot_folder import BotFolder
 from core.sqlite import connect
 from run_bot import main
