@@ -5,15 +5,11 @@ folder.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from bot.cli.common import add_bot_args, command, open_bot
-from bot.folder.bot_folder import BotFolder
+from bot.folder.new_folder import from_transcript
 
 IMPORT_EXAMPLES = """\
   python run_bot.py import --bot mybot                                every file in mybot/transcripts/
@@ -66,7 +62,8 @@ def run_import(args: argparse.Namespace) -> int:
         if args.format == "rasa" or (args.format == "auto" and detect_format(args.path) == "rasa"):
             return migrate_rasa(args.path, args.into, args.overrides, redact=args.redact,
                                 retrieval_as=args.retrieval_as)
-        folder = new_bot_folder(args.into, args.path, args.overrides)
+        folder = from_transcript(args.into, args.path, args.overrides)
+        print(f"Created {args.into}: bot.toml, intents.yaml, knowledge/, transcripts/{args.path.name}")
         args.path = folder.transcripts_dir / args.path.name
     else:
         folder = open_bot(args)
@@ -105,47 +102,6 @@ def run_import(args: argparse.Namespace) -> int:
     if args.into is not None:
         print(f"Next: python run_bot.py intents list --bot {args.into}   (review the proposed intents)")
     return 0
-
-
-def new_bot_folder(into: Path, transcript: Path, overrides: Sequence[str] = ()) -> BotFolder:
-    """A new bot folder holding a copy of `transcript`; refuses to touch an existing non-empty folder."""
-    into = Path(into)
-    if into.exists() and (not into.is_dir() or any(into.iterdir())):
-        raise ValueError(f"{into} already exists and is not empty: give a new folder for the bot")
-    if not Path(transcript).is_file():
-        raise FileNotFoundError(f"{transcript}: no such transcript file")
-
-    def write(staging: Path) -> None:
-        (staging / "bot.toml").write_text(
-            f"# supportbot settings. Every setting and its default: python run_bot.py settings --bot {into}\n"
-            f"name = {json.dumps(into.name)}\n", encoding="utf-8")
-        (staging / "intents.yaml").write_text(
-            f"# Intents of {into.name}, started from {Path(transcript).name}.\n"
-            "# `run_bot.py intents accept` adds the intents proposed from the transcripts here; give each an\n"
-            "# `answer:` (and drop `route: knowledge`) or add help articles to knowledge/ for them.\n\n"
-            "entities: {}\n\nintents:\n", encoding="utf-8")
-        (staging / "knowledge").mkdir()
-        (staging / "transcripts").mkdir()
-        shutil.copy2(transcript, staging / "transcripts" / Path(transcript).name)
-
-    _write_folder(into, write)
-    print(f"Created {into}: bot.toml, intents.yaml, knowledge/, transcripts/{Path(transcript).name}")
-    return BotFolder.load(into, overrides)
-
-
-def _write_folder(into: Path, write) -> None:
-    """Write a new folder in a scratch folder beside it, check it loads, then rename it into place."""
-    into.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{into.name}-", dir=into.parent))
-    try:
-        write(staging)
-        BotFolder.load(staging)  # what we wrote must load
-        if into.exists():
-            into.rmdir()
-        os.replace(staging, into)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 class _Once:
@@ -199,11 +155,9 @@ def migrate_rasa(project_path: Path, into: Path, overrides: Sequence[str] = (), 
     from training.rasa.report import summary
 
     into = Path(into)
-    if into.exists() and (not into.is_dir() or any(into.iterdir())):
-        raise ValueError(f"{into} already exists and is not empty: give a new folder for the migrated bot")
     settings = load_settings(None, overrides)
-    done = migrate(project_path, into, _write_folder, privacy=settings.privacy, redact=redact,
-                   retrieval_as=retrieval_as, oos_label=settings.train.oos_label)
+    done = migrate(project_path, into, privacy=settings.privacy, redact=redact, retrieval_as=retrieval_as,
+                   oos_label=settings.train.oos_label)
     print(done.report)
     print(f"Migrated {project_path} into {into} in {done.seconds:.2f} s: {summary(done.plan)}")
     print(f"Report: {into / REPORT_FILE}")

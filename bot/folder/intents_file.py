@@ -1,7 +1,8 @@
-"""Edits of a bot's `intents.yaml` made from the review workspace, keeping its comments and layout.
+"""The one writer of a bot's `intents.yaml`: review edits, accepted intent proposals, new bot folders and the
+Rasa migration all write through it, keeping the file's comments and layout.
 
 ruamel.yaml round-trips the file: only the edited value changes, so a team that keeps the bot folder
-in git sees a normal diff. Each edit is validated by loading the result (bot.folder.bot_folder.load_intents) before
+in git sees a normal diff. Each write is validated by loading the result (bot.folder.bot_folder.load_intents) before
 it replaces the file, atomically (write a temporary file, then rename).
 """
 
@@ -11,10 +12,13 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+import textwrap
+from typing import Any, Mapping, Sequence
 
+import yaml
 from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from bot.folder.bot_folder import load_intents
 
@@ -53,7 +57,51 @@ def _block(text: str):
     text = text.strip()
     if "\n" in text:
         return LiteralScalarString(text + "\n")
+    return _scalar(text)
+
+
+_YAML_1_1 = yaml.resolver.Resolver()
+
+
+def _scalar(text: str):
+    """A string as it is written: double-quoted where load_intents (PyYAML, YAML 1.1) would read the plain form as
+    something else. ruamel writes YAML 1.2, where `yes`, `no`, `on` and `off` are strings; in 1.1 they are booleans."""
+    if _YAML_1_1.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
+        return DoubleQuotedScalarString(text)
     return text
+
+
+def _node(value: Any, in_list: bool = False):
+    """Plain data as round-trip nodes in block style; a mapping of plain values inside a list (a quick reply) in
+    flow style, one per line."""
+    if isinstance(value, Mapping):
+        node = CommentedMap((_scalar(str(k)), _node(v)) for k, v in value.items())
+        if in_list and not any(isinstance(v, (Mapping, list, tuple)) for v in value.values()):
+            node.fa.set_flow_style()
+        return node
+    if isinstance(value, (list, tuple)):
+        return CommentedSeq(_node(v, in_list=True) for v in value)
+    return _scalar(value) if isinstance(value, str) else value
+
+
+def _note(intents: CommentedMap, name: str, note: str) -> None:
+    """`note` as a comment above the intent, after a blank line (notes for the person who reviews the file)."""
+    text = "\n".join(textwrap.wrap(note, 100))
+    intents.yaml_set_comment_before_after_key(name, before="\n" + text if text else "\n", indent=2)
+
+
+def create(file: Path, intents: Mapping[str, Mapping], entities: Mapping[str, Mapping], header: str = "",
+           notes: Mapping[str, str] | None = None) -> None:
+    """A new intents.yaml from plain data (a new bot folder, a migrated Rasa project): `header` as its opening
+    comment, then entities and intents, each intent's note as a comment above it."""
+    doc = CommentedMap()
+    if header:
+        doc.yaml_set_start_comment(header.rstrip("\n"))
+    doc["entities"] = _node(entities)
+    doc["intents"] = _node(intents)
+    for name in intents:
+        _note(doc["intents"], _scalar(name), (notes or {}).get(name, ""))
+    _write(file, doc)
 
 
 def intent_spec(file: Path, name: str) -> dict | None:
@@ -97,25 +145,28 @@ def restore(file: Path, name: str, answer: str | None, route: str | None) -> Non
     _write(file, doc)
 
 
-def add_intent(file: Path, name: str, examples: Sequence[str], answer: str = "", description: str = "") -> None:
-    """Append a new intent (route knowledge when it has no answer yet)."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
+def add_intent(file: Path, name: str, examples: Sequence[str], answer: str = "", description: str = "",
+               note: str = "") -> None:
+    """Append a new intent (route knowledge when it has no answer yet), with `note` as a comment above it."""
     doc = _load(file)
     intents = doc.get("intents")
+    if intents is None:  # `intents:` with nothing under it yet
+        intents = doc["intents"] = CommentedMap()
     if name in intents:
         raise ValueError(f"{file}: intent {name!r} already exists")
     spec = CommentedMap()
-    spec["description"] = description or name.replace("_", " ").capitalize()
+    spec["description"] = _scalar(description or name.replace("_", " ").capitalize())
     if answer.strip():
         spec["answer"] = _block(answer)
     else:
         spec["route"] = "knowledge"
-    seq = CommentedSeq(dict.fromkeys(e.strip() for e in examples if e.strip()))
+    seq = CommentedSeq(_scalar(e) for e in dict.fromkeys(e.strip() for e in examples if e.strip()))
     if not seq:
         raise ValueError(f"intent {name!r} needs at least one example")
     spec["examples"] = seq
     intents[name] = spec
+    if note:
+        _note(intents, name, note)
     _write(file, doc)
 
 
