@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.folder import intents_file
 from bot.folder.bot_folder import BotFolder, load_intents
+from bot.review.outcome import Outcome
 from bot.review.store import Filters, ReviewStore
 from core.engine import writing
 from training.store import Example, ExampleStore
@@ -27,27 +27,6 @@ BULK_ACTIONS = ("confirm", "correct", "out_of_scope", "ignore")
 REVIEWED_SOURCES = ("review", "conversation")
 INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 MAX_TEXTS = 20  # distinct messages of a group turned into examples
-
-
-@dataclass
-class Outcome:
-    action_ids: list[int] = field(default_factory=list)
-    bulk_id: str | None = None
-    files: list[str] = field(default_factory=list)  # changed, relative to the bot folder
-    reload_router: bool = False
-    sync_knowledge: bool = False
-    examples_added: int = 0
-    notes: list[str] = field(default_factory=list)
-    groups: int = 0
-
-    def merge(self, other: "Outcome") -> None:
-        self.action_ids += other.action_ids
-        self.files = sorted(set(self.files) | set(other.files))
-        self.reload_router |= other.reload_router
-        self.sync_knowledge |= other.sync_knowledge
-        self.examples_added += other.examples_added
-        self.notes += other.notes
-        self.groups += other.groups
 
 
 class ReviewDesk:

@@ -24,7 +24,8 @@ import jinja2
 from aiohttp import web
 
 from bot.folder.bot_folder import load_intents
-from bot.review.desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
+from bot.review.desk import ACTIONS, BULK_ACTIONS, ReviewDesk
+from bot.review.outcome import Outcome
 from bot.review.store import KINDS, SORTS, STATUSES, Filters, confirmed_answers
 from bot.settings import Settings
 from bot.web import login
