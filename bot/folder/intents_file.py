@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 import textwrap
@@ -21,6 +22,17 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from bot.folder.bot_folder import load_intents
+
+
+INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+def checked_name(name: str) -> str:
+    """`name` if it may name an intent a person adds (review, an accepted proposal); else a ValueError."""
+    if not INTENT_NAME.match(name):
+        raise ValueError(f"intent name {name!r}: use 2 to 64 lower-case letters, digits and _, starting with a letter "
+                         "(e.g. refund_status)")
+    return name
 
 
 def _yaml() -> YAML:
@@ -84,23 +96,24 @@ def _node(value: Any, in_list: bool = False):
     return _scalar(value) if isinstance(value, str) else value
 
 
-def _note(intents: CommentedMap, name: str, note: str) -> None:
-    """`note` as a comment above the intent, after a blank line (notes for the person who reviews the file)."""
-    text = "\n".join(textwrap.wrap(note, 100))
-    intents.yaml_set_comment_before_after_key(name, before="\n" + text if text else "\n", indent=2)
+def _note(spec: CommentedMap, note: str) -> None:
+    """`note` as a comment at the top of an intent (for the person who reviews the file); it goes with the intent
+    when the intent is removed."""
+    if note.strip():
+        spec.yaml_set_start_comment("\n".join(textwrap.wrap(note, 100)), indent=4)
 
 
 def create(file: Path, intents: Mapping[str, Mapping], entities: Mapping[str, Mapping], header: str = "",
            notes: Mapping[str, str] | None = None) -> None:
     """A new intents.yaml from plain data (a new bot folder, a migrated Rasa project): `header` as its opening
-    comment, then entities and intents, each intent's note as a comment above it."""
+    comment, then entities and intents, each intent's note as a comment at its top."""
     doc = CommentedMap()
     if header:
         doc.yaml_set_start_comment(header.rstrip("\n"))
     doc["entities"] = _node(entities)
     doc["intents"] = _node(intents)
-    for name in intents:
-        _note(doc["intents"], _scalar(name), (notes or {}).get(name, ""))
+    for name, note in (notes or {}).items():
+        _note(doc["intents"][name], note)
     _write(file, doc)
 
 
@@ -147,7 +160,7 @@ def restore(file: Path, name: str, answer: str | None, route: str | None) -> Non
 
 def add_intent(file: Path, name: str, examples: Sequence[str], answer: str = "", description: str = "",
                note: str = "") -> None:
-    """Append a new intent (route knowledge when it has no answer yet), with `note` as a comment above it."""
+    """Append a new intent (route knowledge when it has no answer yet), with `note` as a comment at its top."""
     doc = _load(file)
     intents = doc.get("intents")
     if intents is None:  # `intents:` with nothing under it yet
@@ -164,9 +177,8 @@ def add_intent(file: Path, name: str, examples: Sequence[str], answer: str = "",
     if not seq:
         raise ValueError(f"intent {name!r} needs at least one example")
     spec["examples"] = seq
+    _note(spec, note)
     intents[name] = spec
-    if note:
-        _note(intents, name, note)
     _write(file, doc)
 
 

@@ -283,7 +283,7 @@ def test_the_migrated_intents_yaml_is_written_by_the_round_trip_writer(tmp_path,
     file = folder.path / "intents.yaml"
     before = file.read_text()
     assert before.startswith("# Migrated from the Rasa project moodbot")
-    assert "  # Answer from utter_greet (rule 'greet' (data/rules.yml:3)).\n  greet:\n" in before
+    assert "  greet:\n    # Answer from utter_greet (rule 'greet' (data/rules.yml:3)).\n" in before
     intents_file.set_answer(file, "greet", "Hello!")  # a review edit changes that one line and keeps the comments
     changed = [(a, b) for a, b in zip(before.splitlines(), file.read_text().splitlines()) if a != b]
     assert changed == [("    answer: Hey! How are you?", "    answer: Hello!")]
