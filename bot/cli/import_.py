@@ -54,6 +54,7 @@ def register(sub) -> None:
 
 # -- import -----------------------------------------------------------------------------------------
 def run_import(args: argparse.Namespace) -> int:
+    path = args.path
     if args.into is not None:
         if args.path is None:
             raise ValueError("--into needs the transcript file (or Rasa project) to start the new bot from")
@@ -64,56 +65,24 @@ def run_import(args: argparse.Namespace) -> int:
                                 retrieval_as=args.retrieval_as)
         folder = from_transcript(args.into, args.path, args.overrides)
         print(f"Created {args.into}: bot.toml, intents.yaml, knowledge/, transcripts/{args.path.name}")
-        args.path = folder.transcripts_dir / args.path.name
+        path = folder.transcripts_dir / args.path.name  # the copy in the new bot folder
     else:
         folder = open_bot(args)
-    from bot.database import open_bot_database
-    from core.sqlite import connect
-    from training.importer import import_transcripts
-    from training.store import ExampleStore
+    from bot.folder.transcript_import import TranscriptImport, transcript_files
 
-    if args.path is None:
-        paths = sorted(p for p in folder.transcripts_dir.glob("*") if p.is_file() and not p.name.startswith("."))
-        if not paths:
-            raise FileNotFoundError(f"no transcript files in {folder.transcripts_dir}: give a PATH")
-    else:
-        paths = [args.path]
     settings = folder.settings
-    fresh = args.dry_run and not settings.on_postgres and not settings.db_path.exists()
-    db = connect(None) if fresh else open_bot_database(settings)
-    embedder = _Once(lambda: _embedder(settings))
-    try:
-        for path in paths:
-            bars = _Bars(enabled=not args.no_progress)
-            try:
-                report = import_transcripts(
-                    path, args.format, ExampleStore(db), settings=settings.transcripts, privacy=settings.privacy,
-                    answers={name: i.answer for name, i in folder.intents.items() if i.answer},
-                    intents=set(folder.intents), embedder=embedder, columns=tuple(args.columns),
-                    root=folder.path, dry_run=args.dry_run, cluster=not args.no_cluster, progress=bars,
-                )
-            finally:
-                bars.close()
+    paths = [path] if path is not None else transcript_files(folder)
+    with TranscriptImport(folder, lambda: _embedder(settings), dry_run=args.dry_run) as importer:
+        for file in paths:
+            with _Bars(enabled=not args.no_progress) as bars:
+                report = importer.run(file, args.format, tuple(args.columns), cluster=not args.no_cluster,
+                                      progress=bars)
             print(report.summary())
-    finally:
-        db.close()
     if not args.dry_run:
         print(f"stored in {'the PostgreSQL database (database.url)' if settings.on_postgres else settings.db_path}")
     if args.into is not None:
         print(f"Next: python run_bot.py intents list --bot {args.into}   (review the proposed intents)")
     return 0
-
-
-class _Once:
-    """A factory that builds its object on the first call only (the embedder, shared by several imports)."""
-
-    def __init__(self, make):
-        self.make, self.made = make, None
-
-    def __call__(self):
-        if self.made is None:
-            self.made = self.make()
-        return self.made
 
 
 def _embedder(settings):
@@ -140,7 +109,10 @@ class _Bars:
                                           leave=False)
         bar.update(done - bar.n)
 
-    def close(self) -> None:
+    def __enter__(self) -> "_Bars":
+        return self
+
+    def __exit__(self, *exc) -> None:
         for bar in self.bars.values():
             bar.close()
 
