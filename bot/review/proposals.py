@@ -7,7 +7,7 @@ gave, the intent it appended to intents.yaml, the proposals as they were.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from bot.folder import intents_file
 from bot.folder.bot_folder import BotFolder, load_intents
@@ -22,6 +22,8 @@ MERGED_EXAMPLES = 8  # representative texts a merged proposal keeps
 
 
 class Proposals:
+    """One bot's proposals (its database and intents.yaml); methods are synchronous, like the desk's."""
+
     def __init__(self, db, folder: BotFolder):
         self.db = db
         self.store = ProposalStore(db)
@@ -44,23 +46,22 @@ class Proposals:
         is appended to intents.yaml, with a TODO note, when the bot has no such intent yet."""
         proposal = self._open(proposal_id)
         name = intents_file.checked_name(name.strip() or proposal.name)
-        out = Outcome()
-        after: dict[str, Any] = {"intent": name}
+        new = name not in load_intents(self.intents_path)[0]
+        out = Outcome(files=["intents.yaml"] if new else [], reload_router=new)
         with writing(self.db):
             labelled = self.store.label_members(proposal, name)
             self.store.update(proposal.id, status="accepted", intent=name, name=name)
-            after["relabelled"] = [[i, None, ""] for i in labelled]  # undo: unlabelled again
-            if name not in load_intents(self.intents_path)[0]:  # written last: an error above leaves it untouched
+            after = {"intent": name, "relabelled": [[i, None, ""] for i in labelled]}  # undo: unlabelled again
+            if new:
+                after["new_intent"] = name
+            out.action_ids.append(self._record("accept_proposal", actor, [proposal], after))
+            if new:  # written last: an error above leaves intents.yaml untouched
                 note = (f"TODO: accepted from proposal {proposal.id} ({proposal.size} imported requests). Answered "
                         "from the knowledge base until you write an `answer:` template and remove `route: knowledge`.")
                 intents_file.add_intent(self.intents_path, name, proposal.examples[:MAX_EXAMPLES], note=note)
-                after["new_intent"] = name
-                out.files.append("intents.yaml")
-                out.reload_router = True
-            out.examples_added = len(labelled)
-            where = "a new intent in intents.yaml" if after.get("new_intent") else "an existing intent"
-            out.notes.append(f"accepted proposal {proposal.id} as {name} ({where}); labelled {len(labelled)} examples")
-            out.action_ids.append(self._record("accept_proposal", actor, [proposal], after))
+        out.examples_added = len(labelled)
+        where = "a new intent in intents.yaml" if new else "an existing intent"
+        out.notes.append(f"accepted proposal {proposal.id} as {name} ({where}); labelled {len(labelled)} examples")
         return out
 
     def rename(self, proposal_id: int, name: str, actor: str) -> Outcome:
