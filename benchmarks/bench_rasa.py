@@ -88,7 +88,7 @@ def accuracy(classifier, folder) -> float | None:
 
 
 def run_project(data: Path, name: str, retrieval_as: str, tfidf_only: bool, work: Path) -> dict:
-    from bot.cli.transcripts import migrate_rasa
+    from bot.cli.import_ import migrate_rasa
     from bot.folder.bot_folder import BotFolder
 
     into = work / f"{name.replace('/', '_')}-{retrieval_as}"
@@ -138,7 +138,6 @@ def retrieval_folds(data: Path, name: str, work: Path, folds: int = 5) -> dict:
     response's variants. TF-IDF + logistic regression is the classifier (fine-tuning 2 x 5 bots is too slow)."""
     import copy
 
-    from bot.cli.transcripts import _write_folder
     from bot.dialogue.replay import matches
     from bot.folder.bot_folder import BotFolder
     from bot.folder.rasa_migration import migrate_rasa
@@ -156,7 +155,7 @@ def retrieval_folds(data: Path, name: str, work: Path, folds: int = 5) -> dict:
                     for j, ex in enumerate(v) if j % folds == k]
             into = work / f"folds-{mode}-{k}"
             with contextlib.redirect_stdout(io.StringIO()):
-                migrate_rasa(data / name, into, _write_folder, retrieval_as=mode, project=part)
+                migrate_rasa(data / name, into, retrieval_as=mode, project=part)
             folder = BotFolder.load(into)
             model = TfidfClassifier(folder.seed_examples())
             kb = knowledge(folder)

@@ -302,15 +302,16 @@ class ProposalStore:
             sets = ", ".join(f"{k} = ?" for k in values)
             self.db.execute(f"update intent_proposals set {sets} where id = ?", [*values.values(), proposal_id])
 
-    def label_members(self, proposal: Proposal, intent: str, method: str = "cluster") -> int:
-        """Give the still-unlabelled member examples `intent`; returns how many were labelled."""
-        labelled = 0
+    def label_members(self, proposal: Proposal, intent: str, method: str = "cluster") -> list[int]:
+        """Give the still-unlabelled member examples `intent`; returns their ids (what an undo unlabels)."""
+        labelled = []
         for example_id in proposal.members:
             cur = self.db.execute(
                 "update examples set intent = ?, label_method = ? where id = ? and intent is null",
                 [intent, method, example_id],
             )
-            labelled += cur.rowcount
+            if cur.rowcount:
+                labelled.append(example_id)
         return labelled
 
     def dropped_members(self) -> set[int]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import yaml
+
+from bot.folder import intents_file
+from bot.folder.new_folder import write_folder
 
 CONVERSATIONS_FILE = "conversations.yaml"
 EVALUATION_FILE = "evaluation.csv"
@@ -31,11 +33,10 @@ class Migration:
     redaction: dict[str, int]
 
 
-def migrate_rasa(project_path: Path, into: Path, write_folder: Callable[[Path, Callable[[Path], None]], None],
-                 privacy=None, redact: bool = False, retrieval_as: str = "intents",
+def migrate_rasa(project_path: Path, into: Path, privacy=None, redact: bool = False, retrieval_as: str = "intents",
                  oos_label: str = "out_of_scope", project=None) -> Migration:
-    """Plan the migration of `project_path` (or of the already loaded `project`) and write it with
-    `write_folder(into, write)` (atomic, validated)."""
+    """Plan the migration of `project_path` (or of the already loaded `project`) and write it as the new bot folder
+    `into` (atomic, validated; refuses an existing non-empty folder)."""
     from training.rasa.plan import migration_plan
     from training.rasa.project import load_project
     from training.rasa.report import report
@@ -56,7 +57,7 @@ def migrate_rasa(project_path: Path, into: Path, write_folder: Callable[[Path, C
 
     def write(staging: Path) -> None:
         (staging / "bot.toml").write_text(bot_toml(plan, project_path, into), encoding="utf-8")
-        (staging / "intents.yaml").write_text(intents_yaml(plan, texts, project_path), encoding="utf-8")
+        write_intents(staging / "intents.yaml", plan, texts, project_path)
         (staging / "knowledge").mkdir()
         (staging / "transcripts").mkdir()
         for stem, rows in plan.articles.items():
@@ -96,45 +97,31 @@ def bot_toml(plan, project_path: Path, into: Path) -> str:
     return "\n".join(lines)
 
 
-def intents_yaml(plan, texts: dict[str, list[str]], project_path: Path) -> str:
-    out = [f"# Migrated from the Rasa project {Path(project_path).name} by `run_bot.py import --format rasa --into`.",
-           "# What could not be carried over is listed in MIGRATION.md. Intents without an answer are answered from",
-           "# the knowledge base (add documents to knowledge/), or get an `answer:` and lose `route: knowledge`.", ""]
-    if plan.entities:
-        out.append("entities:")
-        for e in plan.entities:
-            out.append(f"  {e.name}:")
-            if e.pattern:
-                out.append(f"    pattern: {_q(e.pattern)}")
-            if e.values:
-                out.append("    values: [" + ", ".join(_q(v) for v in e.values) + "]")
-            if e.synonyms:
-                out.append("    synonyms: {" + ", ".join(f"{_q(a)}: {_q(c)}" for a, c in e.synonyms) + "}")
-        out.append("")
-    else:
-        out += ["entities: {}", ""]
-    out.append("intents:")
+INTENTS_HEADER = """\
+Migrated from the Rasa project {project} by `run_bot.py import --format rasa --into`.
+What could not be carried over is listed in MIGRATION.md. Intents without an answer are answered from
+the knowledge base (add documents to knowledge/), or get an `answer:` and lose `route: knowledge`."""
+
+
+def write_intents(file: Path, plan, texts: dict[str, list[str]], project_path: Path) -> None:
+    """The plan's entities and intents written as intents.yaml by its one writer, each intent's note a comment."""
+    entities = {e.name: {**({"pattern": e.pattern} if e.pattern else {}), **({"values": list(e.values)} if e.values else {}),
+                         **({"synonyms": dict(e.synonyms)} if e.synonyms else {})} for e in plan.entities}
+    intents = {}
     for d in plan.intents:
-        out.append(f"  {d.name}:")
-        out += [f"    # {line}" for line in textwrap.wrap(d.note, 100)]
-        out.append(f"    description: {_q(d.name.replace('_', ' '))}")
-        if len(d.answers) == 1:
-            out.append(f"    answer: {_q(d.answers[0])}")
-        elif d.answers:
-            out.append("    answer:  # variants: one is chosen at random per turn")
-            out += [f"      - {_q(a)}" for a in d.answers]
+        spec: dict = {"description": d.name.replace("_", " ")}
+        if d.answers:
+            spec["answer"] = d.answers[0] if len(d.answers) == 1 else list(d.answers)  # variants: one per turn
         if d.quick_replies:
-            out.append("    quick_replies:")
-            out += [f"      - {{label: {_q(label)}, value: {_q(value)}}}" for label, value in d.quick_replies]
+            spec["quick_replies"] = [{"label": label, "value": value} for label, value in d.quick_replies]
         if d.prompts:
-            out.append("    prompts:")
-            out += [f"      {var}: {_q(q)}" for var, q in d.prompts]
+            spec["prompts"] = dict(d.prompts)
         if d.route != "template":
-            out.append(f"    route: {d.route}")
-        out.append("    examples:")
-        out += [f"      - {_q(t)}" for t in texts.get(d.name, d.examples)]
-        out.append("")
-    return "\n".join(out)
+            spec["route"] = d.route
+        spec["examples"] = list(texts.get(d.name, d.examples))
+        intents[d.name] = spec
+    intents_file.create(file, intents, entities, INTENTS_HEADER.format(project=Path(project_path).name),
+                        {d.name: d.note for d in plan.intents})
 
 
 def conversations_yaml(plan, project_path: Path) -> str:

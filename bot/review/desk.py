@@ -5,19 +5,21 @@ Actions: confirm, correct (an existing or a new intent), out_of_scope, answer (t
 intents.yaml), article (a Markdown file under knowledge/), ignore. Bulk actions apply one of confirm,
 correct (existing intent), out_of_scope or ignore to every group of a filtered selection; they add examples
 and never relabel an example someone else labelled. Methods are synchronous (the web app's database thread);
-the caller reloads the router or syncs the knowledge base when the outcome says so.
+the caller reloads the router or syncs the knowledge base when the outcome says so. Decisions on intents proposed
+from imported transcripts are bot.review.proposals' (the desk's `proposals`); `undo` takes those back too.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.folder import intents_file
 from bot.folder.bot_folder import BotFolder, load_intents
+from bot.review import proposals
+from bot.review.outcome import Outcome
 from bot.review.store import Filters, ReviewStore
 from core.engine import writing
 from training.store import Example, ExampleStore
@@ -25,29 +27,7 @@ from training.store import Example, ExampleStore
 ACTIONS = ("confirm", "correct", "out_of_scope", "answer", "article", "ignore")
 BULK_ACTIONS = ("confirm", "correct", "out_of_scope", "ignore")
 REVIEWED_SOURCES = ("review", "conversation")
-INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 MAX_TEXTS = 20  # distinct messages of a group turned into examples
-
-
-@dataclass
-class Outcome:
-    action_ids: list[int] = field(default_factory=list)
-    bulk_id: str | None = None
-    files: list[str] = field(default_factory=list)  # changed, relative to the bot folder
-    reload_router: bool = False
-    sync_knowledge: bool = False
-    examples_added: int = 0
-    notes: list[str] = field(default_factory=list)
-    groups: int = 0
-
-    def merge(self, other: "Outcome") -> None:
-        self.action_ids += other.action_ids
-        self.files = sorted(set(self.files) | set(other.files))
-        self.reload_router |= other.reload_router
-        self.sync_knowledge |= other.sync_knowledge
-        self.examples_added += other.examples_added
-        self.notes += other.notes
-        self.groups += other.groups
 
 
 class ReviewDesk:
@@ -58,6 +38,7 @@ class ReviewDesk:
         self.examples = ExampleStore(db)
         self.intents_path = folder.path / "intents.yaml"
         self.oos_label = settings.train.oos_label
+        self.proposals = proposals.Proposals(db, folder)
 
     # filing
     def sync(self, batches: int | None = None) -> dict[str, int]:
@@ -112,8 +93,7 @@ class ReviewDesk:
                 if name not in known:
                     if bulk_id is not None:
                         raise ValueError(f"no intent {name!r}: a bulk correction names an existing intent")
-                    if not INTENT_NAME.match(name):
-                        raise ValueError(f"a new intent's name: lower-case letters, digits and _, not {name!r}")
+                    intents_file.checked_name(name)
                     texts = self._texts(group)
                     intents_file.add_intent(self.intents_path, name, texts, answer)
                     after["new_intent"] = name
@@ -168,6 +148,8 @@ class ReviewDesk:
         a = self.reviews.action(action_id)
         if a is None:
             raise LookupError(f"no review action {action_id}")
+        if a["action"] in proposals.ACTIONS:
+            return self.proposals.undo(action_id, actor)
         if a["undone"]:
             raise ValueError(f"action {action_id} was already undone")
         before, after = a["before"], a["after"]
@@ -199,8 +181,6 @@ class ReviewDesk:
                 out.files.append(after["article"])
                 out.sync_knowledge = True
             out.sync_knowledge |= bool(after.get("knowledge"))  # a confirmed answer the base no longer tunes on
-            if a["action"] == "accept_proposal":
-                raise ValueError("an accepted import proposal is undone from the command line (`intents`), not here")
             if a["group_id"] is not None:
                 self.reviews.set_status(a["group_id"], before["status"], before["decision"], before.get("decided_by"))
             self.reviews.mark_undone(action_id, actor)
@@ -226,8 +206,7 @@ class ReviewDesk:
         after: dict[str, Any] = {"examples": [], "intent": intent}
         with writing(self.db):
             if new_intent:
-                if not INTENT_NAME.match(intent):
-                    raise ValueError(f"a new intent's name: lower-case letters, digits and _, not {intent!r}")
+                intents_file.checked_name(intent)
                 intents_file.add_intent(self.intents_path, intent, [t for t, _ in texts_with_turns][:MAX_TEXTS])
                 after["new_intent"] = intent
                 out.files.append("intents.yaml")
@@ -239,32 +218,6 @@ class ReviewDesk:
                     after["examples"].append(self.examples.find(text).id)
             out.examples_added = len(after["examples"])
             out.action_ids.append(self.reviews.record(None, "accept_cluster", actor, {}, after))
-        return out
-
-    def accept_proposal(self, proposal_id: int, name: str, actor: str) -> Outcome:
-        """An intent proposed from imported transcripts (`intents propose`) accepted from the page: its unlabelled
-        requests become examples of `name`, which is appended to intents.yaml when it is new."""
-        from training.store import ProposalStore
-
-        proposals = ProposalStore(self.db)
-        proposal = proposals.get(proposal_id)
-        if proposal.status != "open":
-            raise ValueError(f"proposal {proposal.id} is {proposal.status}, not open")
-        name = name.strip() or proposal.name
-        if not INTENT_NAME.match(name):
-            raise ValueError(f"an intent's name: lower-case letters, digits and _, not {name!r}")
-        out = Outcome()
-        with writing(self.db):
-            labelled = proposals.label_members(proposal, name, method="review-proposal")
-            proposals.update(proposal.id, status="accepted", intent=name, name=name)
-            new = name not in self.intents()
-            if new:
-                intents_file.add_intent(self.intents_path, name, list(proposal.examples)[:MAX_TEXTS])
-                out.files.append("intents.yaml")
-                out.reload_router = True
-            out.examples_added = labelled
-            out.action_ids.append(self.reviews.record(None, "accept_proposal", actor, {"proposal": proposal.id},
-                                                      {"intent": name, "labelled": labelled, "new_intent": new}))
         return out
 
     # helpers

@@ -24,7 +24,8 @@ import jinja2
 from aiohttp import web
 
 from bot.folder.bot_folder import load_intents
-from bot.review.desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
+from bot.review.desk import ACTIONS, BULK_ACTIONS, ReviewDesk
+from bot.review.outcome import Outcome
 from bot.review.store import KINDS, SORTS, STATUSES, Filters, confirmed_answers
 from bot.settings import Settings
 from bot.web import login
@@ -446,13 +447,13 @@ async def accept_proposal_form(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     form = await request.post()
     try:
-        out = await rt.db(desk(request).accept_proposal, int(request.match_info["proposal_id"]),
+        out = await rt.db(desk(request).proposals.accept, int(request.match_info["proposal_id"]),
                           str(form.get("name", "")), request["reviewer"].name)
     except ValueError as e:
         raise error(web.HTTPBadRequest, str(e)) from None
     await apply_outcome(rt, out)
     raise web.HTTPSeeOther(_with("/review/clusters", done="accept", files=",".join(out.files),
-                                 notes=f"{out.examples_added} examples labelled"))
+                                 notes=f"{out.examples_added} examples labelled", undo=out.action_ids[0]))
 
 
 async def train_form(request: web.Request) -> web.Response:

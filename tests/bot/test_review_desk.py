@@ -151,6 +151,16 @@ def test_correct_to_a_new_intent_writes_intents_yaml_keeping_comments_and_undo_r
     assert "do you sell gift cards" not in examples(desk)
 
 
+def test_a_new_intent_keeps_examples_that_yaml_1_1_reads_as_booleans(bot):
+    folder, log, desk = bot
+    say(log, "yes")  # the writer speaks YAML 1.2 (ruamel), load_intents reads 1.1 (PyYAML): "yes" must be quoted
+    desk.sync()
+    gid = desk.reviews.page(Filters()).groups[0]["id"]
+    desk.act(gid, "correct", "alice", intent="agree", answer="on")
+    intents, _ = load_intents(folder.path / "intents.yaml")
+    assert intents["agree"].examples == ("yes",) and intents["agree"].answer == "on"
+
+
 def test_answer_rewrites_the_template_and_undo_restores_it(bot):
     folder, log, desk = bot
     file = folder.path / "intents.yaml"

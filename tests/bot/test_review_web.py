@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -288,6 +289,10 @@ async def test_an_import_proposal_is_accepted_from_the_clusters_page(client, tmp
     again = await client.post(f"/review/proposals/{proposal_id}/accept", data={"_csrf": csrf, "name": "x_y"},
                               allow_redirects=False)
     assert again.status == 400
+    undo = parse_qs(urlsplit(done.headers["Location"]).query)["undo"][0]  # the flash offers to undo it
+    undone = await client.post(f"/review/actions/{undo}/undo", data={"_csrf": csrf}, allow_redirects=False)
+    assert undone.status == 303 and "gift_wrapping" not in load_intents(tmp_path / "bot" / "intents.yaml")[0]
+    assert {store.find(t).intent for t in texts} == {None} and ProposalStore(db).get(proposal_id).status == "open"
 
 
 async def test_a_retrain_the_run_log_shows_running_counts_here_too(client, tmp_path):

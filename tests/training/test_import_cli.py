@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from import_doubles import FORMATS_DIR, WordEmbedder
-from bot.cli import transcripts as cli_import
+from bot.cli import import_ as cli_import
 from bot.folder.bot_folder import BotFolder
 from core.sqlite import connect
 from run_bot import main
@@ -159,3 +159,67 @@ def test_transcripts_start_a_new_bot_folder(tmp_path, monkeypatch, capsys):
 def stored_in(state):
     db = connect(state / "supportbot.db")
     return ExampleStore(db), ProposalStore(db)
+
+
+def proposed_bot(tmp_path, name):
+    """A bot folder with the gift-wrap and wholesale requests imported and proposed (the same proposals each time)."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "bot.toml").write_text(f'name = "t"\nstate_dir = "{tmp_path / name}-state"\n')
+    (folder / "intents.yaml").write_text(INTENTS)
+    settings = ["--set", "transcripts.cluster_distance=0.5", "--set", "transcripts.min_cluster_size=3"]
+    assert main(["import", str(chats(tmp_path)), "--bot", str(folder), "--no-progress", *settings]) == 0
+    return folder
+
+
+def test_the_command_line_and_the_review_desk_accept_a_proposal_alike_and_both_undo(tmp_path, monkeypatch, capsys):
+    from bot.database import open_bot_database
+    from bot.review.desk import ReviewDesk
+
+    monkeypatch.setattr(cli_import, "_embedder", lambda settings: WordEmbedder())
+    monkeypatch.setattr("getpass.getuser", lambda: "robin")
+    cli_bot, desk_bot = proposed_bot(tmp_path, "cli"), proposed_bot(tmp_path, "desk")
+    folder = BotFolder.load(desk_bot)
+    desk = ReviewDesk(open_bot_database(folder.settings), folder)
+    (gift,) = [p for p in stored(cli_bot)[1].proposals() if "gift" in p.name]
+    assert [(p.id, p.name) for p in desk.proposals.open()] == [(p.id, p.name) for p in stored(cli_bot)[1].proposals()]
+
+    for bad in ("GiftWrap", "Gift_wrap", "_gift"):  # one name rule
+        assert main(["intents", "accept", str(gift.id), "--name", bad, "--bot", str(cli_bot)]) == 2
+        with pytest.raises(ValueError, match="lower-case"):
+            desk.proposals.accept(gift.id, bad, "alice")
+    capsys.readouterr()
+    assert main(["intents", "accept", str(gift.id), "--bot", str(cli_bot)]) == 0  # the suggested name
+    cli_action = int(capsys.readouterr().out.split("intents undo ")[1].split(")")[0])
+    desk_out = desk.proposals.accept(gift.id, "", "alice")
+    assert (cli_bot / "intents.yaml").read_text() == (desk_bot / "intents.yaml").read_text()
+    assert gift.name in BotFolder.load(cli_bot).intents and "TODO" in (cli_bot / "intents.yaml").read_text()
+    cli_store, cli_proposals = stored(cli_bot)
+    assert cli_store.counts() == desk.examples.counts() and cli_store.counts()[gift.name] == 3
+    (cli_record,) = ReviewDesk(open_bot_database(BotFolder.load(cli_bot).settings), BotFolder.load(cli_bot)).reviews.actions()
+    assert (cli_record["id"], cli_record["action"], cli_record["actor"]) == (cli_action, "accept_proposal", "cli:robin")
+
+    assert main(["intents", "undo", str(cli_action), "--bot", str(cli_bot)]) == 0
+    desk.undo(desk_out.action_ids[0], "alice")
+    for bot in (cli_bot, desk_bot):
+        assert (bot / "intents.yaml").read_text() == INTENTS  # the intent and its note gone, the rest as it was
+        store, proposals = stored(bot)
+        assert gift.name not in store.counts() and proposals.get(gift.id).status == "open"
+    assert main(["intents", "undo", str(cli_action), "--bot", str(cli_bot)]) == 2  # once
+
+
+def test_rename_merge_and_drop_are_undone_from_the_command_line(bot, tmp_path, capsys):
+    settings = ["--set", "transcripts.cluster_distance=0.5", "--set", "transcripts.min_cluster_size=3"]
+    main(["import", str(chats(tmp_path)), "--bot", str(bot), "--no-progress", *settings])
+    _, proposals = stored(bot)
+    a, b = proposals.proposals()
+    capsys.readouterr()
+
+    def undo_id():
+        return capsys.readouterr().out.split("intents undo ")[1].split(")")[0]
+
+    for decision in (["rename", str(a.id), "cafe_gifts"], ["merge", str(a.id), str(b.id)], ["drop", str(b.id)]):
+        assert main(["intents", *decision, "--bot", str(bot)]) == 0
+        assert proposals.proposals() != [a, b]
+        assert main(["intents", "undo", undo_id(), "--bot", str(bot)]) == 0
+        assert proposals.proposals() == [a, b]

@@ -270,3 +270,22 @@ def test_test_nlu_data_is_held_out_in_evaluation_csv_never_trained_on(tmp_path):
     folder = migrate(root, tmp_path / "out")
     assert folder.intents["greet"].examples == ("hi", "hello")
     assert (folder.path / "evaluation.csv").read_text() == "text,intent\ngood morning,greet\n"
+
+
+def test_the_migrated_intents_yaml_is_written_by_the_round_trip_writer(tmp_path, monkeypatch):
+    from bot.folder import intents_file
+
+    written = []
+    write = intents_file._write
+    monkeypatch.setattr(intents_file, "_write", lambda file, doc: written.append(file.name) or write(file, doc))
+    folder = migrate(EXAMPLES / "moodbot", tmp_path)
+    assert written == ["intents.yaml"]
+    file = folder.path / "intents.yaml"
+    before = file.read_text()
+    assert before.startswith("# Migrated from the Rasa project moodbot")
+    assert "  greet:\n    # Answer from utter_greet (rule 'greet' (data/rules.yml:3)).\n" in before
+    intents_file.set_answer(file, "greet", "Hello!")  # a review edit changes that one line and keeps the comments
+    changed = [(a, b) for a, b in zip(before.splitlines(), file.read_text().splitlines()) if a != b]
+    assert changed == [("    answer: Hey! How are you?", "    answer: Hello!")]
+    assert len(file.read_text().splitlines()) == len(before.splitlines())
+    assert BotFolder.load(folder.path).intents["affirm"].examples[:2] == ("yes", "y")

@@ -99,7 +99,7 @@ def test_proposals_read_back_and_label_their_members(db):
     assert [p.name for p in proposals.proposals()] == ["greeting", "paying"] and made[1] > made[0]
     with writing(db):
         proposals.update(made[1], status="dropped")
-        assert proposals.label_members(proposals.get(made[0]), "greeting") == 1
+        assert proposals.label_members(proposals.get(made[0]), "greeting") == [ids["hello there"]]
         proposals.update(made[0], status="accepted", intent="greeting")
     accepted = proposals.get(made[0])
     assert (accepted.status, accepted.intent, accepted.members, accepted.examples) == (
