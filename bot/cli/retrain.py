@@ -23,8 +23,9 @@ def register(sub) -> None:
 
 
 def retrain_cmd(args: argparse.Namespace) -> int:
-    from bot.cli.train import open_training_bot, train_settings
+    from bot.cli.train import open_training_bot
     from bot.dialogue.conversations import ConversationLog
+    from bot.training_run import train_settings
     from training.redact import Redactor
     from training.retrain import retrain
     from training.runs import RunLog

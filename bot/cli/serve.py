@@ -99,8 +99,8 @@ def demo(args: argparse.Namespace) -> int:
 def prepare(folder: BotFolder) -> None:
     """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
     from bot.cli.kb import confirmed
-    from bot.cli.train import prepare_model
     from bot.database import open_bot_database
+    from bot.training_run import prepare_model
     from knowledge.base import KnowledgeBase
 
     settings = folder.settings
