@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.dialogue.conversations import ConversationLog
 from bot.database import migrate_stores, open_bot_database
+from bot.analytics import jobs
 from bot.analytics.drift import DriftStatus
 from bot.folder.bot_folder import BotFolder
 from bot.dialogue.handoff import HandoffNotifier
@@ -110,7 +111,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     )
     rt.metrics = app[metrics.METRICS]
     rt.log = await rt.db(_open_log, settings)
-    await rt.db(review.runtime_desk, rt)  # its stores opened on the database thread, never beside a transaction
+    await rt.db(rt.review_desk)  # its stores opened on the database thread, never beside a transaction
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.schedule = Schedule(folder)
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
@@ -119,14 +120,14 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if first:
         rt.catching_up = True
-        tasks.append(asyncio.create_task(analytics.fold_on_start(rt)))
-        tasks.append(asyncio.create_task(analytics.keep_growing(rt)))
+        tasks.append(asyncio.create_task(jobs.fold_on_start(rt)))
+        tasks.append(asyncio.create_task(jobs.keep_growing(rt)))
     if s.watch_interval > 0:  # every worker: a promotion reaches them all
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
     if settings.retrain.interval > 0 and first:
         tasks.append(asyncio.create_task(rt.schedule.run()))
     if settings.analytics.drift_alert > 0 and first:
-        tasks.append(asyncio.create_task(analytics.watch_drift(rt)))
+        tasks.append(asyncio.create_task(jobs.watch_drift(rt)))
     yield
     for task in tasks:
         task.cancel()

@@ -71,23 +71,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 # shared pieces
 def desk(request: web.Request) -> ReviewDesk:
-    return runtime_desk(request.app[RUNTIME])
-
-
-def runtime_desk(rt: Runtime) -> ReviewDesk:
-    d = getattr(rt, "_review_desk", None)
-    if d is None:
-        d = rt._review_desk = ReviewDesk(rt.log.db, rt.folder)
-    return d
-
-
-async def sync(rt: Runtime) -> ReviewDesk:
-    """The review queue brought up to date one batch per database-thread task, so chat turns are written in
-    between (the first sync of a large log files every flagged turn: tens of seconds)."""
-    d = runtime_desk(rt)
-    while (await rt.db(d.sync, 1))["more"]:
-        pass
-    return d
+    return request.app[RUNTIME].review_desk()
 
 
 def filters_from(query) -> Filters:
@@ -278,7 +262,7 @@ async def queue_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
     filters = filters_from(request.query)
-    await sync(rt)
+    await rt.sync_review()
     page = await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size)
     query = filters.query()
     context = await _context(
@@ -366,27 +350,12 @@ async def _findings(request: web.Request):
     except ValueError:
         raise error(web.HTTPBadRequest, "since: expected a date like 2026-12-01") from None
     d = desk(request)
-    await sync(rt)
+    await rt.sync_review()
     messages = await rt.db(d.reviews.unanswered, since, r.cluster_max)
-    findings = await asyncio.to_thread(unanswered.find, messages, encoder(rt), cluster_examples(rt),
+    examples = unanswered.cluster_examples(rt.folder, rt.settings.server.smalltalk_intents)
+    findings = await asyncio.to_thread(unanswered.find, messages, unanswered.encoder(rt.knowledge), examples,
                                        min_size=r.cluster_min_size, similarity=r.intent_similarity)
     return since, findings
-
-
-def cluster_examples(rt: Runtime) -> dict[str, list[str]]:
-    from bot.review.unanswered import intent_examples
-
-    intents, _ = load_intents(rt.folder.path / "intents.yaml")
-    return intent_examples(intents, rt.settings.server.smalltalk_intents)
-
-
-def encoder(rt: Runtime):
-    from bot.review.unanswered import HashingEmbedder
-
-    embedder = getattr(rt.knowledge, "embedder", None)
-    if embedder is not None and hasattr(embedder, "encode"):
-        return embedder.encode
-    return HashingEmbedder().encode
 
 
 async def accept_form(request: web.Request) -> web.Response:
@@ -476,7 +445,7 @@ async def _start_training(request: web.Request) -> int:
 async def queue_api(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
-    await sync(rt)
+    await rt.sync_review()
     page = await rt.db(d.reviews.page, filters_from(request.query), request.query.get("cursor") or None,
                        rt.settings.review.page_size)
     return web.json_response({"items": page.groups, "next_cursor": page.next_cursor, "counts": page.counts})
