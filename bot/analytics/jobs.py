@@ -106,10 +106,11 @@ async def check_drift(rt) -> None:
     week = week_of(day_of(time.time()))
     log.warning("drift: the last 7 days' intent mix is %.3f from model %s's training mix (alert at %.3f)",
                 rt.drift.latest.distance, version, s.drift_alert)
-    if rt.settings.retrain.interval > 0 and rt.schedule is not None and not rt.schedule.running \
+    if rt.settings.retrain.interval > 0 and rt.retraining is not None \
+            and not (await rt.retraining.status())["running"] \
             and await rt.db(a.claim_drift_retrain, week):  # stored: a restarted server does not start another
         try:
-            await rt.schedule.start("drift")
+            await rt.retraining.trigger("drift")
         except Exception:
             await rt.db(a.release_drift_retrain, week)
             raise

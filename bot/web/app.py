@@ -30,10 +30,11 @@ from bot.dialogue.router import Knowledge
 from bot.settings import Settings
 from bot.web import admin, analytics, chat, health, metrics, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
-from bot.retraining import Schedule
+from bot.retraining import Retraining
 from bot.web.protocol import security_headers
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
 from training.redact import Redactor
+from training.runs import RunLog
 
 log = logging.getLogger("supportbot.app")
 
@@ -113,7 +114,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     rt.log = await rt.db(_open_log, settings)
     await rt.db(rt.review_desk)  # its stores opened on the database thread, never beside a transaction
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
-    rt.schedule = Schedule(folder)
+    rt.retraining = Retraining(folder, read_runs=lambda n: rt.db(lambda: RunLog(rt.log.db).runs(limit=n)))
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
     app[RUNTIME] = rt
     first = worker in (None, 0)  # the jobs of which the bot needs one run in the first worker only
@@ -125,7 +126,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     if s.watch_interval > 0:  # every worker: a promotion reaches them all
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
     if settings.retrain.interval > 0 and first:
-        tasks.append(asyncio.create_task(rt.schedule.run()))
+        tasks.append(asyncio.create_task(rt.retraining.run()))
     if settings.analytics.drift_alert > 0 and first:
         tasks.append(asyncio.create_task(jobs.watch_drift(rt)))
     yield

@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.folder.bot_folder import load_intents
 from bot.review.desk import ACTIONS, BULK_ACTIONS, Outcome, ReviewDesk
 from bot.review.store import KINDS, SORTS, STATUSES, Filters, confirmed_answers
+from bot.retraining import AlreadyRunning
 from bot.settings import Settings
 from bot.web import login
 from bot.web.runtime import RUNTIME, Runtime
@@ -130,20 +131,8 @@ async def status(request: web.Request) -> dict[str, Any]:
     return {
         "model_version": rt.models.version if rt.models else None,
         "unseen_examples": await rt.db(d.unseen, _trained_at(rt)),
-        "training": await training_status(rt),
+        "training": await rt.retraining.status(),
     }
-
-
-async def training_status(rt: Runtime) -> dict[str, Any]:
-    """This worker's retrain process (running or its exit code) and the newest run in the retrain log; a run the
-    log shows running (another worker's, or a `run_bot.py retrain`) counts as running here too."""
-    from training.runs import RunLog
-
-    runs = await rt.db(lambda: RunLog(rt.log.db).runs(limit=1))
-    status = rt.schedule.status() | {"last_run": runs[0] if runs else None}
-    if not status["running"] and runs and runs[0]["outcome"] == "running":
-        status.update(running=True, pid=runs[0]["pid"], started=runs[0]["started"])
-    return status
 
 
 async def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
@@ -430,13 +419,13 @@ async def train_form(request: web.Request) -> web.Response:
 
 
 async def _start_training(request: web.Request) -> int:
-    """A gated `run_bot.py retrain` in its own process (the server's retrain schedule starts it, so it never
-    overlaps a scheduled one); the model watch serves the version if the gate promotes it."""
+    """A gated retrain in its own process (bot.retraining, as the schedule's, so one never overlaps another); the
+    model watch serves the version if the gate promotes it."""
     who = login.require_admin(request)
-    rt = request.app[RUNTIME]
-    if (status := await training_status(rt))["running"]:
-        raise error(web.HTTPConflict, f"a retrain is already running (pid {status['pid']})")
-    pid = await rt.schedule.start("review")
+    try:
+        pid = await request.app[RUNTIME].retraining.trigger("review")
+    except AlreadyRunning as e:
+        raise error(web.HTTPConflict, str(e)) from None
     log.info("review: retrain started by %s", who.name)
     return pid
 

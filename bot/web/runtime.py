@@ -24,7 +24,7 @@ from bot.dialogue.handoff import HandoffNotifier
 from bot.serving.model_slot import ModelSlot
 from bot.dialogue.router import CalibratedClassifier, Knowledge, Router
 from bot.settings import Settings
-from bot.retraining import Schedule
+from bot.retraining import Retraining
 from bot.web.security import RateLimiter
 from core.sqlite import StorageError, is_storage_fault
 
@@ -45,7 +45,7 @@ class Runtime:
     new_conversations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None
-    schedule: Schedule | None = None  # starts retrain processes (retrain.interval, POST /admin/retrain)
+    retraining: Retraining | None = None  # starts retrain processes (schedule, drift, admin, review page)
     log: ConversationLog | None = None
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"

@@ -64,7 +64,7 @@ async def test_drift_alert_shows_in_readyz_metrics_and_the_page_and_starts_a_ret
         started.append(trigger)
         return 1
 
-    monkeypatch.setattr(rt.schedule, "start", start)
+    monkeypatch.setattr(rt.retraining, "trigger", start)
     for _ in range(4):
         assert (await client.post("/api/chat", json={"message": "where is my parcel"})).status == 200
     await jobs.check_drift(rt)
@@ -102,7 +102,7 @@ async def test_a_restarted_server_does_not_start_a_second_drift_retrain_in_the_s
             started.append((id(rt), trigger))
             return 1
 
-        monkeypatch.setattr(rt.schedule, "start", start)
+        monkeypatch.setattr(rt.retraining, "trigger", start)
         return client, rt
 
     client, first = await serve()
@@ -136,7 +136,7 @@ async def test_a_drift_retrain_that_fails_to_start_can_be_started_again(make_cli
             raise OSError("no such command")
         return 1
 
-    monkeypatch.setattr(rt.schedule, "start", start)
+    monkeypatch.setattr(rt.retraining, "trigger", start)
     with pytest.raises(OSError):
         await jobs.check_drift(rt)
     await jobs.check_drift(rt)
