@@ -124,7 +124,7 @@ def prepare(folder: BotFolder) -> None:
 
 def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool = False) -> int:
     """Serve until interrupted (in server.workers processes); prints the URL and a curl example first."""
-    from bot.web import logs
+    from bot.serving import logs
 
     s = folder.settings.server
     logs.configure(s.log_format)
@@ -140,7 +140,7 @@ def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool 
 
 def _worker(folder: BotFolder, knowledge_only: bool, index: int) -> None:
     """One of `serve --workers N`'s processes (started by bot.serving.workers, in a fresh interpreter)."""
-    from bot.web import logs
+    from bot.serving import logs
 
     logs.configure(folder.settings.server.log_format)
     _serve(folder, knowledge_only, worker=index)
