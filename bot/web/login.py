@@ -29,9 +29,10 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from bot.review.accounts import DUMMY_HASH, AccountStore, check_password
+from bot.serving.admin_token import admin_token
 from bot.settings import Settings
 from bot.web.runtime import RUNTIME
-from bot.web.security import Handler, admin_token, client_address
+from bot.web.security import Handler, client_address
 
 log = logging.getLogger("supportbot.review")
 PAGES, API = "/review", "/api/review/"

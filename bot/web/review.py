@@ -76,21 +76,8 @@ def desk(request: web.Request) -> ReviewDesk:
 
 
 def filters_from(query) -> Filters:
-    def day(name: str, end: bool = False) -> float | None:
-        value = (query.get(name) or "").strip()
-        if not value:
-            return None
-        try:
-            t = calendar.timegm(time.strptime(value, "%Y-%m-%d"))
-        except ValueError:
-            raise error(web.HTTPBadRequest, f"{name}: expected a date like 2026-12-01") from None
-        return t + 86400 if end else t
-
     try:
-        return Filters(kind=query.get("kind", ""), status=query.get("status", "new"), since=day("since"),
-                       until=day("until", end=True), intent=query.get("intent", ""), route=query.get("route", ""),
-                       model_version=query.get("model_version", ""), text=query.get("q", query.get("text", "")),
-                       sort=query.get("sort", "newest") or "newest")
+        return Filters.from_query(query)
     except ValueError as e:
         raise error(web.HTTPBadRequest, str(e)) from None
 
