@@ -79,7 +79,7 @@ def knowledge_warnings(folder: BotFolder) -> list[str]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from bot.serving.admin_token import TOKEN_ENV, admin_token, demo_admin_token
+    from bot.serving.keys import TOKEN_ENV, admin_token, demo_admin_token
 
     folder = _with_address(open_bot(args), args)
     prepare(folder)

@@ -26,7 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from bot.serving.admin_token import admin_token
+from bot.serving.keys import admin_token
 from bot.settings import Settings
 from bot.serving.workers import METRICS_DIR_ENV
 from bot.web.security import Handler, error

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Sequence, Union
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.serving.admin_token import TOKEN_ENV, admin_token
+from bot.serving.keys import TOKEN_ENV, admin_token
 from bot.serving.limits import Buckets, BucketsUnavailable, PostgresBuckets
 from bot.settings import Settings
 from core.sqlite import StorageError
