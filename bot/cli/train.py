@@ -200,9 +200,7 @@ def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -
     kb = _knowledge(folder)
     result = replay_folder(folder, classifier, kb, conversations)
     print(result.summary())
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "conversations.json").write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
-    print(f"report: {Path(out) / 'conversations.json'}")
+    print(f"report: {result.write(Path(out))}")
     return 0
 
 

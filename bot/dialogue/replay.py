@@ -4,6 +4,7 @@ text). A turn marked `skip` is still sent, so that the conversation's state move
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,13 @@ class ReplayResult:
     def to_json(self) -> dict[str, Any]:
         return {"share": self.share, "scored": len(self.scored), "ok": sum(t.ok for t in self.scored),
                 "turns": [{**t.__dict__, "expected": list(t.expected), "ok": t.ok} for t in self.turns]}
+
+    def write(self, folder: Path) -> Path:
+        """`conversations.json` in `folder` (a model version's, or a report folder); its path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        file = folder / "conversations.json"
+        file.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        return file
 
 
 def matches(reply: str, expected: tuple[str, ...]) -> bool:
