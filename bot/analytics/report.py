@@ -158,3 +158,27 @@ def build(db: Database, settings, days: int | None = None, now: float | None = N
         down_articles=a.top(since, until, "article", "down"), unanswered=unanswered or [], growing=growing,
         growing_computed=growing_computed,
         drift=drift.weekly(a, since, until, mix, settings.train.oos_label), drift_version=version or "")
+
+
+def unanswered_and_growing(db, folder, days: int) -> tuple[list[dict], list[dict]]:
+    """The largest groups of unanswered messages, and the clusters of them growing fastest (clustered with the
+    model-free hashing embedder: the report loads no model)."""
+    from bot.review.desk import ReviewDesk
+    from bot.review.store import Filters
+    from bot.review.unanswered import (
+        GROWTH_SINCE,
+        HashingEmbedder,
+        growing_clusters,
+        intent_examples,
+    )
+
+    desk = ReviewDesk(db, folder)
+    desk.sync()
+    now = time.time()
+    groups = desk.reviews.page(Filters(kind="fallback", status="new", since=now - days * 86400,
+                                       sort="frequent"), limit=10).groups
+    s = folder.settings
+    messages = desk.reviews.unanswered(now - GROWTH_SINCE, s.review.cluster_max)
+    growing = growing_clusters(messages, HashingEmbedder().encode,
+                               intent_examples(folder.intents, s.server.smalltalk_intents), s.review, now)
+    return [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups], growing
