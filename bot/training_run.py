@@ -1,11 +1,13 @@
 """A training run of a bot's intent model: its train settings with what the bot's own traffic has measured, and
-`prepare_model` (train a version unless the serving one already has this data). `run_bot.py train`, `demo` and
-`retrain` (bot.retraining) all train with these settings."""
+`prepare_model` (train a version unless the serving one already has this data), and `prepare_bot`, the demo's
+model and knowledge base. `run_bot.py train`, `demo` and `retrain` (bot.retraining) all train with these settings."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from bot.folder.bot_folder import BotFolder
 
@@ -55,3 +57,30 @@ def train_settings(folder: BotFolder, db, say=print):
     if note:
         say(f"note: {note}")
     return settings
+
+
+def prepare_bot(folder: BotFolder, say: Callable[[str], Any] = lambda line: print(line, flush=True)) -> None:
+    """What `run_bot.py demo` does before it serves: train (when the intents changed or no model exists) and
+    ingest the knowledge folder (incrementally), with the answers reviewers confirmed."""
+    from bot.database import open_bot_database
+    from bot.review.store import confirmed_answers
+    from knowledge.base import KnowledgeBase
+
+    settings = folder.settings
+    start = time.perf_counter()
+    say(f"preparing {folder.path} in {settings.state_path} ...")
+    db = open_bot_database(settings)
+    try:
+        version = prepare_model(folder, db)
+        confirmed = confirmed_answers(db)
+    finally:
+        db.close()
+    say(f"  intent model: {Path(version).name} ({time.perf_counter() - start:.0f} s)")
+    if folder.knowledge_dir.is_dir():
+        kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
+        try:
+            report = kb.sync([folder.knowledge_dir], confirmed=confirmed)
+        finally:
+            kb.close()
+        say("  " + report.summary().replace("\n", "\n  "))
+    say(f"  ready in {time.perf_counter() - start:.0f} s")

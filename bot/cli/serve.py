@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import time
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
@@ -81,40 +80,16 @@ def knowledge_warnings(folder: BotFolder) -> list[str]:
 def demo(args: argparse.Namespace) -> int:
     from bot.serving.keys import TOKEN_ENV, admin_token, demo_admin_token
 
+    from bot.training_run import prepare_bot
+
     folder = _with_address(open_bot(args), args)
-    prepare(folder)
+    prepare_bot(folder)
     if args.no_serve:
         return 0
     if admin_token(folder.settings):
         return run(folder)
     os.environ[TOKEN_ENV] = demo_admin_token(folder.settings.state_path)
     return run(folder, token_file=folder.settings.state_path / "admin_token")
-
-
-def prepare(folder: BotFolder) -> None:
-    """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
-    from bot.cli.kb import confirmed
-    from bot.database import open_bot_database
-    from bot.training_run import prepare_model
-    from knowledge.base import KnowledgeBase
-
-    settings = folder.settings
-    start = time.perf_counter()
-    print(f"preparing {folder.path} in {settings.state_path} ...", flush=True)
-    db = open_bot_database(settings)
-    try:
-        version = prepare_model(folder, db)
-    finally:
-        db.close()
-    print(f"  intent model: {Path(version).name} ({time.perf_counter() - start:.0f} s)", flush=True)
-    if folder.knowledge_dir.is_dir():
-        kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
-        try:
-            report = kb.sync([folder.knowledge_dir], confirmed=confirmed(settings))
-        finally:
-            kb.close()
-        print("  " + report.summary().replace("\n", "\n  "), flush=True)
-    print(f"  ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool = False) -> int:
