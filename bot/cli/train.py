@@ -193,28 +193,15 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
 
 def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -> int:
     """`evaluate --conversations`: replay, print the share and the turns that differ, write conversations.json."""
-    from bot.dialogue.replay import load_conversations, replay_folder
+    from bot.dialogue.replay import folder_knowledge, load_conversations, replay_folder
 
     file = file if file.is_absolute() or file.exists() else folder.path / file
     conversations = load_conversations(file)
-    kb = _knowledge(folder)
+    kb = folder_knowledge(folder)
     result = replay_folder(folder, classifier, kb, conversations)
     print(result.summary())
     print(f"report: {result.write(Path(out))}")
     return 0
-
-
-def _knowledge(folder: BotFolder):
-    """The bot's knowledge base, synced with knowledge/, or None when the folder has no documents."""
-    docs = sorted(p for p in folder.knowledge_dir.glob("*") if p.is_file() and not p.name.startswith("."))
-    if not docs:
-        return None
-    from knowledge.base import KnowledgeBase
-
-    settings = folder.settings
-    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
-    kb.sync(docs)
-    return kb
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None):

@@ -114,6 +114,19 @@ async def replay(router: Router, conversations: list[dict]) -> ReplayResult:
     return result
 
 
+def folder_knowledge(folder):
+    """The bot's knowledge base, synced with knowledge/, or None when the folder has no documents."""
+    docs = sorted(p for p in folder.knowledge_dir.glob("*") if p.is_file() and not p.name.startswith("."))
+    if not docs:
+        return None
+    from knowledge.base import KnowledgeBase
+
+    settings = folder.settings
+    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
+    kb.sync(docs)
+    return kb
+
+
 def replay_folder(folder, classifier, kb, conversations: list[dict]) -> ReplayResult:
     """Replay `conversations` through a router of the bot folder, its intent model and knowledge base."""
     import asyncio
