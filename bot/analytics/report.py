@@ -13,6 +13,7 @@ from bot.analytics.figures import OUTCOMES, Analytics, Figures, Promotion, day_o
 from bot.dialogue.router import ROUTES
 from core.engine import Database
 
+UNANSWERED = 10  # largest groups of unanswered messages shown
 RATES = ("containment", "handoff", "returned", "abandonment", "fallback_turns", "fallback_conversations",
          "clarification", "thumbs_down")
 
@@ -160,11 +161,21 @@ def build(db: Database, settings, days: int | None = None, now: float | None = N
         drift=drift.weekly(a, since, until, mix, settings.train.oos_label), drift_version=version or "")
 
 
+def largest_unanswered(reviews, days: int, now: float | None = None) -> list[dict]:
+    """The largest groups of unanswered (fallback) messages of the last `days` still new in the review queue
+    (`reviews`: bot.review.store.ReviewStore), as the report shows them."""
+    from bot.review.store import Filters
+
+    since = (now or time.time()) - days * 86400
+    groups = reviews.page(Filters(kind="fallback", status="new", since=since, sort="frequent"),
+                          limit=UNANSWERED).groups
+    return [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
+
+
 def unanswered_and_growing(db, folder, days: int) -> tuple[list[dict], list[dict]]:
     """The largest groups of unanswered messages, and the clusters of them growing fastest (clustered with the
     model-free hashing embedder: the report loads no model)."""
     from bot.review.desk import ReviewDesk
-    from bot.review.store import Filters
     from bot.review.unanswered import (
         GROWTH_SINCE,
         HashingEmbedder,
@@ -175,10 +186,8 @@ def unanswered_and_growing(db, folder, days: int) -> tuple[list[dict], list[dict
     desk = ReviewDesk(db, folder)
     desk.sync()
     now = time.time()
-    groups = desk.reviews.page(Filters(kind="fallback", status="new", since=now - days * 86400,
-                                       sort="frequent"), limit=10).groups
     s = folder.settings
     messages = desk.reviews.unanswered(now - GROWTH_SINCE, s.review.cluster_max)
     growing = growing_clusters(messages, HashingEmbedder().encode,
                                intent_examples(folder.intents, s.server.smalltalk_intents), s.review, now)
-    return [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups], growing
+    return largest_unanswered(desk.reviews, days, now), growing

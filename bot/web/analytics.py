@@ -14,12 +14,8 @@ from aiohttp import web
 
 from bot.analytics import charts, jobs
 from bot.analytics.figures import DEFINITIONS
-from bot.review.store import Filters
 from bot.web.runtime import RUNTIME
 from bot.web.security import error
-
-UNANSWERED = 10  # largest groups shown
-
 
 def add_routes(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
@@ -48,10 +44,7 @@ async def report(request: web.Request):
     d = await rt.sync_review()
 
     def read():
-        since = time.time() - days * 86400
-        groups = d.reviews.page(Filters(kind="fallback", status="new", since=since, sort="frequent"),
-                                limit=UNANSWERED).groups
-        unanswered = [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
+        unanswered = reports.largest_unanswered(d.reviews, days)
         version = rt.models.version if rt.models else None
         when, growing = a.computed(jobs.GROWING) or (None, None)  # as the first worker last computed it (keep_growing)
         return reports.build(rt.log.db, rt.settings, days, unanswered=unanswered, growing=growing,
