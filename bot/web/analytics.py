@@ -17,6 +17,7 @@ from bot.analytics.figures import DEFINITIONS
 from bot.web.runtime import RUNTIME
 from bot.web.security import error
 
+
 def add_routes(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     env.filters.update(pct1=_pct1, ms=_ms, utc=_utc)
