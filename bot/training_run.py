@@ -1,13 +1,14 @@
-"""A training run of a bot's intent model: its train settings with what the bot's own traffic has measured, and
-`prepare_model` (train a version unless the serving one already has this data), and `prepare_bot`, the demo's
-model and knowledge base. `run_bot.py train`, `demo` and `retrain` (bot.retraining) all train with these settings."""
+"""Training a bot's intent model: its train settings with what the bot's own traffic has measured
+(`train_settings`), `train_bot` (`run_bot.py train`), `prepare_model` (train a version unless the serving one already
+has this data) and `prepare_bot` (the demo's model and knowledge base). `run_bot.py train`, `demo` and `retrain`
+(bot.retraining) all train with these settings."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from bot.folder.bot_folder import BotFolder
 
@@ -57,6 +58,47 @@ def train_settings(folder: BotFolder, db, say=print):
     if note:
         say(f"note: {note}")
     return settings
+
+
+def train_bot(folder: BotFolder, data: Sequence[Path] = (), only: bool = False, promote: bool = True,
+              progress: bool = True, say: Callable[[str], Any] = print):
+    """`run_bot.py train`: the `data` files added to the bot's example store (kept for every later train and
+    retrain) with intents.yaml's, and a new version trained on the store, serving unless `promote` is off.
+    `only`: exactly the `data` files, in a scratch store (duplicates and conflicts dropped as the bot's store
+    drops them), the bot's store untouched. Says what happened; returns the pipeline's TrainResult."""
+    from bot.database import open_bot_database
+    from core.sqlite import connect
+    from training.dataset import read_examples
+    from training.pipeline import train as train_model
+    from training.registry import ModelRegistry
+    from training.store import ExampleStore
+
+    settings = folder.settings
+    if only and not data:
+        raise ValueError("--only trains on exactly the --data files: give at least one")
+    store = ExampleStore(connect(None) if only else open_bot_database(settings))
+    if not only:
+        added = store.add(folder.seed_examples())
+        say(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
+    for file in data:
+        loaded = read_examples(file)
+        for warning in loaded.warnings:
+            say(f"warning: {warning}")
+        result = store.add(loaded.examples)
+        say(f"{file}: {len(loaded.examples)} rows, {result.added} new examples, {result.duplicates} duplicates "
+            f"skipped ({len(result.conflicts)} of them with a conflicting label: the first label stored is kept)")
+        for conflict in result.conflicts[:5]:
+            say(f"  conflict: {conflict}")
+    if only:
+        say("training on exactly these files (the bot's example store is not used or changed)")
+    train_cfg = settings.train if only else train_settings(folder, store.db, say)
+    result = train_model(store.examples(), train_cfg, ModelRegistry(settings.models_path), progress=progress,
+                         promote=promote)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    say("\n" + result.summary())
+    say(("serving it now" if promote else "not promoted") + f"; files in {result.path}")
+    return result
 
 
 def prepare_bot(folder: BotFolder, say: Callable[[str], Any] = lambda line: print(line, flush=True)) -> None:

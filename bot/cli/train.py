@@ -84,41 +84,10 @@ def open_training_bot(args: argparse.Namespace) -> BotFolder:
 
 
 def train(args: argparse.Namespace) -> int:
-    from bot.database import open_bot_database
-    from bot.training_run import train_settings
-    from core.sqlite import connect
-    from training.dataset import read_examples
-    from training.pipeline import train as train_model
-    from training.registry import ModelRegistry
-    from training.store import ExampleStore
+    from bot.training_run import train_bot
 
-    folder = open_training_bot(args)
-    settings = folder.settings
-    if args.only and not args.data:
-        raise ValueError("--only trains on exactly the --data files: give at least one")
-    # --only: a scratch store in memory, so duplicates and conflicts are dropped exactly as the bot's store does
-    store = ExampleStore(connect(None) if args.only else open_bot_database(settings))
-    if not args.only:
-        added = store.add(folder.seed_examples())
-        print(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
-    for file in args.data:
-        loaded = read_examples(file)
-        for warning in loaded.warnings:
-            print(f"warning: {warning}")
-        result = store.add(loaded.examples)
-        print(f"{file}: {len(loaded.examples)} rows, {result.added} new examples, {result.duplicates} duplicates "
-              f"skipped ({len(result.conflicts)} of them with a conflicting label: the first label stored is kept)")
-        for conflict in result.conflicts[:5]:
-            print(f"  conflict: {conflict}")
-    if args.only:
-        print("training on exactly these files (the bot's example store is not used or changed)")
-    train_cfg = settings.train if args.only else train_settings(folder, store.db)
-    result = train_model(store.examples(), train_cfg, ModelRegistry(settings.models_path),
-                         progress=not args.quiet, promote=not args.no_promote)
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    print("\n" + result.summary())
-    print(("serving it now" if not args.no_promote else "not promoted") + f"; files in {result.path}")
+    train_bot(open_training_bot(args), args.data, only=args.only, promote=not args.no_promote,
+              progress=not args.quiet)
     return 0
 
 
