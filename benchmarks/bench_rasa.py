@@ -71,9 +71,9 @@ def replay(folder, classifier):
 
 
 def knowledge(folder):
-    from bot.cli.train import _knowledge
+    from bot.dialogue.replay import folder_knowledge
 
-    return _knowledge(folder)
+    return folder_knowledge(folder)
 
 
 def accuracy(classifier, folder) -> float | None:

@@ -1,26 +1,43 @@
-"""The retraining schedule: every `retrain.interval` hours, when at least `retrain.min_new_examples` labelled
-examples arrived since the serving model was trained, start `run_bot.py retrain` as its own process — never
-in the web worker. The retrain lock keeps two runs from overlapping, whoever started them; the model slot's
-watch (or /admin/reload) picks up a version the gate promoted, without a restart.
+"""Retraining, one owner: the schedule, the trigger, the run, its lock and its log.
+
+Everyone who retrains comes through here. The server's `Retraining` starts a retrain process on its schedule
+(every `retrain.interval` hours, when at least `retrain.min_new_examples` labelled examples arrived since the
+serving model was trained), on the drift alert, and when `POST /admin/retrain` or the review page's button asks
+(`trigger`); `status` is what they all show. The process is `python -m bot.retraining` (`retrain_command`),
+never the web worker, and it runs `run`, as `run_bot.py retrain` does in its own process. training.retrain
+takes the lock (two runs never overlap, whoever started them) and writes the run log; the model slot's watch
+(or /admin/reload) picks up a version the gate promoted, without a restart.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from bot.folder.bot_folder import BotFolder
 
 log = logging.getLogger("supportbot.schedule")
-RUN_BOT = Path(__file__).resolve().parents[1] / "run_bot.py"
+ReadRuns = Callable[[int], Awaitable[list[dict[str, Any]]]]  # the newest runs of the log, on the database thread
+
+
+class AlreadyRunning(RuntimeError):
+    """A retrain is running (this server's process, or one the run log shows); `pid` is its process."""
+
+    def __init__(self, pid: int | None):
+        super().__init__(f"a retrain is already running (pid {pid})")
+        self.pid = pid
 
 
 def retrain_command(folder: BotFolder, trigger: str) -> list[str]:
-    command = [sys.executable, str(RUN_BOT), "retrain", "--bot", str(folder.path), "--quiet", "--trigger", trigger]
+    """The retrain process: the installed package's module entry point (never a file path), on the same bot
+    folder and overrides."""
+    command = [sys.executable, "-m", "bot.retraining", "--bot", str(folder.path), "--quiet", "--trigger", trigger]
     for override in folder.overrides:
         command += ["--set", override]
     return command
@@ -42,12 +59,13 @@ def new_examples(folder: BotFolder) -> int:
         db.close()
 
 
-class Schedule:
-    """Starts retrain processes: on the interval when there is enough new data, or when an admin asks."""
+class Retraining:
+    """A server's retrains: started on the interval when there is enough new data, on a trigger, one at a time."""
 
-    def __init__(self, folder: BotFolder, command: list[str] | None = None):
+    def __init__(self, folder: BotFolder, read_runs: ReadRuns | None = None, command: list[str] | None = None):
         self.folder = folder
-        self.command = command  # a test's stand-in for run_bot.py retrain
+        self.read_runs = read_runs  # None: only this server's own process counts (no run log to read)
+        self.command = command  # a test's stand-in for the retrain process
         self.process: asyncio.subprocess.Process | None = None
         self.started: float | None = None
         self.finished: float | None = None
@@ -55,15 +73,23 @@ class Schedule:
 
     @property
     def running(self) -> bool:
+        """This server's retrain process is running."""
         return self.process is not None and self.process.returncode is None
 
-    def status(self) -> dict[str, Any]:
+    async def status(self, runs: int = 1) -> dict[str, Any]:
+        """The schedule, this server's process (running or its exit code) and the newest `runs` runs of the log;
+        a run the log shows running (another worker's, or a `run_bot.py retrain`) counts as running here too."""
         s = self.folder.settings.retrain
-        return {"interval_hours": s.interval, "min_new_examples": s.min_new_examples, "running": self.running,
-                "pid": self.process.pid if self.running else None, "started": self.started,
-                "finished": self.finished,
-                "last_exit_code": None if self.process is None or self.running else self.process.returncode,
-                "last_check": self.last_check}
+        status = {"interval_hours": s.interval, "min_new_examples": s.min_new_examples, "running": self.running,
+                  "pid": self.process.pid if self.running else None, "started": self.started,
+                  "finished": self.finished,
+                  "last_exit_code": None if self.process is None or self.running else self.process.returncode,
+                  "last_check": self.last_check}
+        log_runs = await self.read_runs(runs) if self.read_runs is not None else []
+        status.update(runs=log_runs, last_run=log_runs[0] if log_runs else None)
+        if not status["running"] and log_runs and log_runs[0]["outcome"] == "running":
+            status.update(running=True, pid=log_runs[0]["pid"], started=log_runs[0]["started"])
+        return status
 
     async def run(self) -> None:
         """The schedule itself: a task of the web app, cancelled when it stops."""
@@ -76,7 +102,7 @@ class Schedule:
 
     async def tick(self) -> bool:
         """Start a retrain if none is running and enough new examples arrived; True when one started."""
-        if self.running:
+        if (await self.status())["running"]:
             return False
         new = await asyncio.to_thread(new_examples, self.folder)
         wanted = self.folder.settings.retrain.min_new_examples
@@ -84,13 +110,19 @@ class Schedule:
         if new < wanted:
             log.info("scheduled retrain skipped: %d new examples (needs %d)", new, wanted)
             return False
-        await self.start("schedule")
+        await self.trigger("schedule")
         return True
 
-    async def start(self, trigger: str) -> int:
-        """Start a retrain process now; its output goes to retrain.log in the state folder."""
-        if self.running:
-            raise RuntimeError(f"a retrain is already running (pid {self.process.pid})")
+    async def trigger(self, trigger: str) -> int:
+        """Start a retrain process now (`trigger` says who asked: schedule, drift, admin, review); its pid.
+        Raises AlreadyRunning while one runs."""
+        status = await self.status()
+        if status["running"]:
+            raise AlreadyRunning(status["pid"])
+        return await self._start(trigger)
+
+    async def _start(self, trigger: str) -> int:
+        """Start the retrain process; its output goes to retrain.log in the state folder."""
         state = self.folder.settings.state_path
         state.mkdir(parents=True, exist_ok=True)
         with open(state / "retrain.log", "ab") as out:
@@ -113,3 +145,76 @@ class Schedule:
         self.finished = time.time()
         log.info("retrain process %d ended with exit code %d (0 promoted, 3 refused by the gate)",
                  self.process.pid, code)
+
+
+def run(folder: BotFolder, trigger: str = "cli", progress: bool = True, say: Callable[[str], Any] = print):
+    """One gated retrain in this process: all examples (intents.yaml's synced into the store first) plus the
+    new ones, the candidate gated against the serving model and promoted only if it is not worse; the customer
+    messages it would decide differently flagged for review. Says what happened; returns training.retrain's
+    Outcome."""
+    from bot.database import open_bot_database
+    from bot.dialogue.conversations import ConversationLog
+    from bot.training_run import train_settings
+    from training.finetune import choose_device
+    from training.redact import Redactor
+    from training.registry import ModelRegistry
+    from training.retrain import retrain
+    from training.runs import RunLog
+    from training.store import ExampleStore
+
+    settings = folder.settings
+    choose_device(settings.train.device, settings.train.processes)  # too few devices: refused before anything
+    db = open_bot_database(settings)
+    try:
+        store = ExampleStore(db)
+        store.add(folder.seed_examples())
+        conversations = ConversationLog(db, Redactor(settings.privacy))
+        outcome = retrain(
+            store.examples(), train_settings(folder, db, say), settings.retrain, ModelRegistry(settings.models_path),
+            RunLog(db), settings.state_path / "retrain.lock",
+            shadow_messages=conversations.recent_messages(settings.retrain.shadow_turns), trigger=trigger,
+            progress=progress,
+        )
+        c = outcome.comparison
+        shadow = c.get("shadow", [])
+        flagged = conversations.flag_turns(
+            "shadow", {s["turn_id"]: f"{outcome.candidate}: {s['serving']} -> {s['candidate']}" for s in shadow})
+    finally:
+        db.close()
+    counts = c["counts"]
+    say(f"candidate {outcome.candidate} ({outcome.start} start; {counts['train']} examples, {counts['new']} new"
+        + (f", new intents: {', '.join(counts['new_intents'])}" if counts["new_intents"] else "") + ")")
+    say(("promoted: " if outcome.promoted else "refused: ") + "; ".join(c["reasons"]))
+    say(f"shadow: {len(shadow)} of the last {settings.retrain.shadow_turns} customer messages would be decided "
+        f"differently; {flagged} flagged for review")
+    say(f"details: run_bot.py models diff {c.get('parent') or outcome.candidate} {outcome.candidate} --bot {folder.path}")
+    return outcome
+
+
+def exit_code(outcome) -> int:
+    """The retrain process's exit code: 0 promoted, 3 refused by the gate."""
+    return 0 if outcome.promoted else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bot.retraining --bot FOLDER [--set S.F=V ...] [--trigger WHO] [--quiet]`: the process the
+    server starts (people use `run_bot.py retrain`, which runs the same `run`)."""
+    parser = argparse.ArgumentParser(prog="python -m bot.retraining", description=main.__doc__)
+    parser.add_argument("--bot", type=Path, required=True)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--trigger", default="schedule")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        outcome = run(BotFolder.load(args.bot, args.overrides), args.trigger, progress=not args.quiet,
+                      say=lambda line: print(line, flush=True))
+    except (ValueError, FileNotFoundError) as e:  # as run_bot.py says them
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return exit_code(outcome)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -13,6 +13,7 @@ from bot.analytics.figures import OUTCOMES, Analytics, Figures, Promotion, day_o
 from bot.dialogue.router import ROUTES
 from core.engine import Database
 
+UNANSWERED = 10  # largest groups of unanswered messages shown
 RATES = ("containment", "handoff", "returned", "abandonment", "fallback_turns", "fallback_conversations",
          "clarification", "thumbs_down")
 
@@ -158,3 +159,35 @@ def build(db: Database, settings, days: int | None = None, now: float | None = N
         down_articles=a.top(since, until, "article", "down"), unanswered=unanswered or [], growing=growing,
         growing_computed=growing_computed,
         drift=drift.weekly(a, since, until, mix, settings.train.oos_label), drift_version=version or "")
+
+
+def largest_unanswered(reviews, days: int, now: float | None = None) -> list[dict]:
+    """The largest groups of unanswered (fallback) messages of the last `days` still new in the review queue
+    (`reviews`: bot.review.store.ReviewStore), as the report shows them."""
+    from bot.review.store import Filters
+
+    since = (now or time.time()) - days * 86400
+    groups = reviews.page(Filters(kind="fallback", status="new", since=since, sort="frequent"),
+                          limit=UNANSWERED).groups
+    return [{"group_id": g["id"], "size": g["size"], "text": g["text"]} for g in groups]
+
+
+def unanswered_and_growing(db, folder, days: int) -> tuple[list[dict], list[dict]]:
+    """The largest groups of unanswered messages, and the clusters of them growing fastest (clustered with the
+    model-free hashing embedder: the report loads no model)."""
+    from bot.review.desk import ReviewDesk
+    from bot.review.unanswered import (
+        GROWTH_SINCE,
+        HashingEmbedder,
+        growing_clusters,
+        intent_examples,
+    )
+
+    desk = ReviewDesk(db, folder)
+    desk.sync()
+    now = time.time()
+    s = folder.settings
+    messages = desk.reviews.unanswered(now - GROWTH_SINCE, s.review.cluster_max)
+    growing = growing_clusters(messages, HashingEmbedder().encode,
+                               intent_examples(folder.intents, s.server.smalltalk_intents), s.review, now)
+    return largest_unanswered(desk.reviews, days, now), growing

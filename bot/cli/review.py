@@ -64,9 +64,9 @@ def _desk(args: argparse.Namespace):
 
 
 def _filters(args: argparse.Namespace):
-    from bot.web.review import filters_from
+    from bot.review.store import Filters
 
-    return filters_from({"kind": args.kind, "status": "" if args.status == "any" else args.status,
+    return Filters.from_query({"kind": args.kind, "status": "" if args.status == "any" else args.status,
                          "intent": args.intent, "route": args.route, "model_version": args.model_version,
                          "q": args.search, "since": args.since, "until": args.until, "sort": args.sort})
 

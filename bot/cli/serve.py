@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import faulthandler
-import functools
-import logging
 import os
-import secrets
-import time
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
@@ -84,87 +78,27 @@ def knowledge_warnings(folder: BotFolder) -> list[str]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from bot.web.security import TOKEN_ENV, admin_token
+    from bot.serving.keys import TOKEN_ENV, admin_token, demo_admin_token
+
+    from bot.training_run import prepare_bot
 
     folder = _with_address(open_bot(args), args)
-    prepare(folder)
+    prepare_bot(folder)
     if args.no_serve:
         return 0
     if admin_token(folder.settings):
         return run(folder)
-    os.environ[TOKEN_ENV] = _demo_admin_token(folder.settings.state_path)
+    os.environ[TOKEN_ENV] = demo_admin_token(folder.settings.state_path)
     return run(folder, token_file=folder.settings.state_path / "admin_token")
-
-
-def prepare(folder: BotFolder) -> None:
-    """Train (when the intents changed or no model exists) and ingest the knowledge folder (incrementally)."""
-    from bot.cli.kb import confirmed
-    from bot.cli.train import prepare_model
-    from bot.database import open_bot_database
-    from knowledge.base import KnowledgeBase
-
-    settings = folder.settings
-    start = time.perf_counter()
-    print(f"preparing {folder.path} in {settings.state_path} ...", flush=True)
-    db = open_bot_database(settings)
-    try:
-        version = prepare_model(folder, db)
-    finally:
-        db.close()
-    print(f"  intent model: {Path(version).name} ({time.perf_counter() - start:.0f} s)", flush=True)
-    if folder.knowledge_dir.is_dir():
-        kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
-        try:
-            report = kb.sync([folder.knowledge_dir], confirmed=confirmed(settings))
-        finally:
-            kb.close()
-        print("  " + report.summary().replace("\n", "\n  "), flush=True)
-    print(f"  ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def run(folder: BotFolder, token_file: Path | None = None, knowledge_only: bool = False) -> int:
     """Serve until interrupted (in server.workers processes); prints the URL and a curl example first."""
-    from bot.web import logs
+    from bot.web.app import serve
 
     s = folder.settings.server
-    logs.configure(s.log_format)
     print(_banner(f"http://{s.host}:{s.port}", token_file, s.workers), flush=True)
-    if s.workers == 1:
-        return _serve(folder, knowledge_only)
-    from bot.serving import workers
-
-    metrics_dir = workers.prepare_metrics_dir(folder.settings.state_path)
-    return workers.supervise(s.workers, functools.partial(_worker, folder, knowledge_only), s.host, s.port,
-                             metrics_dir)
-
-
-def _worker(folder: BotFolder, knowledge_only: bool, index: int) -> None:
-    """One of `serve --workers N`'s processes (started by bot.serving.workers, in a fresh interpreter)."""
-    from bot.web import logs
-
-    logs.configure(folder.settings.server.log_format)
-    _serve(folder, knowledge_only, worker=index)
-
-
-def _serve(folder: BotFolder, knowledge_only: bool, worker: int | None = None) -> int:
-    from aiohttp import web
-
-    from bot.serving.model_slot import KnowledgeOnlySource
-    from bot.web import protocol
-    from bot.web.app import create_app
-
-    settings = folder.settings
-    faulthandler.enable()  # a fatal signal (SIGBUS, SIGSEGV) leaves a traceback in the log, not silence
-    app = create_app(settings, folder, models=KnowledgeOnlySource() if knowledge_only else None, worker=worker)
-    # In JSON mode the request middleware (bot.web.metrics.observe) writes the access lines, with request ids.
-    text_access = settings.server.access_log and settings.server.log_format == "text"
-    access_log = logging.getLogger("supportbot.access") if text_access else None
-    try:  # like web.run_app, with the HTTP parser's refusals in JSON too
-        asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, reuse_port=worker is not None,
-                                   handle_signals=True, access_log=access_log, access_log_class=protocol.AccessLogger))
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
-    return 0
+    return serve(folder, knowledge_only)
 
 
 def _banner(url: str, token_file: Path | None, workers: int = 1) -> str:
@@ -187,14 +121,3 @@ def _with_address(folder: BotFolder, args: argparse.Namespace) -> BotFolder:
         return folder
     server = dataclasses.replace(folder.settings.server, **changes)
     return dataclasses.replace(folder, settings=dataclasses.replace(folder.settings, server=server))
-
-
-def _demo_admin_token(state: Path) -> str:
-    """The demo's admin token: made once, kept in a file only this user can read, never printed."""
-    file = state / "admin_token"
-    if not file.is_file():
-        state.mkdir(parents=True, exist_ok=True)
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(24) + "\n")
-    return file.read_text().strip()

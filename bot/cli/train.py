@@ -83,88 +83,11 @@ def open_training_bot(args: argparse.Namespace) -> BotFolder:
     return folder
 
 
-def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
-    """Sync intents.yaml into the example store; train a version unless the serving one has this data."""
-    from training.dataset import data_hash
-    from training.pipeline import train as train_model, training_examples
-    from training.registry import ModelRegistry
-    from training.store import ExampleStore
-
-    store = ExampleStore(db)
-    store.add(folder.seed_examples())
-    examples = store.examples()
-    registry = ModelRegistry(folder.settings.models_path)
-    current = registry.current_path()
-    if current is not None and not force:
-        trained_on = json.loads((current / "data.json").read_text()).get("hash")
-        if trained_on == data_hash(training_examples(examples, folder.settings.train)):
-            return current
-    result = train_model(examples, train_settings(folder, db, print if progress else lambda _: None), registry,
-                         progress=progress)
-    if progress:
-        print(result.summary(), flush=True)
-    return result.path
-
-
-def train_settings(folder: BotFolder, db, say=print):
-    """The folder's train settings, with what the bot's own traffic has measured: the out-of-scope share of
-    reviewed messages (once there are enough) and the bound on clarifying questions customers have earned."""
-    from dataclasses import replace
-
-    from bot.dialogue.conversations import ConversationLog
-    from training.pipeline import answered_clarifications, reviewed_oos_share
-    from training.redact import Redactor
-    from training.store import ExampleStore
-
-    settings = folder.settings.train
-    share, reviewed = reviewed_oos_share(ExampleStore(db).examples(), settings.oos_label)
-    if share is not None:
-        say(f"note: {100 * share:.0f} % of {reviewed} reviewed messages were marked out of scope: the threshold is "
-            f"fitted for that share (train.oos_share {100 * settings.oos_share:.0f} % stands until reviews measure it; "
-            "the review queue leans towards unsure messages, so this errs towards refusing)")
-        settings = replace(settings, oos_share=share)
-    asked, answered = ConversationLog(db, Redactor(folder.settings.privacy)).clarification_answers()
-    settings, note = answered_clarifications(settings, asked, answered)
-    if note:
-        say(f"note: {note}")
-    return settings
-
-
 def train(args: argparse.Namespace) -> int:
-    from bot.database import open_bot_database
-    from core.sqlite import connect
-    from training.dataset import read_examples
-    from training.pipeline import train as train_model
-    from training.registry import ModelRegistry
-    from training.store import ExampleStore
+    from bot.training_run import train_bot
 
-    folder = open_training_bot(args)
-    settings = folder.settings
-    if args.only and not args.data:
-        raise ValueError("--only trains on exactly the --data files: give at least one")
-    # --only: a scratch store in memory, so duplicates and conflicts are dropped exactly as the bot's store does
-    store = ExampleStore(connect(None) if args.only else open_bot_database(settings))
-    if not args.only:
-        added = store.add(folder.seed_examples())
-        print(f"intents.yaml: {added.added} new examples, {added.duplicates} already stored")
-    for file in args.data:
-        loaded = read_examples(file)
-        for warning in loaded.warnings:
-            print(f"warning: {warning}")
-        result = store.add(loaded.examples)
-        print(f"{file}: {len(loaded.examples)} rows, {result.added} new examples, {result.duplicates} duplicates "
-              f"skipped ({len(result.conflicts)} of them with a conflicting label: the first label stored is kept)")
-        for conflict in result.conflicts[:5]:
-            print(f"  conflict: {conflict}")
-    if args.only:
-        print("training on exactly these files (the bot's example store is not used or changed)")
-    train_cfg = settings.train if args.only else train_settings(folder, store.db)
-    result = train_model(store.examples(), train_cfg, ModelRegistry(settings.models_path),
-                         progress=not args.quiet, promote=not args.no_promote)
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    print("\n" + result.summary())
-    print(("serving it now" if not args.no_promote else "not promoted") + f"; files in {result.path}")
+    train_bot(open_training_bot(args), args.data, only=args.only, promote=not args.no_promote,
+              progress=not args.quiet)
     return 0
 
 
@@ -239,30 +162,15 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
 
 def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -> int:
     """`evaluate --conversations`: replay, print the share and the turns that differ, write conversations.json."""
-    from bot.dialogue.replay import load_conversations, replay_folder
+    from bot.dialogue.replay import folder_knowledge, load_conversations, replay_folder
 
     file = file if file.is_absolute() or file.exists() else folder.path / file
     conversations = load_conversations(file)
-    kb = _knowledge(folder)
+    kb = folder_knowledge(folder)
     result = replay_folder(folder, classifier, kb, conversations)
     print(result.summary())
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "conversations.json").write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
-    print(f"report: {Path(out) / 'conversations.json'}")
+    print(f"report: {result.write(Path(out))}")
     return 0
-
-
-def _knowledge(folder: BotFolder):
-    """The bot's knowledge base, synced with knowledge/, or None when the folder has no documents."""
-    docs = sorted(p for p in folder.knowledge_dir.glob("*") if p.is_file() and not p.name.startswith("."))
-    if not docs:
-        return None
-    from knowledge.base import KnowledgeBase
-
-    settings = folder.settings
-    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
-    kb.sync(docs)
-    return kb
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None):

@@ -4,6 +4,7 @@ text). A turn marked `skip` is still sent, so that the conversation's state move
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,13 @@ class ReplayResult:
         return {"share": self.share, "scored": len(self.scored), "ok": sum(t.ok for t in self.scored),
                 "turns": [{**t.__dict__, "expected": list(t.expected), "ok": t.ok} for t in self.turns]}
 
+    def write(self, folder: Path) -> Path:
+        """`conversations.json` in `folder` (a model version's, or a report folder); its path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        file = folder / "conversations.json"
+        file.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        return file
+
 
 def matches(reply: str, expected: tuple[str, ...]) -> bool:
     """Whether the reply is one of the expected ones, a `{slot}` matching any non-empty text."""
@@ -104,6 +112,19 @@ async def replay(router: Router, conversations: list[dict]) -> ReplayResult:
                                            reply.decision.intent, reply.decision.route, str(t.get("skip") or ""),
                                            str(t.get("source", ""))))
     return result
+
+
+def folder_knowledge(folder):
+    """The bot's knowledge base, synced with knowledge/, or None when the folder has no documents."""
+    docs = sorted(p for p in folder.knowledge_dir.glob("*") if p.is_file() and not p.name.startswith("."))
+    if not docs:
+        return None
+    from knowledge.base import KnowledgeBase
+
+    settings = folder.settings
+    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
+    kb.sync(docs)
+    return kb
 
 
 def replay_folder(folder, classifier, kb, conversations: list[dict]) -> ReplayResult:

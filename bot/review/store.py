@@ -11,6 +11,7 @@ in this module.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import re
@@ -124,6 +125,25 @@ class Filters:
             if v is not None:
                 out[k] = time.strftime("%Y-%m-%d", time.gmtime(v))
         return out
+
+    @classmethod
+    def from_query(cls, query: Any) -> "Filters":
+        """From URL query parameters or a form (what `query` writes; `q` or `text` for the text), as the review
+        pages and `run_bot.py review` take them; a bad value is a ValueError naming the parameter."""
+        def day(name: str, end: bool = False) -> float | None:
+            value = (query.get(name) or "").strip()
+            if not value:
+                return None
+            try:
+                t = calendar.timegm(time.strptime(value, "%Y-%m-%d"))
+            except ValueError:
+                raise ValueError(f"{name}: expected a date like 2026-12-01") from None
+            return t + 86400 if end else t
+
+        return cls(kind=query.get("kind", ""), status=query.get("status", "new"), since=day("since"),
+                   until=day("until", end=True), intent=query.get("intent", ""), route=query.get("route", ""),
+                   model_version=query.get("model_version", ""), text=query.get("q", query.get("text", "")),
+                   sort=query.get("sort", "newest") or "newest")
 
 
 @dataclass

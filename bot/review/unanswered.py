@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from bot.analytics.figures import day_of, week_of
+from bot.folder.bot_folder import BotFolder, load_intents
 from training.clusters import cluster_texts
 
 VERDICTS = {
@@ -184,3 +185,17 @@ def growing_clusters(messages: Sequence[Mapping[str, Any]], encode: Encode, exam
 def intent_examples(intents: Mapping[str, Any], smalltalk: Sequence[str]) -> dict[str, list[str]]:
     """The examples a cluster is compared with: every intent's but small talk's."""
     return {n: list(i.examples) for n, i in intents.items() if n not in smalltalk}
+
+
+def cluster_examples(folder: BotFolder, smalltalk: Sequence[str]) -> dict[str, list[str]]:
+    """`intent_examples` of the bot folder's intents.yaml as it is now."""
+    intents, _ = load_intents(folder.path / "intents.yaml")
+    return intent_examples(intents, smalltalk)
+
+
+def encoder(knowledge: Any) -> Encode:
+    """The knowledge base's embedder when it has one (clusters by meaning), else the hashing stand-in."""
+    embedder = getattr(knowledge, "embedder", None)
+    if embedder is not None and hasattr(embedder, "encode"):
+        return embedder.encode
+    return HashingEmbedder().encode

@@ -6,6 +6,7 @@ import time
 
 from aiohttp import web
 
+from bot.retraining import AlreadyRunning
 from bot.web.runtime import RUNTIME
 from bot.web.security import check_text, error, field as body_field, read_json
 
@@ -51,17 +52,17 @@ async def reload(request: web.Request) -> web.Response:
 
 async def retrain_status(request: web.Request) -> web.Response:
     """The retrain schedule and the log of runs (newest first), whoever started them."""
-    from training.runs import RunLog
-
     rt = request.app[RUNTIME]
-    runs = await rt.db(lambda: RunLog(rt.log.db).runs())
-    return web.json_response({"schedule": rt.schedule.status(), "serving": rt.models.version, "runs": runs})
+    status = await rt.retraining.status(runs=20)
+    runs = status.pop("runs")
+    return web.json_response({"schedule": status, "serving": rt.models.version, "runs": runs})
 
 
 async def retrain_now(request: web.Request) -> web.Response:
-    """Start a gated retrain in its own process now; 409 while one this server started is running."""
+    """Start a gated retrain in its own process now; 409 while one is running."""
     rt = request.app[RUNTIME]
-    if rt.schedule.running:
-        raise error(web.HTTPConflict, f"a retrain is already running (pid {rt.schedule.process.pid})")
-    pid = await rt.schedule.start("admin")
+    try:
+        pid = await rt.retraining.trigger("admin")
+    except AlreadyRunning as e:
+        raise error(web.HTTPConflict, str(e)) from None
     return web.json_response({"started": True, "pid": pid}, status=202)

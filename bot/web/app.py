@@ -1,5 +1,5 @@
-"""The aiohttp application: `create_app` and the route table; handlers live one module per area
-(`chat`, `health`, `admin`, `widget`, `review`, `analytics`).
+"""The aiohttp application: `create_app` and the route table, and `serve`, the one way the command line starts
+it; handlers live one module per area (`chat`, `health`, `admin`, `widget`, `review`, `analytics`).
 
 Heavy resources (model, knowledge base, database, thread pools) are opened in a cleanup context;
 the model and the knowledge base load in the background so /healthz answers at once and /readyz
@@ -11,6 +11,7 @@ queue behind searches; database work runs in one writer thread; a turn is commit
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -20,19 +21,21 @@ from aiohttp import web
 
 from bot.dialogue.conversations import ConversationLog
 from bot.database import migrate_stores, open_bot_database
+from bot.analytics import jobs
 from bot.analytics.drift import DriftStatus
 from bot.folder.bot_folder import BotFolder
 from bot.dialogue.handoff import HandoffNotifier
+from bot.serving import logs, workers
 from bot.serving.limits import open_buckets
-from bot.serving.model_slot import ModelSlot, ModelSource, RegistrySource
+from bot.serving.model_slot import KnowledgeOnlySource, ModelSlot, ModelSource, RegistrySource
 from bot.dialogue.router import Knowledge
 from bot.settings import Settings
-from bot.web import admin, analytics, chat, health, metrics, review, widget
+from bot.web import admin, analytics, chat, health, metrics, protocol, review, widget
 from bot.web.runtime import RUNTIME, SETTINGS, Runtime, limit_model_threads
-from bot.retraining import Schedule
-from bot.web.protocol import security_headers
+from bot.retraining import Retraining
 from bot.web.security import RateLimiter, admin_guard, client_info, cors, json_errors
 from training.redact import Redactor
+from training.runs import RunLog
 
 log = logging.getLogger("supportbot.app")
 
@@ -62,7 +65,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
         middlewares=[client_info(settings), metrics.observe(settings, observed), cors(settings), json_errors,
                      admin_guard(settings)],
     )
-    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(protocol.security_headers)
     app.on_response_prepare.append(metrics.request_id_header)
     app[SETTINGS] = settings
     app[metrics.METRICS] = observed
@@ -110,23 +113,23 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     )
     rt.metrics = app[metrics.METRICS]
     rt.log = await rt.db(_open_log, settings)
-    await rt.db(review.runtime_desk, rt)  # its stores opened on the database thread, never beside a transaction
+    await rt.db(rt.review_desk)  # its stores opened on the database thread, never beside a transaction
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
-    rt.schedule = Schedule(folder)
+    rt.retraining = Retraining(folder, read_runs=lambda n: rt.db(lambda: RunLog(rt.log.db).runs(limit=n)))
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
     app[RUNTIME] = rt
     first = worker in (None, 0)  # the jobs of which the bot needs one run in the first worker only
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if first:
         rt.catching_up = True
-        tasks.append(asyncio.create_task(analytics.fold_on_start(rt)))
-        tasks.append(asyncio.create_task(analytics.keep_growing(rt)))
+        tasks.append(asyncio.create_task(jobs.fold_on_start(rt)))
+        tasks.append(asyncio.create_task(jobs.keep_growing(rt)))
     if s.watch_interval > 0:  # every worker: a promotion reaches them all
         tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
     if settings.retrain.interval > 0 and first:
-        tasks.append(asyncio.create_task(rt.schedule.run()))
+        tasks.append(asyncio.create_task(rt.retraining.run()))
     if settings.analytics.drift_alert > 0 and first:
-        tasks.append(asyncio.create_task(analytics.watch_drift(rt)))
+        tasks.append(asyncio.create_task(jobs.watch_drift(rt)))
     yield
     for task in tasks:
         task.cancel()
@@ -168,3 +171,37 @@ async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> 
         rt.knowledge_error = f"opening the knowledge base failed: {e}"
         log.error("%s", rt.knowledge_error)
     rt.loaded.set()
+
+
+def serve(folder: BotFolder, knowledge_only: bool = False) -> int:
+    """Serve the bot folder until interrupted: the app in this process, or in server.workers processes sharing
+    the port (bot.serving.workers). `knowledge_only`: no intent model, every message searches knowledge/."""
+    s = folder.settings.server
+    logs.configure(s.log_format)
+    if s.workers == 1:
+        return _serve(folder, knowledge_only)
+    metrics_dir = workers.prepare_metrics_dir(folder.settings.state_path)
+    return workers.supervise(s.workers, functools.partial(_worker, folder, knowledge_only), s.host, s.port,
+                             metrics_dir)
+
+
+def _worker(folder: BotFolder, knowledge_only: bool, index: int) -> None:
+    """One of `serve --workers N`'s processes (started by bot.serving.workers, in a fresh interpreter)."""
+    logs.configure(folder.settings.server.log_format)
+    _serve(folder, knowledge_only, worker=index)
+
+
+def _serve(folder: BotFolder, knowledge_only: bool, worker: int | None = None) -> int:
+    """The app on server.host:server.port in this process until interrupted."""
+    settings = folder.settings
+    faulthandler.enable()  # a fatal signal (SIGBUS, SIGSEGV) leaves a traceback in the log, not silence
+    app = create_app(settings, folder, models=KnowledgeOnlySource() if knowledge_only else None, worker=worker)
+    # In JSON mode the request middleware (bot.web.metrics.observe) writes the access lines, with request ids.
+    text_access = settings.server.access_log and settings.server.log_format == "text"
+    access_log = logging.getLogger("supportbot.access") if text_access else None
+    try:  # like web.run_app, with the HTTP parser's refusals in JSON too
+        asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, reuse_port=worker is not None,
+                                   handle_signals=True, access_log=access_log, access_log_class=protocol.AccessLogger))
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    return 0

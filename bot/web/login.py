@@ -14,12 +14,10 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp_jinja2
@@ -29,9 +27,10 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from bot.review.accounts import DUMMY_HASH, AccountStore, check_password
+from bot.serving.keys import admin_token, session_key
 from bot.settings import Settings
 from bot.web.runtime import RUNTIME
-from bot.web.security import Handler, admin_token, client_address
+from bot.web.security import Handler, client_address
 
 log = logging.getLogger("supportbot.review")
 PAGES, API = "/review", "/api/review/"
@@ -104,20 +103,6 @@ class ReviewCookieStorage(EncryptedCookieStorage):
     async def save_session(self, request: web.Request, response: web.StreamResponse, session) -> None:
         self._cookie_params["secure"] = request.secure  # no await before the cookie is written
         await super().save_session(request, response, session)
-
-
-def session_key(state: Path) -> bytes:
-    """The Fernet key of review sessions: made once per state folder, readable by this user only."""
-    file = state / "review_session.key"
-    if not file.is_file():
-        state.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(Fernet.generate_key().decode() + "\n")
-        except FileExistsError:
-            pass
-    return file.read_text().strip().encode()
 
 
 def setup(app: web.Application, settings: Settings) -> None:

@@ -26,9 +26,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from bot.serving.keys import admin_token
 from bot.settings import Settings
 from bot.serving.workers import METRICS_DIR_ENV
-from bot.web.security import Handler, admin_token, error
+from bot.web.security import Handler, error
 
 log = logging.getLogger("supportbot.access")
 REQUEST_ID = "X-Request-Id"

@@ -27,6 +27,7 @@ from bot.folder.bot_folder import load_intents
 from bot.review.desk import ACTIONS, BULK_ACTIONS, ReviewDesk
 from bot.review.outcome import Outcome
 from bot.review.store import KINDS, SORTS, STATUSES, Filters, confirmed_answers
+from bot.retraining import AlreadyRunning
 from bot.settings import Settings
 from bot.web import login
 from bot.web.runtime import RUNTIME, Runtime
@@ -72,41 +73,12 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 # shared pieces
 def desk(request: web.Request) -> ReviewDesk:
-    return runtime_desk(request.app[RUNTIME])
-
-
-def runtime_desk(rt: Runtime) -> ReviewDesk:
-    d = getattr(rt, "_review_desk", None)
-    if d is None:
-        d = rt._review_desk = ReviewDesk(rt.log.db, rt.folder)
-    return d
-
-
-async def sync(rt: Runtime) -> ReviewDesk:
-    """The review queue brought up to date one batch per database-thread task, so chat turns are written in
-    between (the first sync of a large log files every flagged turn: tens of seconds)."""
-    d = runtime_desk(rt)
-    while (await rt.db(d.sync, 1))["more"]:
-        pass
-    return d
+    return request.app[RUNTIME].review_desk()
 
 
 def filters_from(query) -> Filters:
-    def day(name: str, end: bool = False) -> float | None:
-        value = (query.get(name) or "").strip()
-        if not value:
-            return None
-        try:
-            t = calendar.timegm(time.strptime(value, "%Y-%m-%d"))
-        except ValueError:
-            raise error(web.HTTPBadRequest, f"{name}: expected a date like 2026-12-01") from None
-        return t + 86400 if end else t
-
     try:
-        return Filters(kind=query.get("kind", ""), status=query.get("status", "new"), since=day("since"),
-                       until=day("until", end=True), intent=query.get("intent", ""), route=query.get("route", ""),
-                       model_version=query.get("model_version", ""), text=query.get("q", query.get("text", "")),
-                       sort=query.get("sort", "newest") or "newest")
+        return Filters.from_query(query)
     except ValueError as e:
         raise error(web.HTTPBadRequest, str(e)) from None
 
@@ -147,20 +119,8 @@ async def status(request: web.Request) -> dict[str, Any]:
     return {
         "model_version": rt.models.version if rt.models else None,
         "unseen_examples": await rt.db(d.unseen, _trained_at(rt)),
-        "training": await training_status(rt),
+        "training": await rt.retraining.status(),
     }
-
-
-async def training_status(rt: Runtime) -> dict[str, Any]:
-    """This worker's retrain process (running or its exit code) and the newest run in the retrain log; a run the
-    log shows running (another worker's, or a `run_bot.py retrain`) counts as running here too."""
-    from training.runs import RunLog
-
-    runs = await rt.db(lambda: RunLog(rt.log.db).runs(limit=1))
-    status = rt.schedule.status() | {"last_run": runs[0] if runs else None}
-    if not status["running"] and runs and runs[0]["outcome"] == "running":
-        status.update(running=True, pid=runs[0]["pid"], started=runs[0]["started"])
-    return status
 
 
 async def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
@@ -279,7 +239,7 @@ async def queue_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
     filters = filters_from(request.query)
-    await sync(rt)
+    await rt.sync_review()
     page = await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size)
     query = filters.query()
     context = await _context(
@@ -367,27 +327,12 @@ async def _findings(request: web.Request):
     except ValueError:
         raise error(web.HTTPBadRequest, "since: expected a date like 2026-12-01") from None
     d = desk(request)
-    await sync(rt)
+    await rt.sync_review()
     messages = await rt.db(d.reviews.unanswered, since, r.cluster_max)
-    findings = await asyncio.to_thread(unanswered.find, messages, encoder(rt), cluster_examples(rt),
+    examples = unanswered.cluster_examples(rt.folder, rt.settings.server.smalltalk_intents)
+    findings = await asyncio.to_thread(unanswered.find, messages, unanswered.encoder(rt.knowledge), examples,
                                        min_size=r.cluster_min_size, similarity=r.intent_similarity)
     return since, findings
-
-
-def cluster_examples(rt: Runtime) -> dict[str, list[str]]:
-    from bot.review.unanswered import intent_examples
-
-    intents, _ = load_intents(rt.folder.path / "intents.yaml")
-    return intent_examples(intents, rt.settings.server.smalltalk_intents)
-
-
-def encoder(rt: Runtime):
-    from bot.review.unanswered import HashingEmbedder
-
-    embedder = getattr(rt.knowledge, "embedder", None)
-    if embedder is not None and hasattr(embedder, "encode"):
-        return embedder.encode
-    return HashingEmbedder().encode
 
 
 async def accept_form(request: web.Request) -> web.Response:
@@ -462,13 +407,13 @@ async def train_form(request: web.Request) -> web.Response:
 
 
 async def _start_training(request: web.Request) -> int:
-    """A gated `run_bot.py retrain` in its own process (the server's retrain schedule starts it, so it never
-    overlaps a scheduled one); the model watch serves the version if the gate promotes it."""
+    """A gated retrain in its own process (bot.retraining, as the schedule's, so one never overlaps another); the
+    model watch serves the version if the gate promotes it."""
     who = login.require_admin(request)
-    rt = request.app[RUNTIME]
-    if (status := await training_status(rt))["running"]:
-        raise error(web.HTTPConflict, f"a retrain is already running (pid {status['pid']})")
-    pid = await rt.schedule.start("review")
+    try:
+        pid = await request.app[RUNTIME].retraining.trigger("review")
+    except AlreadyRunning as e:
+        raise error(web.HTTPConflict, str(e)) from None
     log.info("review: retrain started by %s", who.name)
     return pid
 
@@ -477,7 +422,7 @@ async def _start_training(request: web.Request) -> int:
 async def queue_api(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
-    await sync(rt)
+    await rt.sync_review()
     page = await rt.db(d.reviews.page, filters_from(request.query), request.query.get("cursor") or None,
                        rt.settings.review.page_size)
     return web.json_response({"items": page.groups, "next_cursor": page.next_cursor, "counts": page.counts})

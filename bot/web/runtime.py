@@ -19,11 +19,12 @@ from bot.serving.batcher import MicroBatcher
 from bot.serving.cache import CachedCall
 from bot.dialogue.conversations import ConversationLog
 from bot.folder.bot_folder import BotFolder, load_intents
+from bot.review.desk import ReviewDesk
 from bot.dialogue.handoff import HandoffNotifier
 from bot.serving.model_slot import ModelSlot
 from bot.dialogue.router import CalibratedClassifier, Knowledge, Router
 from bot.settings import Settings
-from bot.retraining import Schedule
+from bot.retraining import Retraining
 from bot.web.security import RateLimiter
 from core.sqlite import StorageError, is_storage_fault
 
@@ -44,7 +45,7 @@ class Runtime:
     new_conversations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None
-    schedule: Schedule | None = None  # starts retrain processes (retrain.interval, POST /admin/retrain)
+    retraining: Retraining | None = None  # starts retrain processes (schedule, drift, admin, review page)
     log: ConversationLog | None = None
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"
@@ -57,8 +58,9 @@ class Runtime:
     worker: int | None = None  # this process's number among `serve --workers N`; None: the only process
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # set once model and knowledge base loaded (or failed)
     turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
-    catching_up: bool = False  # the first worker's start-up jobs are running (bot.web.analytics.keep_growing)
+    catching_up: bool = False  # the first worker's start-up jobs are running (bot.analytics.jobs.keep_growing)
     folded: asyncio.Event = field(default_factory=asyncio.Event)  # the start's analytics fold ended
+    _review_desk: ReviewDesk | None = None
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
@@ -86,6 +88,20 @@ class Runtime:
             log.warning("database works again (%s succeeded)", getattr(fn, "__name__", "a database call"))
             self.storage_error = ""
         return result
+
+    def review_desk(self) -> ReviewDesk:
+        """The review desk on the bot's database (first called on the database thread, when the app starts)."""
+        if self._review_desk is None:
+            self._review_desk = ReviewDesk(self.log.db, self.folder)
+        return self._review_desk
+
+    async def sync_review(self) -> ReviewDesk:
+        """The review queue brought up to date one batch per database-thread task, so chat turns are written in
+        between (the first sync of a large log files every flagged turn: tens of seconds)."""
+        d = self.review_desk()
+        while (await self.db(d.sync, 1))["more"]:
+            pass
+        return d
 
     def lock(self, conversation_id: str) -> asyncio.Lock:
         """One turn at a time per conversation (its state is read, updated and written back)."""

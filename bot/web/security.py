@@ -13,7 +13,6 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import re
 import time
 import unicodedata
@@ -24,6 +23,7 @@ from typing import Any, Awaitable, Callable, Sequence, Union
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.serving.keys import TOKEN_ENV, admin_token
 from bot.serving.limits import Buckets, BucketsUnavailable, PostgresBuckets
 from bot.settings import Settings
 from core.sqlite import StorageError
@@ -32,7 +32,6 @@ log = logging.getLogger("supportbot.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GUARDED = ("/api/", "/admin/")  # paths a foreign origin may not call
 ADMIN = "/admin/"
-TOKEN_ENV = "SUPPORTBOT_ADMIN_TOKEN"
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 LOOPBACK_HOSTS = ("localhost",)
 
@@ -110,10 +109,6 @@ def _loopback_self(request: web.Request, origin: str) -> bool:
 
 def _allow(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-
-
-def admin_token(settings: Settings) -> str:
-    return settings.server.admin_token or os.environ.get(TOKEN_ENV, "")
 
 
 def admin_guard(settings: Settings) -> Callable:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.web.analytics import catch_up
+from bot.analytics.jobs import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.protocol import AppRunner

@@ -50,7 +50,7 @@ def test_alert_needs_the_level_and_enough_turns():
 
 
 async def test_drift_alert_shows_in_readyz_metrics_and_the_page_and_starts_a_retrain(make_client, monkeypatch):
-    from bot.web import analytics
+    from bot.analytics import jobs
 
     started = []
     client = await make_client("analytics.drift_alert=0.3", "analytics.drift_min_turns=3", "retrain.interval=24")
@@ -58,17 +58,17 @@ async def test_drift_alert_shows_in_readyz_metrics_and_the_page_and_starts_a_ret
     from bot.web.runtime import RUNTIME
 
     rt = app[RUNTIME]
-    monkeypatch.setattr(analytics, "_mix", lambda rt, version: {"cancel_order": 10})  # trained on another intent
+    monkeypatch.setattr(jobs, "serving_mix", lambda rt, version: {"cancel_order": 10})  # trained on another intent
 
     async def start(trigger):
         started.append(trigger)
         return 1
 
-    monkeypatch.setattr(rt.schedule, "start", start)
+    monkeypatch.setattr(rt.retraining, "trigger", start)
     for _ in range(4):
         assert (await client.post("/api/chat", json={"message": "where is my parcel"})).status == 200
-    await analytics.check_drift(rt)
-    await analytics.check_drift(rt)
+    await jobs.check_drift(rt)
+    await jobs.check_drift(rt)
     assert started == ["drift"]  # once per week
     ready = await (await client.get("/readyz")).json()
     assert ready["drift"]["alert"] is True and ready["drift"]["last_7_days"]["jensen_shannon"] == 1.0
@@ -87,10 +87,10 @@ async def test_no_alert_level_no_drift_in_readyz(make_client):
 
 
 async def test_a_restarted_server_does_not_start_a_second_drift_retrain_in_the_same_week(make_client, monkeypatch):
-    from bot.web import analytics
+    from bot.analytics import jobs
     from bot.web.runtime import RUNTIME
 
-    monkeypatch.setattr(analytics, "_mix", lambda rt, version: {"cancel_order": 10})
+    monkeypatch.setattr(jobs, "serving_mix", lambda rt, version: {"cancel_order": 10})
     started = []
 
     async def serve():
@@ -102,28 +102,28 @@ async def test_a_restarted_server_does_not_start_a_second_drift_retrain_in_the_s
             started.append((id(rt), trigger))
             return 1
 
-        monkeypatch.setattr(rt.schedule, "start", start)
+        monkeypatch.setattr(rt.retraining, "trigger", start)
         return client, rt
 
     client, first = await serve()
     for _ in range(4):
         assert (await client.post("/api/chat", json={"message": "where is my parcel"})).status == 200
-    await analytics.check_drift(first)
+    await jobs.check_drift(first)
     assert [t for _, t in started] == ["drift"]
     await client.close()
 
     client, second = await serve()  # the restart: a new process's memory, the same database
-    await analytics.check_drift(second)
+    await jobs.check_drift(second)
     assert second.drift.alert and len(started) == 1
     ready = await (await client.get("/readyz")).json()
     assert ready["drift"]["retrain_started_for"] == first.drift.retrain_started_for != ""
 
 
 async def test_a_drift_retrain_that_fails_to_start_can_be_started_again(make_client, monkeypatch):
-    from bot.web import analytics
+    from bot.analytics import jobs
     from bot.web.runtime import RUNTIME
 
-    monkeypatch.setattr(analytics, "_mix", lambda rt, version: {"cancel_order": 10})
+    monkeypatch.setattr(jobs, "serving_mix", lambda rt, version: {"cancel_order": 10})
     client = await make_client("analytics.drift_alert=0.3", "analytics.drift_min_turns=3", "retrain.interval=24")
     rt = client.server.app[RUNTIME]
     for _ in range(4):
@@ -136,11 +136,11 @@ async def test_a_drift_retrain_that_fails_to_start_can_be_started_again(make_cli
             raise OSError("no such command")
         return 1
 
-    monkeypatch.setattr(rt.schedule, "start", start)
+    monkeypatch.setattr(rt.retraining, "trigger", start)
     with pytest.raises(OSError):
-        await analytics.check_drift(rt)
-    await analytics.check_drift(rt)
-    await analytics.check_drift(rt)
+        await jobs.check_drift(rt)
+    await jobs.check_drift(rt)
+    await jobs.check_drift(rt)
     assert calls == ["drift", "drift"]
 
 

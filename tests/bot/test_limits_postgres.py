@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from bot.serving.limits import BucketsUnavailable, PostgresBuckets
-from bot.web.analytics import catch_up
+from bot.analytics.jobs import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.security import RateLimiter

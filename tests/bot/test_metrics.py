@@ -8,7 +8,7 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.web.logs import JsonLines
+from bot.serving.logs import JsonLines
 from runtime_doubles import FakeSource
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}

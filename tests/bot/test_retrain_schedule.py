@@ -1,4 +1,4 @@
-"""The server's retrain schedule and admin endpoints (a stand-in command for run_bot.py retrain), and a
+"""The server's retrain schedule and admin endpoints (a stand-in command for the retrain process), and a
 rollback reaching a running server with real tiny models."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import sys
 
 from bot.web.runtime import RUNTIME
-from bot.retraining import Schedule, retrain_command
+from bot.retraining import Retraining, retrain_command
 from conftest import ADMIN
 from core.sqlite import connect
 from runtime_doubles import load_folder
@@ -32,18 +32,18 @@ def add_reviewed(folder, texts):
 async def test_the_schedule_starts_a_retrain_only_with_enough_new_examples(tmp_path):
     folder = with_retrain(load_folder(tmp_path), min_new_examples=3)
     marker = tmp_path / "ran"
-    schedule = Schedule(folder, command=[sys.executable, "-c", f"open({str(marker)!r}, 'w').write('x')"])
+    schedule = Retraining(folder, command=[sys.executable, "-c", f"open({str(marker)!r}, 'w').write('x')"])
     add_reviewed(folder, ["where is parcel one", "where is parcel two"])
     assert not await schedule.tick() and schedule.last_check["new_examples"] == 2
     add_reviewed(folder, ["where is parcel three"])
     assert await schedule.tick()
     assert await schedule.process.wait() == 0 and marker.read_text() == "x"
-    assert schedule.status()["last_exit_code"] == 0
+    assert (await schedule.status())["last_exit_code"] == 0
 
 
 async def test_a_running_retrain_is_not_started_twice(tmp_path):
     folder = with_retrain(load_folder(tmp_path), min_new_examples=0)
-    schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
+    schedule = Retraining(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
     assert await schedule.tick() and schedule.running
     assert not await schedule.tick()  # still running: nothing new is started
     schedule.process.kill()
@@ -53,24 +53,24 @@ async def test_a_running_retrain_is_not_started_twice(tmp_path):
 def test_the_retrain_process_gets_the_folder_and_its_overrides(tmp_path):
     folder = load_folder(tmp_path, "train.epochs=2")
     command = retrain_command(folder, "schedule")
-    assert command[:2] == [sys.executable, command[1]] and command[1].endswith("run_bot.py")
-    assert command[2:4] == ["retrain", "--bot"] and "--trigger" in command and "schedule" in command
+    assert command[:5] == [sys.executable, "-m", "bot.retraining", "--bot", str(tmp_path / "bot")]  # the package, no path
+    assert ["--trigger", "schedule"] == command[6:8]
     assert ["--set", "train.epochs=2"] == command[-2:] and f'state_dir="{tmp_path / "state"}"' in command
 
 
 async def test_admin_starts_a_retrain_and_reads_the_run_log(make_client, tmp_path):
     client = await make_client()
     rt = client.app[RUNTIME]
-    rt.schedule.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    rt.retraining.command = [sys.executable, "-c", "import time; time.sleep(30)"]
     assert (await client.post("/admin/retrain")).status == 401
     started = await client.post("/admin/retrain", headers=AUTH)
-    assert started.status == 202 and (await started.json())["pid"] == rt.schedule.process.pid
+    assert started.status == 202 and (await started.json())["pid"] == rt.retraining.process.pid
     again = await client.post("/admin/retrain", headers=AUTH)
     assert again.status == 409 and "already running" in (await again.json())["error"]
     status = await (await client.get("/admin/retrain", headers=AUTH)).json()
     assert status["schedule"]["running"] is True and status["runs"] == [] and status["serving"] == "v1"
-    rt.schedule.process.kill()
-    await rt.schedule.process.wait()
+    rt.retraining.process.kill()
+    await rt.retraining.process.wait()
 
 
 async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_client, tiny_bert, tmp_path):
@@ -120,13 +120,13 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
 
 async def test_a_retrain_past_its_timeout_is_stopped(tmp_path):
     folder = with_retrain(load_folder(tmp_path), timeout=0.2)
-    schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
-    await schedule.start("admin")
+    schedule = Retraining(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
+    await schedule.trigger("admin")
     for _ in range(200):
         if not schedule.running and schedule.finished:
             break
         await asyncio.sleep(0.05)
-    assert not schedule.running and schedule.status()["last_exit_code"] != 0
+    assert not schedule.running and (await schedule.status())["last_exit_code"] != 0
 
 
 async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(make_client):
@@ -134,15 +134,15 @@ async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(m
 
     client = await make_client()
     rt = client.app[RUNTIME]
-    rt.schedule.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    rt.retraining.command = [sys.executable, "-c", "import time; time.sleep(30)"]
     started = await client.post("/api/review/train", headers=AUTH)
-    assert started.status == 202 and (await started.json())["pid"] == rt.schedule.process.pid
+    assert started.status == 202 and (await started.json())["pid"] == rt.retraining.process.pid
     assert (await client.post("/api/review/train", headers=AUTH)).status == 409  # one at a time, whoever asks
     assert (await client.post("/admin/retrain", headers=AUTH)).status == 409
     status = await (await client.get("/api/review/status", headers=AUTH)).json()
-    assert status["training"]["running"] is True and status["training"]["pid"] == rt.schedule.process.pid
-    rt.schedule.process.kill()
-    await rt.schedule.process.wait()
+    assert status["training"]["running"] is True and status["training"]["pid"] == rt.retraining.process.pid
+    rt.retraining.process.kill()
+    await rt.retraining.process.wait()
 
     runs = RunLog(rt.log.db)  # what the retrain process writes when the gate refuses its candidate
     runs.finish(runs.start("review"), "refused", "v9", "warm", {}, "accuracy fell by 0.120")
@@ -151,3 +151,61 @@ async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(m
     assert status["training"]["last_run"]["outcome"] == "refused" and status["training"]["last_run"]["candidate"] == "v9"
     page = await (await client.get("/review", headers=AUTH)).text()
     assert "refused" in page and "accuracy fell by 0.120" in page and "Retrain (gated)" in page
+
+
+async def test_admin_the_review_button_and_the_schedule_start_the_same_retrain_process(make_client, monkeypatch):
+    """Every way the server retrains builds its process with `retrain_command`: the package's module, no file path."""
+    from bot import retraining
+
+    built = []
+
+    def command(folder, trigger):
+        built.append(real(folder, trigger))
+        return [sys.executable, "-c", "import time; time.sleep(30)"]
+
+    real = retraining.retrain_command
+    monkeypatch.setattr(retraining, "retrain_command", command)
+    client = await make_client("retrain.min_new_examples=0")
+    rt = client.app[RUNTIME]
+
+    async def finish(started):
+        assert started and rt.retraining.running
+        rt.retraining.process.kill()
+        await rt.retraining.process.wait()
+
+    await finish((await client.post("/admin/retrain", headers=AUTH)).status == 202)
+    await finish((await client.post("/api/review/train", headers=AUTH)).status == 202)
+    await finish(await rt.retraining.tick())
+    assert [c[c.index("--trigger") + 1] for c in built] == ["admin", "review", "schedule"]
+    for c in built:
+        assert c[1:3] == ["-m", "bot.retraining"] and not any(a.endswith(".py") for a in c)
+
+
+def test_run_bot_retrain_and_the_retrain_process_run_the_same_retrain(tmp_path, monkeypatch):
+    import types
+
+    import run_bot
+    from bot import retraining
+
+    ran = []
+
+    def run(folder, trigger="cli", progress=True, say=print):
+        ran.append((folder.path, trigger, progress))
+        return types.SimpleNamespace(promoted=False)
+
+    monkeypatch.setattr(retraining, "run", run)
+    folder = load_folder(tmp_path)
+    assert run_bot.main(["retrain", "--bot", str(folder.path), "--quiet"]) == 3  # refused by the gate
+    assert retraining.main(retrain_command(folder, "schedule")[3:]) == 3
+    assert ran == [(folder.path, "cli", False), (folder.path, "schedule", False)]
+
+
+async def test_the_retrain_process_runs_the_retrain_from_any_folder(tmp_path, monkeypatch):
+    """The real process (not a stand-in), started the server's way; it refuses a device setting this machine
+    cannot meet before it reads anything, which shows it ran the retrain."""
+    folder = load_folder(tmp_path, "train.device=cuda", "train.processes=64")
+    monkeypatch.chdir(tmp_path)
+    retraining = Retraining(folder)
+    await retraining.trigger("admin")
+    assert await retraining.process.wait() == 2
+    assert "needs 64 CUDA device(s)" in (tmp_path / "state" / "retrain.log").read_text()

@@ -311,6 +311,8 @@ async def test_a_retrain_the_run_log_shows_running_counts_here_too(client, tmp_p
         assert (training["running"], training["pid"]) == (True, other.pid)
         refused = await client.post("/api/review/train", headers=admin)
         assert refused.status == 409 and str(other.pid) in (await refused.json())["error"]
+        assert (await client.post("/admin/retrain", headers=admin)).status == 409  # the same status, every path
+        assert (await (await client.get("/admin/retrain", headers=admin)).json())["schedule"]["pid"] == other.pid
         other.kill()
         other.wait()
         training = (await (await client.get("/api/review/status", headers=admin)).json())["training"]

@@ -183,7 +183,7 @@ def test_reviewed_out_of_scope_share_needs_enough_reviews():
 
 def test_train_settings_follow_the_bots_own_traffic(bot):
     """Reviewed messages set the out-of-scope share once there are enough; ignored questions shrink the bound."""
-    from bot.cli.train import train_settings
+    from bot.training_run import train_settings
     from bot.dialogue.conversations import ConversationLog
     from bot.folder.bot_folder import BotFolder
     from bot.dialogue.router import Decision, Reply

@@ -4,6 +4,7 @@ replayed, and bad Rasa input named by file and line."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -261,6 +262,8 @@ def test_evaluate_conversations_replays_the_migrated_test_stories(tmp_path, tiny
     out = capsys.readouterr().out
     assert " of 10 scored turns got the expected reply" in out  # a random tiny model: some turns differ, listed
     assert out.count("  different: ") == 10 - int(out.split(" of 10")[0].split()[-1])
+    report = Path(out.split("report: ")[1].strip())  # written into the serving version's folder
+    assert report.name == "conversations.json" and json.loads(report.read_text())["scored"] == 10
 
 
 def test_test_nlu_data_is_held_out_in_evaluation_csv_never_trained_on(tmp_path):
