@@ -191,6 +191,25 @@ def run(folder: BotFolder, trigger: str = "cli", progress: bool = True, say: Cal
     return outcome
 
 
+def compare_versions(folder: BotFolder, a: str, b: str) -> tuple[dict, dict]:
+    """Version `b` judged against `a` by the gate on the gate's data as it is now (`run_bot.py models diff`):
+    the gate's comparison and the counts of the data it compared on."""
+    from bot.database import open_bot_database
+    from training import gate
+    from training.classifier import IntentClassifier
+    from training.registry import ModelRegistry
+    from training.retrain import collect_examples
+    from training.store import ExampleStore
+
+    s = folder.settings
+    registry = ModelRegistry(s.models_path)
+    serving, candidate = (IntentClassifier.load(registry.path(v)) for v in (a, b))
+    data = collect_examples(ExampleStore(open_bot_database(s)).examples(), s.train, registry.path(a), s.retrain)
+    if not data.gate:
+        raise ValueError("no gate data to compare on: carve a golden set with `run_bot.py models golden`")
+    return gate.compare(candidate, serving, data.gate, s.train.oos_label, s.retrain), data.counts
+
+
 def exit_code(outcome) -> int:
     """The retrain process's exit code: 0 promoted, 3 refused by the gate."""
     return 0 if outcome.promoted else 3

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bot.folder.bot_folder import BotFolder
+from bot.folder.bot_folder import EVALUATION_FILE, BotFolder
 
 
 def prepare_model(folder: BotFolder, db, force: bool = False, progress: bool = True) -> Path:
@@ -105,8 +106,6 @@ def prepare_bot(folder: BotFolder, say: Callable[[str], Any] = lambda line: prin
     """What `run_bot.py demo` does before it serves: train (when the intents changed or no model exists) and
     ingest the knowledge folder (incrementally), with the answers reviewers confirmed."""
     from bot.database import open_bot_database
-    from bot.review.store import confirmed_answers
-    from knowledge.base import KnowledgeBase
 
     settings = folder.settings
     start = time.perf_counter()
@@ -114,15 +113,143 @@ def prepare_bot(folder: BotFolder, say: Callable[[str], Any] = lambda line: prin
     db = open_bot_database(settings)
     try:
         version = prepare_model(folder, db)
-        confirmed = confirmed_answers(db)
     finally:
         db.close()
     say(f"  intent model: {Path(version).name} ({time.perf_counter() - start:.0f} s)")
     if folder.knowledge_dir.is_dir():
-        kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
-        try:
-            report = kb.sync([folder.knowledge_dir], confirmed=confirmed)
-        finally:
-            kb.close()
+        report = ingest_knowledge(folder, [folder.knowledge_dir], remove_missing=True)
         say("  " + report.summary().replace("\n", "\n  "))
     say(f"  ready in {time.perf_counter() - start:.0f} s")
+
+
+def ingest_knowledge(folder: BotFolder, paths: Sequence[Path], remove_missing: bool, progress: bool = False):
+    """Ingest help articles into the bot's knowledge base (`kb sync` also removes what is gone from `paths`), the
+    base tuning itself with the answers reviewers confirmed as well as its own questions."""
+    from bot.database import open_bot_database
+    from bot.review.store import confirmed_answers
+    from knowledge.base import KnowledgeBase
+
+    settings = folder.settings
+    db = open_bot_database(settings)
+    try:
+        confirmed = confirmed_answers(db)
+    finally:
+        db.close()
+    kb = KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
+    try:
+        return (kb.sync if remove_missing else kb.add)(paths, progress=progress, confirmed=confirmed)
+    finally:
+        kb.close()
+
+
+def model_version(folder: BotFolder, version: str | None) -> Path:
+    """The folder of model `version` (None: the serving one); a clear error when the bot has none."""
+    from training.registry import ModelRegistry
+
+    registry = ModelRegistry(folder.settings.models_path)
+    path = registry.path(version) if version else registry.current_path()
+    if path is None:
+        raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
+    return path
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `run_bot.py evaluate` reports: the summary, where the reports went, and the data's warnings."""
+
+    summary: str
+    json_path: Path
+    markdown_path: Path
+    predictions: int
+    warnings: tuple[str, ...]
+
+
+def evaluate_bot(folder: BotFolder, path: Path, data: Path | None = None, out: Path | None = None,
+                 predictions_file: Path | None = None) -> Evaluation:
+    """Evaluate model version `path` on `data` (default: the bot folder's evaluation.csv, else the stored test
+    split); writes the JSON and Markdown reports (and one CSV row per message when asked)."""
+    from training.classifier import IntentClassifier
+    from training.evaluate import evaluate, markdown, prediction_rows, write_predictions, write_report
+
+    classifier = IntentClassifier.load(path, quantize=folder.settings.train.quantize)
+    examples, warnings = _evaluation_examples(folder, data)
+    predictions: list = []
+    oos_label = folder.settings.train.oos_label
+    result = evaluate(classifier, examples, oos_label, predictions=predictions)
+    result["model_version"] = classifier.version
+    result["score"] = classifier.score.name
+    json_path, md_path = write_report(result, out or path)
+    if predictions_file:
+        write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold), predictions_file)
+    return Evaluation(markdown(result).split("\n## Per intent")[0], json_path, md_path, len(predictions),
+                      tuple(warnings))
+
+
+def _evaluation_examples(folder: BotFolder, data: Path | None) -> tuple[list, list[str]]:
+    from bot.database import open_bot_database
+    from training.dataset import read_examples
+    from training.store import ExampleStore
+
+    file = data or (folder.path / EVALUATION_FILE)
+    if data or file.is_file():
+        loaded = read_examples(file)
+        return loaded.examples, list(loaded.warnings)
+    examples = ExampleStore(open_bot_database(folder.settings)).examples(split="test")
+    if not examples:
+        raise FileNotFoundError(f"no evaluation data: give --data FILE, add {file}, or store examples with split 'test'")
+    return examples, []
+
+
+def replay_conversations(folder: BotFolder, version: str | None, file: Path, out: Path | None):
+    """`evaluate --conversations`: replay the conversation tests through the router; returns the result and
+    where its report (conversations.json) was written."""
+    from bot.dialogue.replay import folder_knowledge, load_conversations, replay_folder
+    from training.classifier import IntentClassifier
+
+    path = model_version(folder, version)
+    classifier = IntentClassifier.load(path, quantize=folder.settings.train.quantize)
+    file = file if file.is_absolute() or file.exists() else folder.path / file
+    result = replay_folder(folder, classifier, folder_knowledge(folder), load_conversations(file))
+    return result, result.write(Path(out or path))
+
+
+@dataclass(frozen=True)
+class Recalibration:
+    """A version refitted by `run_bot.py calibrate`: from which, to which, the calibration before and after."""
+
+    source: Path
+    version: str
+    before: dict
+    calibration: Any  # training.calibrate.Calibration
+    reviewed: int | None  # reviewed messages the out-of-scope share came from ("reviews"), else None
+
+
+def recalibrate_bot(folder: BotFolder, path: Path, oos_file: Path | None, oos_share: str | None,
+                    promote: bool) -> Recalibration:
+    """Refit version `path`'s threshold and margin (new settings, out-of-scope examples, or the share of reviewed
+    messages marked out of scope when `oos_share` is "reviews") into a new version, served when `promote`."""
+    from bot.database import open_bot_database
+    from training.dataset import read_messages
+    from training.pipeline import recalibrate, reviewed_oos_share, write_recalibrated
+    from training.registry import ModelRegistry
+    from training.store import ExampleStore
+
+    settings = folder.settings.train
+    share, reviewed = None, None
+    if oos_share == "reviews":
+        share, reviewed = reviewed_oos_share(ExampleStore(open_bot_database(folder.settings)).examples(), settings.oos_label)
+        if share is None:
+            raise ValueError(f"only {reviewed} reviewed messages: too few to estimate the out-of-scope share "
+                             "(review more, or give --oos-share 0.5)")
+    elif oos_share is not None:
+        share = float(oos_share)
+        if not 0 <= share < 1:
+            raise ValueError(f"--oos-share {oos_share}: a share from 0 to below 1, or 'reviews'")
+    oos = read_messages(oos_file, settings.oos_label) if oos_file else []
+    calibration, tensors = recalibrate(path, settings, oos, share)
+    registry = ModelRegistry(folder.settings.models_path)
+    version = write_recalibrated(path, registry, calibration, tensors, settings, extra_oos=len(oos))
+    if promote:
+        registry.promote(version)
+    before = json.loads((path / "calibration.json").read_text())
+    return Recalibration(path, version, before, calibration, reviewed)

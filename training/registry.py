@@ -8,6 +8,8 @@ models/
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 import time
@@ -103,6 +105,11 @@ class ModelRegistry:
         if version not in self.versions():
             raise FileNotFoundError(f"no model version {version!r} in {self.root} (have: {', '.join(self.versions()) or 'none'})")
         return self.root / version
+
+    def record(self, version: str, name: str) -> dict | None:
+        """One of a version's JSON records (`metrics`, `data`, `calibration`, `gate`), or None when it has none."""
+        file = self.path(version) / f"{name}.json"
+        return json.loads(file.read_text()) if file.is_file() else None
 
     def promote(self, version: str) -> None:
         """Point serving at `version`: write the new pointer, then rename it over the old one."""

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
-from bot.settings import Settings
 
 EXAMPLES = """  python run_bot.py kb sync                          re-ingest the bot folder's knowledge/ (incremental)
   python run_bot.py kb add ~/exports/helpcentre faq.csv   add more files or folders
@@ -73,18 +72,6 @@ def open_kb(args: argparse.Namespace):
     return KnowledgeBase.open(settings.database_location, settings.index_path, settings.knowledge)
 
 
-def confirmed(settings: Settings) -> list[tuple[str, str]]:
-    """The knowledge answers reviewers confirmed, for the base to tune on (bot/review/store.py)."""
-    from bot.database import open_bot_database
-    from bot.review.store import confirmed_answers
-
-    db = open_bot_database(settings)
-    try:
-        return confirmed_answers(db)
-    finally:
-        db.close()
-
-
 def add(args) -> int:
     return _ingest(args, args.paths, remove_missing=False)
 
@@ -95,13 +82,9 @@ def sync(args) -> int:
 
 
 def _ingest(args, paths, remove_missing: bool) -> int:
-    kb = open_kb(args)
-    try:
-        report = (kb.sync if remove_missing else kb.add)(paths, progress=True,
-                                                         confirmed=confirmed(open_bot(args).settings))
-    finally:
-        kb.close()
-    print(report.summary())
+    from bot.training_run import ingest_knowledge
+
+    print(ingest_knowledge(open_bot(args), paths, remove_missing, progress=True).summary())
     return 0
 
 

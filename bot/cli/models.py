@@ -4,7 +4,6 @@ they came to serve (`run_bot.py retrain`: bot/cli/retrain.py)."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from bot.cli.common import add_bot_args, command, open_bot
@@ -63,12 +62,11 @@ def list_cmd(args: argparse.Namespace) -> int:
     registry = _registry(open_bot(args))
     current = registry.current_version()
     for version in registry.versions():
-        path = registry.path(version)
-        metrics = json.loads((path / "metrics.json").read_text())
+        metrics = registry.record(version, "metrics") or {}
         v = metrics.get("validation") or {}
         acc = f"val accuracy {100 * v['accuracy']:.1f} %" if v else "no validation"
-        data = json.loads((path / "data.json").read_text()) if (path / "data.json").is_file() else {}
-        gate = json.loads((path / "gate.json").read_text()) if (path / "gate.json").is_file() else None
+        data = registry.record(version, "data") or {}
+        gate = registry.record(version, "gate")
         verdict = "" if gate is None else ("  gate: promoted" if gate["promote"] else "  gate: refused")
         start = f"  {data['start']} from {data.get('parent') or 'base'}" if data.get("start") else ""
         print(f"{'*' if version == current else ' '} {version}  {acc}  trained {metrics.get('trained_at', '?')}"
@@ -98,22 +96,13 @@ def prune_cmd(args: argparse.Namespace) -> int:
 
 
 def diff_cmd(args: argparse.Namespace) -> int:
-    from training import gate
-    from training.classifier import IntentClassifier
-    from training.retrain import collect_examples
-    from training.store import ExampleStore
+    from bot.retraining import compare_versions
 
     folder = open_bot(args)
-    db, registry = _state(folder)
-    a, b = (IntentClassifier.load(registry.path(v)) for v in (args.a, args.b))
-    data = collect_examples(ExampleStore(db).examples(), folder.settings.train, registry.path(args.a),
-                            folder.settings.retrain)
-    if not data.gate:
-        raise ValueError("no gate data to compare on: carve a golden set with `run_bot.py models golden`")
-    c = gate.compare(b, a, data.gate, folder.settings.train.oos_label, folder.settings.retrain)
+    c, counts = compare_versions(folder, args.a, args.b)
     sa, sb = c["serving"], c["candidate"]
-    print(f"{args.a} -> {args.b} on {c['examples']} gate examples ({data.counts['golden']} golden, "
-          f"{data.counts['fresh_reviewed']} newly reviewed, {data.counts['out_of_scope']} out of scope)")
+    print(f"{args.a} -> {args.b} on {c['examples']} gate examples ({counts['golden']} golden, "
+          f"{counts['fresh_reviewed']} newly reviewed, {counts['out_of_scope']} out of scope)")
     print(f"  accuracy {_pct(sa['accuracy'])} -> {_pct(sb['accuracy'])}; out-of-scope refused "
           f"{_pct(sa['oos_refused'])} -> {_pct(sb['oos_refused'])}")
     print(("  would promote: " if c["promote"] else "  would refuse: ") + "; ".join(c["reasons"]))
@@ -123,9 +112,8 @@ def diff_cmd(args: argparse.Namespace) -> int:
     print(f"{len(c['changed'])} changed predictions:")
     for row in c["changed"][: args.limit]:
         print(f"  [{row['label']}] {row['text']!r}: {row['serving']} -> {row['candidate']}")
-    stored = registry.path(args.b) / "gate.json"
-    if stored.is_file():
-        gate_record = json.loads(stored.read_text())
+    gate_record = _registry(folder).record(args.b, "gate")
+    if gate_record is not None:
         print(f"gate when {args.b} was trained: {'promoted' if gate_record['promote'] else 'refused'} "
               f"({'; '.join(gate_record['reasons'])}); {len(gate_record.get('shadow', []))} shadow changes")
     return 0

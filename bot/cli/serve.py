@@ -49,32 +49,11 @@ def serve(args: argparse.Namespace) -> int:
             f"no trained model for {folder.path} in {folder.settings.models_path}: "
             f"run `python run_bot.py train --bot {folder.path}` first (or `python run_bot.py demo` for the demo bot)"
         )
+    from bot.serving.readiness import knowledge_warnings
+
     for warning in knowledge_warnings(folder):
         print(f"warning: {warning}", flush=True)
     return run(folder)
-
-
-def knowledge_warnings(folder: BotFolder) -> list[str]:
-    """Intents that send customers to the knowledge base while it is empty: every such answer is a fallback."""
-    from bot.database import open_bot_database
-    from knowledge.store import KnowledgeStore
-
-    routed = sorted(name for name, intent in folder.intents.items() if intent.route == "knowledge")
-    if not routed:
-        return []
-    db = open_bot_database(folder.settings)
-    try:
-        documents, _chunks = KnowledgeStore(db).counts()
-    finally:
-        db.close()
-    if documents:
-        return []
-    unanswered = [name for name in routed if not folder.intents[name].answer]
-    return [
-        f"{len(routed)} intents route to the knowledge base, which is empty ({', '.join(routed[:5])}"
-        f"{', ...' if len(routed) > 5 else ''}); {len(unanswered)} of them have no answer of their own and will "
-        f"fall back. Add help articles: python run_bot.py kb sync --bot {folder.path} (reads {folder.knowledge_dir})"
-    ]
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -4,14 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from bot.cli.common import add_bot_args, command, open_bot
-from bot.folder.bot_folder import BotFolder
-
-EVALUATION_FILE = "evaluation.csv"  # optional held-out test set a bot folder may carry
-
+from bot.folder.bot_folder import EVALUATION_FILE, BotFolder
 
 def register(sub) -> None:
     p = command(sub, "train", train, "fine-tune, calibrate and evaluate a new intent-model version, then serve it",
@@ -92,65 +88,35 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate_cmd(args: argparse.Namespace) -> int:
-    from training.classifier import IntentClassifier
-    from training.evaluate import evaluate, markdown, prediction_rows, write_predictions, write_report
-    from training.registry import ModelRegistry
+    from bot.training_run import evaluate_bot, model_version
 
     folder = open_bot(args)
-    registry = ModelRegistry(folder.settings.models_path)
-    path = registry.path(args.model) if args.model else registry.current_path()
-    if path is None:
-        raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
-    classifier = IntentClassifier.load(path, quantize=folder.settings.train.quantize)
     if args.conversations is not None:
-        return replay_conversations(folder, classifier, args.conversations, args.out or path)
-    examples = _evaluation_examples(folder, args.data)
-    predictions: list = []
-    oos_label = folder.settings.train.oos_label
-    result = evaluate(classifier, examples, oos_label, predictions=predictions)
-    result["model_version"] = classifier.version
-    result["score"] = classifier.score.name
-    json_path, md_path = write_report(result, args.out or path)
-    print(markdown(result).split("\n## Per intent")[0])
-    print(f"reports: {json_path}, {md_path}")
+        from bot.training_run import replay_conversations
+
+        result, report = replay_conversations(folder, args.model, args.conversations, args.out)
+        print(result.summary())
+        print(f"report: {report}")
+        return 0
+    run = evaluate_bot(folder, model_version(folder, args.model), args.data, args.out, args.predictions)
+    for warning in run.warnings:
+        print(f"warning: {warning}")
+    print(run.summary)
+    print(f"reports: {run.json_path}, {run.markdown_path}")
     if args.predictions:
-        write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold), args.predictions)
-        print(f"predictions: {args.predictions} ({len(predictions)} rows)")
+        print(f"predictions: {args.predictions} ({run.predictions} rows)")
     return 0
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
-    from bot.database import open_bot_database
-    from training.dataset import read_messages
-    from training.pipeline import recalibrate, reviewed_oos_share, write_recalibrated
-    from training.registry import ModelRegistry
-    from training.store import ExampleStore
+    from bot.training_run import model_version, recalibrate_bot
 
     folder = open_bot(args)
-    settings = folder.settings.train
-    registry = ModelRegistry(folder.settings.models_path)
-    path = registry.path(args.model) if args.model else registry.current_path()
-    if path is None:
-        raise FileNotFoundError(f"no model version for {folder.path}: run `python run_bot.py train --bot {folder.path}` first")
-    share = None
-    if args.oos_share == "reviews":
-        share, reviewed = reviewed_oos_share(ExampleStore(open_bot_database(folder.settings)).examples(), settings.oos_label)
-        if share is None:
-            raise ValueError(f"only {reviewed} reviewed messages: too few to estimate the out-of-scope share "
-                             "(review more, or give --oos-share 0.5)")
-        print(f"out-of-scope share from {reviewed} reviewed messages: {100 * share:.1f} %")
-    elif args.oos_share is not None:
-        share = float(args.oos_share)
-        if not 0 <= share < 1:
-            raise ValueError(f"--oos-share {args.oos_share}: a share from 0 to below 1, or 'reviews'")
-    oos = read_messages(args.oos, settings.oos_label) if args.oos else []
-    calibration, tensors = recalibrate(path, settings, oos, share)
-    version = write_recalibrated(path, registry, calibration, tensors, settings, extra_oos=len(oos))
-    if not args.no_promote:
-        registry.promote(version)
-    before = json.loads((path / "calibration.json").read_text())
-    c = calibration
-    print(f"{path.name} -> {version} ({'serving it now' if not args.no_promote else 'not promoted'})")
+    run = recalibrate_bot(folder, model_version(folder, args.model), args.oos, args.oos_share, not args.no_promote)
+    if run.reviewed is not None:
+        print(f"out-of-scope share from {run.reviewed} reviewed messages: {100 * run.calibration.oos_share:.1f} %")
+    before, c = run.before, run.calibration
+    print(f"{run.source.name} -> {run.version} ({'serving it now' if not args.no_promote else 'not promoted'})")
     print(f"  score {before.get('score', {}).get('name', 'max_prob')} >= {before.get('score_threshold', before['threshold']):.4f}"
           f" -> {c.score['name']} >= {c.score_threshold:.4f}; expected coverage {100 * c.expected_coverage:.1f} % at "
           f"precision {100 * c.expected_precision:.1f} % with {100 * c.oos_share:.0f} % out of scope "
@@ -158,33 +124,3 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
     print(f"  margin {before['margin']:.2f} -> {c.margin:.2f} (questions expected for {100 * c.clarify.get('share', 0):.1f} %"
           " of in-scope messages)")
     return 0
-
-
-def replay_conversations(folder: BotFolder, classifier, file: Path, out: Path) -> int:
-    """`evaluate --conversations`: replay, print the share and the turns that differ, write conversations.json."""
-    from bot.dialogue.replay import folder_knowledge, load_conversations, replay_folder
-
-    file = file if file.is_absolute() or file.exists() else folder.path / file
-    conversations = load_conversations(file)
-    kb = folder_knowledge(folder)
-    result = replay_folder(folder, classifier, kb, conversations)
-    print(result.summary())
-    print(f"report: {result.write(Path(out))}")
-    return 0
-
-
-def _evaluation_examples(folder: BotFolder, data: Path | None):
-    from bot.database import open_bot_database
-    from training.dataset import read_examples
-    from training.store import ExampleStore
-
-    file = data or (folder.path / EVALUATION_FILE)
-    if data or file.is_file():
-        loaded = read_examples(file)
-        for warning in loaded.warnings:
-            print(f"warning: {warning}")
-        return loaded.examples
-    examples = ExampleStore(open_bot_database(folder.settings)).examples(split="test")
-    if not examples:
-        raise FileNotFoundError(f"no evaluation data: give --data FILE, add {file}, or store examples with split 'test'")
-    return examples

@@ -18,6 +18,7 @@ from training.store import Example
 
 ROUTES = ("template", "knowledge", "handoff")
 BUILTINS = ("bot_name",)  # variables every answer may use, filled from settings (display_name)
+EVALUATION_FILE = "evaluation.csv"  # an optional held-out test set the folder may carry (`run_bot.py evaluate`)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from typing import Sequence
 import yaml
 
 from bot.folder import intents_file
+from bot.folder.bot_folder import EVALUATION_FILE
 from bot.folder.new_folder import write_folder
 
 CONVERSATIONS_FILE = "conversations.yaml"
-EVALUATION_FILE = "evaluation.csv"
 REPORT_FILE = "MIGRATION.md"
 
 

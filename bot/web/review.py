@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import functools
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -98,15 +97,15 @@ def _trained_at(rt: Runtime) -> float | None:
     """When the serving model version was trained (its metrics.json), or None."""
     from training.registry import ModelRegistry
 
-    version = rt.models.version if rt.models else None
+    registry = ModelRegistry(rt.settings.models_path)
     try:
-        registry = ModelRegistry(rt.settings.models_path)
-        path = registry.path(version) if version else registry.current_path()
-    except Exception:
+        version = (rt.models.version if rt.models else None) or registry.current_version()
+        metrics = registry.record(version, "metrics") if version else None
+    except Exception:  # a damaged registry: the page shows no date
         return None
-    if path is None or not (Path(path) / "metrics.json").is_file():
+    if metrics is None:
         return None
-    stamp = json.loads((Path(path) / "metrics.json").read_text()).get("trained_at", "")
+    stamp = metrics.get("trained_at", "")
     try:
         return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
     except ValueError:

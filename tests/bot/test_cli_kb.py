@@ -51,7 +51,7 @@ def test_kb_commands(tmp_path, capsys):
 
 
 def test_serve_warns_when_intents_route_to_an_empty_knowledge_base(tmp_path):
-    from bot.cli.serve import knowledge_warnings
+    from bot.serving.readiness import knowledge_warnings
     from bot.folder.bot_folder import BotFolder
 
     bot = make_bot(tmp_path)
