@@ -105,8 +105,8 @@ async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_c
     await traffic(client)
     for message in ("where is my parcel", "what does shipping cost"):
         turn = await chat(client, message)
-        rated = await client.post("/api/feedback", json={key: turn[key] for key in ("conversation_id", "token", "turn_id")}
-                                  | {"rating": "down"})
+        ids = {key: turn[key] for key in ("conversation_id", "token", "turn_id")}
+        rated = await client.post("/api/feedback", json={**ids, "rating": "down"})
         assert rated.status == 200, await rated.text()
     await compute_growing(client.app[RUNTIME])
     await login(client)

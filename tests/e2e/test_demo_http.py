@@ -37,8 +37,8 @@ def test_slot_prompt_then_answer_in_the_next_turn(demo_bot):
 def test_knowledge_answer_with_its_source(demo_bot):
     reply = demo_bot.chat("can I get my present gift wrapped with a message?")
     assert reply["route"] == "knowledge" and reply["answer"]
-    assert reply["sources"][0] == {"title": "Gift wrapping, gift messages and gift receipts", "doc_id": "gift-wrapping.md",
-                                   "url": "https://help.northwind.example/gift-wrapping"}
+    assert reply["sources"][0] == {"title": "Gift wrapping, gift messages and gift receipts",
+                                   "url": "https://help.northwind.example/gift-wrapping", "doc_id": "gift-wrapping.md"}
     article = " ".join((DEMO / "knowledge" / "gift-wrapping.md").read_text().split())
     assert " ".join(reply["answer"].split()) in article  # a passage of that article, as written
 
