@@ -91,16 +91,37 @@ async def test_labels_are_escaped_and_csv_cells_cannot_be_formulas(make_client, 
     assert ["'=HYPERLINK(1)", "1", "0.2"] in rows
 
 
-async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_client, tmp_path):
+async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_client, tmp_path, monkeypatch):
+    """Each table downloads as a CSV with its header and at least one row of this traffic (a thumbs-down on a
+    template and on a knowledge answer; the growing clusters computed once, by a stand-in clustering)."""
+    from bot.web.analytics import compute_growing
+    from bot.web.app import RUNTIME
+
+    growing = {"week": "2026-W50", "cluster": "something odd", "verdict": "new intent?", "this_week": 1,
+               "week_before": 0, "growth": 1, "group_id": 1}
+    monkeypatch.setattr("bot.review.unanswered.growing_clusters", lambda *args: [growing])
     users(tmp_path, ("alice", "reviewer"))
     client = await make_client()
     await traffic(client)
+    for message in ("where is my parcel", "what does shipping cost"):
+        turn = await chat(client, message)
+        ids = {key: turn[key] for key in ("conversation_id", "token", "turn_id")}
+        rated = await client.post("/api/feedback", json={**ids, "rating": "down"})
+        assert rated.status == 200, await rated.text()
+    await compute_growing(client.app[RUNTIME])
     await login(client)
+    tables = {}
     for name in ("daily", "routes", "latency", "versions", "weekly", "thumbs_down_intents", "thumbs_down_articles",
                  "unanswered", "outcomes", "growing_clusters", "drift"):
         response = await client.get(f"/review/analytics/{name}.csv?days=3")
         assert response.status == 200, name
-        assert len(list(csv.reader(io.StringIO(await response.text())))) >= 1
+        header, *rows = csv.reader(io.StringIO(await response.text()))
+        assert rows and all(len(row) == len(header) for row in rows), (name, header, rows)
+        tables[name] = rows
+    assert tables["thumbs_down_intents"] == [["track_order", "1", "3"]]
+    assert tables["thumbs_down_articles"] == [["Shipping", "1", "1"]]
+    assert tables["unanswered"] == [["1", "1", "something odd"]]
+    assert tables["growing_clusters"] == [["2026-W50", "something odd", "new intent?", "1", "0", "1", "1"]]
     routes = list(csv.DictReader(io.StringIO(await (await client.get("/review/analytics/routes.csv?days=1")).text())))
     today = routes[-1]
     assert sum(float(today[r]) for r in ("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff")) \

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from docs import generate
 from docs.generate import README, updated_readme
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -13,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_readme_settings_table_is_current():
     text = README.read_text()
+    for marker in (generate.START, generate.END, generate.DEFS_START, generate.DEFS_END):
+        assert text.count(marker) == 1, f"README.md must hold the marker {marker!r} once"
+    assert generate.settings_table() in text and generate.definitions_table() in text
     assert updated_readme(text) == text, "run `python -m docs.generate` to regenerate README.md's settings table"
 
 
@@ -32,6 +38,15 @@ def test_every_command_is_in_the_readme_and_has_examples():
     for name, command in sub.choices.items():
         assert f"`{name}`" in text, f"command {name} is not documented in README.md"
         assert command.description, f"command {name} has no description"
+        heading, *examples = (command.epilog or "").splitlines() or [""]
+        assert heading == "examples:" and examples, f"command {name} has no examples"
+        for line in examples:  # `[VAR=value] python run_bot.py ARGS   what it does`, perhaps piped or redirected
+            call = re.split(r"\s{2,}", line.strip().partition("run_bot.py ")[2])[0].partition(" > ")[0]
+            try:
+                args = parser.parse_args(shlex.split(call))
+            except SystemExit:
+                raise AssertionError(f"the example {line.strip()!r} of {name} does not parse") from None
+            assert args.command == name, f"the example {line.strip()!r} is not one of {name}"
 
 
 def test_help_does_not_import_heavy_libraries():

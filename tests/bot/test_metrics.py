@@ -119,10 +119,15 @@ async def test_json_log_lines_carry_ids_and_timings_never_the_message(make_clien
 
 
 async def test_text_mode_writes_no_json_access_lines(make_client, caplog):
-    client = await make_client()
-    with caplog.at_level(logging.INFO, logger="supportbot.access"):
-        await chat(client, "hello")
-    assert not [r for r in caplog.records if r.name == "supportbot.access" and getattr(r, "fields", None)]
+    """The same turn, captured the same way, gives one JSON access line in JSON mode and none in text mode,
+    where the access line is aiohttp's text one (`serve` sends it to supportbot.access)."""
+    json_mode, text_mode = await make_client('server.log_format="json"'), await make_client()
+    for client, expected in ((json_mode, 1), (text_mode, 0)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            await chat(client, "hello")
+        json_lines = [r for r in caplog.records if r.name == "supportbot.access" and getattr(r, "fields", None)]
+        assert [r.fields["route"] for r in json_lines] == ["/api/chat"] * expected
 
 
 async def test_bad_log_format_and_scraper_networks_are_refused(tmp_path):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import urllib.error
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo_store"
 
 
 def turns_of(bot, conversation_id: str) -> list[dict]:
@@ -34,7 +37,10 @@ def test_slot_prompt_then_answer_in_the_next_turn(demo_bot):
 def test_knowledge_answer_with_its_source(demo_bot):
     reply = demo_bot.chat("can I get my present gift wrapped with a message?")
     assert reply["route"] == "knowledge" and reply["answer"]
-    assert reply["sources"] and reply["sources"][0]["url"].startswith("http")
+    assert reply["sources"][0] == {"title": "Gift wrapping, gift messages and gift receipts",
+                                   "url": "https://help.northwind.example/gift-wrapping", "doc_id": "gift-wrapping.md"}
+    article = " ".join((DEMO / "knowledge" / "gift-wrapping.md").read_text().split())
+    assert " ".join(reply["answer"].split()) in article  # a passage of that article, as written
 
 
 def test_small_talk(demo_bot):
@@ -43,14 +49,28 @@ def test_small_talk(demo_bot):
 
 def test_quick_reply_value_picks_the_intent(demo_bot):
     reply = demo_bot.chat("/cancel_order")
-    assert reply["route"] == "template" and "order" in reply["answer"].lower()
+    assert reply["route"] == "template"
+    assert reply["answer"] == "Which order would you like to cancel? The number looks like NW-123456."  # its prompt
+    [turn] = turns_of(demo_bot, reply["conversation_id"])
+    decision = json.loads(turn["decision"])  # chosen, not classified
+    assert (decision["intent"], decision["reason"], decision["confidence"]) == (
+        "cancel_order", "quick reply; asking for order_id", 1.0)
 
 
 def test_out_of_scope_does_not_get_a_template_answer(demo_bot):
     reply = demo_bot.chat("what's the weather like in Lisbon tomorrow?")
+    [turn] = turns_of(demo_bot, reply["conversation_id"])
+    decision = json.loads(turn["decision"])
+    # the model finds no intent it may answer with (its out-of-scope score is below the threshold) ...
+    assert decision["intent"] is None and "low_confidence" in decision["flags"]
+    # ... so the bot offers a person, asks which of two intents was meant, or answers from a help article
     assert reply["route"] in ("fallback", "clarify", "knowledge")
     if reply["route"] == "fallback":
         assert reply["quick_replies"] == [{"label": "Talk to a person", "value": "/handoff"}]
+    if reply["route"] == "clarify":
+        assert len(reply["quick_replies"]) >= 2 and all(q["value"].startswith("/") for q in reply["quick_replies"])
+    if reply["route"] == "knowledge":
+        assert reply["sources"]
 
 
 def test_handoff_release_and_every_turn_stored(demo_bot):

@@ -6,7 +6,7 @@ import pytest
 from kb_doubles import write_articles
 
 from knowledge.base import QUERY_CACHE, KnowledgeBase, VectorCache
-from knowledge.relevance import terms
+from knowledge.relevance import OFF_TOPIC, terms
 from knowledge.search import trim
 from knowledge.settings import KnowledgeSettings
 
@@ -41,9 +41,16 @@ def test_off_topic_question_is_not_a_confident_answer(five_doc_base):
 
 
 def test_scores_are_calibrated_probabilities(five_doc_base):
+    """A hit's score is the share of the base's unanswerable questions (held-out titles, OFF_TOPIC) whose best
+    hit scores lower: the off-topic questions' own best hits land on those shares, (rank + 0.5) / m, one each."""
     hits = five_doc_base.search("reset password link", k=5)
     assert all(0.0 <= h.score <= 1.0 for h in hits)
     assert hits[0].doc_id == "password.html" and hits[0].score == max(h.score for h in hits)
+    m = len(five_doc_base.calibration.negatives)
+    ranks = [five_doc_base.search(question, k=1)[0].score * m - 0.5 for question in OFF_TOPIC]
+    assert ranks == pytest.approx([round(r) for r in ranks], abs=0.01)  # batch and single encodings differ a hair
+    assert len({round(r) for r in ranks}) == len(OFF_TOPIC)
+    assert hits[0].score > 1 - 0.5 / m  # the right answer scores above every unanswerable question's best hit
 
 
 def test_tags_filter_results(five_doc_base):

@@ -21,17 +21,28 @@ THREE = [
 
 @pytest.fixture(scope="module")
 def three(tiny_bert, tmp_path_factory):
-    """One model trained on THREE, shared by the tests that only read it."""
+    """One model trained on THREE, shared by the tests that only read it: (result, registry, the classifier
+    train() held in memory before it saved the version)."""
     from training.settings import TrainSettings
 
     settings = TrainSettings(base_model=str(tiny_bert), onnx=False, batch_size=8, epochs=30, min_steps=0, encoder_lr=1e-3,
                              head_lr=5e-2, patience=30, seed=1)
     registry = ModelRegistry(tmp_path_factory.mktemp("three"))
-    return train(THREE, settings, registry, progress=False), registry
+    built, construct = [], IntentClassifier.__init__
+
+    def keep(self, *args, **kwargs):
+        construct(self, *args, **kwargs)
+        built.append(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(IntentClassifier, "__init__", keep)
+        result = train(THREE, settings, registry, progress=False)
+    assert [c.version for c in built] == ["unsaved"]  # the fine-tuned network, its calibration and statistics
+    return result, registry, built[0]
 
 
 def test_overfits_three_examples_to_accuracy_one(three):
-    result, _ = three
+    result, *_ = three
     classifier = IntentClassifier.load(result.path)
     predictions = classifier.predict([e.text for e in THREE])
     assert [p.top[0][0] for p in predictions] == ["track", "refund", "login"]
@@ -39,18 +50,17 @@ def test_overfits_three_examples_to_accuracy_one(three):
 
 
 def test_save_load_round_trip_gives_identical_predictions(three):
-    result, _ = three
+    result, _, in_memory = three
     texts = ["where is my parcel", "pizza recipe", "money back for my card", ""]
-    first = IntentClassifier.load(result.path)
-    second = IntentClassifier.load(result.path)
-    a, b = first.logits(texts), second.logits(texts)
-    assert a.shape == (4, 3)
-    assert a.tolist() == b.tolist()
-    assert first.predict(texts) == second.predict(texts)
+    loaded = IntentClassifier.load(result.path)
+    (features, logits), (loaded_features, loaded_logits) = in_memory.outputs(texts), loaded.outputs(texts)
+    assert logits.shape == (4, 3)
+    assert loaded_logits.tolist() == logits.tolist() and loaded_features.tolist() == features.tolist()
+    assert loaded.predict(texts) == in_memory.predict(texts)
 
 
 def test_version_folder_holds_everything_a_version_needs(three):
-    result, registry = three
+    result, registry, _ = three
     files = {p.name for p in result.path.iterdir()}
     assert {"model.safetensors", "head.safetensors", "labels.json", "calibration.json", "metrics.json",
             "settings.json", "data.json", "VERSION", "tokenizer.json"} <= files
@@ -60,7 +70,7 @@ def test_version_folder_holds_everything_a_version_needs(three):
 
 
 def test_unknown_below_threshold_and_top_k_sorted(three):
-    result, _ = three
+    result, *_ = three
     classifier = IntentClassifier.load(result.path)
     classifier.score_threshold = 1e9  # nothing can clear it
     p = classifier.predict(["where is my parcel"], k=3)[0]
@@ -72,7 +82,7 @@ def test_unknown_below_threshold_and_top_k_sorted(three):
 
 
 def test_int8_quantised_model_predicts_the_same_intents(three):
-    result, _ = three
+    result, *_ = three
     quantised = IntentClassifier.load(result.path, quantize=True)
     assert [p.top[0][0] for p in quantised.predict([e.text for e in THREE])] == ["track", "refund", "login"]
     linear = [m for m in quantised.model.modules() if "Linear" in type(m).__name__]

@@ -181,8 +181,10 @@ def free_port() -> int:
 
 
 def test_postgresql_connection_faults_are_storage_faults_and_sql_mistakes_are_not(postgres_url):
+    from sqlalchemy import exc
+
     unreachable = open_database(f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=5")
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(exc.OperationalError, match="127.0.0.1") as refused:
         unreachable.execute("select 1")
     close(unreachable)
     assert is_storage_fault(refused.value)
@@ -191,13 +193,14 @@ def test_postgresql_connection_faults_are_storage_faults_and_sql_mistakes_are_no
     db = open_database(postgres_url)
     try:
         ExampleStore(db).add(SEED)
-        with pytest.raises(Exception) as mistake:
+        with pytest.raises(exc.ProgrammingError, match="no_such_column") as mistake:
             db.execute("select no_such_column from examples")
         assert not is_storage_fault(mistake.value)
-        with pytest.raises(Exception) as duplicate:
+        with pytest.raises(exc.IntegrityError, match="duplicate key") as duplicate:
             db.execute("insert into examples (text, norm, source) values ('x', 'hello there', 'seed')")
         assert not is_storage_fault(duplicate.value)
-        with pytest.raises(Exception) as dropped:  # the server ends the connection in the middle of a transaction
+        # the server ends the connection in the middle of a transaction
+        with pytest.raises(exc.OperationalError, match="terminating connection") as dropped:
             with writing(db):
                 db.execute("select pg_terminate_backend(pg_backend_pid())")
         assert is_storage_fault(dropped.value)
