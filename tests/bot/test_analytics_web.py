@@ -94,7 +94,7 @@ async def test_labels_are_escaped_and_csv_cells_cannot_be_formulas(make_client, 
 async def test_every_table_behind_a_plot_downloads_and_bad_input_is_a_4xx(make_client, tmp_path, monkeypatch):
     """Each table downloads as a CSV with its header and at least one row of this traffic (a thumbs-down on a
     template and on a knowledge answer; the growing clusters computed once, by a stand-in clustering)."""
-    from bot.web.analytics import compute_growing
+    from bot.analytics.jobs import compute_growing
     from bot.web.app import RUNTIME
 
     growing = {"week": "2026-W50", "cluster": "something odd", "verdict": "new intent?", "this_week": 1,
