@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Mapping
 
-from core.engine import writing
 from knowledge.embedder import Embedder
 from training.clusters import Cluster, cluster_texts
 from training.redact import RedactSettings, Redactor
@@ -196,7 +195,7 @@ def _write(store: ExampleStore, staged: "_Staging", pool: list, clusters: list[C
            report: ImportReport) -> None:
     """Everything in one transaction: examples, the proposals that replace the open ones, the import record."""
     proposals = ProposalStore(store.db)
-    with writing(store.db):
+    with store.db.transaction():
         result = store.insert(staged.examples())
         report.added = result.added
         if clusters:

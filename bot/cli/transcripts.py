@@ -346,7 +346,6 @@ def _intent_name(name: str) -> str:
 
 
 def accept(args: argparse.Namespace) -> int:
-    from core.engine import writing
 
     folder = open_bot(args)
     db, store, proposals = _stores(folder)
@@ -354,7 +353,7 @@ def accept(args: argparse.Namespace) -> int:
     if proposal.status != "open":
         raise ValueError(f"proposal {proposal.id} is {proposal.status}, not open")
     name = _intent_name(args.name or proposal.name)
-    with writing(db):
+    with db.transaction():
         labelled = proposals.label_members(proposal, name)
         proposals.update(proposal.id, status="accepted", intent=name, name=name)
         if name not in folder.intents:  # written last: an error above leaves intents.yaml untouched
@@ -368,18 +367,16 @@ def accept(args: argparse.Namespace) -> int:
 
 
 def rename(args: argparse.Namespace) -> int:
-    from core.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
-    with writing(db):
+    with db.transaction():
         proposals.update(proposal.id, name=_intent_name(args.name))
     print(f"proposal {proposal.id}: {proposal.name} -> {args.name}")
     return 0
 
 
 def merge(args: argparse.Namespace) -> int:
-    from core.engine import writing
 
     if len(args.ids) < 2:
         raise ValueError("merge needs at least two proposal ids")
@@ -392,7 +389,7 @@ def merge(args: argparse.Namespace) -> int:
     members = {m for p in group for m in p.members}
     examples = list(dict.fromkeys(t for p in group for t in p.examples))[:8]
     name = _intent_name(args.name or target.name)
-    with writing(db):
+    with db.transaction():
         proposals.update(target.id, name=name, members=members, examples=examples)
         for p in others:
             proposals.update(p.id, status="merged", intent=f"#{target.id}")
@@ -401,11 +398,10 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def drop(args: argparse.Namespace) -> int:
-    from core.engine import writing
 
     db, store, proposals = _stores(open_bot(args))
     proposal = proposals.get(args.id)
-    with writing(db):
+    with db.transaction():
         proposals.update(proposal.id, status="dropped")
     print(f"dropped proposal {proposal.id} ({proposal.name}); its {proposal.size} examples stay unlabelled")
     return 0

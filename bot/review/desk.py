@@ -19,7 +19,6 @@ from typing import Any
 from bot.folder import intents_file
 from bot.folder.bot_folder import BotFolder, load_intents
 from bot.review.store import Filters, ReviewStore
-from core.engine import writing
 from training.store import Example, ExampleStore
 
 ACTIONS = ("confirm", "correct", "out_of_scope", "answer", "article", "ignore")
@@ -68,7 +67,7 @@ class ReviewDesk:
             return filed
         last = self.reviews.watermark("pick")
         picks = self.reviews.clarification_picks(last)
-        with writing(self.db):
+        with self.db.transaction():
             if picks:
                 result = self.examples.insert(
                     Example(text=text, intent=intent, source="conversation", label_method="clarification",
@@ -95,7 +94,7 @@ class ReviewDesk:
         after: dict[str, Any] = {}
         out = Outcome(bulk_id=bulk_id, groups=1)
         status, decision = "done", action
-        with writing(self.db):
+        with self.db.transaction():
             if action == "confirm":
                 knowledge = group["route"] == "knowledge"  # the article was right: the base tunes on it
                 named = bool(group["intent"]) and group["intent"] != self.oos_label
@@ -172,7 +171,7 @@ class ReviewDesk:
             raise ValueError(f"action {action_id} was already undone")
         before, after = a["before"], a["after"]
         out = Outcome(groups=1)
-        with writing(self.db):
+        with self.db.transaction():
             self.examples.remove(after.get("examples", []))
             for example_id, old_intent, old_method in after.get("relabelled", []):
                 self.examples.relabel(example_id, old_intent, old_method)
@@ -224,7 +223,7 @@ class ReviewDesk:
         """Accepting a cluster: its messages become examples of an existing or a new intent (one undoable record)."""
         out = Outcome()
         after: dict[str, Any] = {"examples": [], "intent": intent}
-        with writing(self.db):
+        with self.db.transaction():
             if new_intent:
                 if not INTENT_NAME.match(intent):
                     raise ValueError(f"a new intent's name: lower-case letters, digits and _, not {intent!r}")
@@ -254,7 +253,7 @@ class ReviewDesk:
         if not INTENT_NAME.match(name):
             raise ValueError(f"an intent's name: lower-case letters, digits and _, not {name!r}")
         out = Outcome()
-        with writing(self.db):
+        with self.db.transaction():
             labelled = proposals.label_members(proposal, name, method="review-proposal")
             proposals.update(proposal.id, status="accepted", intent=name, name=name)
             new = name not in self.intents()

@@ -103,13 +103,13 @@ class PostgresBuckets:
     def __init__(self, url: str):
         from sqlalchemy.engine import make_url
 
-        from core.engine import close, migrate, open_database
+        from core.engine import migrate, open_database
 
         db = open_database(url)
         try:
             migrate(db, "limits", MIGRATIONS)
         finally:
-            close(db)
+            db.close()
         self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn = None
         self._down_since: float | None = None

@@ -14,7 +14,7 @@ import pytest
 
 from bot.dialogue.conversations import ConversationLog, ConversationMoved, ForeignConversation, UnknownConversation
 from bot.dialogue.router import Decision, QuickReply, Reply, Source
-from core.engine import close, dialect, open_database
+from core.engine import open_database
 from training.redact import Redactor
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db"
@@ -32,7 +32,7 @@ def opened(db_location):
 
     yield open_one
     for db in dbs:
-        close(db)
+        db.close()
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def log(opened):
 
 def records(db, sql: str, args=()) -> list[dict]:
     """Rows as dicts on either engine."""
-    if dialect(db) == "postgresql":
+    if db.dialect.name == "postgresql":
         return [r._asdict() for r in db.execute(sql, args)]
     cur = db.execute(sql, args)
     return [dict(zip([c[0] for c in cur.description], r)) for r in cur.fetchall()]
@@ -177,7 +177,7 @@ def test_on_postgresql_a_turn_is_one_round_trip(postgres_url):
         assert sent == ["with", "select", "with"]
         assert log.stats()["turns"] == 2 and log.open_handoff_count() == 1
     finally:
-        close(db)
+        db.close()
 
 
 def test_on_postgresql_a_dropped_idle_connection_is_replaced(postgres_url, monkeypatch):
@@ -196,8 +196,8 @@ def test_on_postgresql_a_dropped_idle_connection_is_replaced(postgres_url, monke
         assert ended >= 1
         assert log.open(convo.id, token).turns == 1
     finally:
-        close(db)
-        close(other)
+        db.close()
+        other.close()
 
 
 def test_a_failed_write_leaves_nothing_half_written(log):
@@ -229,7 +229,7 @@ def test_on_postgresql_a_turn_racing_another_waits_for_its_row_and_is_refused(po
         _race(ConversationLog(opened[0], Redactor()), opened[1])
     finally:
         for db in opened:
-            close(db)
+            db.close()
 
 
 def _race(log, other):
@@ -277,4 +277,4 @@ def test_a_log_made_before_migrations_upgrades_in_place_losing_nothing(tmp_path)
         assert log.record_turn(convo, "a new one", reply(), token) == 6  # ids continue after the old rows
         log.probe()
     finally:
-        close(db)
+        db.close()

@@ -16,7 +16,7 @@ from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.security import RateLimiter
 from conftest import JsonErrorServer
-from core.engine import close, open_database
+from core.engine import open_database
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder
 
 KEY = "requests:a:203.0.113.7"
@@ -34,7 +34,7 @@ def test_two_machines_share_one_bucket_and_it_refills_at_the_rate(postgres_url):
         try:
             keys = [row[0] for row in db.execute("select key from rate_buckets")]
         finally:
-            close(db)
+            db.close()
         assert len(keys) == 2 and not any("203.0.113.7" in k for k in keys)  # hashed
     finally:
         a.close(), b.close()
@@ -68,7 +68,7 @@ def test_a_lost_connection_counts_in_the_process_and_logs_no_key(postgres_url, m
             db.execute("select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() "
                        "and datname = current_database()")
         finally:
-            close(db)
+            db.close()
         with caplog.at_level(logging.WARNING, logger="supportbot.limits"):
             assert [limiter.allow("a:203.0.113.7") for _ in range(3)] == [True, True, False]  # in-process bucket
         assert "counting in this process" in caplog.text and "203.0.113.7" not in caplog.text
