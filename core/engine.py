@@ -95,11 +95,13 @@ class PostgresDatabase:
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, **connect_args):
+        """`connect_args`: psycopg's connection settings over CONNECT_ARGS (e.g. `options` for server settings)."""
         from sqlalchemy import create_engine, event
         from sqlalchemy.engine import make_url
 
-        self.engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), connect_args=CONNECT_ARGS)
+        self.engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"),
+                                    connect_args={**CONNECT_ARGS, **connect_args})
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")  # same pool
         event.listen(self.engine, "checkin", _note_checkin)
         event.listen(self.engine, "checkout", _ping_if_idle)

@@ -6,22 +6,25 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from core.dialect import SQLITE
 
 
 
-def connect(path: str | os.PathLike | None = None) -> SqliteDatabase:
-    """Open (creating) the database at `path`, or an in-memory one when `path` is None.
+def connect(path: str | os.PathLike | None = None, busy_timeout: float = 30) -> SqliteDatabase:
+    """Open (creating) the database at `path`, or an in-memory one when `path` is None; a write waits up to
+    `busy_timeout` seconds for another connection's.
 
     The connection is in autocommit mode; group writes with `db.transaction()`.
     """
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     conn = sqlite3.connect(
-        ":memory:" if path is None else str(path), timeout=30, check_same_thread=False, isolation_level=None
+        ":memory:" if path is None else str(path), timeout=busy_timeout, check_same_thread=False, isolation_level=None
     )
     if path is not None:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -84,6 +87,22 @@ class SqliteDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class ScratchDatabase(SqliteDatabase):
+    """A temporary SQLite file of this process alone, for work on more rows than should be held in memory (an
+    import's staging, a spool of turns): always SQLite, whatever the bot's database is (scratch rows never leave
+    the process); no journal and no fsync (nothing in it must survive a crash); the file goes on `close`."""
+
+    def __init__(self, prefix: str):
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+        super().__init__(sqlite3.connect(str(Path(self._dir.name) / "scratch.db"), isolation_level=None))
+        self.conn.execute("pragma journal_mode=off")
+        self.conn.execute("pragma synchronous=off")
+
+    def close(self) -> None:
+        super().close()
+        self._dir.cleanup()
 
 
 class StorageError(RuntimeError):

@@ -16,7 +16,7 @@ from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.security import RateLimiter
 from conftest import JsonErrorServer
-from core.engine import open_database
+from core.engine import PostgresDatabase, open_database
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder
 
 KEY = "requests:a:203.0.113.7"
@@ -86,7 +86,8 @@ def test_an_unreachable_server_is_refused_fast_as_unavailable(postgres_url):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there
     buckets = PostgresBuckets(postgres_url)
-    buckets._conninfo = f"postgresql://nobody@127.0.0.1:{port}/none"
+    buckets._db.close()
+    buckets._db = PostgresDatabase(f"postgresql://nobody@127.0.0.1:{port}/none", connect_timeout=2)
     limiter = RateLimiter(rate=1e-9, burst=1, shared=buckets, name="requests")
     assert [limiter.allow("a:x") for _ in range(2)] == [True, False]  # counted here, no exception
     with pytest.raises(BucketsUnavailable):  # and, within RETRY_AFTER, without trying to connect again
