@@ -122,12 +122,10 @@ class StorageError(RuntimeError):
 def is_storage_fault(e: BaseException) -> bool:
     """A fault of the machine (disk full, read-only, I/O, locked too long), not of the program's SQL.
 
-    On PostgreSQL (SQLAlchemy over psycopg): an OperationalError (server gone or refusing, disk full, statement
-    cancelled) or any error after which SQLAlchemy found the connection broken; a constraint or SQL mistake is not.
+    On PostgreSQL (psycopg): an OperationalError (server gone or refusing, no connection within the timeout,
+    disk full, statement cancelled); a constraint or SQL mistake is not.
     """
     if isinstance(e, sqlite3.Error):
         return not isinstance(e, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
-    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")  # not loaded: no PostgreSQL database was opened
-    if sqlalchemy_errors is not None and isinstance(e, sqlalchemy_errors.DBAPIError):
-        return isinstance(e, sqlalchemy_errors.OperationalError) or e.connection_invalidated
-    return False
+    psycopg = sys.modules.get("psycopg")  # not loaded: no PostgreSQL database was opened
+    return psycopg is not None and isinstance(e, psycopg.OperationalError)

@@ -107,7 +107,7 @@ class PostgresBuckets:
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="rate-limits")
 
     def take(self, key: str, rate: float, burst: int, now: float | None = None) -> bool:
-        from sqlalchemy.exc import DBAPIError  # what the database handle raises for any failure of the database
+        import psycopg
 
         with self._lock:
             if self._down_since is not None and time.monotonic() - self._down_since < RETRY_AFTER:
@@ -117,12 +117,12 @@ class PostgresBuckets:
                 self._checks += 1
                 if self._checks % PRUNE_EVERY == 0:
                     self._db.execute("DELETE FROM rate_buckets WHERE updated < extract(epoch FROM now()) - 3600")
-            except DBAPIError as e:
+            except psycopg.Error as e:  # also no connection within the timeout (psycopg_pool.PoolTimeout)
                 if self._down_since is None:
                     log.warning("rate limits: PostgreSQL failed a check (%s); counting in this process until it "
-                                "answers again", type(e.orig or e).__name__)
+                                "answers again", type(e).__name__)
                 self._down_since = time.monotonic()
-                raise BucketsUnavailable(type(e.orig or e).__name__) from e
+                raise BucketsUnavailable(type(e).__name__) from e
             if self._down_since is not None:
                 log.warning("rate limits: PostgreSQL answers again; counted there")
                 self._down_since = None

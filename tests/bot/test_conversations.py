@@ -42,8 +42,6 @@ def log(opened):
 
 def records(db, sql: str, args=()) -> list[dict]:
     """Rows as dicts on either engine."""
-    if db.dialect.name == "postgresql":
-        return [r._asdict() for r in db.execute(sql, args)]
     cur = db.execute(sql, args)
     return [dict(zip([c[0] for c in cur.description], r)) for r in cur.fetchall()]
 
@@ -161,16 +159,27 @@ def test_a_turn_with_flags_and_a_handoff_writes_every_row(log):
     assert len(records(log.db, "select id from flags")) == 2  # a turn without flags adds none
 
 
-def test_on_postgresql_a_turn_is_one_round_trip(postgres_url):
+def test_on_postgresql_a_turn_is_one_round_trip(postgres_url, monkeypatch):
     """Reading a conversation is one statement and recording a turn another, each its own transaction: no BEGIN
     or COMMIT of their own, no ping of a connection just used."""
-    from sqlalchemy import event
+    import psycopg
 
     db = open_database(postgres_url)
     try:
         log = ConversationLog(db, Redactor())
-        sent = []
-        event.listen(db.engine, "before_cursor_execute", lambda *a: sent.append(a[2].split()[0].lower()))
+        sent = []  # the first word of each statement, and "begin" for each transaction opened
+        execute, transaction = psycopg.Cursor.execute, psycopg.Connection.transaction
+
+        def counted_execute(cursor, sql, *args, **kwargs):
+            sent.append(str(sql).split()[0].lower())
+            return execute(cursor, sql, *args, **kwargs)
+
+        def counted_transaction(conn, *args, **kwargs):
+            sent.append("begin")
+            return transaction(conn, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+        monkeypatch.setattr(psycopg.Connection, "transaction", counted_transaction)
         convo, token = log.new()
         log.record_turn(convo, "hi", reply("handoff", ("handoff",)), token)
         log.record_turn(log.open(convo.id, token), "and?", reply())
