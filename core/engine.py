@@ -70,7 +70,8 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractContextManager[Database]:
         """All-or-nothing writes: committed when the block ends, rolled back when it raises. Outside one, every
-        statement commits by itself."""
+        statement commits by itself. On PostgreSQL one opened inside another (same thread) is part of it; SQLite
+        refuses that (a connection there has one owner thread, and one transaction at a time)."""
 
     def serialise(self, name: str) -> None:
         """Inside `transaction()`: wait for any other process's transaction under the same name, so that
