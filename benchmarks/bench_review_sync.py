@@ -52,13 +52,13 @@ def make_log(location: str, turns: int) -> int:
     t0, flags = 1_764_547_200.0, []
     with db.transaction():
         db.executemany("insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)",
-                     [(f"c{c}", t0 + c * 97.0, t0 + c * 97.0) for c in range(turns // 5)])
+                       [(f"c{c}", t0 + c * 97.0, t0 + c * 97.0) for c in range(turns // 5)])
         db.executemany("insert into turns (id, conversation_id, created, message, answer, route, intent, confidence,"
-                     " quick_replies, sources, decision, model_version, latency_ms)"
-                     " values (?, ?, ?, ?, 'a', ?, 'track_order', 0.5, '[]', '[]', '{}', 'v1', 5.0)",
-                     [(n + 1, f"c{n // 5}", t0 + n // 5 * 97.0 + n % 5 * 20,
-                       f"where is my parcel {n * 7919 % 2000} number {n}", "fallback" if n % 4 == 0 else "template")
-                      for n in range(turns)])
+                       " quick_replies, sources, decision, model_version, latency_ms)"
+                       " values (?, ?, ?, ?, 'a', ?, 'track_order', 0.5, '[]', '[]', '{}', 'v1', 5.0)",
+                       [(n + 1, f"c{n // 5}", t0 + n // 5 * 97.0 + n % 5 * 20,
+                         f"where is my parcel {n * 7919 % 2000} number {n}", "fallback" if n % 4 == 0 else "template")
+                        for n in range(turns)])
         for n in range(0, turns, 4):
             flags.append((n + 1, f"c{n // 5}", "fallback", t0 + n // 5 * 97.0 + n % 5 * 20))
             if n % 40 == 0:

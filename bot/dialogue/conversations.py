@@ -171,7 +171,7 @@ class ConversationLog:
             ).rowcount == 0:
                 raise ConversationMoved(f"conversation {convo.id} has a newer turn")
             turn_id = self.db.insert(f"insert into turns ({TURN_COLUMNS}) values (?,?,?,?,?,?,?,?,?,?,?,?)",
-                             [convo.id, *turn])
+                                     [convo.id, *turn])
             for kind in flags:
                 self._flag(turn_id, convo.id, kind, reason, now)
             if "handoff" in flags:

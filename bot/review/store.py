@@ -245,9 +245,9 @@ class ReviewStore:
             if row[0] not in groups:
                 new.setdefault(row[0], row)
         self.db.executemany("insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent,"
-                     " route, model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                     [(key, message, created, created, turn_id, intent, route, version)
-                      for key, turn_id, _, created, message, intent, route, version in new.values()])
+                            " route, model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(key, message, created, created, turn_id, intent, route, version)
+                             for key, turn_id, _, created, message, intent, route, version in new.values()])
         for key, id_ in self._where_in("select key, id from review_groups where key in ({})", list(new)):
             groups[key] = {"id": id_, "last_seen": new[key][3], "kinds": ",", "newest": None, "size": 0, "added": 0}
         entries = self._where_in("select group_id, turn_id, kind from review_entries where turn_id in ({})",
@@ -270,12 +270,12 @@ class ReviewStore:
             if f",{kind}," not in group["kinds"]:
                 group["kinds"] += f"{kind},"
         self.db.executemany("insert into review_entries (group_id, turn_id, kind, created) values (?, ?, ?, ?)",
-                     added)
+                            added)
         self.db.executemany("update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?,"
-                     " route = ?, model_version = ? where id = ?",
-                     [(*g["newest"], g["id"]) for g in groups.values() if g["newest"]])
+                            " route = ?, model_version = ? where id = ?",
+                            [(*g["newest"], g["id"]) for g in groups.values() if g["newest"]])
         self.db.executemany("update review_groups set size = size + ?, kinds = ? where id = ?",
-                     [(g["size"], g["kinds"], g["id"]) for g in groups.values() if g["added"]])
+                            [(g["size"], g["kinds"], g["id"]) for g in groups.values() if g["added"]])
 
     def _where_in(self, sql: str, values: list) -> list[tuple]:
         """`sql`'s rows for `values` in its `in ({})`, a thousand values a statement."""
