@@ -49,7 +49,7 @@ ARTICLES = [f"Article {i}" for i in range(40)]
 def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0, distinct: int = 8000) -> None:
     """A synthetic log in the conversation log's own schema, written in bulk."""
     from bot.dialogue.conversations import ConversationLog
-    from core.sqlite import connect, transaction
+    from core.sqlite import connect
     from training.redact import RedactSettings, Redactor
 
     rng = random.Random(seed)
@@ -63,7 +63,7 @@ def generate(db_path: Path, turns: int, days: int, now: float, seed: int = 0, di
     customers = max(1, turns // 16)  # half the conversations are of verified customers, ~4 each over the period
 
     def flush() -> None:
-        with transaction(db):
+        with db.transaction():
             db.conn.executemany("insert into conversations (id, token_hash, created, updated, turns, customer_hash)"
                                 " values (?, 'x', ?, ?, ?, ?)", convo_rows)
             db.conn.executemany(
@@ -224,9 +224,8 @@ def main() -> None:
 
 def generate_more(db, turns: int, now: float) -> None:
     """New traffic after the first refresh: new conversations, of customers seen before, and a return to an old one."""
-    from core.sqlite import transaction
 
-    with transaction(db):
+    with db.transaction():
         top = db.execute("select max(id) from turns").fetchone()[0]
         for i in range(turns):
             cid = f"new{i // 4:06d}"

@@ -51,13 +51,13 @@ print(json.dumps({"median": sorted(times)[len(times) // 2]}))
 MAKE = r"""
 import json, sys
 from bot.dialogue.conversations import ConversationLog
-from core.sqlite import connect, transaction
+from core.sqlite import connect
 from training.redact import Redactor
 db = connect(sys.argv[1])
 ConversationLog(db, Redactor())
 turns, t0 = int(sys.argv[2]), 1_764_547_200.0
 routes = ("template", "knowledge", "smalltalk", "clarify", "fallback", "handoff")
-with transaction(db):
+with db.transaction():
     for c in range(turns // 5):
         at = t0 + c * 97.0
         db.execute("insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)", [f"c{c}", at, at])

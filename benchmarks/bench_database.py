@@ -179,7 +179,7 @@ def main() -> int:
         f"confidence against SQLite's {base['coverage']:.1%} (precision {pg['precision']:.1%} against "
         f"{base['precision']:.1%}; the rest get a clarifying question or a hand-off). A keyword query takes "
         f"{pg['keyword_p50'] / base['keyword_p50']:.0f}x SQLite's time on PostgreSQL (over TCP through "
-        "SQLAlchemy and psycopg, idf counts included; not profiled further). The SQLite store against "
+        "psycopg, idf counts included; not profiled further). The SQLite store against "
         f"`{old.split()[0]}`: " + ("every figure is within the spread between runs." if not apart else
                                      f"{', '.join(apart)} outside the spread between runs ({old} against {new})."),
     ]

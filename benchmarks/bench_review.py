@@ -59,7 +59,7 @@ def pool(rng: random.Random) -> tuple[list[str], list[float]]:
 def generate(db_path: Path, turns: int, flags: int, seed: int = 0) -> None:
     """A synthetic log, written in bulk (the conversation log's own schema; one row per turn)."""
     from bot.dialogue.conversations import ConversationLog
-    from core.sqlite import connect, transaction
+    from core.sqlite import connect
     from training.redact import Redactor
 
     log = ConversationLog(connect(db_path), Redactor())
@@ -70,7 +70,7 @@ def generate(db_path: Path, turns: int, flags: int, seed: int = 0) -> None:
     flagged = set(rng.sample(range(1, turns + 1), flags))
     texts, weights = pool(rng)
     cumulative = list(itertools.accumulate(weights))
-    with transaction(db):
+    with db.transaction():
         for c in range(turns // per_conversation):
             db.execute("insert into conversations (id, token_hash, created, updated, turns) values (?, '', ?, ?, ?)",
                        [f"c{c}", now, now, per_conversation])

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench_bot_stores import run  # noqa: E402
 from revision import code_of  # noqa: E402
 from bot.dialogue.conversations import ConversationLog  # noqa: E402
-from core.engine import close, execute_many, open_database, writing  # noqa: E402
+from core.engine import open_database  # noqa: E402
 from tests.support.postgres import new_database, postgres_server  # noqa: E402
 from training.redact import Redactor  # noqa: E402
 
@@ -50,21 +50,21 @@ def make_log(location: str, turns: int) -> int:
     db = open_database(location)
     ConversationLog(db, Redactor())
     t0, flags = 1_764_547_200.0, []
-    with writing(db):
-        execute_many(db, "insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)",
-                     [(f"c{c}", t0 + c * 97.0, t0 + c * 97.0) for c in range(turns // 5)])
-        execute_many(db, "insert into turns (id, conversation_id, created, message, answer, route, intent, confidence,"
-                     " quick_replies, sources, decision, model_version, latency_ms)"
-                     " values (?, ?, ?, ?, 'a', ?, 'track_order', 0.5, '[]', '[]', '{}', 'v1', 5.0)",
-                     [(n + 1, f"c{n // 5}", t0 + n // 5 * 97.0 + n % 5 * 20,
-                       f"where is my parcel {n * 7919 % 2000} number {n}", "fallback" if n % 4 == 0 else "template")
-                      for n in range(turns)])
+    with db.transaction():
+        db.executemany("insert into conversations (id, token_hash, created, updated) values (?, 'x', ?, ?)",
+                       [(f"c{c}", t0 + c * 97.0, t0 + c * 97.0) for c in range(turns // 5)])
+        db.executemany("insert into turns (id, conversation_id, created, message, answer, route, intent, confidence,"
+                       " quick_replies, sources, decision, model_version, latency_ms)"
+                       " values (?, ?, ?, ?, 'a', ?, 'track_order', 0.5, '[]', '[]', '{}', 'v1', 5.0)",
+                       [(n + 1, f"c{n // 5}", t0 + n // 5 * 97.0 + n % 5 * 20,
+                         f"where is my parcel {n * 7919 % 2000} number {n}", "fallback" if n % 4 == 0 else "template")
+                        for n in range(turns)])
         for n in range(0, turns, 4):
             flags.append((n + 1, f"c{n // 5}", "fallback", t0 + n // 5 * 97.0 + n % 5 * 20))
             if n % 40 == 0:
                 flags.append((n + 1, f"c{n // 5}", "low_confidence", t0 + n // 5 * 97.0 + n % 5 * 20))
-        execute_many(db, "insert into flags (turn_id, conversation_id, kind, created) values (?, ?, ?, ?)", flags)
-    close(db)
+        db.executemany("insert into flags (turn_id, conversation_id, kind, created) values (?, ?, ?, ?)", flags)
+    db.close()
     return len(flags)
 
 

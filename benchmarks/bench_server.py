@@ -330,12 +330,12 @@ async def run(args: argparse.Namespace) -> dict:
         finally:
             server.stop()
     if args.postgres_url:  # what a turn costs on disk there, for sizing (BENCHMARKS.md)
-        from core.engine import close, open_database
+        from core.engine import open_database
 
         db = open_database(args.postgres_url)
         size, turns = db.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM turns)").fetchone()
         results["postgres"] = {"database_mb": round(size / 1e6, 1), "turns": turns}
-        close(db)
+        db.close()
     return results
 
 

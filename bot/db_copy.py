@@ -14,7 +14,7 @@ from graphlib import TopologicalSorter
 from typing import Callable
 
 from bot.database import migrate_stores
-from core.engine import Database, PostgresDatabase, writing
+from core.engine import Database, PostgresDatabase
 from knowledge.store import KnowledgeStore
 
 BATCH = 5000  # rows per round trip
@@ -34,7 +34,7 @@ def copy_state(source: Database, target: PostgresDatabase,
     source.execute("BEGIN")  # one snapshot of the source for the whole copy
     try:
         tables = _source_tables(source)
-        with writing(target):
+        with target.transaction():
             _refuse_rows(target, tables)
             migrate_stores(target)
             counts = {}

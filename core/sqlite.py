@@ -1,35 +1,109 @@
-"""The one SQLite database: opened the same way by every store module (WAL, busy timeout)."""
+"""The one SQLite database: opened the same way by every store module (WAL, busy timeout), behind the
+`core.engine.Database` interface, over sqlite-utils (the product's SQLite library: its connection handling and
+table introspection)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import sys
+import tempfile
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import sqlite_utils
 
+from core.dialect import SQLITE
 
-def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
-    """Open (creating) the database at `path`, or an in-memory one when `path` is None.
+def connect(path: str | os.PathLike | None = None, busy_timeout: float = 30) -> SqliteDatabase:
+    """Open (creating) the database at `path`, or an in-memory one when `path` is None; a write waits up to
+    `busy_timeout` seconds for another connection's.
 
-    The connection is in autocommit mode; group writes with `transaction(db)`.
+    The connection is in autocommit mode; group writes with `db.transaction()`.
     """
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     conn = sqlite3.connect(
-        ":memory:" if path is None else str(path), timeout=30, check_same_thread=False, isolation_level=None
+        ":memory:" if path is None else str(path), timeout=busy_timeout, check_same_thread=False, isolation_level=None
     )
-    db = sqlite_utils.Database(conn)
     if path is not None:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
     # No memory-mapped reads: a mapped file that cannot be backed (full disk, file changed under us) kills the
     # process with SIGBUS instead of returning an error SQLite can report.
-    db.execute("PRAGMA mmap_size=0")
-    return db
+    conn.execute("PRAGMA mmap_size=0")
+    return SqliteDatabase(conn)
+
+
+class SqliteDatabase:
+    """The `core.engine.Database` interface over one sqlite3 connection (`conn`, for what only SQLite has: a
+    Python function, `pragma data_version`), through `sqlite_utils.Database` (`utils`). `execute` returns the
+    sqlite3 cursor itself: rows are read lazily, as the stores always did."""
+
+    dialect = SQLITE
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.utils = sqlite_utils.Database(conn)
+
+    def execute(self, sql: str, args: Sequence = ()) -> sqlite3.Cursor:
+        return self.utils.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        """One statement for many rows: sqlite3 steps them without Python in between."""
+        self.conn.executemany(sql, rows)
+
+    def insert(self, sql: str, args: Sequence = ()) -> int:
+        """An INSERT of one row; its new id (the cursor's lastrowid: cheaper here than RETURNING)."""
+        return self.conn.execute(sql, args).lastrowid
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteDatabase]:
+        """All-or-nothing writes: commit on success, roll back on any exception. Takes the write lock at once
+        (BEGIN IMMEDIATE), so that a read-then-write inside waits for no one half-way."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk): keep the cause
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:  # a commit that failed (no space for the journal) must not leave the transaction open
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def serialise(self, name: str) -> None:
+        """Nothing to do: inside `transaction()` this connection already holds SQLite's one writer lock."""
+
+    def has_table(self, name: str) -> bool:
+        return self.utils[name].exists()
+
+    def columns(self, table: str) -> list[str]:
+        return list(self.utils[table].columns_dict)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class ScratchDatabase(SqliteDatabase):
+    """A temporary SQLite file of this process alone, for work on more rows than should be held in memory (an
+    import's staging, a spool of turns): always SQLite, whatever the bot's database is (scratch rows never leave
+    the process); no journal and no fsync (nothing in it must survive a crash); the file goes on `close`."""
+
+    def __init__(self, prefix: str):
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+        super().__init__(sqlite3.connect(str(Path(self._dir.name) / "scratch.db"), isolation_level=None))
+        self.conn.execute("pragma journal_mode=off")
+        self.conn.execute("pragma synchronous=off")
+
+    def close(self) -> None:
+        super().close()
+        self._dir.cleanup()
 
 
 class StorageError(RuntimeError):
@@ -49,30 +123,10 @@ class StorageError(RuntimeError):
 def is_storage_fault(e: BaseException) -> bool:
     """A fault of the machine (disk full, read-only, I/O, locked too long), not of the program's SQL.
 
-    On PostgreSQL (SQLAlchemy over psycopg): an OperationalError (server gone or refusing, disk full, statement
-    cancelled) or any error after which SQLAlchemy found the connection broken; a constraint or SQL mistake is not.
+    On PostgreSQL (psycopg): an OperationalError (server gone or refusing, no connection within the timeout,
+    disk full, statement cancelled); a constraint or SQL mistake is not.
     """
     if isinstance(e, sqlite3.Error):
         return not isinstance(e, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
-    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")  # not loaded: no PostgreSQL database was opened
-    if sqlalchemy_errors is not None and isinstance(e, sqlalchemy_errors.DBAPIError):
-        return isinstance(e, sqlalchemy_errors.OperationalError) or e.connection_invalidated
-    return False
-
-
-@contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """All-or-nothing writes: commit on success, roll back on any exception."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk): keep the cause
-            db.execute("ROLLBACK")
-        raise
-    try:
-        db.execute("COMMIT")
-    except BaseException:  # a commit that failed (no space for the journal) must not leave the transaction open
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+    psycopg = sys.modules.get("psycopg")  # not loaded: no PostgreSQL database was opened
+    return psycopg is not None and isinstance(e, psycopg.OperationalError)

@@ -17,7 +17,7 @@ import numpy as np
 
 from knowledge.chunker import Chunk
 from knowledge.documents import Document
-from core.engine import Database, close, dialect, migrate, writing
+from core.engine import Database, migrate
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS kb_documents (
@@ -118,18 +118,20 @@ class KnowledgeStore:
 
     def __init__(self, db: Database):
         self.db = db
-        self.postgres = dialect(db) == "postgresql"
+        # The one engine branch of this store: the keyword index, FTS5 on SQLite and tsvector columns on PostgreSQL,
+        # which differ in how they are written, kept and ranked (no fragment can say both).
+        self.postgres = db.dialect.name == "postgresql"
         migrate(db, "knowledge", MIGRATIONS)
 
     def close(self) -> None:
-        close(self.db)
+        self.db.close()
 
     # -- writes: each call is one transaction and moves the generation on --
 
     def write(self, writes: Sequence[Write] = (), remove: Sequence[str] = ()) -> int:
         """Replace/insert documents and remove others, all or nothing; returns the new generation."""
         now = time.time()
-        with writing(self.db):
+        with self.db.transaction():
             for doc_id in [*remove, *(w.doc.id for w in writes)]:
                 self._delete(doc_id)
             for w in writes:
@@ -171,7 +173,7 @@ class KnowledgeStore:
 
     def set_file_hash(self, doc_ids: Sequence[str], file: str, file_hash: str) -> None:
         """A file changed but these of its documents did not: remember the new file hash (no generation move)."""
-        with writing(self.db):
+        with self.db.transaction():
             for doc_id in doc_ids:
                 self.db.execute("UPDATE kb_documents SET file = ?, file_hash = ? WHERE id = ?", [file, file_hash, doc_id])
 
@@ -315,6 +317,5 @@ class KnowledgeStore:
 
     def _tag_filter(self, tags: Sequence[str], args: list) -> str:
         args += [t.lower() for t in tags]
-        elements = "jsonb_array_elements_text(d.tags::jsonb)" if self.postgres else "json_each(d.tags)"
-        return (f"c.doc_id IN (SELECT d.id FROM kb_documents d, {elements} j "
+        return (f"c.doc_id IN (SELECT d.id FROM kb_documents d, {self.db.dialect.json_elements('d.tags')} j "
                 f"WHERE j.value IN ({','.join('?' * len(tags))}))")

@@ -16,7 +16,6 @@ from typing import Sequence
 
 import numpy as np
 
-from core.engine import writing
 from knowledge.embedder import Embedder
 from training.store import ExampleStore, ProposalStore
 from training.transcripts.settings import TranscriptSettings
@@ -136,6 +135,6 @@ def propose(store: ExampleStore, embedder: Embedder, settings: TranscriptSetting
     pool = store.unlabelled(exclude=proposals.dropped_members(), limit=settings.cluster_max)
     texts = [e.text for e in pool]
     clusters, _ = cluster_texts(texts, embedder.encode(texts), settings.cluster_distance, settings.min_cluster_size)
-    with writing(store.db):
+    with store.db.transaction():
         return proposals.replace_open(
             (c.name, [pool[i].id for i in c.members], c.examples) for c in clusters)

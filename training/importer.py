@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Mapping
 
-from core.engine import writing
+from core.sqlite import ScratchDatabase
 from knowledge.embedder import Embedder
 from training.clusters import Cluster, cluster_texts
 from training.redact import RedactSettings, Redactor
@@ -196,7 +194,7 @@ def _write(store: ExampleStore, staged: "_Staging", pool: list, clusters: list[C
            report: ImportReport) -> None:
     """Everything in one transaction: examples, the proposals that replace the open ones, the import record."""
     proposals = ProposalStore(store.db)
-    with writing(store.db):
+    with store.db.transaction():
         result = store.insert(staged.examples())
         report.added = result.added
         if clusters:
@@ -248,13 +246,10 @@ class _Staging:
     """New requests of one import, in a temporary SQLite file (bounded memory); unique by normalised text."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="supportbot-staging-")
-        self.db = sqlite3.connect(str(Path(self._dir.name) / "staging.db"), isolation_level=None)
-        self.db.execute("pragma journal_mode=off")
-        self.db.execute("pragma synchronous=off")
+        self.db = ScratchDatabase(prefix="supportbot-staging-")
         self.db.execute("create table req (seq integer primary key, norm text unique, text text, provenance text,"
                         " label text, method text, replies text)")
-        self.db.execute("begin")
+        self.db.execute("begin")  # one transaction for the whole import (the file goes with it)
 
     def add(self, norm: str, text: str, provenance: str, label: str, method: str, replies) -> bool:
         cur = self.db.execute("insert or ignore into req (norm, text, provenance, label, method, replies)"
@@ -286,4 +281,3 @@ class _Staging:
 
     def __exit__(self, *exc) -> None:
         self.db.close()
-        self._dir.cleanup()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.engine import Database, migrate, on_both, writing
+from core.engine import Database, migrate, on_both
 
 # Version 1 is the table main's code made with sqlite_utils (without a schema_version row), left as it is.
 SCHEMA = """
@@ -93,14 +93,14 @@ class RunLog:
         migrate(db, "training.runs", MIGRATIONS)
 
     def start(self, trigger: str) -> int:
-        with writing(self.db):
+        with self.db.transaction():
             return self.db.execute(
                 "insert into retrain_runs (started, pid, trigger, outcome) values (?, ?, ?, 'running') returning id",
                 [time.time(), os.getpid(), trigger]).fetchall()[0][0]
 
     def finish(self, run_id: int, outcome: str, candidate: str = "", base: str = "",
                counts: dict | None = None, detail: str = "") -> None:
-        with writing(self.db):
+        with self.db.transaction():
             self.db.execute(
                 "update retrain_runs set ended = ?, outcome = ?, candidate = ?, base = ?, counts = ?, detail = ?"
                 " where id = ?", [time.time(), outcome, candidate, base, json.dumps(counts or {}), detail, run_id])

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from core.engine import Database, migrate, on_both, writing
+from core.engine import Database, migrate, on_both
 
 SOURCES = ("seed", "file", "transcript", "review", "conversation", "cluster")
 SPLITS = ("", "train", "test")
@@ -81,11 +81,11 @@ class ExampleStore:
 
     def add(self, examples: Iterable[Example]) -> AddResult:
         """Insert new examples in one transaction; known texts are counted, not stored again."""
-        with writing(self.db):
+        with self.db.transaction():
             return self.insert(examples)
 
     def insert(self, examples: Iterable[Example]) -> AddResult:
-        """`add` without its own transaction: for callers that group several writes in one `writing(db)`."""
+        """`add` without its own transaction: for callers that group several writes in one `db.transaction()`."""
         result = AddResult()
         now = time.time()
         for ex in examples:
@@ -126,7 +126,7 @@ class ExampleStore:
         for ids in by_intent.values():
             k = round(share * len(ids)) or (1 if len(ids) >= 4 else 0)
             chosen += rng.sample(ids, k)
-        with writing(self.db):
+        with self.db.transaction():
             for row_id in chosen:
                 self.db.execute("update examples set split = 'test' where id = ?", [row_id])
         return len(chosen)
@@ -148,7 +148,7 @@ class ExampleStore:
     def label(self, ids: Iterable[int], intent: str, method: str) -> int:
         """Give examples an intent (accepting a proposed cluster, a review correction)."""
         ids = list(ids)
-        with writing(self.db):
+        with self.db.transaction():
             for i in ids:
                 self.db.execute(
                     "update examples set intent = ?, label_method = ? where id = ?", [intent, method, i]
@@ -156,7 +156,7 @@ class ExampleStore:
         return len(ids)
 
     def rename_intent(self, old: str, new: str) -> int:
-        with writing(self.db):
+        with self.db.transaction():
             cur = self.db.execute("update examples set intent = ? where intent = ?", [new, old])
         return cur.rowcount
 
@@ -171,7 +171,7 @@ class ExampleStore:
         return None if row is None else _example(row)
 
     def remove(self, ids: Iterable[int]) -> int:
-        """Delete examples (undoing a review decision that added them); call inside the caller's `writing(db)`."""
+        """Delete examples (undoing a review decision that added them); call inside the caller's `db.transaction()`."""
         return sum(self.db.execute("delete from examples where id = ?", [i]).rowcount for i in ids)
 
     def relabel(self, example_id: int, intent: str | None, method: str) -> None:
@@ -258,7 +258,7 @@ class Proposal:
 
 
 class ProposalStore:
-    """The `intent_proposals` table. Methods do not open transactions: wrap them in `writing(db)`
+    """The `intent_proposals` table. Methods do not open transactions: wrap them in `db.transaction()`
     together with the example labelling or intents.yaml write they belong to."""
 
     def __init__(self, db: Database):

@@ -8,8 +8,8 @@ seen last (`Analytics.refresh`): per UTC day × model version × route × intent
 model version × knowledge article (answers from it, thumbs),
 a latency histogram per day × route, and one row per conversation (its outcome). A page reads only these.
 Beside them, the ISO weeks in which drift started an early retrain (kept across restarts, never rebuilt).
-This module is the only one that reads or writes them, on either engine (`core.engine`): the fold's statements
-are written once per engine (SQLite's are main's, PostgreSQL's say the same in its dialect), the rest once for both.
+This module is the only one that reads or writes them, on either engine (`core.engine`): every statement is written
+once, the fold's with the few fragments the engines spell differently (`core.dialect`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from bot.dialogue.router import ROUTES
-from core.engine import Database, dialect, has_table, migrate, on_both, serialise, writing
+from core.dialect import POSTGRESQL, SQLITE, Dialect
+from core.engine import Database, migrate, on_both
 
 OUTCOMES = ("contained", "handed_off", "returned", "abandoned")
 
@@ -97,154 +98,100 @@ BUCKET = (f"create or replace function sb_bucket(ms double precision) returns in
 FIRST = on_both(SCHEMA)
 MIGRATIONS = [{**FIRST, "postgresql": f"{FIRST['postgresql']};{BUCKET}"}]
 
-# The fold, per engine; each statement reads its ? in this order: daily..versions, touched, *_feedback (after, upto),
-# customers (window), conversations (window, gap, window, upto).
-_PER_DAY = {engine: f"select day, model_version, outcome, count(*) as n, {with_fallback} as f"
-                    " from analytics_conversations where id in (select id from touched) group by 1, 2, 3"
-            for engine, with_fallback in (("sqlite", "sum(fallbacks > 0)"),
-                                          ("postgresql", "count(*) filter (where fallbacks > 0)"))}
-FOLD = {"sqlite": {
-    "daily": "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
-             " select date(created, 'unixepoch'), coalesce(model_version, ''), route, coalesce(intent, ''),"
-             " count(*), coalesce(sum(latency_ms), 0), sum(instr(decision, '\"low_confidence\"') > 0) from turns"
-             " where id > ? and id <= ? group by 1, 2, 3, 4 having true"
-             " on conflict do update set turns = turns + excluded.turns, latency_ms = latency_ms + excluded.latency_ms,"
-             " low_confidence = low_confidence + excluded.low_confidence",
-    "articles": "insert into analytics_articles (day, model_version, article, turns)"  # a knowledge answer's first source
-                " select date(created, 'unixepoch'), coalesce(model_version, ''), json_extract(sources, '$[0].title'),"
-                " count(*) from turns where id > ? and id <= ? and route = 'knowledge'"
-                " and json_extract(sources, '$[0].title') is not null group by 1, 2, 3 having true"
-                " on conflict do update set turns = turns + excluded.turns",
-    "latency": "insert into analytics_latency (day, route, bucket, turns)"
-               " select date(created, 'unixepoch'), route, sb_bucket(latency_ms), count(*) from turns"
-               " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3 having true"
-               " on conflict do update set turns = turns + excluded.turns",
-    "versions": "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
-                " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
-                " where id > ? and id <= ? group by 1 having true on conflict do update set"
-                " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),"
-                " turns = turns + excluded.turns",
-    "touched": "insert or ignore into touched select conversation_id from turns where id > ? and id <= ?",
-    "customers": "insert or ignore into touched select a.id from touched k"
-                 " join conversations c on c.id = k.id and c.customer_hash is not null"
-                 " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created and o.id != c.id"
-                 " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ?",
-    "outcomes_out": "update analytics_outcomes set conversations = conversations - old.n,"
-                    f" with_fallback = with_fallback - old.f from ({_PER_DAY['sqlite']}) as old"
-                    " where analytics_outcomes.day = old.day and analytics_outcomes.model_version = old.model_version"
-                    " and analytics_outcomes.outcome = old.outcome",
-    "conversations": "insert or replace into analytics_conversations"
-                     " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
-                     " select id, day, started, last_at, model_version, turns, fallbacks,"
-                     " case when handed_off then 'handed_off'"
-                     " when came_back or exists (select 1 from conversations c join conversations o"
-                     " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
-                     " and o.created > s.last_at and o.created <= s.last_at + ?) then 'returned'"
-                     " when abandoned then 'abandoned' else 'contained' end from ("
-                     " select conversation_id as id, date(min(created), 'unixepoch') as day, min(created) as started,"
-                     " max(created) as last_at, coalesce(max(case when n = 1 then model_version end), '') as model_version,"
-                     " count(*) as turns, sum(route = 'fallback') as fallbacks, max(route = 'handoff') as handed_off,"
-                     " max(gap >= ? and gap <= ?) as came_back,"
-                     " max(case when last = 1 then route = 'fallback' end) as abandoned"
-                     " from (select t.conversation_id, t.created, t.route, t.model_version,"
-                     " t.created - lag(t.created) over w as gap, row_number() over w as n,"
-                     " row_number() over (partition by t.conversation_id order by t.id desc) as last"
-                     " from touched k cross join turns t on t.conversation_id = k.id"  # touched first: the index
-                     " where t.id <= ? window w as (partition by t.conversation_id order by t.id))"
-                     " group by conversation_id) as s",
-    "outcomes_in": "insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback)"
-                   f" {_PER_DAY['sqlite']} having true on conflict do update set"
-                   " conversations = conversations + excluded.conversations,"
-                   " with_fallback = with_fallback + excluded.with_fallback",
-    "daily_feedback": "insert into analytics_daily (day, model_version, route, intent, up, down)"
-                      " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''), t.route,"
-                      " coalesce(t.intent, ''), sum(f.rating = 'up'), sum(f.rating = 'down') from feedback f"
-                      " join turns t on t.id = f.turn_id where f.id > ? and f.id <= ? group by 1, 2, 3, 4 having true"
-                      " on conflict do update set up = up + excluded.up, down = down + excluded.down",
-    "articles_feedback": "insert into analytics_articles (day, model_version, article, up, down)"
-                         " select date(t.created, 'unixepoch'), coalesce(t.model_version, ''),"
-                         " json_extract(t.sources, '$[0].title'), sum(f.rating = 'up'), sum(f.rating = 'down')"
-                         " from feedback f join turns t on t.id = f.turn_id where f.id > ? and f.id <= ?"
-                         " and t.route = 'knowledge' and json_extract(t.sources, '$[0].title') is not null"
-                         " group by 1, 2, 3 having true"
-                         " on conflict do update set up = up + excluded.up, down = down + excluded.down",
-}}
-_DAY = "to_char(to_timestamp({}) at time zone 'UTC', 'YYYY-MM-DD')"  # SQLite's date(t, 'unixepoch')
-_TITLE = "(({}::json) -> 0 ->> 'title')"  # SQLite's json_extract(sources, '$[0].title')
-FOLD["postgresql"] = {
-    "daily": "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
-             f" select {_DAY.format('created')}, coalesce(model_version, ''), route, coalesce(intent, ''),"
-             " count(*), coalesce(sum(latency_ms), 0), count(*) filter (where strpos(decision, '\"low_confidence\"') > 0)"
-             " from turns where id > ? and id <= ? group by 1, 2, 3, 4"
-             " on conflict (day, model_version, route, intent) do update set"
-             " turns = analytics_daily.turns + excluded.turns,"
-             " latency_ms = analytics_daily.latency_ms + excluded.latency_ms,"
-             " low_confidence = analytics_daily.low_confidence + excluded.low_confidence",
-    "articles": "insert into analytics_articles (day, model_version, article, turns)"
-                f" select {_DAY.format('created')}, coalesce(model_version, ''), {_TITLE.format('sources')}, count(*)"
-                f" from turns where id > ? and id <= ? and route = 'knowledge' and {_TITLE.format('sources')} is not null"
-                " group by 1, 2, 3 on conflict (day, model_version, article) do update set"
-                " turns = analytics_articles.turns + excluded.turns",
-    "latency": "insert into analytics_latency (day, route, bucket, turns)"
-               f" select {_DAY.format('created')}, route, sb_bucket(latency_ms), count(*) from turns"
-               " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3"
-               " on conflict (day, route, bucket) do update set turns = analytics_latency.turns + excluded.turns",
-    "versions": "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
-                " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
-                " where id > ? and id <= ? group by 1 on conflict (model_version) do update set"
-                " first_seen = least(analytics_versions.first_seen, excluded.first_seen),"
-                " last_seen = greatest(analytics_versions.last_seen, excluded.last_seen),"
-                " turns = analytics_versions.turns + excluded.turns",
-    "touched": "insert into touched select distinct conversation_id from turns where id > ? and id <= ?"
-               " on conflict do nothing",
-    "customers": "insert into touched select a.id from touched k"
-                 " join conversations c on c.id = k.id and c.customer_hash is not null"
-                 " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created and o.id != c.id"
-                 " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ? on conflict do nothing",
-    "outcomes_out": "update analytics_outcomes set conversations = conversations - old.n,"
-                    f" with_fallback = with_fallback - old.f from ({_PER_DAY['postgresql']}) as old"
-                    " where analytics_outcomes.day = old.day and analytics_outcomes.model_version = old.model_version"
-                    " and analytics_outcomes.outcome = old.outcome",
-    "conversations": "insert into analytics_conversations"
-                     " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
-                     " select id, day, started, last_at, model_version, turns, fallbacks,"
-                     " case when handed_off then 'handed_off'"
-                     " when came_back or exists (select 1 from conversations c join conversations o"
-                     " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
-                     " and o.created > s.last_at and o.created <= s.last_at + ?) then 'returned'"
-                     " when abandoned then 'abandoned' else 'contained' end from ("
-                     f" select conversation_id as id, {_DAY.format('min(created)')} as day, min(created) as started,"
-                     " max(created) as last_at, coalesce(max(case when n = 1 then model_version end), '') as model_version,"
-                     " count(*) as turns, count(*) filter (where route = 'fallback') as fallbacks,"
-                     " bool_or(route = 'handoff') as handed_off, bool_or(gap >= ? and gap <= ?) as came_back,"
-                     " bool_or(case when last = 1 then route = 'fallback' end) as abandoned"
-                     " from (select t.conversation_id, t.created, t.route, t.model_version,"
-                     " t.created - lag(t.created) over w as gap, row_number() over w as n,"
-                     " row_number() over (partition by t.conversation_id order by t.id desc) as last"
-                     " from touched k join turns t on t.conversation_id = k.id"
-                     " where t.id <= ? window w as (partition by t.conversation_id order by t.id)) as x"
-                     " group by conversation_id) as s on conflict (id) do update set day = excluded.day,"
-                     " started = excluded.started, last_at = excluded.last_at, model_version = excluded.model_version,"
-                     " turns = excluded.turns, fallbacks = excluded.fallbacks, outcome = excluded.outcome",
-    "outcomes_in": "insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback)"
-                   f" {_PER_DAY['postgresql']} on conflict (day, model_version, outcome) do update set"
-                   " conversations = analytics_outcomes.conversations + excluded.conversations,"
-                   " with_fallback = analytics_outcomes.with_fallback + excluded.with_fallback",
-    "daily_feedback": "insert into analytics_daily (day, model_version, route, intent, up, down)"
-                      f" select {_DAY.format('t.created')}, coalesce(t.model_version, ''), t.route,"
-                      " coalesce(t.intent, ''), count(*) filter (where f.rating = 'up'),"
-                      " count(*) filter (where f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
-                      " where f.id > ? and f.id <= ? group by 1, 2, 3, 4"
-                      " on conflict (day, model_version, route, intent) do update set"
-                      " up = analytics_daily.up + excluded.up, down = analytics_daily.down + excluded.down",
-    "articles_feedback": "insert into analytics_articles (day, model_version, article, up, down)"
-                         f" select {_DAY.format('t.created')}, coalesce(t.model_version, ''),"
-                         f" {_TITLE.format('t.sources')}, count(*) filter (where f.rating = 'up'),"
-                         " count(*) filter (where f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
-                         f" where f.id > ? and f.id <= ? and t.route = 'knowledge' and {_TITLE.format('t.sources')}"
-                         " is not null group by 1, 2, 3 on conflict (day, model_version, article) do update set"
-                         " up = analytics_articles.up + excluded.up, down = analytics_articles.down + excluded.down",
-}
+
+def _fold(d: Dialect) -> dict[str, str]:
+    """The fold's statements in one engine's spelling; each reads its ? in this order: daily..versions, touched,
+    *_feedback (after, upto), customers (window), conversations (window, gap, window, upto). A SELECT feeding an
+    upsert ends in WHERE or HAVING true: SQLite's parser needs that to tell the upsert's ON from a join's."""
+    day, title = d.utc_day, d.json_text
+    low_confidence = d.contains("decision", """'"low_confidence"'""")
+    per_day = ("select day, model_version, outcome, count(*) as n, count(*) filter (where fallbacks > 0) as f"
+               " from analytics_conversations where id in (select id from touched) group by 1, 2, 3")
+    return {
+        "daily": "insert into analytics_daily (day, model_version, route, intent, turns, latency_ms, low_confidence)"
+                 f" select {day('created')}, coalesce(model_version, ''), route, coalesce(intent, ''), count(*),"
+                 " coalesce(sum(latency_ms), 0),"
+                 f" count(*) filter (where {low_confidence})"
+                 " from turns where id > ? and id <= ? group by 1, 2, 3, 4 having true"
+                 " on conflict (day, model_version, route, intent) do update set"
+                 " turns = analytics_daily.turns + excluded.turns,"
+                 " latency_ms = analytics_daily.latency_ms + excluded.latency_ms,"
+                 " low_confidence = analytics_daily.low_confidence + excluded.low_confidence",
+        "articles": "insert into analytics_articles (day, model_version, article, turns)"  # a knowledge answer's first source
+                    f" select {day('created')}, coalesce(model_version, ''), {title('sources', 0, 'title')}, count(*)"
+                    " from turns where id > ? and id <= ? and route = 'knowledge'"
+                    f" and {title('sources', 0, 'title')} is not null group by 1, 2, 3 having true"
+                    " on conflict (day, model_version, article) do update set"
+                    " turns = analytics_articles.turns + excluded.turns",
+        "latency": "insert into analytics_latency (day, route, bucket, turns)"
+                   f" select {day('created')}, route, sb_bucket(latency_ms), count(*) from turns"
+                   " where id > ? and id <= ? and latency_ms is not null group by 1, 2, 3 having true"
+                   " on conflict (day, route, bucket) do update set turns = analytics_latency.turns + excluded.turns",
+        "versions": "insert into analytics_versions (model_version, first_seen, last_seen, turns)"
+                    " select coalesce(model_version, ''), min(created), max(created), count(*) from turns"
+                    " where id > ? and id <= ? group by 1 having true on conflict (model_version) do update set"
+                    f" first_seen = {d.least('analytics_versions.first_seen', 'excluded.first_seen')},"
+                    f" last_seen = {d.greatest('analytics_versions.last_seen', 'excluded.last_seen')},"
+                    " turns = analytics_versions.turns + excluded.turns",
+        "touched": "insert into touched select distinct conversation_id from turns where id > ? and id <= ?"
+                   " on conflict do nothing",
+        "customers": "insert into touched select a.id from touched k"
+                     " join conversations c on c.id = k.id and c.customer_hash is not null"
+                     " join conversations o on o.customer_hash = c.customer_hash and o.created < c.created"
+                     " and o.id != c.id"
+                     " join analytics_conversations a on a.id = o.id and a.last_at >= c.created - ? where true"
+                     " on conflict do nothing",
+        "outcomes_out": "update analytics_outcomes set conversations = conversations - old.n,"
+                        f" with_fallback = with_fallback - old.f from ({per_day}) as old"
+                        " where analytics_outcomes.day = old.day and analytics_outcomes.model_version = old.model_version"
+                        " and analytics_outcomes.outcome = old.outcome",
+        "conversations": "insert into analytics_conversations"
+                         " (id, day, started, last_at, model_version, turns, fallbacks, outcome)"
+                         " select id, day, started, last_at, model_version, turns, fallbacks,"
+                         " case when handed_off then 'handed_off'"
+                         " when came_back or exists (select 1 from conversations c join conversations o"
+                         " on o.customer_hash = c.customer_hash and o.id != c.id where c.id = s.id"
+                         " and o.created > s.last_at and o.created <= s.last_at + ?) then 'returned'"
+                         " when abandoned then 'abandoned' else 'contained' end from ("
+                         f" select conversation_id as id, {day('min(created)')} as day, min(created) as started,"
+                         " max(created) as last_at,"
+                         " coalesce(max(case when n = 1 then model_version end), '') as model_version,"
+                         " count(*) as turns, count(*) filter (where route = 'fallback') as fallbacks,"
+                         " count(*) filter (where route = 'handoff') > 0 as handed_off,"
+                         " count(*) filter (where gap >= ? and gap <= ?) > 0 as came_back,"
+                         " count(*) filter (where last = 1 and route = 'fallback') > 0 as abandoned"
+                         " from (select t.conversation_id, t.created, t.route, t.model_version,"
+                         " t.created - lag(t.created) over w as gap, row_number() over w as n,"
+                         " row_number() over (partition by t.conversation_id order by t.id desc) as last"
+                         f" from touched k {d.ordered_join} turns t on t.conversation_id = k.id"  # touched first: the index
+                         " where t.id <= ? window w as (partition by t.conversation_id order by t.id)) as x"
+                         " group by conversation_id) as s where true on conflict (id) do update set"
+                         " day = excluded.day, started = excluded.started, last_at = excluded.last_at,"
+                         " model_version = excluded.model_version, turns = excluded.turns,"
+                         " fallbacks = excluded.fallbacks, outcome = excluded.outcome",
+        "outcomes_in": "insert into analytics_outcomes (day, model_version, outcome, conversations, with_fallback)"
+                       f" {per_day} having true on conflict (day, model_version, outcome) do update set"
+                       " conversations = analytics_outcomes.conversations + excluded.conversations,"
+                       " with_fallback = analytics_outcomes.with_fallback + excluded.with_fallback",
+        "daily_feedback": "insert into analytics_daily (day, model_version, route, intent, up, down)"
+                          f" select {day('t.created')}, coalesce(t.model_version, ''), t.route,"
+                          " coalesce(t.intent, ''), count(*) filter (where f.rating = 'up'),"
+                          " count(*) filter (where f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
+                          " where f.id > ? and f.id <= ? group by 1, 2, 3, 4 having true"
+                          " on conflict (day, model_version, route, intent) do update set"
+                          " up = analytics_daily.up + excluded.up, down = analytics_daily.down + excluded.down",
+        "articles_feedback": "insert into analytics_articles (day, model_version, article, up, down)"
+                             f" select {day('t.created')}, coalesce(t.model_version, ''),"
+                             f" {title('t.sources', 0, 'title')}, count(*) filter (where f.rating = 'up'),"
+                             " count(*) filter (where f.rating = 'down') from feedback f join turns t on t.id = f.turn_id"
+                             f" where f.id > ? and f.id <= ? and t.route = 'knowledge'"
+                             f" and {title('t.sources', 0, 'title')} is not null group by 1, 2, 3 having true"
+                             " on conflict (day, model_version, article) do update set"
+                             " up = analytics_articles.up + excluded.up, down = analytics_articles.down + excluded.down",
+    }
+
+
+FOLD = {d.name: _fold(d) for d in (SQLITE, POSTGRESQL)}
 
 
 def day_of(t: float) -> str:
@@ -370,10 +317,10 @@ class Analytics:
 
     def __init__(self, db: Database, return_window_h: float = 24.0, session_gap_min: float = 30.0):
         """`db`: the bot's database on either engine (core.engine.open_database)."""
-        self.db, self.engine = db, dialect(db)
+        self.db, self.engine = db, db.dialect.name
         self.window, self.gap = return_window_h * 3600, session_gap_min * 60
         migrate(db, "bot.analytics.figures", MIGRATIONS)
-        if self.engine == "sqlite":
+        if self.engine == "sqlite":  # there, a Python function (PostgreSQL's is SQL, made by MIGRATIONS)
             db.conn.create_function("sb_bucket", 1, latency_bucket, deterministic=True)
 
     # keeping the rollups current
@@ -392,10 +339,10 @@ class Analytics:
     def refresh_once(self) -> tuple[int, bool]:
         """Fold at most one chunk of turns (one transaction); returns (turns folded, whether the rollups are current).
         The server calls this once per database-thread task, so chat writes go in between chunks."""
-        if not has_table(self.db, "turns"):
+        if not self.db.has_table("turns"):
             return 0, True
-        with writing(self.db):
-            serialise(self.db, "supportbot analytics fold")
+        with self.db.transaction():
+            self.db.serialise("supportbot analytics fold")
             if self._state("definition") != self._definition():  # counted another way: from scratch
                 for table in _TABLES:
                     self.db.execute(f"drop table if exists {table}")
@@ -448,13 +395,13 @@ class Analytics:
     # the early retrains drift started: at most one per ISO week, whatever restarts or processes there are
     def claim_drift_retrain(self, week: str) -> bool:
         """Record that drift starts a retrain in `week`; False when one was already started in it."""
-        with writing(self.db):
+        with self.db.transaction():
             return self.db.execute("insert into drift_retrains (week, started) values (?, ?) on conflict do nothing",
                                    [week, time.time()]).rowcount == 1
 
     def release_drift_retrain(self, week: str) -> None:
         """Forget the week's claim (its retrain could not be started)."""
-        with writing(self.db):
+        with self.db.transaction():
             self.db.execute("delete from drift_retrains where week = ?", [week])
 
     def last_drift_retrain(self) -> str:
@@ -463,7 +410,7 @@ class Analytics:
 
     # results too slow to compute on a page view (the clusters growing fastest), kept as JSON with their time
     def store_computed(self, name: str, value: Any, computed: float | None = None) -> None:
-        with writing(self.db):
+        with self.db.transaction():
             self.db.execute("insert into analytics_computed (name, computed, value) values (?, ?, ?) on conflict (name)"
                             " do update set computed = excluded.computed, value = excluded.value",
                             [name, time.time() if computed is None else computed, json.dumps(value)])

@@ -27,7 +27,7 @@ def register(sub) -> None:
 def copy(args: argparse.Namespace) -> int:
     from bot.db_copy import copy_state
     from core.sqlite import connect
-    from core.engine import close, is_postgres_url, open_database
+    from core.engine import is_postgres_url, open_database
 
     settings = open_bot(args).settings
     url = args.to or (settings.database_location if settings.on_postgres else "")
@@ -41,8 +41,8 @@ def copy(args: argparse.Namespace) -> int:
         print(f"copying {settings.db_path} to PostgreSQL ...", flush=True)
         counts = copy_state(source, target, lambda table, n: print(f"  {table}: {n} rows, as in the source", flush=True))
     finally:
-        close(source)
-        close(target)
+        source.close()
+        target.close()
     print(f"done: {len(counts)} tables, {sum(counts.values())} rows in one transaction. Point the bot at it with "
           "database.url (or SUPPORTBOT_DATABASE_URL) and restart it.")
     return 0

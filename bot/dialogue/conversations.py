@@ -21,7 +21,8 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 from bot.dialogue.router import FLAGS, RATEABLE_ROUTES, Conversation, Reply
-from core.engine import TYPES, Database, dialect, insert, migrate, on_both, writing
+from core.dialect import TYPES
+from core.engine import Database, migrate, on_both
 from training.redact import Redactor
 
 RATINGS = ("up", "down")
@@ -69,7 +70,7 @@ create table if not exists storage_probe (id {id}, data {blob})
 
 def _first_sqlite(db: Database) -> None:
     """Version 1 on SQLite: a log from before verified customers gets their column first (its index needs it)."""
-    if db["conversations"].exists() and "customer_hash" not in db["conversations"].columns_dict:
+    if db.has_table("conversations") and "customer_hash" not in db.columns("conversations"):
         db.execute("alter table conversations add column customer_hash text")
     for statement in filter(str.strip, SCHEMA.format(**TYPES["sqlite"]).split(";")):
         db.execute(statement)
@@ -146,7 +147,10 @@ class ConversationLog:
         for kind in d.flags:
             if kind not in FLAGS:
                 raise ValueError(f"unknown flag {kind!r}; expected one of {FLAGS}")
-        record = self._record_in_one_statement if dialect(self.db) == "postgresql" else self._record_in_a_transaction
+        # The one engine branch of this store: on PostgreSQL a turn is one statement (writable CTEs, which SQLite
+        # lacks), so that the chat pays one round trip; SQLite's transaction costs no round trips.
+        postgres = self.db.dialect.name == "postgresql"
+        record = self._record_in_one_statement if postgres else self._record_in_a_transaction
         turn_id = record(convo, new_token, state, turn, d.flags, d.reason)
         self._remember(convo.id, private)
         convo.turns += 1
@@ -155,7 +159,7 @@ class ConversationLog:
     def _record_in_a_transaction(self, convo: Conversation, new_token: str | None, state: list, turn: list,
                                  flags: Sequence[str], reason: str) -> int:
         now = state[0]
-        with writing(self.db):
+        with self.db.transaction():
             if new_token is not None:
                 self.db.execute(
                     "insert into conversations (id, token_hash, created, updated, customer_hash) values (?, ?, ?, ?, ?)",
@@ -166,8 +170,8 @@ class ConversationLog:
                 " turns = turns + 1 where id = ? and turns = ?", [*state, convo.id, convo.turns],
             ).rowcount == 0:
                 raise ConversationMoved(f"conversation {convo.id} has a newer turn")
-            turn_id = insert(self.db, f"insert into turns ({TURN_COLUMNS}) values (?,?,?,?,?,?,?,?,?,?,?,?)",
-                             [convo.id, *turn])
+            turn_id = self.db.insert(f"insert into turns ({TURN_COLUMNS}) values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                     [convo.id, *turn])
             for kind in flags:
                 self._flag(turn_id, convo.id, kind, reason, now)
             if "handoff" in flags:
@@ -229,7 +233,7 @@ class ConversationLog:
         if turn is None:
             raise UnknownConversation(f"no turn {turn_id} in this conversation")
         now = time.time()
-        with writing(self.db):
+        with self.db.transaction():
             self.db.execute(
                 "insert into feedback (turn_id, conversation_id, rating, comment, created) values (?, ?, ?, ?, ?)",
                 [turn_id, conversation_id, rating, self.redactor.redact(comment), now],
@@ -250,7 +254,7 @@ class ConversationLog:
 
     def release(self, conversation_id: str) -> bool:
         """Give the conversation back to the bot; False if it was not waiting for a person."""
-        with writing(self.db):
+        with self.db.transaction():
             cur = self.db.execute(
                 "update conversations set handoff = 0, failures = 0, pending = null where id = ? and handoff = 1",
                 [conversation_id],
@@ -263,7 +267,7 @@ class ConversationLog:
 
     def probe(self) -> None:
         """A small write and its removal: does the database take writes (disk space, permissions)?"""
-        with writing(self.db):
+        with self.db.transaction():
             self.db.execute("insert into storage_probe (data) values (?)", [os.urandom(4096)])
             self.db.execute("delete from storage_probe")
 
@@ -296,7 +300,7 @@ class ConversationLog:
     def flag_turns(self, kind: str, details: dict[int, str]) -> int:
         """Flag logged turns for review (e.g. what a candidate model would change); returns how many."""
         now = time.time()
-        with writing(self.db):
+        with self.db.transaction():
             rows = self.db.execute(
                 f"select id, conversation_id from turns where id in ({','.join('?' * len(details))})",
                 list(details)).fetchall() if details else []

@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from core.engine import Database, migrate, writing
+from core.engine import Database, migrate
 
 ROLES = ("reviewer", "admin")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -80,7 +80,7 @@ class AccountStore:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         _check_password(password)
-        with writing(self.db):
+        with self.db.transaction():
             if self._row(name) is not None:
                 raise ValueError(f"user {name!r} already exists; use `users password {name}` to change the password")
             self.db.execute("insert into accounts (name, role, password, created) values (?, ?, ?, ?)",
@@ -88,13 +88,13 @@ class AccountStore:
         return self.get(name)
 
     def remove(self, name: str) -> None:
-        with writing(self.db):
+        with self.db.transaction():
             if self.db.execute("delete from accounts where name = ?", [name]).rowcount == 0:
                 raise ValueError(f"no user {name!r}")
 
     def set_password(self, name: str, password: str) -> None:
         _check_password(password)
-        with writing(self.db):
+        with self.db.transaction():
             cur = self.db.execute("update accounts set password = ?, epoch = epoch + 1 where name = ?",
                                   [hash_password(password), name])
             if cur.rowcount == 0:

@@ -21,7 +21,6 @@ from bot.folder.bot_folder import BotFolder, load_intents
 from bot.review import proposals
 from bot.review.outcome import Outcome
 from bot.review.store import Filters, ReviewStore
-from core.engine import writing
 from training.store import Example, ExampleStore
 
 ACTIONS = ("confirm", "correct", "out_of_scope", "answer", "article", "ignore")
@@ -49,7 +48,7 @@ class ReviewDesk:
             return filed
         last = self.reviews.watermark("pick")
         picks = self.reviews.clarification_picks(last)
-        with writing(self.db):
+        with self.db.transaction():
             if picks:
                 result = self.examples.insert(
                     Example(text=text, intent=intent, source="conversation", label_method="clarification",
@@ -76,7 +75,7 @@ class ReviewDesk:
         after: dict[str, Any] = {}
         out = Outcome(bulk_id=bulk_id, groups=1)
         status, decision = "done", action
-        with writing(self.db):
+        with self.db.transaction():
             if action == "confirm":
                 knowledge = group["route"] == "knowledge"  # the article was right: the base tunes on it
                 named = bool(group["intent"]) and group["intent"] != self.oos_label
@@ -154,7 +153,7 @@ class ReviewDesk:
             raise ValueError(f"action {action_id} was already undone")
         before, after = a["before"], a["after"]
         out = Outcome(groups=1)
-        with writing(self.db):
+        with self.db.transaction():
             self.examples.remove(after.get("examples", []))
             for example_id, old_intent, old_method in after.get("relabelled", []):
                 self.examples.relabel(example_id, old_intent, old_method)
@@ -204,7 +203,7 @@ class ReviewDesk:
         """Accepting a cluster: its messages become examples of an existing or a new intent (one undoable record)."""
         out = Outcome()
         after: dict[str, Any] = {"examples": [], "intent": intent}
-        with writing(self.db):
+        with self.db.transaction():
             if new_intent:
                 intents_file.checked_name(intent)
                 intents_file.add_intent(self.intents_path, intent, [t for t, _ in texts_with_turns][:MAX_TEXTS])

@@ -13,7 +13,6 @@ from bot.folder import intents_file
 from bot.folder.bot_folder import BotFolder, load_intents
 from bot.review.outcome import Outcome
 from bot.review.store import ReviewStore
-from core.engine import writing
 from training.store import ExampleStore, Proposal, ProposalStore
 
 ACTIONS = ("accept_proposal", "rename_proposal", "merge_proposals", "drop_proposal")
@@ -48,7 +47,7 @@ class Proposals:
         name = intents_file.checked_name(name.strip() or proposal.name)
         new = name not in load_intents(self.intents_path)[0]
         out = Outcome(files=["intents.yaml"] if new else [], reload_router=new)
-        with writing(self.db):
+        with self.db.transaction():
             labelled = self.store.label_members(proposal, name)
             self.store.update(proposal.id, status="accepted", intent=name, name=name)
             after = {"intent": name, "relabelled": [[i, None, ""] for i in labelled]}  # undo: unlabelled again
@@ -67,7 +66,7 @@ class Proposals:
     def rename(self, proposal_id: int, name: str, actor: str) -> Outcome:
         proposal = self._open(proposal_id)
         name = intents_file.checked_name(name)
-        with writing(self.db):
+        with self.db.transaction():
             self.store.update(proposal.id, name=name)
             return Outcome(action_ids=[self._record("rename_proposal", actor, [proposal], {"name": name})],
                            notes=[f"proposal {proposal.id}: {proposal.name} -> {name}"])
@@ -82,7 +81,7 @@ class Proposals:
         members = {m for p in group for m in p.members}
         examples = list(dict.fromkeys(t for p in group for t in p.examples))[:MERGED_EXAMPLES]
         name = intents_file.checked_name(name.strip() or target.name)
-        with writing(self.db):
+        with self.db.transaction():
             self.store.update(target.id, name=name, members=members, examples=examples)
             for p in others:
                 self.store.update(p.id, status="merged", intent=f"#{target.id}")
@@ -94,7 +93,7 @@ class Proposals:
     def drop(self, proposal_id: int, actor: str) -> Outcome:
         """Reject a proposal: its examples stay unlabelled and are not proposed again."""
         proposal = self._open(proposal_id)
-        with writing(self.db):
+        with self.db.transaction():
             self.store.update(proposal.id, status="dropped")
             return Outcome(action_ids=[self._record("drop_proposal", actor, [proposal], {"status": "dropped"})],
                            notes=[f"dropped proposal {proposal.id} ({proposal.name}); its {proposal.size} examples "
@@ -111,7 +110,7 @@ class Proposals:
         if "proposals" not in before:
             raise ValueError(f"action {action_id} was recorded before decisions on proposals could be undone")
         out = Outcome()
-        with writing(self.db):
+        with self.db.transaction():
             for example_id, intent, method in after.get("relabelled", []):
                 self.examples.relabel(example_id, intent, method)
             out.examples_added = -len(after.get("relabelled", []))

@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from core.engine import (Database, dialect, execute_many, has_table, insert, migrate, on_both, serialise,
-                              writing)
+from core.engine import Database, migrate, on_both
 
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
          "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
@@ -160,7 +159,7 @@ GROUP_COLUMNS = ("id", "text", "status", "size", "kinds", "first_seen", "last_se
 def confirmed_answers(db: Database) -> list[tuple[str, str]]:
     """(customer message, document id) of the knowledge answers reviewers confirmed (not undone): questions
     the knowledge base tunes its fusion and threshold on beside its own (knowledge/base.py `calibrate`)."""
-    if not (has_table(db, "review_groups") and has_table(db, "turns")):
+    if not (db.has_table("review_groups") and db.has_table("turns")):
         return []
     rows = db.execute(
         "select t.message, t.decision from review_groups g join turns t on t.id = g.last_turn_id"
@@ -179,7 +178,9 @@ class ReviewStore:
     def __init__(self, db: Database, audit_rate: float = 0.02):
         """`db`: the bot's database on either engine (core.engine.open_database)."""
         self.db, self.audit_rate = db, audit_rate
-        self.postgres = dialect(db) == "postgresql"
+        # The one engine branch of this store: the queue counts' cache, which needs SQLite's `pragma data_version`
+        # (PostgreSQL has no cheap counterpart: it counts every time).
+        self.postgres = db.dialect.name == "postgresql"
         migrate(db, "bot.review.store", MIGRATIONS)
         self._writes = 0  # bumped by every write, so cached counts are never stale
         self._counts: tuple | None = None
@@ -202,7 +203,7 @@ class ReviewStore:
                 filed["more"] = 1
                 return filed
             done += 1
-            with writing(self.db):
+            with self.db.transaction():
                 if self._moved_on("flag", last):
                     continue
                 self._file([row[1:] for row in rows])
@@ -219,7 +220,7 @@ class ReviewStore:
                 filed["more"] = 1
                 return filed
             done += 1
-            with writing(self.db):
+            with self.db.transaction():
                 if self._moved_on("turn", last):
                     continue
                 sample = [row for row in rows if row[4] in CONFIDENT_ROUTES and audited(row[0], self.audit_rate)]
@@ -263,10 +264,10 @@ class ReviewStore:
         for row in rows:
             if row[0] not in groups:
                 new.setdefault(row[0], row)
-        execute_many(self.db, "insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent,"
-                     " route, model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                     [(key, message, created, created, turn_id, intent, route, version)
-                      for key, turn_id, _, created, message, intent, route, version in new.values()])
+        self.db.executemany("insert into review_groups (key, text, first_seen, last_seen, last_turn_id, intent,"
+                            " route, model_version) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(key, message, created, created, turn_id, intent, route, version)
+                             for key, turn_id, _, created, message, intent, route, version in new.values()])
         for key, id_ in self._where_in("select key, id from review_groups where key in ({})", list(new)):
             groups[key] = {"id": id_, "last_seen": new[key][3], "kinds": ",", "newest": None, "size": 0, "added": 0}
         entries = self._where_in("select group_id, turn_id, kind from review_entries where turn_id in ({})",
@@ -288,13 +289,13 @@ class ReviewStore:
                 group["size"] += 1
             if f",{kind}," not in group["kinds"]:
                 group["kinds"] += f"{kind},"
-        execute_many(self.db, "insert into review_entries (group_id, turn_id, kind, created) values (?, ?, ?, ?)",
-                     added)
-        execute_many(self.db, "update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?,"
-                     " route = ?, model_version = ? where id = ?",
-                     [(*g["newest"], g["id"]) for g in groups.values() if g["newest"]])
-        execute_many(self.db, "update review_groups set size = size + ?, kinds = ? where id = ?",
-                     [(g["size"], g["kinds"], g["id"]) for g in groups.values() if g["added"]])
+        self.db.executemany("insert into review_entries (group_id, turn_id, kind, created) values (?, ?, ?, ?)",
+                            added)
+        self.db.executemany("update review_groups set last_seen = ?, last_turn_id = ?, text = ?, intent = ?,"
+                            " route = ?, model_version = ? where id = ?",
+                            [(*g["newest"], g["id"]) for g in groups.values() if g["newest"]])
+        self.db.executemany("update review_groups set size = size + ?, kinds = ? where id = ?",
+                            [(g["size"], g["kinds"], g["id"]) for g in groups.values() if g["added"]])
 
     def _where_in(self, sql: str, values: list) -> list[tuple]:
         """`sql`'s rows for `values` in its `in ({})`, a thousand values a statement."""
@@ -306,7 +307,7 @@ class ReviewStore:
 
     def _moved_on(self, key: str, last: int) -> bool:
         """Inside the transaction, one worker at a time: whether another already filed what was read after `last`."""
-        serialise(self.db, "supportbot review sync")
+        self.db.serialise("supportbot review sync")
         return self._state(key) != last
 
     def _state(self, key: str) -> int:
@@ -380,8 +381,9 @@ class ReviewStore:
 
     def members(self, group_id: int, limit: int = 50) -> list[dict[str, Any]]:
         """The group's turns, newest first: turn id, when, message, kinds."""
+        kinds = self.db.dialect.string_agg("e.kind", "','")
         rows = self.db.execute(
-            f"select e.turn_id, max(e.created), {'string_agg' if self.postgres else 'group_concat'}(e.kind, ','),"
+            f"select e.turn_id, max(e.created), {kinds},"
             " t.message from review_entries e join turns t on t.id = e.turn_id where e.group_id = ?"
             " group by e.turn_id, t.message order by e.turn_id desc"
             " limit ?", [group_id, limit]).fetchall()
@@ -433,8 +435,8 @@ class ReviewStore:
 
     def record(self, group_id: int | None, action: str, actor: str, before: dict, after: dict,
                bulk_id: str | None = None) -> int:
-        return insert(
-            self.db, "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
+        return self.db.insert(
+            "insert into review_actions (group_id, bulk_id, action, actor, created, before, after)"
             " values (?, ?, ?, ?, ?, ?, ?)",
             [group_id, bulk_id, action, actor, time.time(), json.dumps(before), json.dumps(after)])
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from core.engine import CONNECT_ARGS
+from core.engine import PostgresDatabase, migrate
+from core.sqlite import connect
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -36,40 +36,30 @@ PRUNE_EVERY = 10_000  # checks between removals of buckets that have refilled co
 
 class SharedBuckets:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=OFF")
-        self._conn.execute("create table if not exists buckets (key text primary key, tokens real not null,"
-                           " updated real not null) without rowid")
+        self._db = connect(path, busy_timeout=10)
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("create table if not exists buckets (key text primary key, tokens real not null,"
+                         " updated real not null) without rowid")
         self._lock = threading.Lock()  # one connection: one transaction at a time within this process
         self._checks = 0
 
     def take(self, key: str, rate: float, burst: int) -> bool:
         """Charge one request to `key`'s bucket (refilled at `rate` per second up to `burst`); False when empty."""
         hashed = _hashed(key)
-        with self._lock:
+        with self._lock, self._db.transaction() as db:
             now = time.time()
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                row = c.execute("select tokens, updated from buckets where key = ?", [hashed]).fetchone()
-                tokens = float(burst) if row is None else min(float(burst), row[0] + max(0.0, now - row[1]) * rate)
-                allowed = tokens >= 1.0
-                c.execute("insert or replace into buckets (key, tokens, updated) values (?, ?, ?)",
-                          [hashed, tokens - 1.0 if allowed else tokens, now])
-                self._checks += 1
-                if self._checks % PRUNE_EVERY == 0:  # a bucket untouched for this long is full again anyway
-                    c.execute("delete from buckets where updated < ?", [now - 3600])
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
+            row = db.execute("select tokens, updated from buckets where key = ?", [hashed]).fetchone()
+            tokens = float(burst) if row is None else min(float(burst), row[0] + max(0.0, now - row[1]) * rate)
+            allowed = tokens >= 1.0
+            db.execute("insert or replace into buckets (key, tokens, updated) values (?, ?, ?)",
+                       [hashed, tokens - 1.0 if allowed else tokens, now])
+            self._checks += 1
+            if self._checks % PRUNE_EVERY == 0:  # a bucket untouched for this long is full again anyway
+                db.execute("delete from buckets where updated < ?", [now - 3600])
         return allowed
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def _hashed(key: str) -> str:
@@ -80,15 +70,20 @@ MIGRATIONS = [{"postgresql": "CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, t
                              " updated DOUBLE PRECISION NOT NULL, allowed BOOLEAN NOT NULL)"}]
 # One statement, one round trip: the row lock of ON CONFLICT makes concurrent checks of a key (from any process
 # or machine) apply one after the other; SET reads the old row throughout, and `allowed` keeps the decision.
-REFILLED = "least(%(burst)s, b.tokens + greatest(0, excluded.updated - b.updated) * %(rate)s)"  # excluded: now
+# Its ? are (key, burst, now) and then (burst, rate) for each REFILLED (`_take_args`).
+REFILLED = "least(?::float8, b.tokens + greatest(0, excluded.updated - b.updated) * ?::float8)"  # excluded: now
 TAKE = f"""
 INSERT INTO rate_buckets AS b (key, tokens, updated, allowed)
-VALUES (%(key)s, %(burst)s - 1, coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())), true)
+VALUES (?, ?::float8 - 1, coalesce(?::float8, extract(epoch FROM clock_timestamp())), true)
 ON CONFLICT (key) DO UPDATE SET
     tokens = CASE WHEN {REFILLED} >= 1 THEN {REFILLED} - 1 ELSE {REFILLED} END,
     updated = greatest(b.updated, excluded.updated), allowed = {REFILLED} >= 1
 RETURNING allowed"""
 RETRY_AFTER = 5.0  # seconds without trying PostgreSQL again after a failed check
+
+
+def _take_args(key: str, rate: float, burst: int, now: float | None) -> list:
+    return [_hashed(key), float(burst), now, *[float(burst), float(rate)] * TAKE.count(REFILLED)]
 
 
 class BucketsUnavailable(Exception):
@@ -98,20 +93,14 @@ class BucketsUnavailable(Exception):
 class PostgresBuckets:
     """The same buckets in the bot's PostgreSQL database (`rate_buckets`), shared by every process of every
     machine on it. The database's clock times them (`now` only for tests), so machines' clocks need not agree.
-    A check is one round trip on its own autocommit connection, from `thread` (the limiter sends checks there)."""
+    A check is one round trip (two after 5 s unused: the pool's ping) on an autocommit connection of its own
+    database handle (a short statement timeout, commits without waiting for the disk), from `thread` (the limiter
+    sends checks there)."""
 
     def __init__(self, url: str):
-        from sqlalchemy.engine import make_url
-
-        from core.engine import close, migrate, open_database
-
-        db = open_database(url)
-        try:
-            migrate(db, "limits", MIGRATIONS)
-        finally:
-            close(db)
-        self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn = None
+        self._db = PostgresDatabase(url, connect_timeout=2,
+                                    options="-c statement_timeout=2000 -c synchronous_commit=off")
+        migrate(self._db, "limits", MIGRATIONS)
         self._down_since: float | None = None
         self._lock = threading.Lock()
         self._checks = 0
@@ -120,25 +109,19 @@ class PostgresBuckets:
     def take(self, key: str, rate: float, burst: int, now: float | None = None) -> bool:
         import psycopg
 
-        args = {"key": _hashed(key), "rate": float(rate), "burst": float(burst), "now": now}
         with self._lock:
             if self._down_since is not None and time.monotonic() - self._down_since < RETRY_AFTER:
                 raise BucketsUnavailable("PostgreSQL unreachable")
             try:
-                if self._conn is None:
-                    self._conn = psycopg.connect(
-                        self._conninfo, autocommit=True, **{**CONNECT_ARGS, "connect_timeout": 2},
-                        options="-c statement_timeout=2000 -c synchronous_commit=off")
-                allowed = self._conn.execute(TAKE, args).fetchone()[0]
+                allowed = self._db.execute(TAKE, _take_args(key, rate, burst, now)).fetchone()[0]
                 self._checks += 1
                 if self._checks % PRUNE_EVERY == 0:
-                    self._conn.execute("DELETE FROM rate_buckets WHERE updated < extract(epoch FROM now()) - 3600")
-            except psycopg.Error as e:
+                    self._db.execute("DELETE FROM rate_buckets WHERE updated < extract(epoch FROM now()) - 3600")
+            except psycopg.Error as e:  # also no connection within the timeout (psycopg_pool.PoolTimeout)
                 if self._down_since is None:
                     log.warning("rate limits: PostgreSQL failed a check (%s); counting in this process until it "
                                 "answers again", type(e).__name__)
                 self._down_since = time.monotonic()
-                self._disconnect()
                 raise BucketsUnavailable(type(e).__name__) from e
             if self._down_since is not None:
                 log.warning("rate limits: PostgreSQL answers again; counted there")
@@ -146,13 +129,8 @@ class PostgresBuckets:
         return allowed
 
     def close(self) -> None:
-        self._disconnect()
+        self._db.close()
         self.thread.shutdown(wait=True)
-
-    def _disconnect(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 Buckets = Union[SharedBuckets, PostgresBuckets]

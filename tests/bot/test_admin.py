@@ -14,6 +14,10 @@ from runtime_doubles import FakeSource
 AUTH = {"Authorization": "Bearer test-admin-token"}
 
 
+def model_version(db, turn_id: int) -> str:
+    return db.execute("select model_version from turns where id = ?", [turn_id]).fetchone()[0]
+
+
 async def test_admin_needs_the_bearer_token(make_client):
     client = await make_client()
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic test-admin-token"}):
@@ -55,8 +59,7 @@ async def test_reload_serves_the_new_version_and_releases_old_models(make_client
     changed = await (await client.post("/admin/reload", headers=AUTH)).json()
     assert changed == {"previous": "v1", "version": "v2", "changed": True}
     reply = await (await client.post("/api/chat", json={"message": "hello"})).json()
-    row = client.app[RUNTIME].log.db["turns"].get(reply["turn_id"])
-    assert row["model_version"] == "v2"
+    assert model_version(client.app[RUNTIME].log.db, reply["turn_id"]) == "v2"
 
     for _ in range(20):
         response = await client.post("/admin/reload", json={"force": True}, headers=AUTH)
@@ -102,7 +105,7 @@ async def test_requests_in_flight_finish_on_the_model_they_started_with(make_cli
     assert rt.models.version == "v2"
     gate.set()
     reply = await (await in_flight).json()
-    assert rt.log.db["turns"].get(reply["turn_id"])["model_version"] == "v1"
+    assert model_version(rt.log.db, reply["turn_id"]) == "v1"
 
 
 async def test_watching_the_pointer_picks_up_a_new_version(make_client):

@@ -16,7 +16,7 @@ import pytest
 from bot.analytics.figures import DEFINITIONS, OUTCOMES, Analytics, day_of, parse_since, period
 from bot.dialogue.conversations import ConversationLog
 from bot.dialogue.router import ROUTES
-from core.engine import close, open_database
+from core.engine import open_database
 from tests.support.postgres import new_database
 from training.redact import RedactSettings, Redactor
 
@@ -71,7 +71,7 @@ def make_log(request):
 
     yield make
     for log in logs:
-        close(log.db)
+        log.db.close()
 
 
 def ten_conversations(log: Log, start: float = DAY0 + HOUR) -> list[str]:
@@ -323,4 +323,4 @@ def test_rollups_made_before_migrations_upgrade_in_place_losing_nothing(tmp_path
         assert (f.turns, f.conversations, f.up, f.down) == (5, 3, 1, 1)
         assert f.outcomes["handed_off"] == 1 and a.top(day, day, "article") == [("Shipping", 1, 1)]
     finally:
-        close(db)
+        db.close()

@@ -43,15 +43,16 @@ async def test_chat_contract_history_and_feedback(make_client):
         "rating": "down", "comment": "not what I asked"})
     assert (rated.status, await rated.json()) == (200, {"ok": True})
     db = client.app[RUNTIME].log.db
-    assert [r["kind"] for r in db["flags"].rows_where("turn_id = ?", [second["turn_id"]])] == ["negative_feedback"]
+    assert [r[0] for r in db.execute("select kind from flags where turn_id = ?", [second["turn_id"]])] == \
+        ["negative_feedback"]
 
 
 async def test_every_turn_is_in_the_database_with_its_decision(make_client):
     client = await make_client()
     convo = await chat(client, "mail the receipt to jo@example.com")
-    rows = list(client.app[RUNTIME].log.db["turns"].rows)
-    assert len(rows) == 1 and rows[0]["message"] == "mail the receipt to [EMAIL]"
-    assert json.loads(rows[0]["decision"])["intent"] == "send_receipt"
+    rows = client.app[RUNTIME].log.db.execute("select message, decision from turns").fetchall()
+    assert len(rows) == 1 and rows[0][0] == "mail the receipt to [EMAIL]"
+    assert json.loads(rows[0][1])["intent"] == "send_receipt"
     assert convo["answer"] == "The receipt goes to jo@example.com."  # the answer itself is not redacted
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.dialogue.conversations import ConversationLog, ConversationMoved, ForeignConversation, UnknownConversation
 from bot.dialogue.router import Decision, QuickReply, Reply, Source
-from core.engine import close, dialect, open_database
+from core.engine import open_database
 from training.redact import Redactor
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db"
@@ -32,7 +32,7 @@ def opened(db_location):
 
     yield open_one
     for db in dbs:
-        close(db)
+        db.close()
 
 
 @pytest.fixture
@@ -42,8 +42,6 @@ def log(opened):
 
 def records(db, sql: str, args=()) -> list[dict]:
     """Rows as dicts on either engine."""
-    if dialect(db) == "postgresql":
-        return [r._asdict() for r in db.execute(sql, args)]
     cur = db.execute(sql, args)
     return [dict(zip([c[0] for c in cur.description], r)) for r in cur.fetchall()]
 
@@ -161,23 +159,34 @@ def test_a_turn_with_flags_and_a_handoff_writes_every_row(log):
     assert len(records(log.db, "select id from flags")) == 2  # a turn without flags adds none
 
 
-def test_on_postgresql_a_turn_is_one_round_trip(postgres_url):
+def test_on_postgresql_a_turn_is_one_round_trip(postgres_url, monkeypatch):
     """Reading a conversation is one statement and recording a turn another, each its own transaction: no BEGIN
     or COMMIT of their own, no ping of a connection just used."""
-    from sqlalchemy import event
+    import psycopg
 
     db = open_database(postgres_url)
     try:
         log = ConversationLog(db, Redactor())
-        sent = []
-        event.listen(db.engine, "before_cursor_execute", lambda *a: sent.append(a[2].split()[0].lower()))
+        sent = []  # the first word of each statement, and "begin" for each transaction opened
+        execute, transaction = psycopg.Cursor.execute, psycopg.Connection.transaction
+
+        def counted_execute(cursor, sql, *args, **kwargs):
+            sent.append(str(sql).split()[0].lower())
+            return execute(cursor, sql, *args, **kwargs)
+
+        def counted_transaction(conn, *args, **kwargs):
+            sent.append("begin")
+            return transaction(conn, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+        monkeypatch.setattr(psycopg.Connection, "transaction", counted_transaction)
         convo, token = log.new()
         log.record_turn(convo, "hi", reply("handoff", ("handoff",)), token)
         log.record_turn(log.open(convo.id, token), "and?", reply())
         assert sent == ["with", "select", "with"]
         assert log.stats()["turns"] == 2 and log.open_handoff_count() == 1
     finally:
-        close(db)
+        db.close()
 
 
 def test_on_postgresql_a_dropped_idle_connection_is_replaced(postgres_url, monkeypatch):
@@ -196,8 +205,8 @@ def test_on_postgresql_a_dropped_idle_connection_is_replaced(postgres_url, monke
         assert ended >= 1
         assert log.open(convo.id, token).turns == 1
     finally:
-        close(db)
-        close(other)
+        db.close()
+        other.close()
 
 
 def test_a_failed_write_leaves_nothing_half_written(log):
@@ -229,7 +238,7 @@ def test_on_postgresql_a_turn_racing_another_waits_for_its_row_and_is_refused(po
         _race(ConversationLog(opened[0], Redactor()), opened[1])
     finally:
         for db in opened:
-            close(db)
+            db.close()
 
 
 def _race(log, other):
@@ -277,4 +286,4 @@ def test_a_log_made_before_migrations_upgrades_in_place_losing_nothing(tmp_path)
         assert log.record_turn(convo, "a new one", reply(), token) == 6  # ids continue after the old rows
         log.probe()
     finally:
-        close(db)
+        db.close()

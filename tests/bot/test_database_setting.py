@@ -12,7 +12,7 @@ from bot.dialogue.conversations import ConversationLog
 from bot.dialogue.router import Decision, Reply
 from bot.database import open_bot_database
 from bot.settings import DATABASE_URL_ENV
-from core.engine import close, dialect, open_database
+from core.engine import open_database
 from runtime_doubles import load_folder, write_bot
 from training.redact import Redactor
 
@@ -24,8 +24,8 @@ def test_empty_is_the_sqlite_file_in_state_dir_and_the_environment_can_name_a_se
     folder = load_folder(tmp_path)
     assert folder.settings.database_location == str(tmp_path / "state" / "supportbot.db")
     db = open_bot_database(folder.settings)
-    assert dialect(db) == "sqlite" and (tmp_path / "state" / "supportbot.db").is_file()
-    close(db)
+    assert db.dialect.name == "sqlite" and (tmp_path / "state" / "supportbot.db").is_file()
+    db.close()
     monkeypatch.setenv(DATABASE_URL_ENV, SECRET_URL)
     assert load_folder(tmp_path).settings.database_location == SECRET_URL
     assert load_folder(tmp_path, 'database.url="postgresql://other/db"').settings.on_postgres
@@ -59,7 +59,7 @@ async def test_the_server_writes_its_conversations_to_the_configured_server(make
         assert db.execute("select count(*) from turns where conversation_id = ?",
                           [body["conversation_id"]]).fetchone()[0] == 1
     finally:
-        close(db)
+        db.close()
     assert not (tmp_path / "state" / "supportbot.db").exists()
 
 
@@ -76,7 +76,7 @@ def test_commands_use_the_configured_server(postgres_url, tmp_path, monkeypatch,
         decision = Decision(route="fallback", reason="test", intent=None, confidence=0.1, flags=("fallback",))
         log.record_turn(convo, "where is the blue teapot", Reply("Sorry?", decision), token)
     finally:
-        close(db)
+        db.close()
     capsys.readouterr()
     assert run_bot.main(["review", "list", *common]) == 0
     assert "where is the blue teapot" in capsys.readouterr().out

@@ -20,7 +20,7 @@ from bot.dialogue.router import Decision, Reply
 from knowledge.chunker import Chunk
 from core.sqlite import connect
 from knowledge.documents import Document, Section
-from core.engine import close, has_table, open_database
+from core.engine import open_database
 from knowledge.store import KnowledgeStore, Write
 from runtime_doubles import write_bot
 from training.redact import Redactor
@@ -43,7 +43,7 @@ def state(tmp_path):
                    (Section(("Abroad",), "Parcels abroad take five working days."),))
     KnowledgeStore(db).write([Write(doc, "h", "shipping.md", "fh", 1.0, [Chunk(0, "Abroad", doc.sections[0].text)],
                                     np.ones((1, 4), np.float32) / 2)])
-    close(db)
+    db.close()
     return ["--bot", str(bot), "--set", f'state_dir="{tmp_path / "state"}"'], db_path
 
 
@@ -85,7 +85,7 @@ def test_copy_moves_every_table_verified_and_the_bot_continues_on_postgresql(sta
         assert [cid for cid, _ in kb.keyword(["abroad"], 5)] == [1]
         assert kb.keyword(["shipping"], 5, without_title=True) == []  # the title is in `terms` only
     finally:
-        close(db)
+        db.close()
 
 
 def test_a_target_with_rows_is_refused_and_left_as_it_was(state, postgres_url, capsys):
@@ -95,9 +95,9 @@ def test_a_target_with_rows_is_refused_and_left_as_it_was(state, postgres_url, c
         AccountStore(db).add("bob", "admin", "another password")
         assert run_bot.main(["db", "copy", "--to", postgres_url, *common]) == 2
         assert "not empty (accounts has 1 rows)" in capsys.readouterr().err
-        assert [a.name for a in AccountStore(db).list()] == ["bob"] and not has_table(db, "turns")
+        assert [a.name for a in AccountStore(db).list()] == ["bob"] and not db.has_table("turns")
     finally:
-        close(db)
+        db.close()
 
 
 def test_a_copy_that_fails_half_way_leaves_the_target_empty(state, postgres_url, monkeypatch):
@@ -116,9 +116,9 @@ def test_a_copy_that_fails_half_way_leaves_the_target_empty(state, postgres_url,
         run_bot.main(["db", "copy", "--to", postgres_url, *common])
     db = open_database(postgres_url)
     try:
-        assert not has_table(db, "conversations") and not has_table(db, "schema_version")
+        assert not db.has_table("conversations") and not db.has_table("schema_version")
     finally:
-        close(db)
+        db.close()
     assert source_counts(db_path)["turns"] == 5
 
 

@@ -11,7 +11,7 @@ import run_bot
 from bot.review.accounts import AccountStore, check_password, hash_password
 from bot.review.unanswered import HashingEmbedder, find
 from core.sqlite import connect
-from core.engine import close, open_database
+from core.engine import open_database
 from runtime_doubles import write_bot
 
 ARI_FLOOR = 0.8
@@ -31,7 +31,7 @@ def database(request, tmp_path):
     location = str(tmp_path / "db.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     db = open_database(location)
     yield db
-    close(db)
+    db.close()
 
 
 def test_account_store_add_verify_password_remove(database):

@@ -14,7 +14,7 @@ from bot.folder.bot_folder import BotFolder, load_intents
 from bot.review.desk import ReviewDesk
 from bot.review.store import Filters, audited, group_key
 from bot.dialogue.router import Decision, Reply
-from core.engine import close, open_database
+from core.engine import open_database
 from runtime_doubles import write_bot
 from training.redact import Redactor
 
@@ -24,7 +24,7 @@ def bot(tmp_path, db_location):
     folder = BotFolder.load(write_bot(tmp_path / "bot"), [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0"])
     db = open_database(db_location)
     yield folder, ConversationLog(db, Redactor()), ReviewDesk(db, folder)
-    close(db)
+    db.close()
 
 
 def say(log, text, route="fallback", intent=None, flags=("fallback",), confidence=0.2, version="v1"):
@@ -315,7 +315,7 @@ def test_counts_follow_every_write_including_another_connections(bot, db_locatio
     other = ReviewDesk(open_database(db_location), folder)  # e.g. the CLI in another process
     other.undo(other.reviews.actions(group_id=gid).__next__()["id"], "bob")
     assert desk.reviews.counts()["fallback"] == 1
-    close(other.db)
+    other.db.close()
 
 
 def test_accepting_a_cluster_as_a_new_intent_and_undoing_it(bot):
@@ -372,7 +372,7 @@ def test_review_tables_made_before_migrations_upgrade_in_place_losing_nothing(tm
         undone = desk.undo(next(desk.reviews.actions())["id"], "bob")
         assert undone is not None and desk.reviews.counts()["fallback"] == 1
     finally:
-        close(db)
+        db.close()
 
 
 def test_two_workers_syncing_at_once_file_each_flag_once(bot, db_location):
@@ -390,7 +390,7 @@ def test_two_workers_syncing_at_once_file_each_flag_once(bot, db_location):
     assert sorted(g["size"] for g in desk.reviews.page(Filters()).groups) == [1, 2]
     assert desk.reviews.counts()["fallback"] == 2 and desk.sync()["flags"] == 0
     for o in others:
-        close(o.db)
+        o.db.close()
 
 
 def test_review_cli_on_a_bot_that_never_served_shows_an_empty_queue(tmp_path, capsys):

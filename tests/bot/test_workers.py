@@ -25,7 +25,7 @@ import pytest
 
 import run_bot
 from core.sqlite import connect
-from core.engine import close, open_database
+from core.engine import open_database
 
 ROOT = Path(__file__).resolve().parents[2]
 INTENTS = """
@@ -233,7 +233,7 @@ def test_two_clients_asking_for_a_person_at_once_through_both_workers_fire_one_w
     assert {r["event"] for r in received} == {"handoff"}
     db = open_database(server["location"])
     handoffs = db.execute("select conversation_id, count(*) from handoffs group by conversation_id").fetchall()
-    close(db)
+    db.close()
     assert sorted(tuple(row) for row in handoffs) == sorted((c, 1) for c in conversations)
     assert len(workers_seen(base)) == 2
 
@@ -260,7 +260,7 @@ def two_clients_on_one_conversation(server) -> None:
     rows = list(db.execute("select id, message from turns where conversation_id = ? order by id",
                            [ids["conversation_id"]]).fetchall())
     turns = db.execute("select turns from conversations where id = ?", [ids["conversation_id"]]).fetchone()[0]
-    close(db)
+    db.close()
     assert len(rows) == 11 and turns == 11  # every acknowledged turn, once, and the state counted each
     for name, turn_ids in acknowledged.items():  # each client's turns stored in the order it sent them
         mine = [m for _, m in rows if m.endswith(tuple(f"{name}{n}" for n in range(5)))]

@@ -78,13 +78,13 @@ class DemoBot:
 
 def query(database: str, sql: str, args: list | tuple = ()) -> list[tuple]:
     """A query on a bot's database, either engine (the stores' own interface: `?` placeholders)."""
-    from core.engine import close, open_database
+    from core.engine import open_database
 
     db = open_database(database)
     try:
         return [tuple(row) for row in db.execute(sql, list(args)).fetchall()]
     finally:
-        close(db)
+        db.close()
 
 
 def free_port() -> int:

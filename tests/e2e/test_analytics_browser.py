@@ -41,7 +41,7 @@ def simulate(db_path: Path, now: float, seed: int = 7) -> None:
     """DAYS days of traffic; NEW is promoted (by retrain run 1) halfway and falls back less often."""
     from bot.review.accounts import AccountStore
     from bot.dialogue.conversations import ConversationLog
-    from core.sqlite import connect, transaction
+    from core.sqlite import connect
     from training.redact import RedactSettings, Redactor
     from training.runs import RunLog
 
@@ -52,7 +52,7 @@ def simulate(db_path: Path, now: float, seed: int = 7) -> None:
     end = (now // 86400 - 1) * 86400  # whole UTC days, the last one over a day ago: all settled
     promoted_at = end - DAYS / 2 * 86400
     intents = ["track_order", "cancel_order", "send_receipt", "store_hours", "product_question", "greet"]
-    with transaction(db):
+    with db.transaction():
         for n in range(DAYS * 60):
             t = end - DAYS * 86400 + n * 1440 + rng.random() * 600
             version = OLD if t < promoted_at else NEW
@@ -89,7 +89,7 @@ def moved_to_postgres(db_path: Path, server_url: str) -> str:
     """The simulated log copied into a new database on the PostgreSQL server (what `db copy` does); its URL."""
     from bot.db_copy import copy_state
     from core.sqlite import connect
-    from core.engine import close, open_database
+    from core.engine import open_database
     from tests.support.postgres import new_database
 
     url = new_database(server_url, f"analytics_{uuid.uuid4().hex[:12]}")
@@ -97,8 +97,8 @@ def moved_to_postgres(db_path: Path, server_url: str) -> str:
     try:
         copy_state(source, target)
     finally:
-        close(source)
-        close(target)
+        source.close()
+        target.close()
     db_path.rename(db_path.with_name("copied-to-postgres.db"))  # the server can only be using PostgreSQL
     return url
 

@@ -15,7 +15,7 @@ from kb_doubles import HashEmbedder, write_articles
 from knowledge.base import KnowledgeBase
 from knowledge.chunker import Chunk
 from knowledge.documents import Document
-from core.engine import close, migrate, open_database
+from core.engine import migrate, open_database
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import MIGRATIONS, KnowledgeStore, Write
 
@@ -178,7 +178,7 @@ def test_migrate_applies_only_the_steps_a_database_lacks_in_order(location):
         assert [r[0] for r in db.execute("SELECT a FROM t ORDER BY a").fetchall()] == [1, 2]  # all or nothing
         assert db.execute("SELECT version FROM schema_version WHERE component = 'test'").fetchone()[0] == 2
     finally:
-        close(db)
+        db.close()
 
 
 def test_the_base_syncs_and_answers_on_either_engine(location, tmp_path):

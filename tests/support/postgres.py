@@ -77,14 +77,8 @@ def postgres_server(database: str = "supportbot", durable: bool = False) -> Iter
 
 def new_database(server_url: str, name: str) -> str:
     """Create an empty database `name` on the server of `server_url`; returns its URL."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
+    import psycopg
 
-    url = make_url(server_url).set(drivername="postgresql+psycopg")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False).replace("+psycopg", "")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url.rsplit('/', 1)[0]}/{name}"  # a URL of postgres_server: no query part

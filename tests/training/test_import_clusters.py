@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from import_doubles import WordEmbedder
-from core.sqlite import connect, transaction
+from core.sqlite import connect
 from training.clusters import cluster_texts, propose, suggest_names
 from training.store import Example, ExampleStore, ProposalStore
 from training.transcripts.settings import TranscriptSettings
@@ -41,7 +41,7 @@ def test_propose_replaces_open_proposals_and_skips_dropped_examples():
     first = propose(store, WordEmbedder(), settings)
     assert len(first) == 2 and len(proposals.proposals()) == 2
     gift = next(p for p in proposals.proposals() if "gift" in p.name)
-    with transaction(db):
+    with db.transaction():
         proposals.update(gift.id, status="dropped")
     again = propose(store, WordEmbedder(), settings)
     assert len(again) == 1 and "wholesale" in proposals.get(again[0]).name
@@ -54,7 +54,7 @@ def test_accepting_labels_only_the_still_unlabelled_members():
     store.add([Example(t, None, source="transcript") for t in GIFT])
     ids = [e.id for e in store.examples(labelled=None)]
     store.label(ids[:1], "other", "review")
-    with transaction(db):
+    with db.transaction():
         (pid,) = proposals.replace_open([("gift_wrap", ids, GIFT[:2])])
         labelled = proposals.label_members(proposals.get(pid), "gift_wrap")
     assert labelled == ids[1:]

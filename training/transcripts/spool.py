@@ -8,10 +8,9 @@ gives with bounded memory (a 200 MB export does not have to fit in RAM).
 from __future__ import annotations
 
 import json
-import sqlite3
-import tempfile
-from pathlib import Path
 from typing import Any, Iterator
+
+from core.sqlite import ScratchDatabase
 
 
 class DuplicateRow(ValueError):
@@ -26,12 +25,9 @@ class Spool:
     """Append rows keyed by conversation (and optionally linked to a parent row); read them back grouped."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="supportbot-import-")
-        self.db = sqlite3.connect(str(Path(self._dir.name) / "spool.db"), isolation_level=None)
-        self.db.execute("pragma journal_mode=off")
-        self.db.execute("pragma synchronous=off")
+        self.db = ScratchDatabase(prefix="supportbot-import-")
         self.db.execute("create table rows (seq integer primary key, conv text, id text, parent text, data text)")
-        self.db.execute("begin")
+        self.db.execute("begin")  # one transaction while rows are added (a commit per row would cost a write each)
         self.seq = 0
 
     def add(self, conv: str, data: Any, id: str = "", parent: str = "") -> None:
@@ -74,14 +70,13 @@ class Spool:
             yield root, ordered
 
     def _index(self, *statements: str) -> None:
-        if self.db.in_transaction:
+        if self.db.conn.in_transaction:
             self.db.execute("commit")
         for statement in statements:
             self.db.execute(statement)
 
     def close(self) -> None:
         self.db.close()
-        self._dir.cleanup()
 
     def __enter__(self) -> "Spool":
         return self
