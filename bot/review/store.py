@@ -17,7 +17,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from core.engine import Database, migrate, on_both
 
@@ -190,47 +190,48 @@ class ReviewStore:
         """File the flags and audited turns written since the last call into groups, at most `batches` of
         SYNC_BATCH rows (None: all); returns how many, and `more` = 1 when rows were left for the next call."""
         filed = {"flags": 0, "audits": 0, "clarifications": 0, "more": 0}
-        done = 0
-        while True:
-            last = self._state("flag")
-            rows = self.db.execute(
-                "select f.id, f.turn_id, f.kind, f.created, t.message, t.intent, t.route, t.model_version"
-                " from flags f join turns t on t.id = f.turn_id where f.id > ? order by f.id limit ?",
-                [last, SYNC_BATCH]).fetchall()
-            if not rows:
-                break
-            if batches is not None and done >= batches:
-                filed["more"] = 1
-                return filed
-            done += 1
-            with self.db.transaction():
-                if self._moved_on("flag", last):
-                    continue
-                self._file([row[1:] for row in rows])
-                self._set_state("flag", rows[-1][0])
+
+        def file_flags(rows: list) -> None:
+            self._file([row[1:] for row in rows])
             filed["flags"] += len(rows)
-        while True:
-            last = self._state("turn")
-            rows = self.db.execute(
-                "select t.id, t.created, t.message, t.intent, t.route, t.model_version, t.conversation_id"
-                " from turns t where t.id > ? order by t.id limit ?", [last, SYNC_BATCH]).fetchall()
-            if not rows:
-                break
-            if batches is not None and done >= batches:
-                filed["more"] = 1
-                return filed
-            done += 1
-            with self.db.transaction():
-                if self._moved_on("turn", last):
-                    continue
-                sample = [row for row in rows if row[4] in CONFIDENT_ROUTES and audited(row[0], self.audit_rate)]
-                flagged = {turn_id for (turn_id,) in self._where_in(
-                    "select distinct turn_id from flags where turn_id in ({})", [row[0] for row in sample])}
-                audits = [(turn_id, "audit", *rest) for turn_id, *rest, _ in sample if turn_id not in flagged]
-                self._file(audits)
-                filed["audits"] += len(audits)
-                self._set_state("turn", rows[-1][0])
+
+        def file_audits(rows: list) -> None:
+            sample = [row for row in rows if row[4] in CONFIDENT_ROUTES and audited(row[0], self.audit_rate)]
+            flagged = {turn_id for (turn_id,) in self._where_in(
+                "select distinct turn_id from flags where turn_id in ({})", [row[0] for row in sample])}
+            audits = [(turn_id, "audit", *rest) for turn_id, *rest, _ in sample if turn_id not in flagged]
+            self._file(audits)
+            filed["audits"] += len(audits)
+
+        used, finished = self._each_batch(
+            "flag", "select f.id, f.turn_id, f.kind, f.created, t.message, t.intent, t.route, t.model_version"
+            " from flags f join turns t on t.id = f.turn_id where f.id > ? order by f.id limit ?", file_flags, batches)
+        if finished:
+            _, finished = self._each_batch(
+                "turn", "select t.id, t.created, t.message, t.intent, t.route, t.model_version, t.conversation_id"
+                " from turns t where t.id > ? order by t.id limit ?", file_audits,
+                None if batches is None else batches - used)
+        filed["more"] = int(not finished)
         return filed
+
+    def _each_batch(self, key: str, query: str, file: Callable[[list], None], limit: int | None) -> tuple[int, bool]:
+        """Rows past `key`'s watermark, SYNC_BATCH at a time, each batch filed in one transaction that moves the
+        watermark past it (skipped when another process moved it first), at most `limit` batches (None: all).
+        Returns the batches used and whether every row was reached."""
+        used = 0
+        while True:
+            last = self._state(key)
+            rows = self.db.execute(query, [last, SYNC_BATCH]).fetchall()
+            if not rows:
+                return used, True
+            if limit is not None and used >= limit:
+                return used, False
+            used += 1
+            with self.db.transaction():
+                if self._moved_on(key, last):
+                    continue
+                file(rows)
+                self._set_state(key, rows[-1][0])
 
     def clarification_picks(self, after_turn: int) -> list[tuple[int, int, str, str]]:
         """(pick turn id, asked turn id, the message that was asked back, the intent picked) after a turn id."""
