@@ -71,20 +71,14 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 # shared pieces
 def desk(request: web.Request) -> ReviewDesk:
-    return runtime_desk(request.app[RUNTIME])
-
-
-def runtime_desk(rt: Runtime) -> ReviewDesk:
-    d = getattr(rt, "_review_desk", None)
-    if d is None:
-        d = rt._review_desk = ReviewDesk(rt.log.db, rt.folder)
-    return d
+    """The review desk, opened at start on the database thread: call its methods through `Runtime.db`."""
+    return request.app[RUNTIME].desk
 
 
 async def sync(rt: Runtime) -> ReviewDesk:
     """The review queue brought up to date one batch per database-thread task, so chat turns are written in
     between (the first sync of a large log files every flagged turn: tens of seconds)."""
-    d = runtime_desk(rt)
+    d = rt.desk
     while (await rt.db(d.sync, 1))["more"]:
         pass
     return d

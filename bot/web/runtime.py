@@ -1,5 +1,6 @@
 """What every handler shares: settings, the bot folder, the model slot, the knowledge base, the database
-thread and the rate limiter, built once per app in `bot.web.app`'s cleanup context."""
+thread with the stores on its connection, and the rate limiter, built once per app in `bot.web.app`'s cleanup
+context."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
@@ -26,6 +27,11 @@ from bot.settings import Settings
 from bot.retraining import Schedule
 from bot.web.security import RateLimiter
 from core.sqlite import StorageError, is_storage_fault
+
+if TYPE_CHECKING:
+    from bot.analytics.figures import Analytics
+    from bot.review.accounts import AccountStore
+    from bot.review.desk import ReviewDesk
 
 log = logging.getLogger("supportbot.app")
 
@@ -45,7 +51,12 @@ class Runtime:
     handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None
     schedule: Schedule | None = None  # starts retrain processes (retrain.interval, POST /admin/retrain)
+    # The stores on the bot's database, opened (and migrated) on the database thread at start: on SQLite that thread
+    # owns the connection, so every call on them goes through `db` (or `chat_db`), never from the event loop.
     log: ConversationLog | None = None
+    accounts: AccountStore | None = None
+    desk: ReviewDesk | None = None
+    analytics: Analytics | None = None
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"
     storage_error: str = ""  # the last database fault, until a database call succeeds again
