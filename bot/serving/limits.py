@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from core.engine import CONNECT_ARGS
+from core.sqlite import OwnedConnection, OwnerLock
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -37,12 +38,15 @@ PRUNE_EVERY = 10_000  # checks between removals of buckets that have refilled co
 class SharedBuckets:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
+        self._conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None,
+                                     factory=OwnedConnection)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute("create table if not exists buckets (key text primary key, tokens real not null,"
                            " updated real not null) without rowid")
-        self._lock = threading.Lock()  # one connection: one transaction at a time within this process
+        # One connection: one transaction at a time within this process. Opened on a start-up thread, then used on
+        # the event loop: the lock's holder owns the connection.
+        self._lock = OwnerLock(self._conn)
         self._checks = 0
 
     def take(self, key: str, rate: float, burst: int) -> bool:
@@ -69,7 +73,8 @@ class SharedBuckets:
         return allowed
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 def _hashed(key: str) -> str:

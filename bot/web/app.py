@@ -148,8 +148,8 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
 
 def _open_stores(rt: Runtime) -> None:
     """The bot's database and the stores the handlers share, every store's tables migrated first. Run on the
-    database thread, the one thread that uses an SQLite connection from then on: a store opened anywhere else
-    (the accounts store on the event loop, at the first login) would migrate beside that thread's transaction."""
+    database thread, which owns an SQLite connection from then on (core.sqlite.OwnedConnection): a store opened
+    anywhere else would migrate beside that thread's transaction."""
     db = open_bot_database(rt.settings)
     migrate_stores(db)
     a = rt.settings.analytics

@@ -55,7 +55,8 @@ async def test_reload_serves_the_new_version_and_releases_old_models(make_client
     changed = await (await client.post("/admin/reload", headers=AUTH)).json()
     assert changed == {"previous": "v1", "version": "v2", "changed": True}
     reply = await (await client.post("/api/chat", json={"message": "hello"})).json()
-    row = client.app[RUNTIME].log.db["turns"].get(reply["turn_id"])
+    rt = client.app[RUNTIME]
+    row = await rt.db(lambda: rt.log.db["turns"].get(reply["turn_id"]))  # the database thread owns the connection
     assert row["model_version"] == "v2"
 
     for _ in range(20):
@@ -102,7 +103,7 @@ async def test_requests_in_flight_finish_on_the_model_they_started_with(make_cli
     assert rt.models.version == "v2"
     gate.set()
     reply = await (await in_flight).json()
-    assert rt.log.db["turns"].get(reply["turn_id"])["model_version"] == "v1"
+    assert (await rt.db(lambda: rt.log.db["turns"].get(reply["turn_id"])))["model_version"] == "v1"
 
 
 async def test_watching_the_pointer_picks_up_a_new_version(make_client):

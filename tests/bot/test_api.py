@@ -42,14 +42,16 @@ async def test_chat_contract_history_and_feedback(make_client):
         "conversation_id": first["conversation_id"], "token": first["token"], "turn_id": second["turn_id"],
         "rating": "down", "comment": "not what I asked"})
     assert (rated.status, await rated.json()) == (200, {"ok": True})
-    db = client.app[RUNTIME].log.db
-    assert [r["kind"] for r in db["flags"].rows_where("turn_id = ?", [second["turn_id"]])] == ["negative_feedback"]
+    rt = client.app[RUNTIME]
+    flags = await rt.db(lambda: list(rt.log.db["flags"].rows_where("turn_id = ?", [second["turn_id"]])))
+    assert [r["kind"] for r in flags] == ["negative_feedback"]
 
 
 async def test_every_turn_is_in_the_database_with_its_decision(make_client):
     client = await make_client()
     convo = await chat(client, "mail the receipt to jo@example.com")
-    rows = list(client.app[RUNTIME].log.db["turns"].rows)
+    rt = client.app[RUNTIME]
+    rows = await rt.db(lambda: list(rt.log.db["turns"].rows))
     assert len(rows) == 1 and rows[0]["message"] == "mail the receipt to [EMAIL]"
     assert json.loads(rows[0]["decision"])["intent"] == "send_receipt"
     assert convo["answer"] == "The receipt goes to jo@example.com."  # the answer itself is not redacted
@@ -137,7 +139,8 @@ async def test_a_turn_another_worker_saved_first_is_answered_again_from_its_stat
     rt = client.server.app[RUNTIME]
     asked = await chat(client, "cancel my order")
     assert asked["answer"] == "Which order should I cancel?"
-    other = ConversationLog(connect(rt.settings.db_path), Redactor())
+    # the other worker's connection, opened on the database thread, where the patched record_turn below uses it
+    other = await rt.db(lambda: ConversationLog(connect(rt.settings.db_path), Redactor()))
     record = rt.log.record_turn
     calls = []
 
@@ -156,4 +159,4 @@ async def test_a_turn_another_worker_saved_first_is_answered_again_from_its_stat
     history = await client.get(f"/api/conversations/{asked['conversation_id']}",
                                headers={"X-Conversation-Token": asked["token"]})
     assert [t["message"] for t in (await history.json())["turns"]] == ["cancel my order", "AB12345", "XY98765"]
-    other.db.close()
+    await rt.db(other.db.close)
