@@ -1,6 +1,6 @@
 """The one SQLite database: opened the same way by every store module (WAL, busy timeout), behind the
-`core.engine.Database` interface, over sqlite-utils (the product's SQLite library: its connection handling and
-table introspection)."""
+`core.engine.Database` interface, over sqlite-utils; each connection owned by one thread at a time
+(`OwnedConnection`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -16,17 +17,111 @@ import sqlite_utils
 
 from core.dialect import SQLITE
 
+class WrongThread(sqlite3.ProgrammingError):
+    """A connection used by a thread that does not own it: a bug of the caller, never a fault of the storage."""
+
+
+class OwnedConnection(sqlite3.Connection):
+    """An SQLite connection that one thread owns: the one that opened it, or after `hand_over` the next one that
+    uses it. A call from any other thread raises `WrongThread`, every time.
+
+    One connection has one transaction: a statement from a second thread runs inside the first one's (a migration
+    on the event loop once ended the database thread's transaction: `cannot commit - no transaction is active`).
+    Such a race fails once in thousands of runs; this check fails every run, so a test catches it. sqlite3's own
+    `check_same_thread` cannot be handed over, hence this subclass (half a microsecond a call)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._owner: threading.Thread | None = threading.current_thread()
+        self._claiming = threading.Lock()
+
+    def _check_owner(self) -> None:
+        me = threading.current_thread()
+        if self._owner is me:
+            return
+        with self._claiming:
+            if self._owner is None:  # handed over: the first thread to use it owns it now
+                self._owner = me
+                return
+        raise WrongThread(
+            f"this SQLite connection belongs to thread {self._owner.name!r}, and thread {me.name!r} used it: run the "
+            "call on its owner (the server's stores: on the database thread, Runtime.db), hand the connection "
+            "over for good (core.sqlite.hand_over), or let threads take turns under core.sqlite.OwnerLock")
+
+    def execute(self, *args, **kwargs):
+        self._check_owner()
+        return super().execute(*args, **kwargs)
+
+    def executemany(self, *args, **kwargs):
+        self._check_owner()
+        return super().executemany(*args, **kwargs)
+
+    def executescript(self, *args, **kwargs):
+        self._check_owner()
+        return super().executescript(*args, **kwargs)
+
+    def cursor(self, *args, **kwargs):
+        self._check_owner()
+        return super().cursor(*args, **kwargs)
+
+    def commit(self):
+        self._check_owner()
+        return super().commit()
+
+    def rollback(self):
+        self._check_owner()
+        return super().rollback()
+
+    def close(self):
+        self._check_owner()
+        return super().close()
+
+
+def _owned(db) -> OwnedConnection | None:
+    """The owned SQLite connection of `db` (a SqliteDatabase or the connection itself); None on PostgreSQL,
+    whose pool gives each thread a connection of its own for each statement or transaction."""
+    conn = getattr(db, "conn", db)
+    return conn if isinstance(conn, OwnedConnection) else None
+
+
+def hand_over(db) -> None:
+    """The owner lets go of `db` for good: the next thread that uses it owns it. For a connection opened on one
+    thread for another (a test's thread working on a database the test opened). The caller must not use it again."""
+    conn = _owned(db)
+    if conn is not None:
+        conn._check_owner()
+        conn._owner = None
+
+
+class OwnerLock:
+    """A re-entrant lock whose holder owns `db`'s connection: for one connection that several threads use in
+    turn, each only while holding the lock (the knowledge base's searches and syncs, the rate-limit buckets).
+    Using the connection without the lock, from any thread but the last holder, still raises `WrongThread`."""
+
+    def __init__(self, db):
+        self._lock = threading.RLock()
+        self._conn = _owned(db)
+
+    def __enter__(self) -> "OwnerLock":
+        self._lock.acquire()
+        if self._conn is not None:
+            self._conn._owner = threading.current_thread()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
 def connect(path: str | os.PathLike | None = None, busy_timeout: float = 30) -> SqliteDatabase:
     """Open (creating) the database at `path`, or an in-memory one when `path` is None; a write waits up to
-    `busy_timeout` seconds for another connection's.
+    `busy_timeout` seconds for another connection's. The calling thread owns it (`OwnedConnection`).
 
     The connection is in autocommit mode; group writes with `db.transaction()`.
     """
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    conn = sqlite3.connect(
-        ":memory:" if path is None else str(path), timeout=busy_timeout, check_same_thread=False, isolation_level=None
-    )
+    conn = sqlite3.connect(":memory:" if path is None else str(path), timeout=busy_timeout, check_same_thread=False,
+                           isolation_level=None, factory=OwnedConnection)
     if path is not None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

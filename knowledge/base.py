@@ -1,5 +1,6 @@
 """The knowledge base: sync help articles in, search them (dense + keyword, fused), answer with a
-short sourced passage. Thread-safe: database and index access share one lock; embedding runs outside it.
+short sourced passage. Thread-safe: database and index access share one lock (whose holder owns the database
+connection); embedding runs outside it.
 
 The FAISS index is derived state: the database holds every chunk's vector and a generation counter,
 the index file records the generation it was built from, and any mismatch (a crash mid-ingest, a sync
@@ -26,6 +27,7 @@ from knowledge.chunker import approximate_tokens
 from knowledge.documents import PARSER_VERSION
 from knowledge.embedder import Embedder, make_embedder, resolve_model_path
 from core.engine import open_database
+from core.sqlite import OwnerLock
 from knowledge.index import FILE_NAME, VectorIndex
 from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import FEATURES, OFF_TOPIC, Calibration, Tuning, fit, terms
@@ -87,7 +89,7 @@ class KnowledgeBase:
                  embedder: Embedder | None = None, threads: int = 0):
         self.store, self.index_dir, self.settings = store, Path(index_dir), settings
         self._embedder, self._threads = embedder, threads
-        self._lock = threading.RLock()
+        self._lock = OwnerLock(store.db)  # the store's connection belongs to the thread holding it
         self._embedder_lock = threading.Lock()
         self._encode_lock = threading.Lock()  # HF fast tokenizers fail ("Already borrowed") when shared by threads
         self._sentence_vectors = VectorCache(SENTENCE_CACHE)  # both under _encode_lock

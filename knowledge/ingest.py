@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from core.sqlite import OwnerLock
 from knowledge.chunker import Chunk, chunk_document
 from knowledge.documents import Document, Skip, read_document, safe_url
 from knowledge.store import KnowledgeStore, StoredDocument, Write
@@ -80,7 +80,7 @@ def source_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
 class Ingester:
     """One sync run. `embed` and `count_tokens` are only called when something must be (re)embedded."""
 
-    def __init__(self, store: KnowledgeStore, lock: threading.RLock, embed: Callable[[list[str]], np.ndarray],
+    def __init__(self, store: KnowledgeStore, lock: OwnerLock, embed: Callable[[list[str]], np.ndarray],
                  count_tokens: Callable[[], Callable[[str], int]], max_tokens: Callable[[], int],
                  build_key: str, max_bytes: int, progress: bool = False):
         self.store, self.lock, self.embed = store, lock, embed

@@ -55,10 +55,7 @@ async def keep_growing(rt) -> None:
 async def catch_up(rt) -> Analytics:
     """The rollups brought up to date one chunk per database-thread task, so chat turns are written in between
     (a first fold of a large log takes a while; the server starts it when it starts)."""
-    a = getattr(rt, "_analytics", None)
-    if a is None:
-        s = rt.settings.analytics
-        a = rt._analytics = await rt.db(lambda: Analytics(rt.log.db, s.return_window, s.session_gap))
+    a = rt.analytics
     while True:
         _, done = await rt.db(a.refresh_once)
         if done:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from core.engine import PostgresDatabase, migrate
-from core.sqlite import connect
+from core.sqlite import OwnerLock, connect
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -40,7 +40,9 @@ class SharedBuckets:
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("create table if not exists buckets (key text primary key, tokens real not null,"
                          " updated real not null) without rowid")
-        self._lock = threading.Lock()  # one connection: one transaction at a time within this process
+        # One connection: one transaction at a time within this process. Opened on a start-up thread, then used on
+        # the event loop: the lock's holder owns the connection.
+        self._lock = OwnerLock(self._db)
         self._checks = 0
 
     def take(self, key: str, rate: float, burst: int) -> bool:
@@ -59,7 +61,8 @@ class SharedBuckets:
         return allowed
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 def _hashed(key: str) -> str:

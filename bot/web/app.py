@@ -19,7 +19,10 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
+from bot.analytics.figures import Analytics
 from bot.dialogue.conversations import ConversationLog
+from bot.review.accounts import AccountStore
+from bot.review.desk import ReviewDesk
 from bot.database import migrate_stores, open_bot_database
 from bot.analytics import jobs
 from bot.analytics.drift import DriftStatus
@@ -112,8 +115,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         worker=worker,
     )
     rt.metrics = app[metrics.METRICS]
-    rt.log = await rt.db(_open_log, settings)
-    await rt.db(rt.review_desk)  # its stores opened on the database thread, never beside a transaction
+    await rt.db(_open_stores, rt)
     rt.models = ModelSlot(models or RegistrySource(settings), rt.build_router)
     rt.retraining = Retraining(folder, read_runs=lambda n: rt.db(lambda: RunLog(rt.log.db).runs(limit=n)))
     rt.drift = DriftStatus(settings.analytics.drift_alert, settings.analytics.drift_min_turns)
@@ -147,12 +149,17 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         shared.close()
 
 
-def _open_log(settings: Settings) -> ConversationLog:
-    """The conversation log on the bot's database, every store's tables migrated first (on the database thread:
-    the stores opened later by handlers then find nothing to write)."""
-    db = open_bot_database(settings)
+def _open_stores(rt: Runtime) -> None:
+    """The bot's database and the stores the handlers share, every store's tables migrated first. Run on the
+    database thread, which owns an SQLite connection from then on (core.sqlite.OwnedConnection): a store opened
+    anywhere else would migrate beside that thread's transaction."""
+    db = open_bot_database(rt.settings)
     migrate_stores(db)
-    return ConversationLog(db, Redactor(settings.privacy))
+    a = rt.settings.analytics
+    rt.log = ConversationLog(db, Redactor(rt.settings.privacy))
+    rt.accounts = AccountStore(db)
+    rt.desk = ReviewDesk(db, rt.folder)
+    rt.analytics = Analytics(db, a.return_window, a.session_gap)
 
 
 async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> None:

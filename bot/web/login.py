@@ -46,7 +46,6 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-ACCOUNTS = web.AppKey("accounts", AccountStore)
 LIMITER = web.AppKey("login_limiter", object)
 
 
@@ -119,11 +118,8 @@ def setup(app: web.Application, settings: Settings) -> None:
 
 
 def accounts(request: web.Request) -> AccountStore:
-    rt = request.app[RUNTIME]
-    store = getattr(rt, "_accounts", None)
-    if store is None:
-        store = rt._accounts = AccountStore(rt.log.db)
-    return store
+    """The accounts store, opened at start on the database thread: call its methods through `Runtime.db`."""
+    return request.app[RUNTIME].accounts
 
 
 def is_review_path(path: str) -> bool:

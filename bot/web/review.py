@@ -72,7 +72,8 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 # shared pieces
 def desk(request: web.Request) -> ReviewDesk:
-    return request.app[RUNTIME].review_desk()
+    """The review desk, opened at start on the database thread: call its methods through `Runtime.db`."""
+    return request.app[RUNTIME].desk
 
 
 def filters_from(query) -> Filters:

@@ -1,5 +1,6 @@
 """What every handler shares: settings, the bot folder, the model slot, the knowledge base, the database
-thread and the rate limiter, built once per app in `bot.web.app`'s cleanup context."""
+thread with the stores on its connection, and the rate limiter, built once per app in `bot.web.app`'s cleanup
+context."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
@@ -27,6 +28,10 @@ from bot.settings import Settings
 from bot.retraining import Retraining
 from bot.web.security import RateLimiter
 from core.sqlite import StorageError, is_storage_fault
+
+if TYPE_CHECKING:
+    from bot.analytics.figures import Analytics
+    from bot.review.accounts import AccountStore
 
 log = logging.getLogger("supportbot.app")
 
@@ -46,7 +51,12 @@ class Runtime:
     handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None
     retraining: Retraining | None = None  # starts retrain processes (schedule, drift, admin, review page)
+    # The stores on the bot's database, opened (and migrated) on the database thread at start: on SQLite that thread
+    # owns the connection, so every call on them goes through `db` (or `chat_db`), never from the event loop.
     log: ConversationLog | None = None
+    accounts: AccountStore | None = None
+    desk: ReviewDesk | None = None
+    analytics: Analytics | None = None
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"
     storage_error: str = ""  # the last database fault, until a database call succeeds again
@@ -60,7 +70,6 @@ class Runtime:
     turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
     catching_up: bool = False  # the first worker's start-up jobs are running (bot.analytics.jobs.keep_growing)
     folded: asyncio.Event = field(default_factory=asyncio.Event)  # the start's analytics fold ended
-    _review_desk: ReviewDesk | None = None
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
@@ -89,16 +98,10 @@ class Runtime:
             self.storage_error = ""
         return result
 
-    def review_desk(self) -> ReviewDesk:
-        """The review desk on the bot's database (first called on the database thread, when the app starts)."""
-        if self._review_desk is None:
-            self._review_desk = ReviewDesk(self.log.db, self.folder)
-        return self._review_desk
-
     async def sync_review(self) -> ReviewDesk:
         """The review queue brought up to date one batch per database-thread task, so chat turns are written in
         between (the first sync of a large log files every flagged turn: tens of seconds)."""
-        d = self.review_desk()
+        d = self.desk
         while (await self.db(d.sync, 1))["more"]:
             pass
         return d

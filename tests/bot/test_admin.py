@@ -59,7 +59,8 @@ async def test_reload_serves_the_new_version_and_releases_old_models(make_client
     changed = await (await client.post("/admin/reload", headers=AUTH)).json()
     assert changed == {"previous": "v1", "version": "v2", "changed": True}
     reply = await (await client.post("/api/chat", json={"message": "hello"})).json()
-    assert model_version(client.app[RUNTIME].log.db, reply["turn_id"]) == "v2"
+    rt = client.app[RUNTIME]
+    assert await rt.db(model_version, rt.log.db, reply["turn_id"]) == "v2"  # the database thread owns it
 
     for _ in range(20):
         response = await client.post("/admin/reload", json={"force": True}, headers=AUTH)
@@ -105,7 +106,7 @@ async def test_requests_in_flight_finish_on_the_model_they_started_with(make_cli
     assert rt.models.version == "v2"
     gate.set()
     reply = await (await in_flight).json()
-    assert model_version(rt.log.db, reply["turn_id"]) == "v1"
+    assert await rt.db(model_version, rt.log.db, reply["turn_id"]) == "v1"
 
 
 async def test_watching_the_pointer_picks_up_a_new_version(make_client):

@@ -42,15 +42,16 @@ async def test_chat_contract_history_and_feedback(make_client):
         "conversation_id": first["conversation_id"], "token": first["token"], "turn_id": second["turn_id"],
         "rating": "down", "comment": "not what I asked"})
     assert (rated.status, await rated.json()) == (200, {"ok": True})
-    db = client.app[RUNTIME].log.db
-    assert [r[0] for r in db.execute("select kind from flags where turn_id = ?", [second["turn_id"]])] == \
-        ["negative_feedback"]
+    rt = client.app[RUNTIME]  # the database thread owns the connection
+    flags = await rt.db(lambda: rt.log.db.execute("select kind from flags where turn_id = ?", [second["turn_id"]]).fetchall())
+    assert [r[0] for r in flags] == ["negative_feedback"]
 
 
 async def test_every_turn_is_in_the_database_with_its_decision(make_client):
     client = await make_client()
     convo = await chat(client, "mail the receipt to jo@example.com")
-    rows = client.app[RUNTIME].log.db.execute("select message, decision from turns").fetchall()
+    rt = client.app[RUNTIME]
+    rows = await rt.db(lambda: rt.log.db.execute("select message, decision from turns").fetchall())
     assert len(rows) == 1 and rows[0][0] == "mail the receipt to [EMAIL]"
     assert json.loads(rows[0][1])["intent"] == "send_receipt"
     assert convo["answer"] == "The receipt goes to jo@example.com."  # the answer itself is not redacted
@@ -138,7 +139,8 @@ async def test_a_turn_another_worker_saved_first_is_answered_again_from_its_stat
     rt = client.server.app[RUNTIME]
     asked = await chat(client, "cancel my order")
     assert asked["answer"] == "Which order should I cancel?"
-    other = ConversationLog(connect(rt.settings.db_path), Redactor())
+    # the other worker's connection, opened on the database thread, where the patched record_turn below uses it
+    other = await rt.db(lambda: ConversationLog(connect(rt.settings.db_path), Redactor()))
     record = rt.log.record_turn
     calls = []
 
@@ -157,4 +159,4 @@ async def test_a_turn_another_worker_saved_first_is_answered_again_from_its_stat
     history = await client.get(f"/api/conversations/{asked['conversation_id']}",
                                headers={"X-Conversation-Token": asked["token"]})
     assert [t["message"] for t in (await history.json())["turns"]] == ["cancel my order", "AB12345", "XY98765"]
-    other.db.close()
+    await rt.db(other.db.close)

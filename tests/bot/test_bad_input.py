@@ -123,7 +123,7 @@ async def make(make_client):
 
 async def turns(client) -> int:
     rt = client.server.app[RUNTIME]
-    return rt.log.db.execute("select count(*) from turns").fetchone()[0]
+    return await rt.db(lambda: rt.log.db.execute("select count(*) from turns").fetchone()[0])
 
 
 async def test_chat_corpus(make_client):
@@ -191,7 +191,7 @@ async def test_feedback_corpus(make_client):
     for case, data, status in cases:
         await check(await client.post("/api/feedback", data=data, headers=JSON), status, case)
     rt = client.server.app[RUNTIME]
-    assert rt.log.db.execute("select count(*) from feedback").fetchone()[0] == 2  # just the two accepted
+    assert await rt.db(lambda: rt.log.db.execute("select count(*) from feedback").fetchone()[0]) == 2  # just the two accepted
 
 
 class RawJSON(str):

@@ -190,8 +190,8 @@ async def test_a_full_disk_is_503_with_a_reason_readyz_says_so_and_the_server_re
     client = await make_client("server.rate_limit=0", "server.new_conversation_rate=0")
     rt = client.server.app[RUNTIME]
     convo = await (await chat(client, "hello")).json()
-    pages = rt.log.db.execute("pragma page_count").fetchone()[0]
-    rt.log.db.execute(f"pragma max_page_count = {pages}")  # SQLite's own 'database or disk is full'
+    pages = await rt.db(lambda: rt.log.db.execute("pragma page_count").fetchone()[0])
+    await rt.db(rt.log.db.execute, f"pragma max_page_count = {pages}")  # SQLite's own 'database or disk is full'
     statuses = []
     for _ in range(40):  # until the pages already there are full
         r = await chat(client, "where is my order AB12345 " + "x" * 1900, convo)
@@ -207,7 +207,7 @@ async def test_a_full_disk_is_503_with_a_reason_readyz_says_so_and_the_server_re
     assert "disk is full" in (await ready.json())["error"]
     assert (await client.get("/healthz")).status == 200  # alive, just not ready
 
-    rt.log.db.execute("pragma max_page_count = 1073741823")  # space returns
+    await rt.db(rt.log.db.execute, "pragma max_page_count = 1073741823")  # space returns
     assert (await client.get("/readyz")).status == 200
     assert (await chat(client, "hello", convo)).status == 200
 

@@ -14,9 +14,9 @@ def signed(customer_id: str = CUSTOMER, secret: str = SECRET) -> dict[str, str]:
     return {"customer_id": customer_id, "customer_hash": signature(secret, customer_id)}
 
 
-def conversation_rows(client) -> list[tuple]:
+async def conversation_rows(client) -> list[tuple]:
     rt = client.server.app[RUNTIME]
-    return rt.log.db.execute("select id, customer_hash from conversations order by created").fetchall()
+    return await rt.db(lambda: rt.log.db.execute("select id, customer_hash from conversations order by created").fetchall())
 
 
 async def test_a_verified_customer_is_stored_as_a_keyed_hash_never_the_id(make_client):
@@ -31,7 +31,7 @@ async def test_a_verified_customer_is_stored_as_a_keyed_hash_never_the_id(make_c
     again = await client.post("/api/chat", json={"message": "hi", "conversation_id": convo["conversation_id"],
                                                  "token": convo["token"]})
     assert again.status == 200
-    rows = conversation_rows(client)
+    rows = await conversation_rows(client)
     assert [h for _, h in rows] == [customer_key(SECRET, CUSTOMER)] * 2
     assert customer_key(SECRET, CUSTOMER) != signature(SECRET, CUSTOMER)
     # the raw id is in no file of the database (the WAL included), nor the signature
@@ -56,7 +56,7 @@ async def test_a_wrong_signature_is_refused_and_nothing_is_written(make_client):
         response = await client.post("/api/chat", json={"message": "hello", **identity})
         body = await response.json()
         assert response.status == status and reason in body["error"], (identity, body)
-    assert conversation_rows(client) == []
+    assert await conversation_rows(client) == []
 
 
 async def test_an_identity_sent_to_a_server_without_a_secret_is_refused(make_client):

@@ -144,8 +144,11 @@ async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(m
     rt.retraining.process.kill()
     await rt.retraining.process.wait()
 
-    runs = RunLog(rt.log.db)  # what the retrain process writes when the gate refuses its candidate
-    runs.finish(runs.start("review"), "refused", "v9", "warm", {}, "accuracy fell by 0.120")
+    def refused():  # what the retrain process writes when the gate refuses its candidate
+        runs = RunLog(rt.log.db)
+        runs.finish(runs.start("review"), "refused", "v9", "warm", {}, "accuracy fell by 0.120")
+
+    await rt.db(refused)
     status = await (await client.get("/api/review/status", headers=AUTH)).json()
     assert status["training"]["running"] is False
     assert status["training"]["last_run"]["outcome"] == "refused" and status["training"]["last_run"]["candidate"] == "v9"

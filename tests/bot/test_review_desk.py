@@ -15,6 +15,7 @@ from bot.review.desk import ReviewDesk
 from bot.review.store import Filters, audited, group_key
 from bot.dialogue.router import Decision, Reply
 from core.engine import open_database
+from core.sqlite import hand_over
 from runtime_doubles import write_bot
 from training.redact import Redactor
 
@@ -381,16 +382,20 @@ def test_two_workers_syncing_at_once_file_each_flag_once(bot, db_location):
     folder, log, desk = bot
     for text in ("where is my parcel 1", "where is my parcel 2", "something else"):
         say(log, text)
+    def sync(other: ReviewDesk) -> None:  # on its own thread, as another worker would
+        other.reviews.sync()
+        other.db.close()
+
     others = [ReviewDesk(open_database(db_location), folder) for _ in range(2)]
-    threads = [threading.Thread(target=o.reviews.sync) for o in others]
+    for o in others:
+        hand_over(o.db)  # each connection belongs to the thread that syncs on it
+    threads = [threading.Thread(target=sync, args=[o]) for o in others]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sorted(g["size"] for g in desk.reviews.page(Filters()).groups) == [1, 2]
     assert desk.reviews.counts()["fallback"] == 2 and desk.sync()["flags"] == 0
-    for o in others:
-        o.db.close()
 
 
 def test_review_cli_on_a_bot_that_never_served_shows_an_empty_queue(tmp_path, capsys):
