@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.sqlite import OwnerLock, WrongThread, connect, hand_over, is_storage_fault, transaction
+from core.sqlite import OwnerLock, WrongThread, connect, hand_over, is_storage_fault
 
 
 def on_thread(fn, name="other"):
@@ -43,7 +43,7 @@ def test_a_store_opened_beside_the_owner_is_refused_not_migrated_into_its_transa
     thread's transaction and ended it (`cannot commit - no transaction is active`)."""
     from bot.review.accounts import AccountStore
 
-    with transaction(db):
+    with db.transaction():
         db.execute("insert into t values (1)")
         assert isinstance(on_thread(lambda: AccountStore(db)), WrongThread)
     assert db.execute("select count(*) from t").fetchone()[0] == 1
