@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import ready as _ready, stop, wait_until_ready  # noqa: F401 (_ready: used by test_review_browser)
+from tests.support.servers import ready as _ready, stop, wait_until_ready  # noqa: F401 (_ready: used by test_review_browser)
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 1800  # training the demo model on a busy 2-core machine

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import free_port, launch
-from servers import stop, wait_until_ready
+from tests.support.browser import free_port, launch
+from tests.support.servers import stop, wait_until_ready
 
 pytestmark = [pytest.mark.browser]
 

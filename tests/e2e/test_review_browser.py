@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import HostSite, free_port, launch
+from tests.support.browser import HostSite, free_port, launch
 from conftest import ROOT, _copy_state, _ready, query
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

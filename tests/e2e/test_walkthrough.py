@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import HostSite, free_port, launch
-from servers import stop, wait_until_ready
+from tests.support.browser import HostSite, free_port, launch
+from tests.support.servers import stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from browser import HostSite, free_port, launch
+from tests.support.browser import HostSite, free_port, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
