@@ -5,23 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.web.analytics import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
-from bot.web.protocol import AppRunner
 from bot.folder.bot_folder import BotFolder
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
-
-ADMIN = "test-admin-token"
-
-
-class JsonErrorServer(TestServer):
-    """The test server with `serve`'s runner: aiohttp's own protocol refusals in JSON too."""
-
-    async def _make_runner(self, **kwargs):
-        return AppRunner(self.app, **kwargs)
+from tests.support.bots import ADMIN, JsonErrorServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

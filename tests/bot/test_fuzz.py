@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 from bot.web.app import create_app  # noqa: E402
 from bot.web.protocol import AppRunner  # noqa: E402
-from conftest import ADMIN  # noqa: E402
+from tests.support.bots import ADMIN  # noqa: E402
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True,

@@ -15,7 +15,7 @@ from bot.web.analytics import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.security import RateLimiter
-from conftest import JsonErrorServer
+from tests.support.bots import JsonErrorServer
 from core.engine import close, open_database
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder
 

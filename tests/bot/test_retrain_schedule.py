@@ -10,7 +10,7 @@ import sys
 
 from bot.web.runtime import RUNTIME
 from bot.retraining import Schedule, retrain_command
-from conftest import ADMIN
+from tests.support.bots import ADMIN
 from core.sqlite import connect
 from runtime_doubles import load_folder
 from training.store import Example, ExampleStore

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.support.browser import HostSite, free_port, launch
+from tests.support.browser import HostSite, launch
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
