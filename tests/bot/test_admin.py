@@ -87,16 +87,17 @@ async def test_requests_in_flight_finish_on_the_model_they_started_with(make_cli
     client = await make_client(source=source)
     rt = client.app[RUNTIME]
     old = rt.models.current
-    gate = asyncio.Event()
+    classifying, gate = asyncio.Event(), asyncio.Event()
     original = old.classify
 
     async def slow(text):
+        classifying.set()
         await gate.wait()
         return await original(text)
 
     old.classify = slow
     in_flight = asyncio.ensure_future(client.post("/api/chat", json={"message": "hello"}))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(classifying.wait(), 10)  # the request is inside the old model
     source.version = "v2"
     await client.post("/admin/reload", headers=AUTH)
     assert rt.models.version == "v2"

@@ -153,7 +153,15 @@ def test_history_with_any_token_and_id(served, token, conversation_id):
     assert_sound(status, content_type, body, (token, conversation_id))
 
 
+FUZZERS = (test_chat_never_fails_on_any_json, test_feedback_never_fails_on_any_json, test_any_json_document_at_all,
+           test_any_bytes_as_a_json_body, test_history_with_any_token_and_id)
+
+
 def test_the_server_is_healthy_after_the_fuzzing(served):
+    """Fuzzes every endpoint itself first, so it checks the server after the fuzzing whether or not the tests
+    above ran before it on this server."""
+    for fuzz in FUZZERS:
+        fuzz(served)
     assert served.request("GET", "/healthz")[0] == 200
     assert served.request("GET", "/readyz")[0] == 200
     status, _, body = served.post_json("/api/chat", {"message": "where is my order AB12345?"})

@@ -34,7 +34,8 @@ def log_tail(log: Path, chars: int = 4000) -> str:
 
 
 def start(command: list[str], log: Path, **popen) -> subprocess.Popen:
-    """The server process, its stdout and stderr in `log`; `popen`: Popen's other arguments (env, cwd)."""
+    """The process of `command` (a server, or another long run a test watches), its stdout and stderr in `log`;
+    `popen`: Popen's other arguments (env, cwd)."""
     with log.open("wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **popen)
 
