@@ -12,9 +12,10 @@ from bot.web.runtime import RUNTIME
 from bot.folder.bot_folder import BotFolder
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
 from tests.support.bots import ADMIN, JsonErrorServer
+from tests.support.postgres import ENGINES
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def db_location(request, tmp_path) -> str:
     """Where a store test's database lives: the SQLite file of a state folder tmp_path/state, or a new database on
     the test PostgreSQL server."""

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from docs.generate import README, updated_readme
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +36,7 @@ def test_every_command_is_in_the_readme_and_has_examples():
         assert command.description, f"command {name} has no description"
 
 
+@pytest.mark.integration
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys, run_bot\n"

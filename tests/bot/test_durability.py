@@ -9,10 +9,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from core.sqlite import connect
 from tests.support.ports import free_port
 from tests.support.servers import start, wait_until_ready
 
+pytestmark = pytest.mark.integration  # the server runs in a process of its own, killed with SIGKILL
 SCRIPT = Path(__file__).with_name("runtime_doubles.py")
 
 

@@ -8,6 +8,8 @@ import dataclasses
 import json
 import sys
 
+import pytest
+
 from bot.web.runtime import RUNTIME
 from bot.retraining import Schedule, retrain_command
 from tests.support.bots import ADMIN
@@ -29,6 +31,7 @@ def add_reviewed(folder, texts):
     db.conn.close()
 
 
+@pytest.mark.integration
 async def test_the_schedule_starts_a_retrain_only_with_enough_new_examples(tmp_path):
     folder = with_retrain(load_folder(tmp_path), min_new_examples=3)
     marker = tmp_path / "ran"
@@ -41,6 +44,7 @@ async def test_the_schedule_starts_a_retrain_only_with_enough_new_examples(tmp_p
     assert schedule.status()["last_exit_code"] == 0
 
 
+@pytest.mark.integration
 async def test_a_running_retrain_is_not_started_twice(tmp_path):
     folder = with_retrain(load_folder(tmp_path), min_new_examples=0)
     schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
@@ -58,6 +62,7 @@ def test_the_retrain_process_gets_the_folder_and_its_overrides(tmp_path):
     assert ["--set", "train.epochs=2"] == command[-2:] and f'state_dir="{tmp_path / "state"}"' in command
 
 
+@pytest.mark.integration
 async def test_admin_starts_a_retrain_and_reads_the_run_log(make_client, tmp_path):
     client = await make_client()
     rt = client.app[RUNTIME]
@@ -118,6 +123,7 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
     assert before != after and "AB12345" in after  # track_order's template now, cancel_order's before
 
 
+@pytest.mark.integration
 async def test_a_retrain_past_its_timeout_is_stopped(tmp_path):
     folder = with_retrain(load_folder(tmp_path), timeout=0.2)
     schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
@@ -129,6 +135,7 @@ async def test_a_retrain_past_its_timeout_is_stopped(tmp_path):
     assert not schedule.running and schedule.status()["last_exit_code"] != 0
 
 
+@pytest.mark.integration
 async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(make_client):
     from training.runs import RunLog
 

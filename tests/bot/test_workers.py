@@ -149,6 +149,7 @@ def test_shared_buckets_count_every_process_requests(tmp_path):
     a.close(), b.close()
 
 
+@pytest.mark.integration
 def test_the_supervisor_gives_up_on_a_worker_that_keeps_dying_at_start(tmp_path, caplog):
     from bot.serving import workers
     from dying_worker import die
@@ -168,16 +169,19 @@ def test_a_taken_port_is_refused_as_by_one_server():
             workers.check_port_free("127.0.0.1", s.getsockname()[1])
 
 
+@pytest.mark.integration
 def test_two_clients_on_one_conversation_through_both_workers_lose_no_turn(server):
     two_clients_on_one_conversation(server)
 
 
+@pytest.mark.integration
 def test_on_postgresql_two_clients_on_one_conversation_through_both_workers_lose_no_turn(postgres_workers):
     """The same with the workers on PostgreSQL, where the turn count's row lock decides which of two turns waits."""
     assert not postgres_workers["db"].exists()
     two_clients_on_one_conversation(postgres_workers)
 
 
+@pytest.mark.integration
 def test_two_clients_asking_for_a_person_at_once_through_both_workers_fire_one_webhook(webhook_workers):
     """Both ask at the same moment on one conversation: one handoff is recorded and its webhook fires once. The
     webhooks are counted once the server has stopped: a stopping worker waits for its webhooks in flight, so by
@@ -238,6 +242,7 @@ def two_clients_on_one_conversation(server) -> None:
         assert sorted(turn_ids) == turn_ids
 
 
+@pytest.mark.integration
 def test_the_rate_limit_is_counted_across_workers(server):
     base = server["base"]
     status, first = call(base + "/api/chat", {"message": "track my package"})
@@ -249,6 +254,7 @@ def test_the_rate_limit_is_counted_across_workers(server):
     assert BURST <= statuses.count(200) <= BURST + 3, statuses
 
 
+@pytest.mark.integration
 def test_a_promotion_reaches_every_worker(server):
     """Promotes the version the workers do not serve, then the one they did: each reaches both workers, and the
     server is left as the test found it, whichever tests ran before."""
@@ -267,6 +273,7 @@ def test_a_promotion_reaches_every_worker(server):
                    details=lambda: log_tail(server["log"]))
 
 
+@pytest.mark.integration
 def test_metrics_count_the_turns_of_every_worker(server):
     """Whichever worker answers the scrape, it reports the turns both answered (multiprocess counters). It chats
     until each running worker has answered turns of its own, so it needs no turns from the tests before it."""
@@ -297,6 +304,7 @@ def test_metrics_count_the_turns_of_every_worker(server):
     assert totals == {turns} and turns > 0 and workers == {0, 1}
 
 
+@pytest.mark.integration
 def test_kill_9_of_a_worker_loses_no_acknowledged_turn_and_the_other_keeps_answering(server):
     base = server["base"]
     victim = workers_seen(base)[1]["pid"]

@@ -28,7 +28,7 @@ from tests.support.browser import launch
 from tests.support.ports import free_port
 from tests.support.servers import serving
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 sys.path.insert(0, str(ROOT))
 TIMEOUT_MS = 20_000

@@ -8,7 +8,7 @@ import urllib.error
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def turns_of(bot, conversation_id: str) -> list[dict]:

@@ -33,7 +33,7 @@ from tests.support.ports import free_port
 from tests.support.servers import serving
 from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 TIMEOUT_MS = 20_000
 TRAIN_TIMEOUT_S = 1800

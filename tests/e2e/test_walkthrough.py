@@ -27,7 +27,7 @@ from tests.support.servers import start, stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.integration]
 SECTION = "## Build your own bot"
 
 

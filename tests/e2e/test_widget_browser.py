@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.support.browser import HostSite, launch
 from tests.support.ports import free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 TIMEOUT_MS = 20_000
 DESKTOP = {"width": 1280, "height": 800}

@@ -16,9 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pytest
+
 from tests.support.ports import free_port
 
 UNPRIVILEGED = "nobody"
+# The params of a fixture that puts a store on either engine; the PostgreSQL case is an integration test.
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 
 
 def find_binaries() -> Path | None:

@@ -167,6 +167,7 @@ def test_a_retrain_refused_by_the_lock_trains_nothing(bot):
     assert registry.versions() == [first.version] and runs.runs() == []
 
 
+@pytest.mark.integration
 def test_a_killed_retrain_leaves_the_serving_model_and_the_next_run_starts_cleanly(tiny_bert, tmp_path):
     folder = tmp_path / "bot"
     folder.mkdir()

@@ -17,12 +17,13 @@ from training.importer import import_transcripts
 from training.runs import RunLog
 from training.store import Example, ExampleStore, ProposalStore
 from tests.support.ports import free_port
+from tests.support.postgres import ENGINES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "training_v0.db"
 TABLES = ("examples", "imports", "intent_proposals", "retrain_runs")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def location(request, tmp_path) -> str:
     """Where the stores live: an SQLite file, or a new database on the test PostgreSQL server."""
     return str(tmp_path / "bot.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
