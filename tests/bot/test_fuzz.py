@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from bot.web.app import create_app  # noqa: E402
 from bot.web.protocol import AppRunner  # noqa: E402
 from tests.support.bots import ADMIN  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True,
@@ -94,10 +95,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     server = Served(tmp_path_factory.mktemp("fuzz"))
-    for _ in range(300):
-        if server.request("GET", "/readyz")[0] == 200:
-            break
-        threading.Event().wait(0.01)
+    wait_until(lambda: server.request("GET", "/readyz")[0] == 200, 10, "the app to answer /readyz ready",
+               interval_s=0.01)
     status, _, body = server.post_json("/api/chat", {"message": "hello"})
     assert status == 200
     server.known = json.loads(body)

@@ -3,7 +3,6 @@ rollback reaching a running server with real tiny models."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import sys
@@ -12,7 +11,8 @@ import pytest
 
 from bot.web.runtime import RUNTIME
 from bot.retraining import Schedule, retrain_command
-from tests.support.bots import ADMIN
+from tests.support.bots import ADMIN, app_ready
+from tests.support.waiting import eventually
 from core.sqlite import connect
 from runtime_doubles import load_folder
 from training.store import Example, ExampleStore
@@ -102,10 +102,7 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
         (version.path / "calibration.json").write_text(json.dumps({**calibration, "threshold": 0.0, "margin": 0.0}))
     app = create_app(folder.settings, folder, open_knowledge=lambda: None)
     client = await aiohttp_client(TestServer(app))
-    for _ in range(600):
-        if (await client.get("/readyz")).status == 200:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: app_ready(client), 30, "the app to answer /readyz ready", interval_s=0.05)
 
     async def answer() -> str:
         reply = await (await client.post("/api/chat", json={"message": "where is my order AB12345"})).json()
@@ -114,10 +111,10 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
     assert (await (await client.get("/readyz")).json())["model_version"] == second.version
     before = await answer()
     registry.rollback()  # what `run_bot.py models rollback` does
-    for _ in range(200):
-        if (await (await client.get("/readyz")).json())["model_version"] == first.version:
-            break
-        await asyncio.sleep(0.05)
+    async def rolled_back() -> bool:
+        return (await (await client.get("/readyz")).json())["model_version"] == first.version
+
+    await eventually(rolled_back, 10, "the server to serve the version rolled back to", interval_s=0.05)
     after = await answer()
     assert (await (await client.get("/readyz")).json())["model_version"] == first.version
     assert before != after and "AB12345" in after  # track_order's template now, cancel_order's before
@@ -128,10 +125,10 @@ async def test_a_retrain_past_its_timeout_is_stopped(tmp_path):
     folder = with_retrain(load_folder(tmp_path), timeout=0.2)
     schedule = Schedule(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
     await schedule.start("admin")
-    for _ in range(200):
-        if not schedule.running and schedule.finished:
-            break
-        await asyncio.sleep(0.05)
+    async def stopped() -> bool:
+        return not schedule.running and schedule.finished
+
+    await eventually(stopped, 10, "the retrain past its timeout to be stopped", interval_s=0.05)
     assert not schedule.running and schedule.status()["last_exit_code"] != 0
 
 

@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository: run_bot.py, exampl
 ADMIN = "test-admin-token"  # the test app's admin token (tests/bot/conftest.py: make_client)
 
 
+async def app_ready(client) -> bool:
+    """Whether the test app behind an aiohttp test client answers /readyz ready."""
+    return (await client.get("/readyz")).status == 200
+
+
 class JsonErrorServer(TestServer):
     """The test server with `serve`'s runner: aiohttp's own protocol refusals in JSON too."""
 
