@@ -200,7 +200,7 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
     assert query(bot.database, "select intent, source, label_method, provenance from examples where text = ?",
                  [MESSAGE]) == [
         (RIGHT_INTENT, "review", "review-corrected", f"turn:{turn_id}")]
-    edited = (bot.folder.bot_folder / "intents.yaml").read_text()
+    edited = (bot.folder / "intents.yaml").read_text()
     assert NEW_ANSWER in edited and f"  {RIGHT_INTENT}:" in edited and MESSAGE in edited
     assert edited.splitlines()[0] == original.splitlines()[0]  # the header comment
     assert "# ---------------------------------------------------------------- orders" in edited
