@@ -42,6 +42,15 @@ def tiny_bert(tmp_path_factory) -> Path:
     return folder
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the PostgreSQL server is an integration test (it starts the server): marked here by the
+    fixture it uses, so none is left out. Fixtures that put a store on either engine by parameter mark their
+    PostgreSQL case themselves (tests.support.postgres.ENGINES)."""
+    for item in items:
+        if "postgres_server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url():
     """A real PostgreSQL server for the session (Debian's initdb/pg_ctl in a temporary folder). Skipped, with

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.analytics.jobs import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
-from bot.web.protocol import AppRunner
 from bot.folder.bot_folder import BotFolder
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder, write_bot
-
-ADMIN = "test-admin-token"
-
-
-class JsonErrorServer(TestServer):
-    """The test server with `serve`'s runner: aiohttp's own protocol refusals in JSON too."""
-
-    async def _make_runner(self, **kwargs):
-        return AppRunner(self.app, **kwargs)
+from tests.support.bots import ADMIN, JsonErrorServer, app_ready
+from tests.support.postgres import ENGINES
+from tests.support.waiting import eventually
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def db_location(request, tmp_path) -> str:
     """Where a store test's database lives: the SQLite file of a state folder tmp_path/state, or a new database on
     the test PostgreSQL server."""
@@ -45,13 +35,10 @@ def make_client(aiohttp_client, tmp_path):
         kb = knowledge or ScriptedKnowledge()
         app = create_app(folder.settings, folder, models=source or FakeSource(), open_knowledge=lambda: kb)
         client = await aiohttp_client(JsonErrorServer(app))
-        for _ in range(200):
-            if (await client.get("/readyz")).status == 200:
-                # the start-up analytics fold writes on the server's connection: let it finish before a test
-                # writes the same database through its own
-                await catch_up(app[RUNTIME])
-                return client
-            await asyncio.sleep(0.01)
-        raise AssertionError("the app never became ready")
+        await eventually(lambda: app_ready(client), 10, "the app to answer /readyz ready")
+        # the start-up analytics fold writes on the server's connection: let it finish before a test writes the
+        # same database through its own
+        await catch_up(app[RUNTIME])
+        return client
 
     return make

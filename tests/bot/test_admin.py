@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot.web.app import RUNTIME
 from runtime_doubles import FakeSource
+from tests.support.waiting import eventually
 
 AUTH = {"Authorization": "Bearer test-admin-token"}
 
@@ -91,16 +92,17 @@ async def test_requests_in_flight_finish_on_the_model_they_started_with(make_cli
     client = await make_client(source=source)
     rt = client.app[RUNTIME]
     old = rt.models.current
-    gate = asyncio.Event()
+    classifying, gate = asyncio.Event(), asyncio.Event()
     original = old.classify
 
     async def slow(text):
+        classifying.set()
         await gate.wait()
         return await original(text)
 
     old.classify = slow
     in_flight = asyncio.ensure_future(client.post("/api/chat", json={"message": "hello"}))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(classifying.wait(), 10)  # the request is inside the old model
     source.version = "v2"
     await client.post("/admin/reload", headers=AUTH)
     assert rt.models.version == "v2"
@@ -113,11 +115,11 @@ async def test_watching_the_pointer_picks_up_a_new_version(make_client):
     source = FakeSource("v1")
     client = await make_client("server.watch_interval=0.02", source=source)
     source.version = "v2"
-    for _ in range(200):
-        if client.app[RUNTIME].models.version == "v2":
-            break
-        await asyncio.sleep(0.01)
-    assert client.app[RUNTIME].models.version == "v2"
+
+    async def moved() -> bool:
+        return client.app[RUNTIME].models.version == "v2"
+
+    await eventually(moved, 10, "the watcher to load v2")
 
 
 async def test_a_failed_reload_keeps_serving_the_old_model(make_client):
@@ -151,10 +153,11 @@ async def test_handoff_webhook_is_called_without_blocking_the_answer(make_client
                                "server.webhook_timeout=5")
     reply = await (await client.post("/api/chat", json={"message": "I want a human"})).json()
     assert reply["handoff"]  # answered while the webhook is still waiting
-    for _ in range(200):
-        if received:
-            break
-        await asyncio.sleep(0.01)
+
+    async def arrived() -> list[dict]:
+        return received
+
+    await eventually(arrived, 10, "the webhook to arrive")
     assert received == [{"event": "handoff", "bot": "bot", "conversation_id": reply["conversation_id"],
                          "turn_id": reply["turn_id"], "reason": "intent talk_to_human routes to a person"}]
     release.set()

@@ -17,8 +17,8 @@ from bot.analytics.figures import DEFINITIONS, OUTCOMES, Analytics, day_of, pars
 from bot.dialogue.conversations import ConversationLog
 from bot.dialogue.router import ROUTES
 from core.engine import open_database
-from tests.support.postgres import new_database
 from training.redact import RedactSettings, Redactor
+from tests.support.postgres import ENGINES, new_database
 
 DAY0 = 1_764_547_200.0  # 2025-12-01 00:00 UTC
 HOUR = 3600.0
@@ -57,7 +57,7 @@ class Log:
         return a
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def make_log(request):
     """New logs on one engine: in memory on SQLite, or each a new database on the test PostgreSQL server."""
     logs = []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from bot.web.app import RUNTIME
 from runtime_doubles import FakeSource
+from tests.support.waiting import eventually
 
 
 async def chat(client, message, convo=None, **extra):
@@ -87,11 +87,11 @@ async def test_handoff_stops_the_bot_until_an_admin_releases_it(make_client):
 async def test_health_readiness_and_openapi_cover_every_route(make_client):
     client = await make_client()
     assert (await client.get("/healthz")).status == 200
-    for _ in range(300):  # the start-up jobs end (the growing clusters of an empty log: at once)
+    async def caught_up() -> dict | None:  # the start-up jobs end (the growing clusters of an empty log: at once)
         ready = await (await client.get("/readyz")).json()
-        if "catching_up" not in ready:
-            break
-        await asyncio.sleep(0.05)
+        return ready if "catching_up" not in ready else None
+
+    ready = await eventually(caught_up, 15, "the start-up jobs to end", interval_s=0.05)
     assert ready == {"ready": True, "model_version": "v1", "knowledge": True, "storage": True}
     spec = await (await client.get("/openapi.json")).json()
     routes = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
@@ -115,13 +115,11 @@ async def test_not_ready_without_a_model(make_client, tmp_path):
     from aiohttp.test_utils import TestClient, TestServer
 
     async with TestClient(TestServer(app)) as client:
-        import asyncio
-
-        for _ in range(100):
+        async def refused():
             ready = await client.get("/readyz")
-            if "train one first" in (await ready.json()).get("error", ""):
-                break
-            await asyncio.sleep(0.01)
+            return ready if "train one first" in (await ready.json()).get("error", "") else None
+
+        ready = await eventually(refused, 10, "/readyz to say there is no model")
         assert ready.status == 503
         response = await client.post("/api/chat", json={"message": "hi"})
         assert response.status == 503 and "train one first" in (await response.json())["error"]

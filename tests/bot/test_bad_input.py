@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bot.web.app import RUNTIME
-from conftest import ADMIN
+from tests.support.bots import ADMIN
 
 JSON = {"Content-Type": "application/json"}
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}

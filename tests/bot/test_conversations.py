@@ -16,6 +16,7 @@ from bot.dialogue.conversations import ConversationLog, ConversationMoved, Forei
 from bot.dialogue.router import Decision, QuickReply, Reply, Source
 from core.engine import open_database
 from training.redact import Redactor
+from tests.support.waiting import wait_until
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "bot_v0.db"
 TABLES = ("conversations", "turns", "feedback", "handoffs", "flags")
@@ -233,15 +234,16 @@ def test_on_postgresql_a_turn_racing_another_waits_for_its_row_and_is_refused(po
     """A real row-level guarantee: while another worker's transaction holds the conversation's row (its turn not
     yet committed), a turn read before it blocks, then sees the newer count and writes nothing. (SQLite has one
     writer per database: two transactions never hold the row at once.)"""
-    opened = [open_database(postgres_url), open_database(postgres_url)]
+    opened = [open_database(postgres_url) for _ in range(3)]
     try:
-        _race(ConversationLog(opened[0], Redactor()), opened[1])
+        _race(ConversationLog(opened[0], Redactor()), opened[1], watcher=opened[2])
     finally:
         for db in opened:
             db.close()
 
 
-def _race(log, other):
+def _race(log, other, watcher):
+    """`watcher`: a third connection, that sees the racing turn wait for the row lock in pg_stat_activity."""
     convo, token = log.new()
     log.record_turn(convo, "hi", reply(), token)
     mine = log.open(convo.id, token)
@@ -250,11 +252,17 @@ def _race(log, other):
         other.execute("update conversations set turns = turns + 1 where id = ?", [convo.id])
         racing = threading.Thread(target=lambda: outcome.append(_try(log, mine)))
         racing.start()
-        racing.join(timeout=1.0)
-        assert racing.is_alive()  # waiting for the row lock, not writing over it
+        wait_until(lambda: waiting_for_a_lock(watcher) or outcome, 30, "the racing turn to wait for the row lock")
+        assert racing.is_alive() and not outcome  # waiting for the row lock, not writing over it
     racing.join(timeout=30)
     assert isinstance(outcome[0], ConversationMoved)
     assert [t["message"] for t in log.history(convo.id)] == ["hi"]
+
+
+def waiting_for_a_lock(db) -> int:
+    """How many connections to this database are waiting for a lock held by another transaction."""
+    return db.execute("select count(*) from pg_stat_activity where datname = current_database()"
+                      " and wait_event_type = 'Lock'").fetchone()[0]
 
 
 def _try(log, convo):

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from docs import generate
+import pytest
+
 from docs.generate import README, updated_readme
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +51,7 @@ def test_every_command_is_in_the_readme_and_has_examples():
             assert args.command == name, f"the example {line.strip()!r} is not one of {name}"
 
 
+@pytest.mark.integration
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys, run_bot\n"

@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from core.sqlite import connect
+from tests.support.ports import free_port
+from tests.support.servers import start, wait_until_ready
 
+pytestmark = pytest.mark.integration  # the server runs in a process of its own, killed with SIGKILL
 SCRIPT = Path(__file__).with_name("runtime_doubles.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url: str, body: dict) -> dict:
@@ -33,21 +28,10 @@ def post(url: str, body: dict) -> dict:
 def test_turn_survives_sigkill_right_after_the_response(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[2])}
-    server = subprocess.Popen([sys.executable, str(SCRIPT), str(tmp_path), str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = start([sys.executable, str(SCRIPT), str(tmp_path), str(port)], tmp_path / "server.log", env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.1)
+        wait_until_ready(base, server, tmp_path / "server.log", 60)
         first = post(base + "/api/chat", {"message": "Where is my order AB12345?"})
         last = post(base + "/api/chat", {"message": "hello", "conversation_id": first["conversation_id"],
                                          "token": first["token"]})

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 from bot.web.app import create_app  # noqa: E402
 from bot.web.protocol import AppRunner  # noqa: E402
-from conftest import ADMIN  # noqa: E402
+from tests.support.bots import ADMIN  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True,
@@ -94,10 +95,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     server = Served(tmp_path_factory.mktemp("fuzz"))
-    for _ in range(300):
-        if server.request("GET", "/readyz")[0] == 200:
-            break
-        threading.Event().wait(0.01)
+    wait_until(lambda: server.request("GET", "/readyz")[0] == 200, 10, "the app to answer /readyz ready",
+               interval_s=0.01)
     status, _, body = server.post_json("/api/chat", {"message": "hello"})
     assert status == 200
     server.known = json.loads(body)
@@ -153,7 +152,15 @@ def test_history_with_any_token_and_id(served, token, conversation_id):
     assert_sound(status, content_type, body, (token, conversation_id))
 
 
+FUZZERS = (test_chat_never_fails_on_any_json, test_feedback_never_fails_on_any_json, test_any_json_document_at_all,
+           test_any_bytes_as_a_json_body, test_history_with_any_token_and_id)
+
+
 def test_the_server_is_healthy_after_the_fuzzing(served):
+    """Fuzzes every endpoint itself first, so it checks the server after the fuzzing whether or not the tests
+    above ran before it on this server."""
+    for fuzz in FUZZERS:
+        fuzz(served)
     assert served.request("GET", "/healthz")[0] == 200
     assert served.request("GET", "/readyz")[0] == 200
     status, _, body = served.post_json("/api/chat", {"message": "where is my order AB12345?"})

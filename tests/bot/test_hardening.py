@@ -15,6 +15,7 @@ from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from core.sqlite import connect
 from runtime_doubles import FakeSource, FixedClassifier, ScriptedKnowledge, load_folder
+from tests.support.waiting import eventually
 
 
 class TokenizingClassifier(FixedClassifier):
@@ -247,11 +248,11 @@ async def test_readyz_says_what_is_wrong_with_the_model_pointer(tmp_path, aiohtt
     kb = ScriptedKnowledge()
     client = await aiohttp_client(create_app(folder.settings, folder, models=RegistrySource(folder.settings),
                                              open_knowledge=lambda: kb))
-    for _ in range(200):
+    async def refused() -> dict | None:
         body = await (await client.get("/readyz")).json()
-        if "CURRENT" in body.get("error", ""):
-            break
-        await asyncio.sleep(0.01)
+        return body if "CURRENT" in body.get("error", "") else None
+
+    body = await eventually(refused, 10, "/readyz to say why CURRENT cannot be served")
     assert "is empty" in body["error"] and version.name in body["error"]
 
 

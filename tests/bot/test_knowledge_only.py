@@ -14,6 +14,8 @@ from bot.folder.bot_folder import BotFolder
 from bot.serving.model_slot import KnowledgeOnlySource
 from bot.web.app import create_app
 from knowledge.base import KnowledgeBase
+from tests.support.bots import app_ready
+from tests.support.waiting import eventually
 
 FAQ = ("question,answer,url\n"
        "How long does delivery take?,Parcels arrive within 3 working days.,https://shop.example/delivery\n"
@@ -56,10 +58,7 @@ async def test_a_knowledge_only_bot_serves_answers(tmp_path, aiohttp_client):
     kb.sync([folder.knowledge_dir])
     app = create_app(settings, folder, models=KnowledgeOnlySource(), open_knowledge=lambda: kb)
     client = await aiohttp_client(TestServer(app))
-    for _ in range(200):
-        if (await client.get("/readyz")).status == 200:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: app_ready(client), 10, "the app to answer /readyz ready")
     ready = await (await client.get("/readyz")).json()
     assert ready["ready"] and ready["model_version"] == "knowledge-only"
 

@@ -3,7 +3,6 @@ connections, and two servers with different state folders) count a client's requ
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import threading
@@ -15,7 +14,8 @@ from bot.analytics.jobs import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
 from bot.web.security import RateLimiter
-from conftest import JsonErrorServer
+from tests.support.bots import JsonErrorServer, app_ready
+from tests.support.waiting import eventually
 from core.engine import PostgresDatabase, open_database
 from runtime_doubles import FakeSource, ScriptedKnowledge, load_folder
 
@@ -103,10 +103,7 @@ async def test_two_servers_with_their_own_state_folders_share_a_client_limit(aio
         knowledge = ScriptedKnowledge()
         app = create_app(folder.settings, folder, models=FakeSource(), open_knowledge=lambda: knowledge)
         client = await aiohttp_client(JsonErrorServer(app))
-        for _ in range(500):
-            if (await client.get("/readyz")).status == 200:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: app_ready(client), 10, f"machine {machine} to answer /readyz ready")
         await catch_up(app[RUNTIME])
         clients.append(client)
     statuses = []

@@ -3,14 +3,16 @@ rollback reaching a running server with real tiny models."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import sys
 
+import pytest
+
 from bot.web.runtime import RUNTIME
 from bot.retraining import Retraining, retrain_command
-from conftest import ADMIN
+from tests.support.bots import ADMIN, app_ready
+from tests.support.waiting import eventually
 from core.sqlite import connect
 from runtime_doubles import load_folder
 from training.store import Example, ExampleStore
@@ -29,6 +31,7 @@ def add_reviewed(folder, texts):
     db.conn.close()
 
 
+@pytest.mark.integration
 async def test_the_schedule_starts_a_retrain_only_with_enough_new_examples(tmp_path):
     folder = with_retrain(load_folder(tmp_path), min_new_examples=3)
     marker = tmp_path / "ran"
@@ -41,6 +44,7 @@ async def test_the_schedule_starts_a_retrain_only_with_enough_new_examples(tmp_p
     assert (await schedule.status())["last_exit_code"] == 0
 
 
+@pytest.mark.integration
 async def test_a_running_retrain_is_not_started_twice(tmp_path):
     folder = with_retrain(load_folder(tmp_path), min_new_examples=0)
     schedule = Retraining(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
@@ -58,6 +62,7 @@ def test_the_retrain_process_gets_the_folder_and_its_overrides(tmp_path):
     assert ["--set", "train.epochs=2"] == command[-2:] and f'state_dir="{tmp_path / "state"}"' in command
 
 
+@pytest.mark.integration
 async def test_admin_starts_a_retrain_and_reads_the_run_log(make_client, tmp_path):
     client = await make_client()
     rt = client.app[RUNTIME]
@@ -97,10 +102,7 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
         (version.path / "calibration.json").write_text(json.dumps({**calibration, "threshold": 0.0, "margin": 0.0}))
     app = create_app(folder.settings, folder, open_knowledge=lambda: None)
     client = await aiohttp_client(TestServer(app))
-    for _ in range(600):
-        if (await client.get("/readyz")).status == 200:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: app_ready(client), 30, "the app to answer /readyz ready", interval_s=0.05)
 
     async def answer() -> str:
         reply = await (await client.post("/api/chat", json={"message": "where is my order AB12345"})).json()
@@ -109,26 +111,29 @@ async def test_a_rollback_reaches_a_running_server_without_a_restart(aiohttp_cli
     assert (await (await client.get("/readyz")).json())["model_version"] == second.version
     before = await answer()
     registry.rollback()  # what `run_bot.py models rollback` does
-    for _ in range(200):
-        if (await (await client.get("/readyz")).json())["model_version"] == first.version:
-            break
-        await asyncio.sleep(0.05)
+    async def rolled_back() -> bool:
+        return (await (await client.get("/readyz")).json())["model_version"] == first.version
+
+    await eventually(rolled_back, 10, "the server to serve the version rolled back to", interval_s=0.05)
     after = await answer()
     assert (await (await client.get("/readyz")).json())["model_version"] == first.version
     assert before != after and "AB12345" in after  # track_order's template now, cancel_order's before
 
 
+@pytest.mark.integration
 async def test_a_retrain_past_its_timeout_is_stopped(tmp_path):
     folder = with_retrain(load_folder(tmp_path), timeout=0.2)
     schedule = Retraining(folder, command=[sys.executable, "-c", "import time; time.sleep(30)"])
     await schedule.trigger("admin")
-    for _ in range(200):
-        if not schedule.running and schedule.finished:
-            break
-        await asyncio.sleep(0.05)
+
+    async def stopped() -> bool:
+        return not schedule.running and schedule.finished
+
+    await eventually(stopped, 10, "the retrain past its timeout to be stopped", interval_s=0.05)
     assert not schedule.running and (await schedule.status())["last_exit_code"] != 0
 
 
+@pytest.mark.integration
 async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(make_client):
     from training.runs import RunLog
 

@@ -13,6 +13,7 @@ from bot.review.unanswered import HashingEmbedder, find
 from core.sqlite import connect
 from core.engine import open_database
 from runtime_doubles import write_bot
+from tests.support.postgres import ENGINES
 
 ARI_FLOOR = 0.8
 
@@ -25,7 +26,7 @@ def test_passwords_are_scrypt_hashes_with_a_salt():
     assert not check_password("x", "not a hash")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def database(request, tmp_path):
     """The bot's database on each engine: an SQLite file, or a new database on the test PostgreSQL server."""
     location = str(tmp_path / "db.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")

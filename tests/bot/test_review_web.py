@@ -295,6 +295,7 @@ async def test_an_import_proposal_is_accepted_from_the_clusters_page(client, tmp
     assert {store.find(t).intent for t in texts} == {None} and ProposalStore(db).get(proposal_id).status == "open"
 
 
+@pytest.mark.integration
 async def test_a_retrain_the_run_log_shows_running_counts_here_too(client, tmp_path):
     """Another worker's retrain (or a `run_bot.py retrain`): this worker shows it running and will not start one."""
     import subprocess

@@ -11,10 +11,8 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +24,10 @@ import pytest
 import run_bot
 from core.sqlite import connect
 from core.engine import open_database
+from tests.support.bots import chat_turns_per_worker
+from tests.support.ports import free_port
+from tests.support.servers import log_tail, readyz, serving, stop
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 INTENTS = """
@@ -41,12 +43,6 @@ BURST = 12
 ADMIN = "workers-admin-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(url: str, body: dict | None = None) -> tuple[int, dict]:
     """One request on a new connection (so the kernel picks a worker for each)."""
     data = None if body is None else json.dumps(body).encode()
@@ -58,32 +54,14 @@ def call(url: str, body: dict | None = None) -> tuple[int, dict]:
         return e.code, json.load(e)
 
 
-def ready(base: str) -> dict | None:
-    try:
-        status, body = call(base + "/readyz")
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
-    return body if status == 200 else None
-
-
 def workers_seen(base: str, probes: int = 40) -> dict[int, dict]:
     """worker number -> its last /readyz, over `probes` new connections."""
     seen = {}
     for _ in range(probes):
-        body = ready(base)
+        body = readyz(base)
         if body:
             seen[body["worker"]] = body
     return seen
-
-
-def wait_for(predicate, timeout_s: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"{what} within {timeout_s:.0f} s; server log:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -151,22 +129,13 @@ def served(root: Path, tiny_bert, versions: int, database_url: str = "",
         assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
     port, log = free_port(), root / "server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": ADMIN}
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "serve", "--bot", str(bot), "--port",
-                                    str(port), "--workers", "2"], env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: len(workers_seen(base, 10)) == 2, 180, "both workers did not become ready", log)
+    command = [sys.executable, str(ROOT / "run_bot.py"), "serve", "--bot", str(bot), "--port", str(port),
+               "--workers", "2"]
+    with serving(command, base, log, 180, workers=2, stop_timeout_s=40, env=env) as process:
         yield {"base": base, "bot": bot, "db": state / "supportbot.db", "log": log, "process": process,
                "location": database_url or str(state / "supportbot.db")}
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
+    assert process.returncode == 0, log_tail(log)
     assert "Traceback" not in log.read_text(errors="replace")
 
 
@@ -180,6 +149,7 @@ def test_shared_buckets_count_every_process_requests(tmp_path):
     a.close(), b.close()
 
 
+@pytest.mark.integration
 def test_the_supervisor_gives_up_on_a_worker_that_keeps_dying_at_start(tmp_path, caplog):
     from bot.serving import workers
     from dying_worker import die
@@ -199,18 +169,23 @@ def test_a_taken_port_is_refused_as_by_one_server():
             workers.check_port_free("127.0.0.1", s.getsockname()[1])
 
 
+@pytest.mark.integration
 def test_two_clients_on_one_conversation_through_both_workers_lose_no_turn(server):
     two_clients_on_one_conversation(server)
 
 
+@pytest.mark.integration
 def test_on_postgresql_two_clients_on_one_conversation_through_both_workers_lose_no_turn(postgres_workers):
     """The same with the workers on PostgreSQL, where the turn count's row lock decides which of two turns waits."""
     assert not postgres_workers["db"].exists()
     two_clients_on_one_conversation(postgres_workers)
 
 
+@pytest.mark.integration
 def test_two_clients_asking_for_a_person_at_once_through_both_workers_fire_one_webhook(webhook_workers):
-    """Both ask at the same moment on one conversation: one handoff is recorded and its webhook fires once."""
+    """Both ask at the same moment on one conversation: one handoff is recorded and its webhook fires once. The
+    webhooks are counted once the server has stopped: a stopping worker waits for its webhooks in flight, so by
+    then every webhook either worker would send has arrived."""
     server, received = webhook_workers
     base, conversations = server["base"], []
     for _ in range(4):
@@ -227,15 +202,14 @@ def test_two_clients_asking_for_a_person_at_once_through_both_workers_fire_one_w
             t.join()
         assert [status for status, _ in replies] == [200, 200] and all(r["handoff"] for _, r in replies)
         conversations.append(ids["conversation_id"])
-    wait_for(lambda: len(received) >= 4, 30, "four webhooks did not arrive", server["log"])
-    time.sleep(2)  # room for a duplicate to arrive, were one sent
+    assert len(workers_seen(base)) == 2
+    assert stop(server["process"], 40) == 0, log_tail(server["log"])
     assert sorted(r["conversation_id"] for r in received) == sorted(conversations)
     assert {r["event"] for r in received} == {"handoff"}
     db = open_database(server["location"])
     handoffs = db.execute("select conversation_id, count(*) from handoffs group by conversation_id").fetchall()
     db.close()
     assert sorted(tuple(row) for row in handoffs) == sorted((c, 1) for c in conversations)
-    assert len(workers_seen(base)) == 2
 
 
 def two_clients_on_one_conversation(server) -> None:
@@ -268,6 +242,7 @@ def two_clients_on_one_conversation(server) -> None:
         assert sorted(turn_ids) == turn_ids
 
 
+@pytest.mark.integration
 def test_the_rate_limit_is_counted_across_workers(server):
     base = server["base"]
     status, first = call(base + "/api/chat", {"message": "track my package"})
@@ -279,21 +254,42 @@ def test_the_rate_limit_is_counted_across_workers(server):
     assert BURST <= statuses.count(200) <= BURST + 3, statuses
 
 
+@pytest.mark.integration
 def test_a_promotion_reaches_every_worker(server):
+    """Promotes the version the workers do not serve, then the one they did: each reaches both workers, and the
+    server is left as the test found it, whichever tests ran before."""
     base = server["base"]
-    versions = sorted(p.name for p in (server["db"].parent / "models").iterdir() if p.name[0].isdigit())
-    assert {b["model_version"] for b in workers_seen(base).values()} == {versions[-1]}
-    assert run_bot.main(["models", "promote", versions[0], "--bot", str(server["bot"])]) == 0
+    versions = {p.name for p in (server["db"].parent / "models").iterdir() if p.name[0].isdigit()}
+    [serving] = {b["model_version"] for b in workers_seen(base).values()}
+    [other] = versions - {serving}
+    for version in (other, serving):
+        assert run_bot.main(["models", "promote", version, "--bot", str(server["bot"])]) == 0
 
-    def both_moved():
-        seen = workers_seen(base, 20)
-        return len(seen) == 2 and {b["model_version"] for b in seen.values()} == {versions[0]}
+        def both_moved():
+            seen = workers_seen(base, 20)
+            return len(seen) == 2 and {b["model_version"] for b in seen.values()} == {version}
 
-    wait_for(both_moved, 30, "both workers did not serve the promoted version", server["log"])
+        wait_until(both_moved, 30, f"both workers to serve the promoted version {version}", interval_s=0.3,
+                   details=lambda: log_tail(server["log"]))
 
 
+@pytest.mark.integration
 def test_metrics_count_the_turns_of_every_worker(server):
-    """Whichever worker answers the scrape, it reports the turns both answered (multiprocess counters)."""
+    """Whichever worker answers the scrape, it reports the turns both answered (multiprocess counters). It chats
+    until each running worker has answered turns of its own, so it needs no turns from the tests before it."""
+    base, state = server["base"], server["db"].parent
+    status, first = call(base + "/api/chat", {"message": "where is my parcel"})
+    assert status == 200
+    ids = {"conversation_id": first["conversation_id"], "token": first["token"]}
+
+    def each_worker_answered_a_turn() -> bool:
+        call(base + "/api/chat", {"message": "track my package", **ids})  # on a new connection: either worker
+        pids = {body["pid"] for body in workers_seen(base, 10).values()}
+        turns = chat_turns_per_worker(state)
+        return len(pids) == 2 and all(turns.get(pid) for pid in pids)
+
+    wait_until(each_worker_answered_a_turn, 60, "a chat turn answered by each of the two workers", interval_s=0.3,
+               details=lambda: f"turns per worker pid: {chat_turns_per_worker(state)}\n{log_tail(server['log'])}")
     db = connect(server["db"])
     turns = db.execute("select count(*) from turns").fetchone()[0]
     db.close()
@@ -304,16 +300,17 @@ def test_metrics_count_the_turns_of_every_worker(server):
             text = response.read().decode()
         totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                        if line.startswith("supportbot_chat_turns_total{")))
-        workers.add(ready(server["base"])["worker"])
+        workers.add(call(server["base"] + "/readyz")[1]["worker"])
     assert totals == {turns} and turns > 0 and workers == {0, 1}
 
 
+@pytest.mark.integration
 def test_kill_9_of_a_worker_loses_no_acknowledged_turn_and_the_other_keeps_answering(server):
     base = server["base"]
     victim = workers_seen(base)[1]["pid"]
     acknowledged: list[int] = []
     after_kill: list[int] = []
-    killed = threading.Event()
+    killed, done = threading.Event(), threading.Event()
 
     def client() -> None:
         status, reply = call(base + "/api/chat", {"message": "where is my parcel"})
@@ -321,7 +318,7 @@ def test_kill_9_of_a_worker_loses_no_acknowledged_turn_and_the_other_keeps_answe
             return
         ids = {"conversation_id": reply["conversation_id"], "token": reply["token"]}
         acknowledged.append(reply["turn_id"])
-        while not killed.is_set() or time.monotonic() < killed.at + 1.5:  # 1.5 s past the kill (within the burst)
+        while not done.is_set():
             try:
                 status, reply = call(base + "/api/chat", {"message": "refund please", **ids})
             except (urllib.error.URLError, ConnectionError):  # its connection died with the worker: not acknowledged
@@ -330,23 +327,27 @@ def test_kill_9_of_a_worker_loses_no_acknowledged_turn_and_the_other_keeps_answe
                 acknowledged.append(reply["turn_id"])
                 if killed.is_set():
                     after_kill.append(reply["turn_id"])
-            time.sleep(0.2)
+            done.wait(0.2)  # a customer's pace: the conversation's rate limit (a burst of 12) lasts the test
 
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
-    os.kill(victim, signal.SIGKILL)
-    killed.at = time.monotonic()
-    killed.set()
-    for t in threads:
-        t.join()
-    assert after_kill, "no turn was answered after one worker was killed"
+    try:
+        wait_until(lambda: len(acknowledged) >= 8, 60, "turns acknowledged before the kill")
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+        wait_until(lambda: len(after_kill) >= 4, 60, "turns answered after one worker was killed",
+                   details=lambda: log_tail(server["log"]))
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
     db = connect(server["db"])
     stored = {r[0] for r in db.execute("select id from turns").fetchall()}
     db.close()
     assert set(acknowledged) <= stored
-    restarted = wait_for(lambda: (w := workers_seen(base, 20).get(1)) and w["pid"] != victim and w, 120,
-                         "the supervisor did not start worker 1 again", server["log"])
+    restarted = wait_until(lambda: (w := workers_seen(base, 20).get(1)) and w["pid"] != victim and w, 120,
+                           "the supervisor to start worker 1 again", interval_s=0.3,
+                           details=lambda: log_tail(server["log"]))
     assert restarted["ready"]
     assert f"worker 1 (pid {victim}) exited" in server["log"].read_text()

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -24,12 +23,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import free_port, launch
-from servers import stop, wait_until_ready
+from tests.support.bots import ROOT
+from tests.support.browser import launch
+from tests.support.ports import free_port
+from tests.support.servers import serving
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 TIMEOUT_MS = 20_000
 PASSWORD = "an analyst's password"
@@ -113,16 +113,9 @@ def analytics_server(request, tmp_path_factory):
         database_url = moved_to_postgres(state / "supportbot.db", request.getfixturevalue("postgres_server_url"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = state / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "bot" / "runtime_doubles.py"), str(state),
-                                   str(port), database_url], cwd=state, stdout=out, stderr=subprocess.STDOUT,
-                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        wait_until_ready(url, server, log, 120)
+    command = [sys.executable, str(ROOT / "tests" / "bot" / "runtime_doubles.py"), str(state), str(port), database_url]
+    with serving(command, url, state / "server.log", 120, cwd=state, env={**os.environ, "HF_HUB_OFFLINE": "1"}):
         yield url
-    finally:
-        stop(server)
 
 
 @pytest.fixture(scope="module")

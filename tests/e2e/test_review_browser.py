@@ -19,20 +19,21 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import HostSite, free_port, launch
-from conftest import ROOT, _copy_state, _ready, query
+from tests.support.bots import ROOT, copy_state, query
+from tests.support.browser import HostSite, launch
+from tests.support.ports import free_port
+from tests.support.servers import serving
+from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 TIMEOUT_MS = 20_000
 TRAIN_TIMEOUT_S = 1800
@@ -46,16 +47,6 @@ REVIEWER = "e2e-reviewer"
 UNANSWERED = ("what is the weather like tomorrow", "will it rain tomorrow", "what's the weather forecast",
               "is it sunny tomorrow", "do you sell concert tickets", "can I buy theatre tickets here",
               "do you have tickets for the football")
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class ReviewBot:
@@ -90,7 +81,7 @@ def review_bot(request, sqlite_demo_bot, tmp_path_factory):
     folder, state = base / "bot", base / "state"
     shutil.copytree(ROOT / "examples" / "demo_store", folder)
     state.mkdir()
-    _copy_state(sqlite_demo_bot.state_dir, state)
+    copy_state(sqlite_demo_bot.state_dir, state)
     # the loop is under test, not the runtime (test_onnx_runtime.py): the retrain skips the ONNX export and, like
     # the sqlite_demo_bot fixture's training, the small-data refit (a new intent's one example is never held out)
     common = ["--bot", str(folder), "--set", f"state_dir={json.dumps(str(state))}", "--set", "train.onnx=false",
@@ -109,28 +100,12 @@ def review_bot(request, sqlite_demo_bot, tmp_path_factory):
     port, origin = free_port(), f"http://127.0.0.1:{free_port()}"
     token = "review-e2e-token"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SUPPORTBOT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    log_path = base / "server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(port), "--workers", str(workers), *common,
-             "--set", f'server.allowed_origins=["{origin}"]', "--set", "server.rate_limit=200",
-             "--set", "server.rate_burst=400", "--set", "server.watch_interval=1"],
-            cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while not _ready(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the review bot did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
+    command = [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(port), "--workers", str(workers),
+               *common, "--set", f'server.allowed_origins=["{origin}"]', "--set", "server.rate_limit=200",
+               "--set", "server.rate_burst=400", "--set", "server.watch_interval=1"]
+    with serving(command, url, base / "server.log", 600, workers, cwd=base, env=env):
         yield ReviewBot(url, folder, state, token, origin, database, workers)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +200,7 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
     assert query(bot.database, "select intent, source, label_method, provenance from examples where text = ?",
                  [MESSAGE]) == [
         (RIGHT_INTENT, "review", "review-corrected", f"turn:{turn_id}")]
-    edited = (bot.folder.bot_folder / "intents.yaml").read_text()
+    edited = (bot.folder / "intents.yaml").read_text()
     assert NEW_ANSWER in edited and f"  {RIGHT_INTENT}:" in edited and MESSAGE in edited
     assert edited.splitlines()[0] == original.splitlines()[0]  # the header comment
     assert "# ---------------------------------------------------------------- orders" in edited
@@ -244,9 +219,9 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
         run = bot.api("GET", "/api/review/status", admin=True)["training"]["last_run"]
         return run if run and run["id"] > previous and run["outcome"] != "running" else None
 
-    run = _wait(finished_run, TRAIN_TIMEOUT_S, "training")
+    run = wait_until(finished_run, TRAIN_TIMEOUT_S, "the retrain to finish", interval_s=1)
     assert run["outcome"] == "promoted", (bot.state / "retrain.log").read_text()[-3000:]
-    _wait(lambda: bot.serving_everywhere(old_version), 120, "the new model version on every worker")
+    wait_until(lambda: bot.serving_everywhere(old_version), 120, "the new model version on every worker", interval_s=1)
 
     # 7. The same customer message now gets the new answer.
     after = bot.api("POST", "/api/chat", {"message": MESSAGE})

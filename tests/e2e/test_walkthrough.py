@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import HostSite, free_port, launch
-from servers import stop, wait_until_ready
+from tests.support.browser import HostSite, launch
+from tests.support.ports import free_port
+from tests.support.servers import start, stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.integration]
 SECTION = "## Build your own bot"
 
 
@@ -124,9 +125,8 @@ def test_build_your_own_bot_as_written(workdir):
     port = free_port()
     assert "--port 8081" in serve
     log = workdir / "serve.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(shlex.split(serve.replace("--port 8081", f"--port {port}").replace("python", sys.executable, 1)),
-                                  cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = start(shlex.split(serve.replace("--port 8081", f"--port {port}").replace("python", sys.executable, 1)),
+                   log, cwd=workdir, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, server, log, 600)

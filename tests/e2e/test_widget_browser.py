@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from browser import HostSite, free_port, launch
+from tests.support.browser import HostSite, launch
+from tests.support.ports import free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 TIMEOUT_MS = 20_000
 DESKTOP = {"width": 1280, "height": 800}

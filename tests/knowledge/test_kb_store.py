@@ -18,11 +18,12 @@ from knowledge.documents import Document
 from core.engine import migrate, open_database
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import MIGRATIONS, KnowledgeStore, Write
+from tests.support.postgres import ENGINES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "knowledge_v0.db"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def location(request, tmp_path) -> str:
     """Where a new store lives: an SQLite file, or a new database on the test PostgreSQL server."""
     return str(tmp_path / "kb.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")

@@ -176,6 +176,7 @@ def test_interrupted_ingest_leaves_the_previous_index_usable(open_kb, articles, 
     assert_consistent(kb)
 
 
+@pytest.mark.integration
 def test_crash_mid_ingest_in_another_process_is_repaired_on_open(open_kb, articles, tmp_path):
     kb = open_kb()
     kb.sync([articles])

@@ -10,14 +10,19 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pytest
+
+from tests.support.ports import free_port
+
 UNPRIVILEGED = "nobody"
+# The params of a fixture that puts a store on either engine; the PostgreSQL case is an integration test.
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 
 
 def find_binaries() -> Path | None:
@@ -29,12 +34,6 @@ def find_binaries() -> Path | None:
         if os.access(f"{folder}/initdb", os.X_OK) and os.access(f"{folder}/pg_ctl", os.X_OK):
             return Path(folder)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

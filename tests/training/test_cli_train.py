@@ -223,6 +223,7 @@ def test_train_settings_follow_the_bots_own_traffic(bot):
     assert len(notes) == 2 and "20 % of 60 reviewed" in notes[0] and "10 of 30" in notes[1]
 
 
+@pytest.mark.integration
 def test_train_and_retrain_in_two_processes_make_versions_that_serve(bot, tmp_path, capsys):
     from training.classifier import IntentClassifier
 

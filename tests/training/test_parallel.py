@@ -48,6 +48,7 @@ def largest_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max((value - b_state[name]).abs().max().item() for name, value in a.state_dict().items())
 
 
+@pytest.mark.integration
 def test_two_processes_train_the_weights_one_process_trains(still_bert):
     # patience 1: validation loss rises after the second epoch and rank 0 stops there (a helper that missed it
     # would wait in the next gradient sum, and the fit would not return)
@@ -86,6 +87,7 @@ def test_each_rank_trains_a_disjoint_share_of_every_batch(tiny_bert):
     assert len(batches[-1]) == 1 and [share for _, share in (r._shard(batches[-1], y) for r in ranks)] == [1, 0, 0]
 
 
+@pytest.mark.integration
 def test_a_helper_that_dies_before_the_rendezvous_fails_the_fit_at_once(tiny_bert, monkeypatch):
     start = torch.multiprocessing.start_processes
 

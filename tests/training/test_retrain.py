@@ -22,6 +22,8 @@ from training.retrain import retrain
 from training.runs import RetrainBusy, RetrainLock, RunLog
 from training.settings import RetrainSettings
 from training.store import Example, ExampleStore
+from tests.support.servers import log_tail, start
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = {
@@ -165,6 +167,7 @@ def test_a_retrain_refused_by_the_lock_trains_nothing(bot):
     assert registry.versions() == [first.version] and runs.runs() == []
 
 
+@pytest.mark.integration
 def test_a_killed_retrain_leaves_the_serving_model_and_the_next_run_starts_cleanly(tiny_bert, tmp_path):
     folder = tmp_path / "bot"
     folder.mkdir()
@@ -181,18 +184,21 @@ def test_a_killed_retrain_leaves_the_serving_model_and_the_next_run_starts_clean
     serving = (models / "CURRENT").read_text()
     db = connect(tmp_path / "state" / "supportbot.db")
     ExampleStore(db).add(Example(t, "cancel", source="review") for t in CANCEL)
+    runs = RunLog(db)
 
-    victim = subprocess.Popen([*cli, "retrain", "--bot", str(folder), "--quiet"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while victim.poll() is None and time.monotonic() < deadline and not (tmp_path / "state" / "retrain.lock").exists():
-        time.sleep(0.2)
-    time.sleep(2.0)  # the lock is taken: now it is collecting examples or fine-tuning (2,000 steps)
-    assert victim.poll() is None, "the retrain ended before it could be killed"
+    progress = tmp_path / "retrain.log"  # its progress bars: a fine-tuning step shows its loss
+    victim = start([*cli, "retrain", "--bot", str(folder)], progress, env=env)
+
+    def fine_tuning() -> bool:
+        assert victim.poll() is None, f"the retrain ended before it could be killed:\n{log_tail(progress)}"
+        return any(run["outcome"] == "running" for run in runs.runs()) and "loss=" in progress.read_text()
+
+    wait_until(fine_tuning, 300, "the retrain to record its run and take fine-tuning steps",
+               details=lambda: log_tail(progress))
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert (models / "CURRENT").read_text() == serving
-    assert RunLog(db).runs()[0]["outcome"] == "killed"
+    assert runs.runs()[0]["outcome"] == "killed"
 
     done = subprocess.run([*cli, "retrain", "--bot", str(folder), "--quiet", *quick], env=env, capture_output=True,
                           text=True)

@@ -5,7 +5,6 @@ before them; PostgreSQL's connection faults recognised as storage faults."""
 from __future__ import annotations
 
 import shutil
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -17,12 +16,14 @@ from core.engine import open_database
 from training.importer import import_transcripts
 from training.runs import RunLog
 from training.store import Example, ExampleStore, ProposalStore
+from tests.support.ports import free_port
+from tests.support.postgres import ENGINES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "databases" / "training_v0.db"
 TABLES = ("examples", "imports", "intent_proposals", "retrain_runs")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def location(request, tmp_path) -> str:
     """Where the stores live: an SQLite file, or a new database on the test PostgreSQL server."""
     return str(tmp_path / "bot.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
@@ -172,12 +173,6 @@ def test_a_database_made_before_migrations_upgrades_in_place_losing_nothing(tmp_
         assert store.find("a new one").id == 6
     finally:
         db.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_postgresql_connection_faults_are_storage_faults_and_sql_mistakes_are_not(postgres_url):

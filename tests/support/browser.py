@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,12 +38,6 @@ def chromium_path() -> str:
 def launch(playwright):
     """A fresh headless chromium (Playwright gives it a new temporary user-data dir, removed on close)."""
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 PAGE = """<!doctype html>
