@@ -6,7 +6,7 @@ main), same run: a chat turn written to the conversation log, and the analytics 
 
 Turn writes: a fresh database file, `ConversationLog.record_turn` of 2,000 turns (400 conversations of 5 turns,
 the first creating the conversation, one in five flagged), timed one by one. Fold: a log of --turns turns over
-conversations of 5 turns, made once by the baseline's code, copied for every run; `Analytics(db).refresh()` from
+conversations of 5 turns, made once by this tree's code, copied for every run; `Analytics(db).refresh()` from
 scratch. Each run is a fresh process with that code's bot/, knowledge/ and training/ on PYTHONPATH; the codes
 alternate, each first in turn. Printed: the median of the runs' medians (turns) or times (fold), in brackets the
 best and the worst run.
@@ -101,7 +101,7 @@ def main() -> int:
     fold_s: dict[str, list[float]] = {name: [] for name, _ in codes}
     with tempfile.TemporaryDirectory() as tmp:
         made = Path(tmp) / "made.db"
-        run(MAKE, base, str(made), str(args.turns))
+        run(MAKE, ROOT, str(made), str(args.turns))
         for n in range(args.runs):
             for name, root in codes[::-1] if n % 2 else codes:
                 fresh = Path(tmp) / f"turns-{n}-{len(turn_ms[name])}.db"
