@@ -191,6 +191,22 @@ def run(folder: BotFolder, trigger: str = "cli", progress: bool = True, say: Cal
     return outcome
 
 
+def carve_golden(folder: BotFolder) -> tuple[int, int]:
+    """Set aside a stratified share (`retrain.golden_share`) of the labelled examples as the golden set (split
+    test): never trained on, the gate's yardstick. Returns how many moved and the golden set's size."""
+    from bot.database import open_bot_database
+    from training.store import ExampleStore
+
+    db = open_bot_database(folder.settings)
+    try:
+        store = ExampleStore(db)
+        store.add(folder.seed_examples())
+        moved = store.carve_test_split(folder.settings.retrain.golden_share, folder.settings.train.seed)
+        return moved, len(store.examples(split="test"))
+    finally:
+        db.close()
+
+
 def compare_versions(folder: BotFolder, a: str, b: str) -> tuple[dict, dict]:
     """Version `b` judged against `a` by the gate on the gate's data as it is now (`run_bot.py models diff`):
     the gate's comparison and the counts of the data it compared on."""

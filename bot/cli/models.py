@@ -52,12 +52,6 @@ def _registry(folder):
     return ModelRegistry(folder.settings.models_path)
 
 
-def _state(folder):
-    from bot.database import open_bot_database
-
-    return open_bot_database(folder.settings), _registry(folder)
-
-
 def list_cmd(args: argparse.Namespace) -> int:
     registry = _registry(open_bot(args))
     current = registry.current_version()
@@ -120,23 +114,18 @@ def diff_cmd(args: argparse.Namespace) -> int:
 
 
 def golden_cmd(args: argparse.Namespace) -> int:
-    from training.store import ExampleStore
+    from bot.retraining import carve_golden
 
-    folder = open_bot(args)
-    db, _ = _state(folder)
-    store = ExampleStore(db)
-    store.add(folder.seed_examples())
-    moved = store.carve_test_split(folder.settings.retrain.golden_share, folder.settings.train.seed)
-    print(f"golden set: {moved} examples moved to split test (never trained on); "
-          f"{len(store.examples(split='test'))} in all")
+    moved, size = carve_golden(open_bot(args))
+    print(f"golden set: {moved} examples moved to split test (never trained on); {size} in all")
     return 0
 
 
 def runs_cmd(args: argparse.Namespace) -> int:
+    from bot.database import open_bot_database
     from training.runs import RunLog
 
-    db, _ = _state(open_bot(args))
-    runs = RunLog(db).runs()
+    runs = RunLog(open_bot_database(open_bot(args).settings)).runs()
     for r in runs:
         took = f"{r['ended'] - r['started']:.0f} s" if r["ended"] else "-"
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["started"]))
