@@ -23,7 +23,7 @@ def register(sub) -> None:
                 "  python run_bot.py users add alice --role reviewer --bot mybot")
     q.add_argument("name")
     q.add_argument("--role", choices=("reviewer", "admin"), default="reviewer", help="default: reviewer")
-    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin (what happens anyway when stdin is not a terminal)")
     add_bot_args(q)
     q = command(actions, "list", list_users, "list accounts and their roles", "  python run_bot.py users list --bot mybot")
     add_bot_args(q)
@@ -34,7 +34,7 @@ def register(sub) -> None:
     q = command(actions, "password", password, "set a new password (the account's sessions end)",
                 "  python run_bot.py users password alice --bot mybot")
     q.add_argument("name")
-    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin (what happens anyway when stdin is not a terminal)")
     add_bot_args(q)
 
 
@@ -46,8 +46,12 @@ def _store(args: argparse.Namespace):
 
 
 def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
+    """Asked twice at a terminal; otherwise (--password-stdin, or a pipe) the first line of standard input."""
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ValueError("no password on the first line of standard input")
+        return password
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
         raise ValueError("the two passwords differ")

@@ -115,3 +115,17 @@ def test_cluster_verdicts():
     assert verdict["weather"].verdict == "out_of_scope"
     assert verdict["paypal"].verdict in ("new_intent", "kb_missing")
     assert verdict["assembly"].verdict == "new_intent" and verdict["assembly"].name
+
+
+def test_users_add_reads_a_piped_password_without_the_flag(tmp_path, monkeypatch, capsys):
+    """`echo pw | run_bot.py users add ...`: stdin is not a terminal, so its first line is the password (it once
+    ended in EOFError at the second prompt); an empty pipe is a clear error."""
+    bot = write_bot(tmp_path / "bot")
+    common = ["--bot", str(bot), "--set", f'state_dir="{tmp_path / "state"}"']
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": pytest.fail("prompted although stdin is a pipe"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("piped password\n"))
+    assert run_bot.main(["users", "add", "rita", "--role", "reviewer", *common]) == 0
+    assert AccountStore(connect(tmp_path / "state" / "supportbot.db")).verify("rita", "piped password")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert run_bot.main(["users", "add", "sam", "--role", "reviewer", *common]) == 2
+    assert "no password on the first line of standard input" in capsys.readouterr().err
