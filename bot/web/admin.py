@@ -45,8 +45,8 @@ async def reload(request: web.Request) -> web.Response:
     force = body_field(body, "force", bool, required=False) or False
     try:
         result = await rt.models.reload(force=force)
-    except Exception as e:
-        raise error(web.HTTPInternalServerError, f"reload failed, still serving {rt.models.version}: {e}") from None
+    except Exception as e:  # the registry's or the bot folder's state (damaged, half-written), not a server fault
+        raise error(web.HTTPConflict, f"reload failed, still serving {rt.models.version}: {e}") from None
     return web.json_response(result)
 
 

@@ -71,7 +71,8 @@ def _errors(*codes: int) -> dict[str, Any]:
              "configured).",
         404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running; on /api/chat: "
              "the conversation kept changing (other server processes answering it) while the message was answered, "
-             "nothing stored, send it again.",
+             "nothing stored, send it again; on /admin/reload: the model registry or the bot folder cannot be "
+             "loaded (damaged, half-written), the old model still serves.",
         413: "Body or message too large.",
         415: "Not JSON, not UTF-8 text, or a non-text message.", 429: "Rate limit exceeded (see Retry-After).",
         503: "The model or knowledge base is still loading, or the database cannot be written (full disk, "
@@ -139,7 +140,7 @@ def spec() -> dict[str, Any]:
             "/admin/reload": {"post": _op(
                 "Serve the registry's current model version (body optional: {\"force\": true} reloads anyway).",
                 _json(_obj(["version", "changed"], previous=STR, version=STR, changed=BOOL), "Serving."),
-                400, 401, 403, admin=True)},
+                400, 401, 403, 409, admin=True)},
             "/admin/retrain": {
                 "get": _op("The retrain schedule and the log of retrain runs (start, end, counts, outcome).",
                            _json(_obj(["schedule", "runs"], schedule=ANY_OBJECT, serving=STR,

@@ -83,7 +83,7 @@ async def test_reload_reads_intents_again_and_keeps_serving_when_they_are_broken
     assert (await (await client.post("/api/chat", json={"message": "hello"})).json())["answer"] == "Welcome back!"
     intents.write_text("intents: [")
     response = await client.post("/admin/reload", json={"force": True}, headers=AUTH)
-    assert response.status == 500 and "invalid YAML" in (await response.json())["error"]
+    assert response.status == 409 and "invalid YAML" in (await response.json())["error"]  # the folder's state
     assert (await (await client.post("/api/chat", json={"message": "hello"})).json())["answer"] == "Welcome back!"
 
 
@@ -133,7 +133,7 @@ async def test_a_failed_reload_keeps_serving_the_old_model(make_client):
     client = await make_client(source=source)
     source.version = "broken"
     response = await client.post("/admin/reload", headers=AUTH)
-    assert response.status == 500 and "still serving v1" in (await response.json())["error"]
+    assert response.status == 409 and "still serving v1" in (await response.json())["error"]  # not a server fault
     assert (await client.post("/api/chat", json={"message": "hello"})).status == 200
 
 
