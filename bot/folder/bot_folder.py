@@ -82,6 +82,19 @@ class BotFolder:
         return cls(path=path, settings=settings, intents=intents, entities=entities, overrides=tuple(overrides))
 
 
+def _yaml_hint(e: Exception, mark: Any) -> str:
+    """The parser's words in plain ones, for the mistakes people make by hand: indentation and tabs."""
+    problem = str(getattr(e, "problem", "") or "")
+    if "'\\t'" in problem:  # PyYAML writes the tab as \t
+        return " (a tab: indent with spaces only)"
+    structural = ("expected <block end>", "mapping values are not allowed", "could not find expected ':'",
+                  "did not find expected key", "expected <block mapping start>")
+    if mark is not None and any(p in problem for p in structural):
+        return (f" (check the indentation of line {mark.line + 1} and of the line above it: keys of one level "
+                "start in the same column, list items under a key are indented by spaces)")
+    return ""
+
+
 def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
     """Parse and validate intents.yaml."""
     if not file.exists():  # a knowledge-only bot (a FAQ bot): every message is answered from knowledge/
@@ -93,7 +106,7 @@ def load_intents(file: Path) -> tuple[dict[str, Intent], dict[str, Entity]]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark else str(file)
-        raise ValueError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+        raise ValueError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}{_yaml_hint(e, mark)}") from e
     if isinstance(doc, dict) and "intents" in doc and doc["intents"] is None:
         doc["intents"] = {}  # `intents:` with none under it yet: a new bot, or one answered from knowledge only
     if not isinstance(doc, dict) or not isinstance(doc.get("intents"), dict):

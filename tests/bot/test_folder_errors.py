@@ -123,3 +123,15 @@ def test_a_broken_template_stops_the_bot_folder_loading(tmp_path):
     (bot / "intents.yaml").write_text(GOOD.replace("{order_id}", "{order_id"))
     with pytest.raises(ValueError, match="unbalanced brace"):
         BotFolder.load(bot)
+
+
+def test_a_mis_indented_line_or_a_tab_gets_a_hint_in_plain_words(tmp_path):
+    """The parser says "expected <block end>, but found '<block sequence start>'"; the error adds what to check."""
+    file = write(tmp_path, "intents:\n  track:\n     examples:\n    - where is my parcel\n    answer: On its way.\n")
+    with pytest.raises(ValueError, match=re.escape(f"{file}:4: invalid YAML: expected <block end>")) as raised:
+        load_intents(file)
+    assert "check the indentation of line 4 and of the line above it" in str(raised.value)
+    file = write(tmp_path, "intents:\n  greet:\n\texamples: [hi]\n")
+    with pytest.raises(ValueError, match=re.escape(f"{file}:3: invalid YAML: found character")) as raised:
+        load_intents(file)
+    assert str(raised.value).endswith("(a tab: indent with spaces only)")
