@@ -143,8 +143,7 @@ class Retraining:
             self.process.kill()
             code = await self.process.wait()
         self.finished = time.time()
-        log.info("retrain process %d ended with exit code %d (0 promoted, 3 refused by the gate)",
-                 self.process.pid, code)
+        log.info("retrain process %d ended: %s (exit code %d)", self.process.pid, ending(code), code)
 
 
 def run(folder: BotFolder, trigger: str = "cli", progress: bool = True, say: Callable[[str], Any] = print):
@@ -226,9 +225,18 @@ def compare_versions(folder: BotFolder, a: str, b: str) -> tuple[dict, dict]:
     return gate.compare(candidate, serving, data.gate, s.train.oos_label, s.retrain), data.counts
 
 
+PROMOTED, REFUSED = 0, 3  # the retrain process's exit codes; anything else: it failed (its log says why)
+
+
 def exit_code(outcome) -> int:
-    """The retrain process's exit code: 0 promoted, 3 refused by the gate."""
-    return 0 if outcome.promoted else 3
+    """The retrain process's exit code for training.retrain's Outcome."""
+    return PROMOTED if outcome.promoted else REFUSED
+
+
+def ending(code: int) -> str:
+    """A retrain process's exit code in words, for logs and pages."""
+    return {PROMOTED: "the candidate was promoted and serves now",
+            REFUSED: "the gate refused the candidate, the serving model stays"}.get(code, "it failed (see retrain.log)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -217,3 +217,23 @@ async def test_the_retrain_process_runs_the_retrain_from_any_folder(tmp_path, mo
     await retraining.trigger("admin")
     assert await retraining.process.wait() == 2
     assert "needs 64 CUDA device(s)" in (tmp_path / "state" / "retrain.log").read_text()
+
+
+@pytest.mark.integration
+async def test_the_log_says_how_a_retrain_ended_in_words(tmp_path, caplog):
+    """Exit code 3 is the gate's refusal: the log says so, not "(0 promoted, 3 refused by the gate)", which read
+    like counts."""
+    from bot.retraining import ending
+
+    folder = with_retrain(load_folder(tmp_path), min_new_examples=0)
+    schedule = Retraining(folder, command=[sys.executable, "-c", "raise SystemExit(3)"])
+    caplog.set_level("INFO", logger="supportbot.schedule")
+    await schedule.trigger("admin")
+
+    async def ended() -> bool:
+        return schedule.finished is not None
+
+    await eventually(ended, 30, "the stand-in retrain to end")
+    [line] = [r.getMessage() for r in caplog.records if "ended" in r.getMessage()]
+    assert line.endswith("ended: the gate refused the candidate, the serving model stays (exit code 3)")
+    assert ending(0).startswith("the candidate was promoted") and ending(1).startswith("it failed")
