@@ -89,7 +89,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
     app.router.add_post("/admin/reload", admin.reload)
     app.router.add_get("/admin/retrain", admin.retrain_status)
     app.router.add_post("/admin/retrain", admin.retrain_now)
-    widget.add_routes(app, settings)
+    widget.add_routes(app, settings, [i.examples[0] for i in folder.intents.values() if i.examples][:4])
     review.add_routes(app, settings)  # /review/ pages and /api/review/ (login, sessions, CSRF)
     analytics.add_routes(app)  # /review/analytics, behind the same login
     return app

@@ -12,6 +12,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from aiohttp import web
 
@@ -58,8 +59,9 @@ def widget_title(settings: Settings) -> str:
     return f"{settings.shown_name} support" if settings.shown_name else "Support"
 
 
-def add_routes(app: web.Application, settings: Settings) -> None:
-    """Serve `/widget.js` and the `/demo` host page; `app[WIDGET_SCRIPT]` tells others the version."""
+def add_routes(app: web.Application, settings: Settings, suggestions: Sequence[str] = ()) -> None:
+    """Serve `/widget.js` and the `/demo` host page (the bot's own name, and `suggestions` to try: one example of
+    each of a few intents); `app[WIDGET_SCRIPT]` tells others the version."""
     script = WidgetScript.load()
     app[WIDGET_SCRIPT] = script
     demo = (STATIC / "demo.html").read_text(encoding="utf-8")
@@ -72,7 +74,9 @@ def add_routes(app: web.Application, settings: Settings) -> None:
         public = f"{request.scheme}://{request.host}/widget.js"
         page = (demo.replace("{{SNIPPET}}", snippet(script.url, title))
                 .replace("{{SNIPPET_TEXT}}", html.escape(snippet(public, title)))
-                .replace("{{TITLE}}", html.escape(title)))
+                .replace("{{TITLE}}", html.escape(title))
+                .replace("{{NAME}}", html.escape(settings.shown_name))
+                .replace("{{TRY}}", "\n".join(f"    <li>{html.escape(text)}</li>" for text in suggestions)))
         return web.Response(text=page, content_type="text/html", headers={
             "Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
         })

@@ -116,3 +116,14 @@ async def test_favicon_is_served(aiohttp_client):
     r = await client.get("/favicon.ico")
     assert r.status == 200 and r.content_type == "image/svg+xml"
     assert (await r.read()).startswith(b"<svg")
+
+
+async def test_the_demo_page_is_the_bots_own_not_the_demo_stores(aiohttp_client):
+    """Any bot's /demo names that bot and suggests its own intents' examples (escaped), never the demo store."""
+    app = web.Application()
+    add_routes(app, load_settings(None, ['name="acme_store"', 'display_name="Acme <Sons>"']),
+               ["where is my parcel", "refund <b>now</b>"])
+    page = await (await (await aiohttp_client(app)).get("/demo")).text()
+    assert "<strong>Acme &lt;Sons&gt;</strong>" in page and "<h1>Acme &lt;Sons&gt;</h1>" in page
+    assert "<li>where is my parcel</li>" in page and "<li>refund &lt;b&gt;now&lt;/b&gt;</li>" in page
+    assert "Northwind" not in page and "oak table lamp" not in page and "{{" not in page
