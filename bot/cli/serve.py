@@ -38,9 +38,13 @@ def serve(args: argparse.Namespace) -> int:
     folder = _with_address(open_bot(args), args)
     from training.registry import ModelRegistry
 
+    from bot.serving.readiness import knowledge_warnings
+
     registry = ModelRegistry(folder.settings.models_path)
     if not folder.intents:  # a knowledge-only bot: nothing to train, every message searches knowledge/
         print(f"no intents in {folder.path / 'intents.yaml'}: answering from the knowledge base only", flush=True)
+        for warning in knowledge_warnings(folder):
+            print(f"warning: {warning}", flush=True)
         return run(folder, knowledge_only=True)
     if registry.current_version() is None:
         if registry.versions():  # trained, but the pointer is wrong: say how
@@ -49,8 +53,6 @@ def serve(args: argparse.Namespace) -> int:
             f"no trained model for {folder.path} in {folder.settings.models_path}: "
             f"run `python run_bot.py train --bot {folder.path}` first (or `python run_bot.py demo` for the demo bot)"
         )
-    from bot.serving.readiness import knowledge_warnings
-
     for warning in knowledge_warnings(folder):
         print(f"warning: {warning}", flush=True)
     return run(folder)

@@ -28,6 +28,7 @@ from bot.analytics import jobs
 from bot.analytics.drift import DriftStatus
 from bot.folder.bot_folder import BotFolder
 from bot.dialogue.handoff import HandoffNotifier
+from bot.serving.readiness import knowledge_warnings
 from bot.serving import logs, workers
 from bot.serving.limits import open_buckets
 from bot.serving.model_slot import KnowledgeOnlySource, ModelSlot, ModelSource, RegistrySource
@@ -123,6 +124,8 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
     first = worker in (None, 0)  # the jobs of which the bot needs one run in the first worker only
     tasks = [asyncio.create_task(_load(rt, open_knowledge))]
     if first:
+        for warning in rt.warnings:
+            log.warning("%s", warning)
         rt.catching_up = True
         tasks.append(asyncio.create_task(jobs.fold_on_start(rt)))
         tasks.append(asyncio.create_task(jobs.keep_growing(rt)))
@@ -160,6 +163,7 @@ def _open_stores(rt: Runtime) -> None:
     rt.accounts = AccountStore(db)
     rt.desk = ReviewDesk(db, rt.folder)
     rt.analytics = Analytics(db, a.return_window, a.session_gap)
+    rt.warnings = knowledge_warnings(rt.folder, db)
 
 
 async def _load(rt: Runtime, open_knowledge: Callable[[], Knowledge | None]) -> None:

@@ -31,6 +31,8 @@ async def readyz(request: web.Request) -> web.Response:
         body["catching_up"] = True
     if rt.drift is not None and rt.drift.alert_level:
         body["drift"] = rt.drift.to_json()  # measured by the drift watch, never here: this stays cheap
+    if rt.warnings:  # ready, but some messages (or all) can only fall back: said at start too
+        body["warnings"] = rt.warnings
     if not ready:
         body["error"] = rt.storage_error or rt.models.error or rt.knowledge_error
     return web.json_response(body, status=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})

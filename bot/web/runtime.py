@@ -60,6 +60,7 @@ class Runtime:
     knowledge: Knowledge | None = None
     knowledge_error: str = "the knowledge base is loading"
     storage_error: str = ""  # the last database fault, until a database call succeeds again
+    warnings: list[str] = field(default_factory=list)  # what will answer nothing (bot.serving.readiness), in /readyz
     started: float = field(default_factory=time.time)
     _locks: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
     _search_batcher: MicroBatcher | None = None

@@ -60,7 +60,7 @@ async def test_a_knowledge_only_bot_serves_answers(tmp_path, aiohttp_client):
     client = await aiohttp_client(TestServer(app))
     await eventually(lambda: app_ready(client), 10, "the app to answer /readyz ready")
     ready = await (await client.get("/readyz")).json()
-    assert ready["ready"] and ready["model_version"] == "knowledge-only"
+    assert ready["ready"] and ready["model_version"] == "knowledge-only" and "warnings" not in ready
 
     reply = await (await client.post("/api/chat", json={"message": "can I return a sofa"})).json()
     assert reply["route"] == "knowledge" and "within 30 days" in reply["answer"]
@@ -80,6 +80,28 @@ def test_serve_runs_a_folder_without_intents_as_knowledge_only(tmp_path, monkeyp
     monkeypatch.setattr(serve, "run", lambda folder, **kw: served.append((folder.intents, kw)) or 0)
     assert run_bot.main(["serve", "--bot", str(faq_bot(tmp_path))]) == 0
     assert served == [({}, {"knowledge_only": True})]
+
+
+async def test_a_bot_with_no_intents_and_no_articles_warns_at_start_and_in_readyz(tmp_path, aiohttp_client,
+                                                                               capsys, monkeypatch, caplog):
+    """Such a bot serves, but every message falls back: the command, the server's log and /readyz say so."""
+    import bot.cli.serve as serve
+
+    bot = faq_bot(tmp_path)
+    (bot / "knowledge" / "faq.csv").unlink()
+    monkeypatch.setattr(serve, "run", lambda folder, **kw: 0)
+    assert run_bot.main(["serve", "--bot", str(bot)]) == 0
+    assert "warning: no intents in" in capsys.readouterr().out
+
+    folder = BotFolder.load(bot)
+    settings = folder.settings
+    kb = KnowledgeBase.open(settings.db_path, settings.index_path, settings.knowledge, WordEmbedder())
+    app = create_app(settings, folder, models=KnowledgeOnlySource(), open_knowledge=lambda: kb)
+    client = await aiohttp_client(TestServer(app))
+    await eventually(lambda: app_ready(client), 10, "the app to answer /readyz ready")
+    [warning] = (await (await client.get("/readyz")).json())["warnings"]
+    assert "an empty knowledge base: every message gets the fallback answer" in warning and "kb sync" in warning
+    assert any(r.getMessage() == warning for r in caplog.records)
 
 
 def test_router_decision_names_the_answering_document(tmp_path):
