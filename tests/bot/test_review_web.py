@@ -3,6 +3,7 @@ edit the bot folder and reload the router, the JSON API."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -115,6 +116,31 @@ async def test_wrong_passwords_are_limited_per_account_and_per_address(client):
     assert (await login(client, "root", "wrong password")).status == 401
     assert (await login(client, "nobody", "wrong password")).status == 401
     assert (await login(client, "root")).status == 429  # this address has used its 5 failures
+
+
+async def test_wrong_passwords_sent_at_once_get_no_more_checks_than_the_limit(client, monkeypatch):
+    """30 wrong guesses on one account at the same moment: each attempt is counted before its password is checked,
+    so only login_attempts (3) are checked and the rest get 429; it used to be 30 checks, all 401."""
+    import bot.web.login as login_module
+
+    checked = []
+    real_check = login_module.check_password
+    monkeypatch.setattr(login_module, "check_password", lambda *args: checked.append(1) or real_check(*args))
+    page = await client.get("/review/login")
+    form = {"_csrf": csrf_of(await page.text()), "name": "alice", "password": "wrong password", "next": "/review"}
+    statuses = await asyncio.gather(*(client.post("/review/login", data=form, allow_redirects=False)
+                                      for _ in range(30)))
+    assert len(checked) == 3
+    assert sorted(r.status for r in statuses) == [401] * 3 + [429] * 27
+    assert (await login(client)).status == 429  # the right password too, for the rest of the window
+
+
+async def test_a_right_password_is_not_counted_against_the_address(make_client, tmp_path):
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client("review.address_attempts=2")
+    for _ in range(3):  # three right logins from one address: none of them is a failure
+        assert (await login(client)).status == 303
+    assert (await login(client, password="wrong password")).status == 401
 
 
 async def test_behind_a_trusted_proxy_failed_logins_are_counted_per_forwarded_client(make_client, tmp_path):
