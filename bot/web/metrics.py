@@ -13,6 +13,7 @@ the sum of all of them; the gauges read at scrape time (model version, queue dep
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -29,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from bot.serving.keys import admin_token
 from bot.settings import Settings
 from bot.serving.workers import METRICS_DIR_ENV
-from bot.web.security import Handler, error
+from bot.web.security import CLIENT_CLOSED_REQUEST, Handler, error
 
 log = logging.getLogger("supportbot.access")
 REQUEST_ID = "X-Request-Id"
@@ -157,6 +158,11 @@ def observe(settings: Settings, metrics: Metrics) -> Callable:
             return response
         except web.HTTPException as e:
             status = e.status
+            raise
+        except asyncio.CancelledError:  # aiohttp cancels the handler of a client that disconnected
+            if request.transport is None or request.transport.is_closing():
+                status = CLIENT_CLOSED_REQUEST
+                log.info("client went away during %s %s", request.method, request.path)
             raise
         finally:
             elapsed = time.perf_counter() - start

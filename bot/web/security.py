@@ -42,6 +42,9 @@ def error(status: type[web.HTTPException], reason: str, headers: dict[str, str] 
     return status(text=json.dumps({"error": reason}), content_type="application/json", headers=headers, **extra)
 
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request its client abandoned
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -54,6 +57,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.Response(text=body, status=e.status, content_type="application/json", headers=headers)
     except StorageError as e:  # logged where it happened (Runtime.db)
         return web.json_response({"error": e.reason}, status=503, headers={"Retry-After": "5"})
+    except ConnectionResetError:  # the client left before its request was read whole: not a server fault
+        log.info("client went away during %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_REQUEST)  # counted apart in /metrics; nobody reads it
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal error; the server logged it"}, status=500)

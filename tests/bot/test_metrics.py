@@ -139,3 +139,31 @@ async def test_bad_log_format_and_scraper_networks_are_refused(tmp_path):
         load_settings(None, ['server.log_format="xml"'])
     with pytest.raises(ValueError, match="metrics_allow"):
         load_settings(None, ['server.metrics_allow=["not-an-address"]'])
+
+
+async def test_a_client_that_leaves_mid_body_is_no_server_error(make_client, caplog):
+    """Part of a body, then the connection closed: counted as 499 (client closed request) and logged as one line,
+    never a 500 with a traceback (anyone could inflate the error log and the 5xx alerts)."""
+    import asyncio
+
+    from tests.support.waiting import eventually
+
+    caplog.set_level("INFO")
+    client = await make_client()
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"message\": \"hel")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def counted() -> dict | None:
+        samples = await scrape(client)
+        return samples if value(samples, "supportbot_http_requests_total", route="/api/chat", method="POST",
+                                status="499") == 3 else None
+
+    samples = await eventually(counted, 10, "three abandoned requests counted as 499")
+    assert value(samples, "supportbot_http_requests_total", route="/api/chat", method="POST", status="500") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum("client went away during POST /api/chat" in r.getMessage() for r in caplog.records) == 3
