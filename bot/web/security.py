@@ -65,10 +65,26 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"error": "internal error; the server logged it"}, status=500)
 
 
+REFUSED_ORIGIN_LOG_S = 600.0  # a refused origin is named in the log at most this often
+
+
 def cors(settings: Settings) -> Callable:
     """Only listed origins (and the server's own) may call the API from a browser."""
     allowed = frozenset(o.rstrip("/") for o in settings.server.allowed_origins)
     public = public_origin(settings.server.public_url)
+    warned: dict[str, float] = {}  # refused origin -> when the log last named it
+
+    def tell_operator(origin: str) -> None:
+        """A refused site's customers only see the widget fail: name the origin and the setting, once per origin
+        per REFUSED_ORIGIN_LOG_S (the header is the client's to choose: bounded, and logged escaped)."""
+        now = time.monotonic()
+        if now - warned.get(origin, -REFUSED_ORIGIN_LOG_S) < REFUSED_ORIGIN_LOG_S:
+            return
+        if len(warned) >= 1000:
+            warned.clear()
+        warned[origin] = now
+        log.warning("refused a browser request from origin %r: if the widget is on that site, add it to "
+                    "server.allowed_origins", origin[:200])
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -77,6 +93,7 @@ def cors(settings: Settings) -> Callable:
             return await handler(request)
         ok = origin in allowed or origin == public or _loopback_self(request, origin)
         if not ok and (request.path.startswith(GUARDED) or request.method == "OPTIONS"):
+            tell_operator(origin)
             return web.json_response({"error": f"origin {origin} is not allowed (set server.public_url for this "
                                                "server's own, server.allowed_origins for others)"}, status=403)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:

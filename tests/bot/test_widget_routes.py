@@ -127,3 +127,29 @@ async def test_the_demo_page_is_the_bots_own_not_the_demo_stores(aiohttp_client)
     assert "<strong>Acme &lt;Sons&gt;</strong>" in page and "<h1>Acme &lt;Sons&gt;</h1>" in page
     assert "<li>where is my parcel</li>" in page and "<li>refund &lt;b&gt;now&lt;/b&gt;</li>" in page
     assert "Northwind" not in page and "oak table lamp" not in page and "{{" not in page
+
+
+async def test_a_refused_origin_is_named_in_the_log_once_with_the_setting(aiohttp_client, caplog):
+    """The site's customers only see the widget fail; the operator's log says which origin and what to set, once per
+    origin per interval, however many requests it sends."""
+    from bot.web.security import cors
+
+    settings = load_settings(None, ['name="acme"', 'server.allowed_origins=["https://shop.example"]'])
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application(middlewares=[cors(settings)])
+    app.router.add_post("/api/chat", chat)
+    client = await aiohttp_client(app)
+    preflight = {"Origin": "https://new-site.example", "Access-Control-Request-Method": "POST"}
+    for _ in range(3):
+        assert (await client.options("/api/chat", headers=preflight)).status == 403
+    assert (await client.post("/api/chat", json={}, headers={"Origin": "https://other.example"})).status == 403
+    allowed = await client.options("/api/chat", headers={**preflight, "Origin": "https://shop.example"})
+    assert allowed.status == 204
+    named = [r.getMessage() for r in caplog.records if "refused a browser request" in r.getMessage()]
+    assert named == [
+        "refused a browser request from origin 'https://new-site.example': if the widget is on that site, add it "
+        "to server.allowed_origins",
+        "refused a browser request from origin 'https://other.example': if the widget is on that site, add it "
+        "to server.allowed_origins"]
