@@ -75,3 +75,15 @@ def test_each_command_has_help(capsys):
             run_bot.main([name, "--help"])
         assert exit.value.code == 0
         assert "usage:" in capsys.readouterr().out
+
+
+def test_the_readmes_counts_of_the_demo_are_the_programs():
+    """"the demo's N examples" and "its N help articles" are what the demo folder holds (they drifted: 478, 18)."""
+    from bot.folder.bot_folder import BotFolder
+
+    text = README.read_text()
+    demo = BotFolder.load(ROOT / "examples" / "demo_store")
+    examples = re.search(r"the demo's (\d+) examples", text)
+    articles = re.search(r"embedding its (\d+) help articles", text)
+    assert examples and int(examples.group(1)) == len(demo.seed_examples())
+    assert articles and int(articles.group(1)) == sum(p.is_file() for p in demo.knowledge_dir.rglob("*"))
