@@ -167,3 +167,34 @@ async def test_a_client_that_leaves_mid_body_is_no_server_error(make_client, cap
     assert value(samples, "supportbot_http_requests_total", route="/api/chat", method="POST", status="500") == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert sum("client went away during POST /api/chat" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_a_servers_log_keeps_libraries_info_lines_out(capsys, monkeypatch):
+    """faiss's "Could not load library with AVX2 support" and ONNX Runtime's fusion lines are INFO from library
+    loggers (some, like ONNX Runtime's `fusion_attention`, named outside their package): only warnings of theirs
+    reach a server's log, every line of ours does, and transformers' progress bars are off."""
+    import os
+
+    from bot.serving.logs import configure
+
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)  # restored afterwards
+    root = logging.getLogger()
+    kept_handlers, kept_level, bars = root.handlers[:], root.level, hf_logging.is_progress_bar_enabled()
+    try:
+        configure("text")
+        assert not hf_logging.is_progress_bar_enabled()
+        logging.getLogger("faiss.loader").info("Could not load library with AVX2 support due to: ModuleNotFoundError")
+        logging.getLogger("fusion_attention").info("Fused Attention: 6")
+        logging.getLogger("psycopg.pool").warning("discarding closed connection")
+        logging.getLogger("supportbot.app").info("serving on http://127.0.0.1:8080")
+        logging.getLogger("training.pipeline").info("trained model version v2")
+        err = capsys.readouterr().err
+    finally:
+        root.handlers[:], root.level = kept_handlers, kept_level
+        if bars:
+            hf_logging.enable_progress_bar()
+    assert "AVX2" not in err and "Fused Attention" not in err
+    assert "discarding closed connection" in err and "serving on" in err and "trained model version v2" in err
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
