@@ -62,6 +62,9 @@ class ServerSettings:
     waiting_message: str = setting(
         "A person will reply here soon.", "Answer to every message of a handed-off conversation until it is released."
     )
+    idle_timeout_s: float = setting(15.0, "Seconds a connection may take to send its request line and headers, and may "
+                                    "stay idle between requests, before the server closes it (a half-open or slow "
+                                    "client holds an open file until then).")
     watch_interval: float = setting(5.0, "Seconds between checks of the model registry's CURRENT pointer; 0 = only /admin/reload.")
     batch_size: int = setting(32, "Most chat messages classified (or questions searched) in one call; messages that "
                               "arrive while a call runs go together in the next.")
@@ -109,6 +112,7 @@ class ServerSettings:
             "clarify_choices": self.clarify_choices >= 2,
             "language_confidence": 0 < self.language_confidence <= 1,
             "watch_interval": self.watch_interval >= 0,
+            "idle_timeout_s": self.idle_timeout_s > 0,
             "batch_size": self.batch_size >= 1,
             "batch_wait_ms": 0 <= self.batch_wait_ms <= 1000,
             "model_threads": self.model_threads >= 0,

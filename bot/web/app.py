@@ -212,7 +212,8 @@ def _serve(folder: BotFolder, knowledge_only: bool, worker: int | None = None) -
     access_log = logging.getLogger("supportbot.access") if text_access else None
     try:  # like web.run_app, with the HTTP parser's refusals in JSON too
         asyncio.run(protocol.serve(app, settings.server.host, settings.server.port, reuse_port=worker is not None,
-                                   handle_signals=True, access_log=access_log, access_log_class=protocol.AccessLogger))
+                                   handle_signals=True, access_log=access_log, access_log_class=protocol.AccessLogger,
+                                   **protocol.connection_limits(settings)))
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     return 0

@@ -99,6 +99,13 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
             response.headers["Content-Security-Policy"] = f"{csp}; {HTML_FRAMING}"
 
 
+def connection_limits(settings) -> dict:
+    """The runner's limits on a connection: aiohttp's keep-alive timer also runs from the moment a connection opens
+    until its first request's headers are in, so it closes a client that never completes its request line and
+    headers as well as one idle between requests (aiohttp's own default is an hour)."""
+    return {"keepalive_timeout": settings.server.idle_timeout_s}
+
+
 async def serve(app: web.Application, host: str, port: int, reuse_port: bool = False, **runner_args) -> None:
     """Run the app until cancelled, like `web.run_app` but with JSON protocol errors. `reuse_port`: one of
     several worker processes on the port (SO_REUSEPORT), which joins it only once its model and knowledge base

@@ -270,3 +270,37 @@ def test_the_access_log_names_the_client_behind_a_trusted_proxy(caplog):
     with caplog.at_level(logging.INFO, "test.access"):
         logger.log(request, web.Response(), 0.01)
     assert caplog.records[0].getMessage().startswith("203.0.113.7 ")
+
+
+async def test_a_connection_that_never_finishes_its_headers_is_closed(tmp_path):
+    """Half-open clients (a request line, part of the headers, then nothing) are closed after
+    server.idle_timeout_s instead of each holding an open file for aiohttp's default hour; a finished request on
+    the same server is unaffected."""
+    import asyncio
+
+    from aiohttp import web
+
+    from bot.settings import load_settings
+    from bot.web.protocol import connection_limits
+    from tests.support.bots import JsonErrorServer
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/healthz", hello)
+    server = JsonErrorServer(app)
+    await server.start_server(**connection_limits(load_settings(None, ["server.idle_timeout_s=0.5"])))
+    try:
+        slow = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
+        for _, writer in slow:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # headers never finished
+            await writer.drain()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200")
+        for reader, writer in slow:  # closed by the server: the read ends (bounded, so a regression fails, not hangs)
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+    finally:
+        await server.close()
