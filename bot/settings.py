@@ -62,7 +62,7 @@ class ServerSettings:
     waiting_message: str = setting(
         "A person will reply here soon.", "Answer to every message of a handed-off conversation until it is released."
     )
-    idle_timeout_s: float = setting(15.0, "Seconds a connection may take to send its request line and headers, and may "
+    idle_timeout_s: float = setting(20.0, "Seconds a connection may take to send its request line and headers, and may "
                                     "stay idle between requests, before the server closes it (a half-open or slow "
                                     "client holds an open file until then).")
     watch_interval: float = setting(5.0, "Seconds between checks of the model registry's CURRENT pointer; 0 = only /admin/reload.")
