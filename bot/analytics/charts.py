@@ -153,11 +153,18 @@ class Charts:
     latency: Chart
 
 
+def with_data(report) -> list[str]:
+    """The period's days from the first that has turns (all of them when none has): a bot's first day is one
+    bar across the plot, not one squeezed into the last slot of an empty month."""
+    first = next((i for i, d in enumerate(report.days) if report.day(d).turns), 0)
+    return report.days[first:]
+
+
 def for_report(report) -> Charts:
     from bot.analytics.figures import day_of
     from bot.dialogue.router import ROUTES
 
-    days = report.days
+    days = with_data(report)
     promos = [(day_of(p.at), p.version[:15]) for p in report.promotions]
     rates = [("containment", "containment"), ("handoff", "handoff"), ("fallback_turns", "fallback (turns)")]
     outcomes = line_chart("Containment, handoff and fallback per day", days,

@@ -171,3 +171,29 @@ async def test_the_growing_clusters_are_computed_by_the_server_never_by_a_page_v
     assert "&lt;b&gt;refund&lt;/b&gt; late" in html and "+3" in html and "Computed 20" in html
     rows = list(csv.reader(io.StringIO(await (await client.get("/review/analytics/growing_clusters.csv")).text())))
     assert rows[1][:6] == ["2026-W48", "<b>refund</b> late", "new intent?", "4", "1", "3"]
+
+
+async def test_day_one_says_why_cards_are_empty_and_plots_from_the_first_data(make_client, tmp_path):
+    """A bot's first day: the settled-conversation cards say when their first figure appears instead of a bare
+    "–", and the plots' axis starts at the first day with turns, not 30 days before it."""
+    from bot.analytics.charts import for_report
+    from bot.web.analytics import report
+    from bot.web.app import RUNTIME
+
+    users(tmp_path, ("alice", "reviewer"))
+    client = await make_client()
+    await traffic(client)
+    assert (await login(client, next_="/review/analytics")).status == 303
+    html = await (await client.get("/review/analytics?days=30")).text()
+    assert re.search(r"Contained</h3>\s*<p class=\"figure\">–</p>\s*<p class=\"per empty\">None settled yet: a "
+                     r"conversation counts once it has been quiet for \d+ hours \(5 waiting\)\.", html), html
+    assert "Fallback answers</h3>" in html and "1 of 5 turns" in html  # a turn figure needs no waiting
+
+    class Request:  # what `report` reads of a request
+        app, query = client.app, {"days": "30"}
+
+    days, period = await report(Request())
+    assert days == 30 and len(period.days) >= 30
+    charts = for_report(period)
+    [today] = [d for d in period.days if period.day(d).turns]
+    assert [label for _, label in charts.outcomes.x_ticks] == [today[5:]]  # one day, from the first data
