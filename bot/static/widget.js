@@ -351,11 +351,13 @@ textarea::placeholder{color:#6e7781;opacity:1}
     setOffline(offline) {
       this.offlineEl.hidden = !offline;
       this.offlineEl.textContent = offline ? this.s.offline : "";
+      this.scroll(); // a banner shown above the log shrinks it: keep the last message in view
     }
 
     setHandoff(on) {
       this.handoffEl.hidden = !on;
       this.handoffBtn.hidden = on;
+      this.scroll();
     }
 
     setBusy(busy) {

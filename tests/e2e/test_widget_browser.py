@@ -387,14 +387,19 @@ def test_offline_shows_an_error_and_retry_sends_again(chat, site):
     expect(chat.w(".msg.user")).to_have_count(1)  # retried, not sent twice
 
 
-def test_talk_to_a_person_hands_off(chat, site, demo_bot):
+def test_talk_to_a_person_hands_off(chat, site, demo_bot, artifacts):
     chat.page.goto(site.url)
     chat.open()
+    for _ in range(4):  # a conversation long enough to scroll
+        chat.send(TEMPLATE_MESSAGE)
     before = chat.answers.count()
     chat.w(".foot").get_by_role("button", name="Talk to a person").click()
     answer = chat.wait_answer(before)
     assert answer.get_attribute("data-route") == "handoff"
     expect(chat.w(".banner.handoff")).to_contain_text("handed over")
+    log, last = chat.w(".log").bounding_box(), answer.bounding_box()  # the banner must not push it out of view
+    assert last["y"] + last["height"] <= log["y"] + log["height"] + 1, (last, log)
+    chat.page.screenshot(path=str(artifacts / "widget-handoff-banner.png"))
     expect(chat.w(".foot").get_by_role("button", name="Talk to a person")).to_be_hidden()
     assert demo_bot.rows("select handoff from conversations where id = ?", [chat.conversation()["id"]]) == [(1,)]
     chat.page.reload()
