@@ -229,7 +229,8 @@ def _with(url: str, **params: Any) -> str:
     base, _, query = url.partition("?")
     from urllib.parse import parse_qsl
 
-    kept = [(k, v) for k, v in parse_qsl(query) if k not in params and k not in ("done", "files", "undo", "bulk", "bulk_id", "notes")]
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in params and k not in ("done", "started", "files", "undo", "bulk",
+                                                                                    "bulk_id", "notes")]
     extra = [(k, v) for k, v in params.items() if v not in (None, "")]
     return f"{base}?{urlencode(kept + extra)}"
 
@@ -252,7 +253,8 @@ async def queue_page(request: web.Request) -> web.Response:
 
 def _flash(request: web.Request) -> dict[str, Any]:
     q = request.query
-    return {"done": q.get("done", ""), "files": [f for f in q.get("files", "").split(",") if f],
+    return {"done": q.get("done", ""), "started": q.get("started", ""),
+            "files": [f for f in q.get("files", "").split(",") if f],
             "undo": q.get("undo", ""), "bulk": q.get("bulk", ""), "bulk_id": q.get("bulk_id", ""),
             "notes": q.get("notes", "")}
 
@@ -402,8 +404,8 @@ async def accept_proposal_form(request: web.Request) -> web.Response:
 
 
 async def train_form(request: web.Request) -> web.Response:
-    await _start_training(request)
-    raise web.HTTPSeeOther(_with(_back(request, "/review"), done="train"))
+    pid = await _start_training(request)  # started, not done: the queue's header shows it running, then its verdict
+    raise web.HTTPSeeOther(_with(_back(request, "/review"), started=f"a gated retrain (pid {pid})"))
 
 
 async def _start_training(request: web.Request) -> int:

@@ -161,6 +161,25 @@ async def test_the_review_page_starts_the_gated_retrain_and_shows_the_last_run(m
     assert "refused" in page and "accuracy fell by 0.120" in page and "Retrain (gated)" in page
 
 
+@pytest.mark.integration
+async def test_the_retrain_button_says_started_not_done(make_client, tmp_path):
+    """The page's button starts a retrain that takes minutes: its flash says it started (with the pid), never
+    "Done: train." while it still runs."""
+    from test_review_web import PASSWORD, login, page_csrf, users
+
+    users(tmp_path, ("root", "admin"))
+    client = await make_client()
+    rt = client.app[RUNTIME]
+    rt.retraining.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    assert (await login(client, "root", PASSWORD)).status == 303
+    response = await client.post("/review/train", data={"_csrf": await page_csrf(client)})
+    page = await response.text()
+    assert response.status == 200 and f"Started: <strong>a gated retrain (pid {rt.retraining.process.pid})" in page
+    assert "Done:" not in page and "retrain running since" in page
+    rt.retraining.process.kill()
+    await rt.retraining.process.wait()
+
+
 async def test_admin_the_review_button_and_the_schedule_start_the_same_retrain_process(make_client, monkeypatch):
     """Every way the server retrains builds its process with `retrain_command`: the package's module, no file path."""
     from bot import retraining
