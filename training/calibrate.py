@@ -13,6 +13,7 @@ among the choices offered, against a right one asked back needlessly, within `ma
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -25,6 +26,17 @@ from training.oos import FeatureStats, OOSScore
 # wrong reply and a rephrase. Counting the question as half a wrong answer makes asking pay once one in
 # three questions fixes a wrong top intent.
 QUESTION_COST = 0.5
+# A threshold is estimated only from enough validation messages: with n answered all right, the one-sided
+# lower confidence bound (at CONFIDENCE) on precision is (1 - CONFIDENCE) ** (1 / n), below the target until
+# n reaches `validation_needed` (29 for 90 %, 59 for 95 %). With fewer, a fitted threshold is noise (4 messages
+# all right fitted a temperature of 0.12 and a threshold that answered everything): the fallback serves.
+CONFIDENCE = 0.95
+# The fallback answers only messages whose cosine similarity to the nearest training example (the fine-tuned
+# model's pooled features) is at least this: the lowest threshold at which small bots built from BANKING77's
+# training split (5-10 intents, 5-10 examples each, seeds 1-2) reach 90 % precision on average with 40 %
+# out-of-scope traffic (half other banking intents, half CLINC150 off-topic); benchmarks/bench_small_bots.py.
+FALLBACK_SCORE = "nearest"
+FALLBACK_THRESHOLD = 0.55
 
 
 @dataclass(frozen=True)
@@ -33,9 +45,9 @@ class Calibration:
     threshold: float  # answer when the calibrated top probability is at least this
     margin: float  # ask which one when the top two probabilities are closer than this
     target_precision: float
-    oos_evidence: str  # "held-out intents (simulated)", "out-of-scope examples" or "none"
-    expected_precision: float  # precision of answered messages at the threshold, on validation
-    expected_coverage: float  # share of in-scope validation messages answered
+    oos_evidence: str  # "held-out intents (simulated)", "out-of-scope examples", or why it is the fallback
+    expected_precision: float | None  # precision of answered messages at the threshold, on validation (None:
+    expected_coverage: float | None  # share of in-scope validation messages answered  (too few to estimate)
     score: dict = field(default_factory=lambda: OOSScore("max_prob").to_dict())  # training.oos.OOSScore
     score_threshold: float | None = None  # answer when the out-of-scope score is at least this
     oos_share: float | None = None  # the share of out-of-scope traffic the threshold was fitted for
@@ -45,9 +57,33 @@ class Calibration:
         return asdict(self)
 
 
+def expectation(c: dict) -> str:
+    """A calibration's (as a dict) expected coverage and precision in words, or that it cannot know them."""
+    if c["expected_precision"] is None:
+        return f"coverage and precision cannot be estimated (evidence: {c['oos_evidence']})"
+    return (f"expected coverage {100 * c['expected_coverage']:.1f} % at precision {100 * c['expected_precision']:.1f} %"
+            f" with {100 * (c.get('oos_share') or 0):.0f} % out-of-scope traffic (evidence: {c['oos_evidence']})")
+
+
+def validation_needed(target_precision: float) -> int:
+    """In-scope validation messages needed to estimate a threshold for `target_precision` (see CONFIDENCE)."""
+    return math.ceil(math.log(1 - CONFIDENCE) / math.log(target_precision))
+
+
+def fallback(validation: int, target_precision: float, oos_share: float) -> Calibration:
+    """The calibration of a bot with too few validation messages to estimate one: no temperature (1.0), an
+    answer only for messages close to one of the training examples (FALLBACK_THRESHOLD), no clarifying
+    questions, and no expected precision or coverage, which it cannot know."""
+    why = f"too few validation messages to estimate ({validation}, needs {validation_needed(target_precision)})"
+    return Calibration(1.0, 0.5, 0.0, target_precision, why, None, None, OOSScore(FALLBACK_SCORE).to_dict(),
+                       FALLBACK_THRESHOLD, oos_share)
+
+
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """The temperature minimising validation NLL (1.0 without validation data)."""
-    if len(targets) == 0:
+    """The temperature minimising validation NLL; 1.0 without validation data, and when every validation message
+    is right: then the NLL keeps falling as the temperature goes to 0, and the minimum is only the clamp's
+    bound (0.05), which makes every probability 100 % and the threshold meaningless."""
+    if len(targets) == 0 or bool((logits.argmax(-1) == targets).all()):
         return 1.0
     log_t = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
@@ -192,10 +228,9 @@ def calibrate(
     `features`/`stats`: the validation messages' pooled features and the training data's statistics of the
     same model; `oos_features`/`oos_stats` those of the real out-of-scope examples (by the serving model).
     """
+    if len(targets) < validation_needed(target_precision):
+        return fallback(len(targets), target_precision, oos_share)
     temperature = fit_temperature(logits, targets)
-    if len(targets) == 0:  # nothing to fit a distance threshold on: the top probability at a fixed 0.5
-        return Calibration(temperature, 0.5, 0.1, target_precision, "none", 0.0, 0.0,
-                           OOSScore("max_prob").to_dict(), 0.5, oos_share)
     probs = (logits / temperature).softmax(-1)
     conf, pred = probs.max(-1)
     correct = pred == targets

@@ -9,6 +9,8 @@ the logits:
   all classes (shrunk towards a scaled identity so that small bots, with fewer examples than
   dimensions, still get an invertible matrix), divided by the dimension.
 - `knn`: mean cosine similarity to the `KNN` nearest training examples.
+- `nearest`: cosine similarity to the nearest training example (what a small bot's fallback threshold uses,
+  `training.calibrate.fallback`: with a few examples an intent, the `KNN` nearest mix several intents).
 
 A combination such as `mahalanobis+max_prob` averages its parts after standardising each on the in-scope
 validation messages (mean 0, spread 1), so no part dominates by its units.
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-PARTS = ("max_prob", "energy", "mahalanobis", "knn")
+from training.settings import SCORE_PARTS as PARTS
+
 KNN = 10  # neighbours averaged by the knn score
 # Share of the scaled identity in the shared covariance. Chosen on BANKING77-OOS's validation split (in-domain
 # out-of-scope AUROC of mahalanobis+max_prob: 0.895 at 0.1, 0.899 at 0.5, 0.903 at 0.9): the intents' own
@@ -112,11 +115,11 @@ def raw_score(part: str, features: torch.Tensor, logits: torch.Tensor, temperatu
         if exclude is not None:
             dist[torch.arange(len(exclude)), exclude] = float("inf")
         return -dist.min(-1).values / features.shape[1]
-    if part == "knn":
+    if part in ("knn", "nearest"):
         sims = features.float() @ stats.bank.T  # both L2-normalised: cosine
         if exclude is not None:
             sims = sims.masked_fill(stats.bank_labels.unsqueeze(0) == exclude.unsqueeze(1), float("-inf"))
-        k = max(1, min(KNN, sims.shape[1]))
+        k = 1 if part == "nearest" else max(1, min(KNN, sims.shape[1]))
         top = sims.topk(k, dim=-1).values
         top = torch.where(torch.isinf(top), torch.full_like(top, -1.0), top)
         return top.mean(-1)
@@ -137,7 +140,7 @@ class OOSScore:
 
     @property
     def needs_features(self) -> bool:
-        return any(p in ("mahalanobis", "knn") for p in self.parts)
+        return any(p in ("mahalanobis", "knn", "nearest") for p in self.parts)
 
     @classmethod
     def fit(cls, name: str, features, logits, temperature: float, stats: FeatureStats | None) -> "OOSScore":

@@ -29,6 +29,8 @@ class TrainResult:
 
     def summary(self) -> str:
         """What a person wants to know when training ends: how good, how sure, how long."""
+        from training.calibrate import expectation
+
         m, c = self.metrics, self.metrics["calibration"]
         processes = f" in {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines = [f"model version {self.version}: {m['examples']['train']} training examples, "
@@ -38,10 +40,7 @@ class TrainResult:
             lines.append(f"  validation accuracy {100 * v['accuracy']:.1f} %, macro-F1 {100 * v['macro_f1']:.1f} %")
         score = c.get("score", {}).get("name", "max_prob")
         threshold = c.get("score_threshold", c["threshold"])
-        lines.append(
-            f"  answers on its own when its out-of-scope score ({score}) >= {threshold:.3f}: expected coverage "
-            f"{100 * c['expected_coverage']:.1f} % at precision {100 * c['expected_precision']:.1f} % "
-            f"with {100 * (c.get('oos_share') or 0):.0f} % out-of-scope traffic (evidence: {c['oos_evidence']})")
+        lines.append(f"  answers on its own when its out-of-scope score ({score}) >= {threshold:.3f}: {expectation(c)}")
         share = c.get("clarify", {}).get("share")
         lines.append(f"  asks back when the top two are within {c['margin']:.2f}"
                      + (f" (expected for {100 * share:.1f} % of in-scope messages)" if share is not None else ""))
@@ -80,6 +79,8 @@ def train(
         fit, runtime = serving_runtime(fit, val_part, calibration, settings, Path(scratch.name))
         if runtime.get("calibrated_on") != "torch":
             calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)
+    if calibration.expected_precision is None:
+        warnings.append(fallback_warning(calibration, len(val_part), settings))
     classifier = IntentClassifier(fit.model, fit.tokenizer, fit.labels, calibration.to_dict(), "unsaved",
                                   settings.max_length, stats["serving"])
     oos_out = (tensors["oos_features"], tensors["oos_logits"]) if oos else None
@@ -119,6 +120,19 @@ def train(
         registry.prune(settings.keep_versions)
     log.info("trained model version %s", version)
     return TrainResult(version, registry.path(version), metrics, warnings)
+
+
+def fallback_warning(calibration, validation: int, settings: TrainSettings) -> str:
+    """What to do about a calibration that is the fallback (training.calibrate.fallback), in a user's words."""
+    from training.calibrate import validation_needed
+
+    needed = validation_needed(settings.target_precision)
+    return (f"only {validation} validation messages: too few to fit an answer threshold for "
+            f"{100 * settings.target_precision:.0f} % precision (that needs {needed}, about "
+            f"{round(needed / settings.val_fraction)} labelled examples). Until then the bot answers only messages "
+            f"close to one of its examples (similarity {calibration.score_threshold:.2f} or more) and refuses the "
+            "rest, and its confidence is not calibrated. Add examples (intents.yaml `examples:`) or import "
+            "transcripts (`run_bot.py import`), then train again.")
 
 
 def serving_runtime(fit, val_part, calibration, settings: TrainSettings, scratch: Path):

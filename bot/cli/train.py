@@ -110,6 +110,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
     from bot.training_run import model_version, recalibrate_bot
+    from training.calibrate import expectation
 
     folder = open_bot(args)
     run = recalibrate_bot(folder, model_version(folder, args.model), args.oos, args.oos_share, not args.no_promote)
@@ -118,9 +119,7 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
     before, c = run.before, run.calibration
     print(f"{run.source.name} -> {run.version} ({'serving it now' if not args.no_promote else 'not promoted'})")
     print(f"  score {before.get('score', {}).get('name', 'max_prob')} >= {before.get('score_threshold', before['threshold']):.4f}"
-          f" -> {c.score['name']} >= {c.score_threshold:.4f}; expected coverage {100 * c.expected_coverage:.1f} % at "
-          f"precision {100 * c.expected_precision:.1f} % with {100 * c.oos_share:.0f} % out of scope "
-          f"(evidence: {c.oos_evidence})")
+          f" -> {c.score['name']} >= {c.score_threshold:.4f}; {expectation(c.to_dict())}")
     print(f"  margin {before['margin']:.2f} -> {c.margin:.2f} (questions expected for {100 * c.clarify.get('share', 0):.1f} %"
           " of in-scope messages)")
     return 0

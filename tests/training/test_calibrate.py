@@ -45,3 +45,24 @@ def test_out_of_scope_share_raises_the_threshold():
 def test_leave_intent_out_confidence_renormalises_without_the_true_intent():
     probs = torch.tensor([[0.7, 0.2, 0.1]])
     assert torch.allclose(leave_intent_out_confidence(probs, torch.tensor([0])), torch.tensor([2 / 3]))
+
+
+def test_too_few_validation_messages_get_the_fallback_not_a_fitted_threshold():
+    from training.calibrate import FALLBACK_THRESHOLD, validation_needed
+
+    assert (validation_needed(0.9), validation_needed(0.95), validation_needed(0.5)) == (29, 59, 5)
+    # 4 validation messages, all right (the walkthrough bot's case): a fitted temperature went to its bound and
+    # the threshold answered everything; now nothing is fitted and the fallback says it cannot estimate
+    logits = torch.tensor([[9.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 9.0], [9.0, 1.0, 0.0]])
+    cal = calibrate(logits, torch.tensor([0, 1, 2, 0]), target_precision=0.9, oos_share=0.4)
+    assert cal.temperature == 1.0 and cal.margin == 0.0
+    assert cal.score["name"] == "nearest" and cal.score_threshold == FALLBACK_THRESHOLD
+    assert cal.expected_precision is None and cal.expected_coverage is None
+    assert cal.oos_evidence == "too few validation messages to estimate (4, needs 29)"
+    logits, targets = _synthetic(n=29)
+    assert calibrate(logits, targets, target_precision=0.9, oos_share=0.4).expected_precision is not None
+
+
+def test_no_temperature_is_fitted_when_every_validation_message_is_right():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [4.0, 1.0]])
+    assert fit_temperature(logits, torch.tensor([0, 1, 0])) == 1.0  # not the clamp's 0.05

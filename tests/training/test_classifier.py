@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import pytest
@@ -93,9 +95,11 @@ def test_validation_split_calibration_and_out_of_scope_evidence(tiny_settings, t
     words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
     examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
     examples += [Example(t, "out_of_scope") for t in ("weather", "football", "pizza recipe", "a joke")]
-    result = train(examples, tiny_settings, ModelRegistry(tmp_path), progress=False)
+    # enough validation messages to estimate a threshold for 50 % precision (5: training.calibrate.validation_needed)
+    settings = dataclasses.replace(tiny_settings, target_precision=0.5, val_fraction=0.25)
+    result = train(examples, settings, ModelRegistry(tmp_path), progress=False)
     metrics = result.metrics
-    assert metrics["examples"]["validation"] >= 3
+    assert metrics["examples"]["validation"] >= 5
     assert metrics["examples"]["out_of_scope"] == 4
     assert metrics["calibration"]["oos_evidence"] == "out-of-scope examples"
     labels = json.loads((result.path / "labels.json").read_text())

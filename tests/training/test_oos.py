@@ -27,7 +27,7 @@ def _logits(features, centres):
     return 8 * features @ centres.T
 
 
-@pytest.mark.parametrize("part", ["mahalanobis", "knn", "max_prob", "energy"])
+@pytest.mark.parametrize("part", ["mahalanobis", "knn", "nearest", "max_prob", "energy"])
 def test_a_point_at_a_class_mean_scores_in_scope_and_a_far_one_does_not(part):
     features, targets, centres = _clusters()
     stats = FeatureStats.fit(features, targets, CLASSES)
@@ -62,10 +62,15 @@ def test_held_out_score_is_what_the_message_gets_without_its_own_intent():
     features, targets, centres = _clusters()
     stats = FeatureStats.fit(features, targets, CLASSES)
     # (not max_prob: renormalised over the two intents left, its top is at least 0.5 however far the message is)
-    for part in ("mahalanobis", "knn", "energy"):
+    for part in ("mahalanobis", "knn", "nearest", "energy"):
         seen = raw_score(part, features, _logits(features, centres), 1.0, stats)
         unseen = raw_score(part, features, _logits(features, centres), 1.0, stats, exclude=targets)
         assert (unseen < seen).float().mean() > 0.95, part
+    # nearest: the cosine to the closest training example (of another intent when its own is excluded)
+    sims = features[:1] @ stats.bank.T
+    assert raw_score("nearest", features[:1], None, 1.0, stats).item() == pytest.approx(sims.max().item())
+    other = sims[0][stats.bank_labels != targets[0]].max().item()
+    assert raw_score("nearest", features[:1], None, 1.0, stats, exclude=targets[:1]).item() == pytest.approx(other)
     # Mahalanobis with its own class excluded is the distance to the nearest other mean
     x = features[:1]
     dist = torch.stack([((x - m) @ stats.precision @ (x - m).T).squeeze() for m in stats.means])
@@ -173,7 +178,8 @@ def three_intents_version(tiny_bert, tmp_path_factory):
     words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
     examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
     settings = TrainSettings(base_model=str(tiny_bert), onnx=False, batch_size=8, epochs=6, min_steps=0, encoder_lr=1e-3,
-                             head_lr=5e-2, patience=6, seed=1, oos_score=ROUND_TRIP)
+                             head_lr=5e-2, patience=6, seed=1, oos_score=ROUND_TRIP,
+                             target_precision=0.5, val_fraction=0.4)  # 6 validation messages: enough for 50 %
     return train(examples, settings, ModelRegistry(tmp_path_factory.mktemp("scored")), progress=False).path
 
 
