@@ -89,7 +89,17 @@ class Retraining:
         status.update(runs=log_runs, last_run=log_runs[0] if log_runs else None)
         if not status["running"] and log_runs and log_runs[0]["outcome"] == "running":
             status.update(running=True, pid=log_runs[0]["pid"], started=log_runs[0]["started"])
+        if log_runs and log_runs[0]["outcome"] == "held":
+            status["held"] = await asyncio.to_thread(self._held, log_runs[0])
         return status
+
+    def _held(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The newest run's held candidate: what a person approves, with the answers it would change."""
+        from training.registry import ModelRegistry
+
+        gate = ModelRegistry(self.folder.settings.models_path).record(run["candidate"], "gate") or {}
+        return {"run": run["id"], "candidate": run["candidate"], "compared": gate.get("compared", ""),
+                "reasons": gate.get("reasons", []), "changes": gate.get("unconfirmed", [])}
 
     async def run(self) -> None:
         """The schedule itself: a task of the web app, cancelled when it stops."""
@@ -167,6 +177,10 @@ def run(folder: BotFolder, trigger: str = "cli", progress: bool = True, say: Cal
     try:
         store = ExampleStore(db)
         store.add(folder.seed_examples())
+        if not store.examples(split="test"):  # the first gate: carve its golden set now, as `models golden` does
+            moved = _carve(store, folder)
+            say(f"golden set: {moved} examples set aside (retrain.golden_share {settings.retrain.golden_share}), never "
+                "trained on from now, the gate's yardstick")
         conversations = ConversationLog(db, Redactor(settings.privacy))
         outcome = retrain(
             store.examples(), train_settings(folder, db, say), settings.retrain, ModelRegistry(settings.models_path),
@@ -183,7 +197,11 @@ def run(folder: BotFolder, trigger: str = "cli", progress: bool = True, say: Cal
     counts = c["counts"]
     say(f"candidate {outcome.candidate} ({outcome.start} start; {counts['train']} examples, {counts['new']} new"
         + (f", new intents: {', '.join(counts['new_intents'])}" if counts["new_intents"] else "") + ")")
-    say(("promoted: " if outcome.promoted else "refused: ") + "; ".join(c["reasons"]))
+    verdict = "promoted" if outcome.promoted else "held" if outcome.held else "refused"
+    say(f"{verdict}: {c['compared']}; " + "; ".join(c["reasons"]))
+    if outcome.held:
+        say(f"approve it (or reject it) in the review workspace, or: run_bot.py models approve {outcome.run_id} "
+            f"--bot {folder.path}")
     say(f"shadow: {len(shadow)} of the last {settings.retrain.shadow_turns} customer messages would be decided "
         f"differently; {flagged} flagged for review")
     say(f"details: run_bot.py models diff {c.get('parent') or outcome.candidate} {outcome.candidate} --bot {folder.path}")
@@ -200,10 +218,14 @@ def carve_golden(folder: BotFolder) -> tuple[int, int]:
     try:
         store = ExampleStore(db)
         store.add(folder.seed_examples())
-        moved = store.carve_test_split(folder.settings.retrain.golden_share, folder.settings.train.seed)
+        moved = _carve(store, folder)
         return moved, len(store.examples(split="test"))
     finally:
         db.close()
+
+
+def _carve(store, folder: BotFolder) -> int:
+    return store.carve_test_split(folder.settings.retrain.golden_share, folder.settings.train.seed)
 
 
 def compare_versions(folder: BotFolder, a: str, b: str) -> tuple[dict, dict]:
@@ -225,18 +247,49 @@ def compare_versions(folder: BotFolder, a: str, b: str) -> tuple[dict, dict]:
     return gate.compare(candidate, serving, data.gate, s.train.oos_label, s.retrain), data.counts
 
 
-PROMOTED, REFUSED = 0, 3  # the retrain process's exit codes; anything else: it failed (its log says why)
+PROMOTED, REFUSED, HELD = 0, 3, 4  # the retrain process's exit codes; anything else: it failed (see its log)
 
 
 def exit_code(outcome) -> int:
     """The retrain process's exit code for training.retrain's Outcome."""
-    return PROMOTED if outcome.promoted else REFUSED
+    return PROMOTED if outcome.promoted else HELD if outcome.held else REFUSED
 
 
 def ending(code: int) -> str:
     """A retrain process's exit code in words, for logs and pages."""
     return {PROMOTED: "the candidate was promoted and serves now",
-            REFUSED: "the gate refused the candidate, the serving model stays"}.get(code, "it failed (see retrain.log)")
+            REFUSED: "the gate refused the candidate, the serving model stays",
+            HELD: "the candidate waits for approval in the review workspace, the serving model stays",
+            }.get(code, "it failed (see retrain.log)")
+
+
+def settle_held(folder: BotFolder, run_id: int, approve: bool, who: str) -> str:
+    """A person's decision on a held candidate (gate.hold_unconfirmed): approved, it is promoted (a running
+    server's model watch serves it); rejected, the serving model stays. Refused (ValueError) when the run is not
+    held or the model serving now is not the one the candidate was compared with. Returns what happened."""
+    from bot.database import open_bot_database
+    from training.registry import ModelRegistry
+    from training.runs import RunLog
+
+    db = open_bot_database(folder.settings)
+    try:
+        runs = RunLog(db)
+        run = runs.run(run_id)
+        if run is None or run["outcome"] != "held":
+            raise ValueError(f"retrain run {run_id} is not waiting for approval"
+                             + (f" (it was {run['outcome']})" if run else ""))
+        registry = ModelRegistry(folder.settings.models_path)
+        if approve:
+            gate = registry.record(run["candidate"], "gate") or {}
+            if gate.get("parent") != registry.current_version():
+                raise ValueError(f"the model serving now is not the one candidate {run['candidate']} was compared "
+                                 "with: retrain again")
+            registry.promote(run["candidate"])
+        runs.settle(run_id, "approved" if approve else "rejected", f"{'approved' if approve else 'rejected'} by {who}")
+    finally:
+        db.close()
+    return (f"candidate {run['candidate']} approved by {who}: it serves now" if approve else
+            f"candidate {run['candidate']} rejected by {who}: the serving model stays")
 
 
 def main(argv: list[str] | None = None) -> int:

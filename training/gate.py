@@ -5,6 +5,12 @@ examples the serving model never saw) and the out-of-scope examples. The candida
 accuracy is lower by more than `tolerance`, when an intent with enough support loses more than
 `max_intent_drop` of its recall, or when it refuses fewer out-of-scope messages. Shadow scoring runs both
 on recent real customer messages and lists every one they would decide differently.
+
+Accuracy on a handful of examples cannot tell a better model from a worse one (one gate example of two is
+50 points). Below `min_gate_examples` in-scope gate examples, `hold_unconfirmed` weighs the shadow instead:
+every logged message the serving model answered with an intent and the candidate decides differently is a
+regression unless a reviewer labelled that turn with the candidate's answer, and a candidate with any is held
+for a person's approval rather than promoted.
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ def compare(candidate: Classifier, serving: Classifier | None, examples: Sequenc
     texts = [e.text for e in examples]
     cand_pred = predict(candidate, texts)
     cand = score(cand_pred, examples, oos_label)
-    result = {"candidate": cand, "examples": len(examples), "promote": True, "reasons": []}
+    result = {"candidate": cand, "examples": len(examples), "promote": True, "reasons": [],
+              "compared": f"compared on {cand['examples']} in-scope and {cand['oos_examples']} out-of-scope examples"}
     if serving is None:
         result["reasons"].append("no model is serving yet")
         return result
@@ -110,3 +117,20 @@ def shadow(candidate: Classifier, serving: Classifier | None, messages: Sequence
         if decided(b) != decided(a):
             out.append({"turn_id": turn_id, "text": text, "serving": decided(b), "candidate": decided(a)})
     return out
+
+
+def hold_unconfirmed(comparison: dict, confirmed: dict[int, str], minimum: int) -> None:
+    """Below `minimum` in-scope gate examples, hold a candidate the gate would promote for a person's approval
+    when it changes a confident answer of the serving model on logged traffic (`comparison["shadow"]`) that no
+    reviewer confirmed (`confirmed`: turn id -> the decision a reviewer gave it). Updates `comparison` in place: promote, held, unconfirmed (the changes a person must look at)."""
+    if not comparison["promote"] or "serving" not in comparison or comparison["candidate"]["examples"] >= minimum:
+        return
+    unconfirmed = [s for s in comparison.get("shadow", []) if s["serving"] != "unknown"
+                   and not s["serving"].startswith("clarify:") and confirmed.get(s["turn_id"]) != s["candidate"]]
+    if not unconfirmed:
+        return
+    comparison.update(promote=False, held=True, unconfirmed=unconfirmed)
+    comparison["reasons"].insert(0, f"held for approval: the gate had {comparison['candidate']['examples']} in-scope "
+                                    f"examples, too few to tell (retrain.min_gate_examples {minimum}), and the "
+                                    f"candidate changes {len(unconfirmed)} answers the serving model gave confidently "
+                                    "to logged customer messages, which no reviewer confirmed")

@@ -35,11 +35,13 @@ class Collected:
     gate: list[Example]  # golden set (split test) + newest reviewed examples the serving model never saw
     new: list[Example]  # labelled, trainable, and not in the serving model's data
     counts: dict
+    confirmed: dict[int, str]  # logged turn id -> the decision a reviewer gave it (an intent or "unknown")
 
 
 @dataclass(frozen=True)
 class Outcome:
     promoted: bool
+    held: bool  # neither promoted nor refused: waits for a person's approval (gate.hold_unconfirmed)
     candidate: str
     start: str  # "warm" or "cold"
     comparison: dict
@@ -59,8 +61,9 @@ def retrain(examples: Sequence[Example], train_settings: TrainSettings, settings
         except BaseException as e:
             runs.finish(run_id, "failed", detail=f"{type(e).__name__}: {e}")
             raise
-        runs.finish(run_id, "promoted" if outcome.promoted else "refused", outcome.candidate, outcome.start,
-                    data.counts, "; ".join(outcome.comparison["reasons"]))
+        c = outcome.comparison
+        runs.finish(run_id, "promoted" if outcome.promoted else "held" if outcome.held else "refused",
+                    outcome.candidate, outcome.start, data.counts, "; ".join([c["compared"], *c["reasons"]]))
         return outcome
 
 
@@ -77,7 +80,9 @@ def collect_examples(examples: Sequence[Example], train_settings: TrainSettings,
     gate_examples = golden + fresh + oos
     counts = {"train": len(trainable), "new": len(new), "golden": len(golden), "fresh_reviewed": len(fresh),
               "out_of_scope": len(oos), "new_intents": sorted({e.intent for e in new} - _labels(serving))}
-    return Collected(trainable, gate_examples, new, counts)
+    confirmed = {int(e.provenance[5:]): "unknown" if e.intent == train_settings.oos_label else e.intent
+                 for e in labelled if e.source == "review" and e.provenance.startswith("turn:")}
+    return Collected(trainable, gate_examples, new, counts, confirmed)
 
 
 def finetune_candidate(data: Collected, train_settings: TrainSettings, settings: RetrainSettings,
@@ -117,9 +122,10 @@ def _candidate_and_gate(data: Collected, train_settings: TrainSettings, settings
         log.info("warm-started candidate %s refused (%s); training from the base model", candidate.version,
                  "; ".join(comparison["reasons"]))
     comparison["shadow"] = gate.shadow(model, serving, shadow_messages)
+    gate.hold_unconfirmed(comparison, data.confirmed, settings.min_gate_examples)
     promoted = promote_if_better(registry, candidate, comparison)
     registry.prune(train_settings.keep_versions)
-    return Outcome(promoted, candidate.version, start, comparison, run_id)
+    return Outcome(promoted, bool(comparison.get("held")), candidate.version, start, comparison, run_id)
 
 
 def _data(version: Path) -> dict:

@@ -105,15 +105,26 @@ class RunLog:
                 "update retrain_runs set ended = ?, outcome = ?, candidate = ?, base = ?, counts = ?, detail = ?"
                 " where id = ?", [time.time(), outcome, candidate, base, json.dumps(counts or {}), detail, run_id])
 
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self.db.execute(f"select {', '.join(COLUMNS)} from retrain_runs where id = ?", [run_id]).fetchall()
+        return _run(rows[0]) if rows else None
+
+    def settle(self, run_id: int, outcome: str, note: str) -> None:
+        """A held run decided by a person: its outcome (approved, rejected) and who, added to its detail."""
+        with self.db.transaction():
+            self.db.execute("update retrain_runs set outcome = ?, detail = detail || ? where id = ? and outcome = 'held'",
+                            [outcome, f"; {note}", run_id])
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Newest first; a run still marked running whose process is gone is reported as killed."""
         rows = self.db.execute(f"select {', '.join(COLUMNS)} from retrain_runs order by id desc limit ?",
                                [limit]).fetchall()
-        out = []
-        for r in rows:
-            run = dict(zip(COLUMNS, r))
-            run["counts"] = json.loads(run["counts"] or "{}")
-            if run["outcome"] == "running" and run["pid"] != os.getpid() and not _alive(run["pid"]):
-                run["outcome"] = "killed"
-            out.append(run)
-        return out
+        return [_run(r) for r in rows]
+
+
+def _run(row) -> dict[str, Any]:
+    run = dict(zip(COLUMNS, row))
+    run["counts"] = json.loads(run["counts"] or "{}")
+    if run["outcome"] == "running" and run["pid"] != os.getpid() and not _alive(run["pid"]):
+        run["outcome"] = "killed"
+    return run

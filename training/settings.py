@@ -32,7 +32,7 @@ class TrainSettings:
     processes: int = setting(1, "Data-parallel fine-tuning processes (`train --gpus N` sets this and device=cuda): each takes its share of every batch of batch_size examples and their gradients are summed, so the result is the same as one process's; on CUDA one device per process (NCCL), needing that many devices, on CPU the cores split between them (gloo). 1 = no process group.")
     target_precision: float = setting(0.9, "Precision of answered messages the answer threshold is chosen to reach.")
     oos_share: float = setting(0.4, "Expected share of out-of-scope messages, used when choosing the threshold (live customer-service bots see 42-72 %); once 50 messages are reviewed, `train` and `retrain` use the share reviewers marked out of scope instead.")
-    oos_score: str = setting("mahalanobis+max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy (of the logits), mahalanobis (distance to the intents' means, shared covariance), knn (cosine to the nearest training examples), or a '+' combination of them (standardised, averaged). The default beat max_prob in benchmarks/bench_oos.py (BENCHMARKS.md).")
+    oos_score: str = setting("mahalanobis+max_prob", "Out-of-scope score the answer threshold applies to: max_prob (calibrated top probability), energy (of the logits), mahalanobis (distance to the intents' means, shared covariance), knn (mean cosine to the 10 nearest training examples), nearest (cosine to the nearest one), or a '+' combination of them (standardised, averaged). The default beat max_prob in benchmarks/bench_oos.py (BENCHMARKS.md).")
     max_clarify_share: float = setting(0.08, "Most share of in-scope messages that may get a clarifying question; the margin is fitted within it.")
     oos_label: str = setting("out_of_scope", "Intent name that marks out-of-scope examples (used for calibration only).")
     quantize: bool = setting(False, "Serve a PyTorch dynamically int8-quantised copy of the model (CPU), instead of ONNX Runtime.")
@@ -63,9 +63,12 @@ class TrainSettings:
         refuse_invalid(self, "training", checks)
 
 
+SCORE_PARTS = ("max_prob", "energy", "mahalanobis", "knn", "nearest")  # what training.oos computes
+
+
 def _known_score(name: str) -> bool:
     parts = [p.strip() for p in name.split("+")]
-    return bool(parts) and all(p in ("max_prob", "energy", "mahalanobis", "knn") for p in parts)  # training.oos.PARTS
+    return bool(parts) and all(p in SCORE_PARTS for p in parts)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class RetrainSettings:
     tolerance: float = setting(0.01, "The candidate is refused if its accuracy on the gate's data is lower than the serving model's by more than this.")
     max_intent_drop: float = setting(0.1, "The candidate is refused if any intent with enough gate examples loses more than this much recall.")
     min_intent_support: int = setting(5, "Gate examples an intent needs before its own drop can refuse a candidate.")
+    min_gate_examples: int = setting(30, "In-scope gate examples (golden set + fresh reviewed) the gate needs to judge a candidate by its accuracy alone (below 30 one example moves accuracy by more than 3 points). With fewer, a candidate that changes an answer the serving model gave confidently to a logged customer message, unconfirmed by a reviewer, is held for approval in the review workspace.")
     fresh_examples: int = setting(500, "Newest reviewed examples the serving model never saw that join the golden set in the gate.")
     shadow_turns: int = setting(1000, "Latest logged customer messages the candidate classifies beside the serving model; turns it would decide differently are listed and flagged for review.")
     timeout: float = setting(3600.0, "Seconds a retrain started by the server (schedule, admin API, review page) may run before it is stopped.")
@@ -90,6 +94,7 @@ class RetrainSettings:
             "warm_start": self.warm_start in ("auto", "always", "never"), "warm_epochs": self.warm_epochs >= 1,
             "tolerance": 0 <= self.tolerance < 1, "max_intent_drop": 0 <= self.max_intent_drop <= 1,
             "min_intent_support": self.min_intent_support >= 1, "fresh_examples": self.fresh_examples >= 0,
+            "min_gate_examples": self.min_gate_examples >= 0,
             "shadow_turns": self.shadow_turns >= 0, "golden_share": 0 < self.golden_share < 0.5, "timeout": self.timeout > 0,
         }
         refuse_invalid(self, "retrain", checks)

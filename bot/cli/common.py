@@ -35,3 +35,13 @@ def command(sub, name: str, func, help: str, examples: str = "") -> argparse.Arg
     )
     parser.set_defaults(func=func)
     return parser
+
+
+def actor() -> str:
+    """Who decided, in the review action log and the retrain log: the OS user at the command line."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"

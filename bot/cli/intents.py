@@ -6,9 +6,8 @@ action in the name of the OS user (`cli:<user>`).
 from __future__ import annotations
 
 import argparse
-import getpass
 
-from bot.cli.common import add_bot_args, command, open_bot
+from bot.cli.common import actor, add_bot_args, command, open_bot
 
 INTENTS_EXAMPLES = """\
   python run_bot.py intents propose --bot mybot        cluster unlabelled examples into proposals
@@ -62,12 +61,6 @@ def _proposals(folder):
     return Proposals(open_bot_database(folder.settings), folder)
 
 
-def _actor() -> str:
-    """Who decided, in the review action log: the OS user at the command line."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no user name in a bare container
-        return "cli"
 
 
 def propose(args: argparse.Namespace) -> int:
@@ -103,22 +96,22 @@ def _done(out) -> int:
 
 
 def accept(args: argparse.Namespace) -> int:
-    return _done(_proposals(open_bot(args)).accept(args.id, args.name or "", _actor()))
+    return _done(_proposals(open_bot(args)).accept(args.id, args.name or "", actor()))
 
 
 def rename(args: argparse.Namespace) -> int:
-    return _done(_proposals(open_bot(args)).rename(args.id, args.name, _actor()))
+    return _done(_proposals(open_bot(args)).rename(args.id, args.name, actor()))
 
 
 def merge(args: argparse.Namespace) -> int:
-    return _done(_proposals(open_bot(args)).merge(args.ids, args.name or "", _actor()))
+    return _done(_proposals(open_bot(args)).merge(args.ids, args.name or "", actor()))
 
 
 def drop(args: argparse.Namespace) -> int:
-    return _done(_proposals(open_bot(args)).drop(args.id, _actor()))
+    return _done(_proposals(open_bot(args)).drop(args.id, actor()))
 
 
 def undo(args: argparse.Namespace) -> int:
-    _proposals(open_bot(args)).undo(args.action_id, _actor())
+    _proposals(open_bot(args)).undo(args.action_id, actor())
     print(f"undid review action {args.action_id}")
     return 0

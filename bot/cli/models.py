@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bot.cli.common import add_bot_args, command, open_bot
+from bot.cli.common import actor, add_bot_args, command, open_bot
 
 MODELS_EXAMPLES = """\
   python run_bot.py models --bot mybot                      list versions (* = serving) and the gate's verdicts
@@ -15,7 +15,8 @@ MODELS_EXAMPLES = """\
   python run_bot.py models prune --bot mybot
   python run_bot.py models diff 20261123T140000-ab12cd34 20261130T090000-cd34ef56 --bot mybot
   python run_bot.py models golden --bot mybot               set aside a stratified golden set for the gate
-  python run_bot.py models runs --bot mybot                 the log of retrain runs"""
+  python run_bot.py models runs --bot mybot                 the log of retrain runs
+  python run_bot.py models approve 12 --bot mybot           serve the candidate retrain run 12 held for approval"""
 
 
 def register(sub) -> None:
@@ -44,6 +45,12 @@ def register(sub) -> None:
     add_bot_args(q, inherited=True)
     q = command(actions, "runs", runs_cmd, "the log of retrain runs: start, end, data counts, outcome")
     add_bot_args(q, inherited=True)
+    for action, help in (("approve", "serve the candidate a retrain run held for approval (its changed answers: "
+                                     "the review workspace, or `models diff`)"),
+                         ("reject", "reject the candidate a retrain run held for approval; the serving model stays")):
+        q = command(actions, action, settle_cmd, help)
+        q.add_argument("run", type=int, metavar="RUN", help="the run's id (`models runs`)")
+        add_bot_args(q, inherited=True)
 
 
 def _registry(folder):
@@ -118,6 +125,13 @@ def golden_cmd(args: argparse.Namespace) -> int:
 
     moved, size = carve_golden(open_bot(args))
     print(f"golden set: {moved} examples moved to split test (never trained on); {size} in all")
+    return 0
+
+
+def settle_cmd(args: argparse.Namespace) -> int:
+    from bot.retraining import settle_held
+
+    print(settle_held(open_bot(args), args.run, args.action == "approve", actor()))
     return 0
 
 

@@ -26,7 +26,7 @@ from bot.folder.bot_folder import load_intents
 from bot.review.desk import ACTIONS, BULK_ACTIONS, ReviewDesk
 from bot.review.outcome import Outcome
 from bot.review.store import KINDS, SORTS, STATUSES, Filters, confirmed_answers
-from bot.retraining import AlreadyRunning
+from bot.retraining import AlreadyRunning, settle_held
 from bot.settings import Settings
 from bot.web import login
 from bot.web.runtime import RUNTIME, Runtime
@@ -55,6 +55,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     r.add_get("/review/clusters", clusters_page)
     r.add_post("/review/clusters/accept", accept_form)
     r.add_post("/review/train", train_form)
+    r.add_post("/review/retrain/{run_id:\\d+}/{decision:approve|reject}", settle_form)
     r.add_post("/review/proposals/{proposal_id:\\d+}/accept", accept_proposal_form)
     r.add_get("/api/review/queue", queue_api)
     r.add_get("/api/review/items/{group_id:\\d+}", item_api)
@@ -64,6 +65,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     r.add_post("/api/review/actions/{action_id:\\d+}/undo", undo_api)
     r.add_get("/api/review/clusters", clusters_api)
     r.add_post("/api/review/train", train_api)
+    r.add_post("/api/review/retrain/{run_id:\\d+}/{decision:approve|reject}", settle_api)
     r.add_get("/api/review/status", status_api)
     r.add_get("/api/review/users", users_api)
     r.add_post("/api/review/users", add_user_api)
@@ -420,6 +422,23 @@ async def _start_training(request: web.Request) -> int:
     return pid
 
 
+async def settle_form(request: web.Request) -> web.Response:
+    said = await _settle(request)
+    raise web.HTTPSeeOther(_with("/review", done=f"{request.match_info['decision']} the held candidate", notes=said))
+
+
+async def _settle(request: web.Request) -> str:
+    """An admin's approval or rejection of a candidate the gate held (bot.retraining.settle_held)."""
+    who = login.require_admin(request)
+    try:
+        said = await asyncio.to_thread(settle_held, request.app[RUNTIME].folder, int(request.match_info["run_id"]),
+                                       request.match_info["decision"] == "approve", who.name)
+    except ValueError as e:
+        raise error(web.HTTPConflict, str(e)) from None
+    log.info("review: held retrain candidate %sd by %s", request.match_info["decision"], who.name)
+    return said
+
+
 # JSON API
 async def queue_api(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
@@ -472,6 +491,10 @@ async def clusters_api(request: web.Request) -> web.Response:
 async def train_api(request: web.Request) -> web.Response:
     pid = await _start_training(request)
     return web.json_response({"started": True, "pid": pid}, status=202)
+
+
+async def settle_api(request: web.Request) -> web.Response:
+    return web.json_response({"done": await _settle(request)})
 
 
 async def status_api(request: web.Request) -> web.Response:

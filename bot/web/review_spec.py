@@ -90,6 +90,10 @@ def paths() -> dict[str, Any]:
             _ok("since, clusters"), 400, params=[{"name": "since", "in": "query", "schema": STR}])},
         "/api/review/train": {"post": _op("Admin: start training a new model version in its own process.",
                                           _ok("The run.", OBJ, "202"), 403, 409)},
+        "/api/review/retrain/{run_id}/{decision}": {"post": _op(
+            "Admin: approve (serve) or reject the candidate a retrain run held for approval (decision: approve or "
+            "reject).", _ok("What happened."), 403, 409, params=[_path("run_id"), {"name": "decision", "in": "path",
+                                                                                   "required": True, "schema": {"enum": ["approve", "reject"]}}])},
         "/api/review/status": {"get": _op("Serving model version, reviewed examples it has not seen, training run.",
                                           _ok("Status."))},
         "/api/review/users": {
@@ -117,6 +121,7 @@ def paths() -> dict[str, Any]:
         "/review/clusters": {"get": _page("What the bot could not answer")},
         "/review/clusters/accept": {"post": _page("Accept a cluster's verdict", form=True)},
         "/review/train": {"post": _page("Admin: start training", form=True)},
+        "/review/retrain/{run_id}/{decision}": {"post": _page("Admin: approve or reject a held candidate", form=True)},
         "/review/proposals/{proposal_id}/accept": {"post": _page("Accept an intent proposed from imported transcripts",
                                                                  form=True)},
     }

@@ -218,7 +218,7 @@ def test_run_bot_retrain_and_the_retrain_process_run_the_same_retrain(tmp_path, 
 
     def run(folder, trigger="cli", progress=True, say=print):
         ran.append((folder.path, trigger, progress))
-        return types.SimpleNamespace(promoted=False)
+        return types.SimpleNamespace(promoted=False, held=False)
 
     monkeypatch.setattr(retraining, "run", run)
     folder = load_folder(tmp_path)

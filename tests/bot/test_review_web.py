@@ -347,3 +347,44 @@ async def test_a_retrain_the_run_log_shows_running_counts_here_too(client, tmp_p
     finally:
         other.kill()
         other.wait()
+
+
+async def test_a_held_candidate_is_shown_with_its_changed_answers_and_an_admin_approves_it(client, tmp_path):
+    import json
+
+    from training.registry import ModelRegistry
+    from training.runs import RunLog
+
+    models = tmp_path / "state" / "models"
+    serving, candidate = "20260101T000000-aaaa0000", "20260102T000000-bbbb0000"
+    for version in (serving, candidate):
+        (models / version).mkdir(parents=True)
+        (models / version / "VERSION").write_text(version)
+    ModelRegistry(models).promote(serving)
+    (models / candidate / "gate.json").write_text(json.dumps({
+        "parent": serving, "compared": "compared on 4 in-scope and 1 out-of-scope examples",
+        "reasons": ["held for approval: the gate had 4 in-scope examples, too few to tell"],
+        "unconfirmed": [{"turn_id": 7, "text": "where is my order <b>now</b>", "serving": "order_status",
+                         "candidate": "pre_order"}]}))
+    runs = RunLog(connect(tmp_path / "state" / "supportbot.db"))
+    run = runs.start("review")
+    runs.finish(run, "held", candidate, "warm", {}, "compared on 4 in-scope and 1 out-of-scope examples; held")
+
+    assert (await login(client, "alice")).status == 303
+    page = await (await client.get("/review")).text()
+    assert "A retrained model waits for approval" in page and "compared on 4 in-scope and 1 out-of-scope" in page
+    assert "where is my order &lt;b&gt;now&lt;/b&gt;" in page and "pre_order" in page  # the change, escaped
+    assert "An admin approves or rejects it." in page and "/approve" not in page  # a reviewer cannot approve
+    csrf = await page_csrf(client)
+    refused = await client.post(f"/api/review/retrain/{run}/approve", headers={"X-CSRF-Token": csrf})
+    assert refused.status == 403 and ModelRegistry(models).current_version() == serving
+
+    await client.post("/review/logout", data={"_csrf": csrf})
+    assert (await login(client, "root")).status == 303
+    page = await (await client.get("/review")).text()
+    approve = re.search(rf'action="(/review/retrain/{run}/approve)"', page).group(1)
+    done = await client.post(approve, data={"_csrf": csrf_of(page)}, allow_redirects=False)
+    assert done.status == 303 and ModelRegistry(models).current_version() == candidate
+    assert runs.run(run)["outcome"] == "approved" and "approved by root" in runs.run(run)["detail"]
+    again = await client.post(f"/api/review/retrain/{run}/reject", headers={"X-CSRF-Token": await page_csrf(client)})
+    assert again.status == 409 and "not waiting for approval (it was approved)" in (await again.json())["error"]

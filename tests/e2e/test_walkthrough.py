@@ -110,6 +110,7 @@ def test_build_your_own_bot_as_written(workdir):
     trained = run(train, workdir, env)
     assert "2 intents have fewer than 5 examples: refund_status (3), account_help (4)" in trained
     assert "validation accuracy" in trained and "serving it now" in trained
+    assert "too few to fit an answer threshold" in trained  # the small bot's fallback, as step 5 says
 
     # 6. held-out messages written, then evaluate
     report = run(sh[4], workdir, env)
@@ -135,6 +136,12 @@ def test_build_your_own_bot_as_written(workdir):
         with urllib.request.urlopen(request, timeout=30) as response:
             reply = json.load(response)
         assert reply["route"] == "template" and "https://northwind.example/track/NW-482913" in reply["answer"]
+        # step 6's off-topic message is refused (before: answered as delivery_info at "100 %")
+        request = urllib.request.Request(url + "/api/chat", json.dumps({"message": "what's the weather like tomorrow"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            reply = json.load(response)
+        assert reply["route"] in ("fallback", "handoff"), reply
 
         # 8. the one-line snippet on a page of the allowed origin, in a real browser
         attrs = re.search(r'<script src="http://127\.0\.0\.1:8081/widget\.js" (.*) async></script>', snippet).group(1)

@@ -35,11 +35,27 @@ def bot(tmp_path, tiny_bert):
     (folder / "bot.toml").write_text(
         f'state_dir = "{tmp_path / "state"}"\n[train]\nbase_model = "{tiny_bert}"\nonnx = false\nbatch_size = 8\n'
         "epochs = 3\nmin_steps = 0\nencoder_lr = 1e-3\nhead_lr = 5e-2\n"
+        # 6 validation messages: enough to fit a threshold for 50 % precision (training.calibrate.validation_needed)
+        "target_precision = 0.5\nval_fraction = 0.4\n"
     )
     (folder / "evaluation.csv").write_text(
         "text,intent\nwhere is my package,track\nmoney back,refund\npassword reset,login\nweather football,out_of_scope\n"
     )
     return folder
+
+
+def test_a_bot_too_small_to_calibrate_gets_the_fallback_and_a_warning(bot, tmp_path, capsys):
+    settings = ["--set", "train.target_precision=0.9", "--set", "train.val_fraction=0.1"]
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet", *settings]) == 0
+    out = capsys.readouterr().out
+    # 3 validation messages, 29 needed for 90 %: no threshold is fitted, the fallback serves, train says what to do
+    assert "answers on its own when its out-of-scope score (nearest) >= 0.550" in out
+    assert "coverage and precision cannot be estimated (evidence: too few validation messages to estimate (3, needs 29))" in out
+    assert "warning: only 3 validation messages: too few to fit an answer threshold for 90 % precision" in out
+    assert "Add examples" in out
+    [version] = (tmp_path / "state" / "models").glob("2*")
+    calibration = json.loads((version / "calibration.json").read_text())
+    assert calibration["temperature"] == 1.0 and calibration["expected_precision"] is None
 
 
 def test_train_evaluate_and_models(bot, tmp_path, capsys):
@@ -94,8 +110,8 @@ def test_golden_set_retrain_and_the_models_commands(bot, tmp_path, capsys):
     code = run_bot.main(["retrain", "--bot", str(bot), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and re.search(r"candidate \S+ \(warm start; 9 examples, 0 new\)", out)  # warm first: it passed
-    assert re.search(r"promoted: accuracy \d+\.\d % vs 0\.0 % serving; no intent and no out-of-scope refusal worse "
-                     "than allowed", out)
+    assert re.search(r"promoted: compared on 3 in-scope and 0 out-of-scope examples; accuracy \d+\.\d % vs 0\.0 % "
+                     "serving; no intent and no out-of-scope refusal worse than allowed", out)
     assert "shadow: 0 of the last 1000 customer messages" in out
     versions = {p.name: json.loads((p / "data.json").read_text()) for p in models.glob("2*")}
     [second] = [name for name, data in versions.items() if data.get("parent")]  # the retrain's candidate
@@ -110,6 +126,48 @@ def test_golden_set_retrain_and_the_models_commands(bot, tmp_path, capsys):
     assert f"warm from {first}  gate: promoted" in capsys.readouterr().out
     assert run_bot.main(["models", "promote", "nope", "--bot", str(bot)]) == 2
     assert "no model version 'nope'" in capsys.readouterr().err
+
+
+def test_a_retrain_on_too_little_evidence_that_changes_confident_answers_waits_for_approval(bot, tmp_path, capsys):
+    from bot.dialogue.conversations import ConversationLog
+    from bot.dialogue.router import Decision, Reply
+    from bot.folder.bot_folder import BotFolder
+    from core.sqlite import connect
+    from training.redact import Redactor
+
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    models = tmp_path / "state" / "models"
+    first = (models / "CURRENT").read_text().strip()
+    calibration = json.loads((models / first / "calibration.json").read_text())
+    (models / first / "calibration.json").write_text(json.dumps({**calibration, "score_threshold": -1e9, "margin": 0}))
+    # customers' messages the serving model (answering everything) answered; a new intent will take them over
+    db = connect(BotFolder.load(bot).settings.db_path)
+    log = ConversationLog(db, Redactor())
+    for text in ("cancel my order", "please cancel the order", "cancel my order now"):
+        convo, token = log.new()
+        log.record_turn(convo, text, Reply("Your parcel is on its way.", Decision(route="template", reason="x")), token)
+    db.close()
+    with open(bot / "intents.yaml", "a") as f:
+        f.write("  cancel:\n    examples: [cancel my order, please cancel the order, cancel it, i want to cancel]\n"
+                "    answer: Cancelled.\n")
+    capsys.readouterr()
+    code = run_bot.main(["retrain", "--bot", str(bot), "--quiet", "--set", "retrain.warm_start=never"])
+    out = capsys.readouterr().out
+    assert code == 4, out  # bot.retraining.HELD
+    assert "golden set: 4 examples set aside" in out  # carved by the first gate that needed one
+    assert re.search(r"held: compared on 4 in-scope and 0 out-of-scope examples; held for approval: the gate had 4 "
+                     r"in-scope examples, too few to tell \(retrain.min_gate_examples 30\), and the candidate changes "
+                     r"\d answers the serving model gave confidently", out)
+    assert "run_bot.py models approve 1" in out and (models / "CURRENT").read_text().strip() == first
+    [candidate] = [p.name for p in models.glob("2*") if p.name != first]
+    assert json.loads((models / candidate / "gate.json").read_text())["unconfirmed"][0]["serving"] != "unknown"
+
+    assert run_bot.main(["models", "approve", "1", "--bot", str(bot)]) == 0
+    assert "approved by cli" in capsys.readouterr().out and (models / "CURRENT").read_text().strip() == candidate
+    assert run_bot.main(["models", "runs", "--bot", str(bot)]) == 0
+    assert re.search(r"#1 .* cli +approved", capsys.readouterr().out)
+    assert run_bot.main(["models", "reject", "1", "--bot", str(bot)]) == 2  # decided once
+    assert "retrain run 1 is not waiting for approval (it was approved)" in capsys.readouterr().err
 
 
 def test_evaluate_reports_the_serving_decision_and_writes_one_row_per_message(bot, tmp_path, capsys):
@@ -237,9 +295,9 @@ def test_train_and_retrain_in_two_processes_make_versions_that_serve(bot, tmp_pa
     assert prediction.top[0][0] in {"track", "refund", "login"} and 0 < prediction.confidence <= 1
 
     code = run_bot.main(["retrain", "--bot", str(bot), "--processes", "2", "--set", "retrain.warm_start=always", *one_fit])
-    out = capsys.readouterr().out  # no golden set was carved: nothing to compare the candidate on
-    assert code == 3 and re.search(r"candidate \S+ \(warm start; 12 examples, 0 new\)", out)
-    assert "refused: no in-scope gate examples: carve a golden set with `run_bot.py models golden`" in out
+    out = capsys.readouterr().out  # no golden set yet: the first gate carves one (one example of each intent)
+    assert "golden set: 3 examples set aside" in out and re.search(r"candidate \S+ \(warm start; 9 examples, 0 new\)", out)
+    assert code in (0, 3) and "compared on 3 in-scope and 0 out-of-scope examples" in out
     [candidate] = [p for p in models.glob("2*") if json.loads((p / "data.json").read_text()).get("parent")]
     assert json.loads((candidate / "settings.json").read_text())["processes"] == 2
     assert IntentClassifier.load(candidate).predict(["refund please"])[0].top

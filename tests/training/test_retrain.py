@@ -205,3 +205,27 @@ def test_a_killed_retrain_leaves_the_serving_model_and_the_next_run_starts_clean
     assert done.returncode in (0, 3), done.stderr[-2000:]  # promoted or refused, not 'busy'
     assert "candidate " in done.stdout and not list(models.glob(".tmp-*"))
     assert not (tmp_path / "state" / "retrain.lock").exists()
+
+
+def test_on_too_little_evidence_a_candidate_that_changes_confident_answers_is_held_unless_confirmed():
+    def comparison(in_scope):
+        return {"promote": True, "serving": {}, "candidate": {"examples": in_scope}, "reasons": ["accuracy ..."],
+                "shadow": [{"turn_id": 1, "text": "where is my order", "serving": "track", "candidate": "cancel"},
+                           {"turn_id": 2, "text": "weather", "serving": "unknown", "candidate": "track"},
+                           {"turn_id": 3, "text": "my card", "serving": "clarify: refund|card", "candidate": "refund"}]}
+
+    small = comparison(3)
+    gate.hold_unconfirmed(small, {}, minimum=30)
+    # only the change of a confident answer counts (not of a refusal or a question)
+    assert small["promote"] is False and small["held"] and [c["turn_id"] for c in small["unconfirmed"]] == [1]
+    assert small["reasons"][0].startswith("held for approval: the gate had 3 in-scope examples, too few to tell "
+                                          "(retrain.min_gate_examples 30), and the candidate changes 1 answers")
+    confirmed = comparison(3)
+    gate.hold_unconfirmed(confirmed, {1: "cancel"}, minimum=30)  # a reviewer gave turn 1 the candidate's answer
+    assert confirmed["promote"] is True and "held" not in confirmed
+    enough = comparison(30)
+    gate.hold_unconfirmed(enough, {}, minimum=30)
+    assert enough["promote"] is True and "held" not in enough
+    refused = {**comparison(3), "promote": False}
+    gate.hold_unconfirmed(refused, {}, minimum=30)
+    assert "held" not in refused  # a refusal stays a refusal
