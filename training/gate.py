@@ -9,8 +9,8 @@ on recent real customer messages and lists every one they would decide different
 Accuracy on a handful of examples cannot tell a better model from a worse one (one gate example of two is
 50 points). Below `min_gate_examples` in-scope gate examples, `hold_unconfirmed` weighs the shadow instead:
 every logged message the serving model answered with an intent and the candidate decides differently is a
-regression unless a reviewer labelled that turn with the candidate's answer, and a candidate with any is held
-for a person's approval rather than promoted.
+regression unless a reviewer labelled that turn with the candidate's answer, and a candidate with any (or
+with no gate example and no traffic at all) is held for a person's approval rather than promoted.
 """
 
 from __future__ import annotations
@@ -74,9 +74,8 @@ def compare(candidate: Classifier, serving: Classifier | None, examples: Sequenc
     result["serving"] = serv
     result["changed"] = changed(examples, serv_pred, cand_pred)
     reasons = result["reasons"]
-    if cand["examples"] == 0:
-        result["promote"] = False
-        reasons.append("no in-scope gate examples: carve a golden set with `run_bot.py models golden`")
+    if cand["examples"] == 0:  # nothing to compare accuracy on: hold_unconfirmed decides from the traffic
+        reasons.append("no in-scope gate examples the serving model was not trained on")
         return result
     drop = (serv["accuracy"] or 0) - (cand["accuracy"] or 0)
     if drop > settings.tolerance:
@@ -122,15 +121,21 @@ def shadow(candidate: Classifier, serving: Classifier | None, messages: Sequence
 def hold_unconfirmed(comparison: dict, confirmed: dict[int, str], minimum: int) -> None:
     """Below `minimum` in-scope gate examples, hold a candidate the gate would promote for a person's approval
     when it changes a confident answer of the serving model on logged traffic (`comparison["shadow"]`) that no
-    reviewer confirmed (`confirmed`: turn id -> the decision a reviewer gave it). Updates `comparison` in place: promote, held, unconfirmed (the changes a person must look at)."""
+    reviewer confirmed (`confirmed`: turn id -> the decision a reviewer gave it), or with nothing at all to judge
+    it on (no gate example, no traffic). Updates `comparison` in place: promote, held, unconfirmed (the changes a person must look at)."""
     if not comparison["promote"] or "serving" not in comparison or comparison["candidate"]["examples"] >= minimum:
         return
-    unconfirmed = [s for s in comparison.get("shadow", []) if s["serving"] != "unknown"
+    shadow = comparison.get("shadow", [])
+    unconfirmed = [s for s in shadow if s["serving"] != "unknown"
                    and not s["serving"].startswith("clarify:") and confirmed.get(s["turn_id"]) != s["candidate"]]
-    if not unconfirmed:
+    n = comparison["candidate"]["examples"]
+    if unconfirmed:
+        why = (f"the candidate changes {len(unconfirmed)} answers the serving model gave confidently to logged "
+               "customer messages, which no reviewer confirmed")
+    elif n == 0 and not shadow:
+        why = "there is no logged traffic to judge it on either"
+    else:
         return
     comparison.update(promote=False, held=True, unconfirmed=unconfirmed)
-    comparison["reasons"].insert(0, f"held for approval: the gate had {comparison['candidate']['examples']} in-scope "
-                                    f"examples, too few to tell (retrain.min_gate_examples {minimum}), and the "
-                                    f"candidate changes {len(unconfirmed)} answers the serving model gave confidently "
-                                    "to logged customer messages, which no reviewer confirmed")
+    comparison["reasons"].insert(0, f"held for approval: the gate had {n} in-scope examples, too few to tell "
+                                    f"(retrain.min_gate_examples {minimum}), and {why}")

@@ -76,9 +76,12 @@ def collect_examples(examples: Sequence[Example], train_settings: TrainSettings,
     fresh = [e for e in new if e.source == "review" and e.intent != train_settings.oos_label]
     fresh = sorted(fresh, key=lambda e: e.id or 0)[-settings.fresh_examples:] if settings.fresh_examples else []
     golden = [e for e in labelled if e.split == "test"]
+    # a golden set carved after the serving model was trained holds examples it learned: they would favour it
+    unseen = [e for e in golden if e.id not in seen]
     oos = [e for e in labelled if e.intent == train_settings.oos_label and e.split != "test"]
-    gate_examples = golden + fresh + oos
-    counts = {"train": len(trainable), "new": len(new), "golden": len(golden), "fresh_reviewed": len(fresh),
+    gate_examples = unseen + fresh + oos
+    counts = {"train": len(trainable), "new": len(new), "golden": len(unseen),
+              "golden_trained_on_by_serving": len(golden) - len(unseen), "fresh_reviewed": len(fresh),
               "out_of_scope": len(oos), "new_intents": sorted({e.intent for e in new} - _labels(serving))}
     confirmed = {int(e.provenance[5:]): "unknown" if e.intent == train_settings.oos_label else e.intent
                  for e in labelled if e.source == "review" and e.provenance.startswith("turn:")}

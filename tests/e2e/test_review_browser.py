@@ -220,10 +220,59 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
         return run if run and run["id"] > previous and run["outcome"] != "running" else None
 
     run = wait_until(finished_run, TRAIN_TIMEOUT_S, "the retrain to finish", interval_s=1)
-    assert run["outcome"] == "promoted", (bot.state / "retrain.log").read_text()[-3000:]
+    assert run["outcome"] in ("promoted", "held"), (bot.state / "retrain.log").read_text()[-3000:]
+    if run["outcome"] == "held":  # one reviewed example is too little evidence: its changed answers wait for an admin
+        assert "held for approval" in run["detail"] and "compared on" in run["detail"]
+        assert "approved by" in bot.api("POST", f"/api/review/retrain/{run['id']}/approve", admin=True)["done"]
     wait_until(lambda: bot.serving_everywhere(old_version), 120, "the new model version on every worker", interval_s=1)
 
     # 7. The same customer message now gets the new answer.
     after = bot.api("POST", "/api/chat", {"message": MESSAGE})
     assert after["answer"] == NEW_ANSWER, after
     assert bot.api("GET", "/api/review/status", admin=True)["unseen_examples"] == 0
+
+
+def test_a_held_candidate_shows_what_the_gate_compared_and_the_answers_it_would_change(review_bot, artifacts):
+    """A candidate the gate held for approval (training.gate.hold_unconfirmed), as the run log and its gate.json
+    record it: the queue's header says so, with what was compared and every answer it would change."""
+    from core.engine import open_database
+    from training.runs import RunLog
+
+    bot = review_bot
+    models = bot.state / "models"
+    candidate = "29991231T000000-e2eheld0"
+    (models / candidate).mkdir()
+    (models / candidate / "VERSION").write_text(candidate)
+    changes = [{"turn_id": 1, "text": "where is my order <b>NW-482913</b>", "serving": "order_status",
+                "candidate": "pre_order"}]
+    (models / candidate / "gate.json").write_text(json.dumps({
+        "parent": (models / "CURRENT").read_text().strip(), "compared": "compared on 1 in-scope and 3 out-of-scope examples",
+        "reasons": ["held for approval: the gate had 1 in-scope examples, too few to tell (retrain.min_gate_examples "
+                    "30), and the candidate changes 1 answers the serving model gave confidently to logged customer "
+                    "messages, which no reviewer confirmed"], "unconfirmed": changes}))
+    db = open_database(bot.database)
+    try:
+        runs = RunLog(db)
+        run = runs.start("review")
+        runs.finish(run, "held", candidate, "warm", {}, "compared on 1 in-scope and 3 out-of-scope examples; held")
+    finally:
+        db.close()
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(bot.url + "/review")
+            page.fill("input[name=name]", REVIEWER)
+            page.fill("input[name=password]", PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            held = page.locator("section.held")
+            expect(held.locator("h2")).to_have_text("A retrained model waits for approval")
+            expect(held).to_contain_text("compared on 1 in-scope and 3 out-of-scope examples")
+            expect(held.locator("table.changes td").first).to_have_text("where is my order <b>NW-482913</b>")  # as text
+            expect(held).to_contain_text("An admin approves or rejects it.")
+            held.screenshot(path=str(artifacts / "review-held-candidate.png"))
+            page.screenshot(path=str(artifacts / "review-held-queue.png"))
+        finally:
+            browser.close()
+    done = bot.api("POST", f"/api/review/retrain/{run}/reject", admin=True)["done"]
+    assert "rejected by admin-token: the serving model stays" in done

@@ -24,6 +24,7 @@ from playwright.sync_api import expect, sync_playwright
 from tests.support.browser import HostSite, launch
 from tests.support.ports import free_port
 from tests.support.servers import start, stop, wait_until_ready
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +59,11 @@ def run(command: str, cwd: Path, env: dict) -> str:
     done = subprocess.run(["bash", "-ec", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
+
+
+def bot_state(env: dict) -> Path:
+    """mybot's state folder: the default one under the test's HOME."""
+    return Path(env["HOME"]) / ".local" / "share" / "supportbot" / "mybot"
 
 
 def lines(block: str) -> list[str]:
@@ -126,8 +132,9 @@ def test_build_your_own_bot_as_written(workdir):
     port = free_port()
     assert "--port 8081" in serve
     log = workdir / "serve.log"
+    admin = "walkthrough-admin-token"  # for the review workspace's retrain button, over its JSON API
     server = start(shlex.split(serve.replace("--port 8081", f"--port {port}").replace("python", sys.executable, 1)),
-                   log, cwd=workdir, env=env)
+                   log, cwd=workdir, env={**env, "SUPPORTBOT_ADMIN_TOKEN": admin})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, server, log, 600)
@@ -158,6 +165,29 @@ def test_build_your_own_bot_as_written(workdir):
                 expect(page.locator("supportbot-widget .panel h2")).to_have_text("Acme support")
             finally:
                 browser.close()
+
+        # 9. the first retrain from the review workspace (its "Retrain (gated)" button's API): on this little
+        # evidence it may promote only a candidate that changes no answer the serving model gave confidently to
+        # the conversations above; else it is held for approval, saying why
+        headers = {"Authorization": f"Bearer {admin}"}
+        started = urllib.request.Request(url + "/api/review/train", b"", headers=headers, method="POST")
+        with urllib.request.urlopen(started, timeout=30) as response:
+            assert response.status == 202
+
+        def last_run():
+            with urllib.request.urlopen(urllib.request.Request(url + "/api/review/status", headers=headers), timeout=30) as r:
+                training = json.load(r)["training"]
+            return not training["running"] and training["last_run"]
+
+        run_ = wait_until(last_run, 900, "the retrain to end", details=lambda: log.read_text()[-3000:])
+        assert run_["outcome"] in ("promoted", "held", "refused"), run_
+        assert "compared on" in run_["detail"] and "golden set" in (bot_state(env) / "retrain.log").read_text()
+        gate = json.loads((bot_state(env) / "models" / run_["candidate"] / "gate.json").read_text())
+        confident = [c for c in gate.get("shadow", []) if c["serving"] != "unknown" and not c["serving"].startswith("clarify")]
+        if run_["outcome"] == "promoted":
+            assert confident == [], confident
+        if confident and run_["outcome"] != "refused":
+            assert run_["outcome"] == "held" and "held for approval" in run_["detail"]
     finally:
         stop(server)
     output = log.read_text()

@@ -226,6 +226,24 @@ def test_on_too_little_evidence_a_candidate_that_changes_confident_answers_is_he
     enough = comparison(30)
     gate.hold_unconfirmed(enough, {}, minimum=30)
     assert enough["promote"] is True and "held" not in enough
+    nothing = {**comparison(0), "shadow": []}  # no gate example, no traffic: nothing to judge it on
+    gate.hold_unconfirmed(nothing, {}, minimum=30)
+    assert nothing["held"] and "there is no logged traffic to judge it on either" in nothing["reasons"][0]
+    some = {**comparison(3), "shadow": []}  # a few examples it was not worse on, and no traffic it changes
+    gate.hold_unconfirmed(some, {}, minimum=30)
+    assert some["promote"] is True
     refused = {**comparison(3), "promote": False}
     gate.hold_unconfirmed(refused, {}, minimum=30)
     assert "held" not in refused  # a refusal stays a refusal
+
+
+def test_golden_examples_the_serving_model_was_trained_on_do_not_count_at_the_gate(bot):
+    from training.retrain import collect_examples
+
+    train_settings, store, registry, *_ = bot
+    carved_late = store.examples()[0]  # trained on by the serving model, then set aside as golden
+    store.db.execute("update examples set split = 'test' where id = ?", [carved_late.id])
+    data = collect_examples(store.examples(), train_settings, registry.current_path(), RetrainSettings())
+    assert carved_late.text not in {e.text for e in data.gate}
+    assert data.counts["golden"] == sum(len(ts) for ts in GOLDEN.values())
+    assert data.counts["golden_trained_on_by_serving"] == 1
