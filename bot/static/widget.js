@@ -37,6 +37,7 @@
     busyError: "We are receiving many messages right now. Please try again in a moment.",
     offlineError: "You appear to be offline. Check your connection and try again.",
     offline: "You are offline.",
+    unavailable: "Chat is not available on this site.",
     retry: "Retry",
   };
   const DEFAULTS = {
@@ -112,7 +113,7 @@ textarea::placeholder{color:#6e7781;opacity:1}
 .composer{display:flex;gap:8px;align-items:flex-end;padding:10px 12px 6px;border-top:1px solid #d0d7de}
 .composer textarea{flex:1;min-height:42px;max-height:128px;font-size:15px}
 .send{display:grid;place-items:center;width:42px;height:42px}
-.send[aria-disabled=true]{opacity:.55;cursor:default}
+.send[aria-disabled=true],.send:disabled{opacity:.55;cursor:default}
 .foot{display:flex;justify-content:center;padding:0 12px 8px}
 .link{display:inline-flex;align-items:center;gap:4px;padding:4px 6px;border:0;border-radius:6px;background:none;color:var(--sb-ink);font-size:13px;text-decoration:underline}
 .link svg{width:16px;height:16px}
@@ -360,6 +361,15 @@ textarea::placeholder{color:#6e7781;opacity:1}
       this.scroll();
     }
 
+    // The server does not serve this site (its origin is not in server.allowed_origins): say so, and offer nothing
+    // to send or try again.
+    setUnavailable() {
+      this.add("error", this.s.unavailable).classList.add("unavailable");
+      this.input.disabled = true;
+      this.sendBtn.disabled = true;
+      this.handoffBtn.hidden = true;
+    }
+
     setBusy(busy) {
       this.busy = busy;
       this.sendBtn.setAttribute("aria-disabled", String(busy));
@@ -415,6 +425,7 @@ textarea::placeholder{color:#6e7781;opacity:1}
 
     fail(e, retry) {
       const s = this.s;
+      if (e.code === "origin_not_allowed") return this.setUnavailable(); // the site's setup, not worth a retry
       const text = e.offline ? s.offlineError : e.status === 429 ? s.busyError : e.reason ? `${s.error} (${e.reason})` : s.error;
       const li = this.add("error", text);
       li.append(h("div", { class: "row" }, button("pill", s.retry, () => (li.remove(), this.input.focus(), retry()))));
@@ -433,7 +444,10 @@ textarea::placeholder{color:#6e7781;opacity:1}
         throw { offline: navigator.onLine === false };
       }
       data = await res.json().catch(() => null);
-      if (!res.ok || !data || typeof data !== "object") throw { status: res.status, reason: data && typeof data.error === "string" ? data.error : "" };
+      if (!res.ok || !data || typeof data !== "object") {
+        const text = (key) => (data && typeof data[key] === "string" ? data[key] : "");
+        throw { status: res.status, reason: text("error"), code: text("code") };
+      }
       return data;
     }
 

@@ -30,7 +30,7 @@ from bot.folder.bot_folder import BotFolder
 from bot.dialogue.handoff import HandoffNotifier
 from bot.serving.readiness import knowledge_warnings
 from bot.serving import logs, workers
-from bot.serving.limits import open_buckets
+from bot.serving.limits import FailedLogins, open_buckets
 from bot.serving.model_slot import KnowledgeOnlySource, ModelSlot, ModelSource, RegistrySource
 from bot.dialogue.router import Knowledge
 from bot.settings import Settings
@@ -98,7 +98,7 @@ def create_app(settings: Settings, folder: BotFolder, *, models: ModelSource | N
 
 async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, models: ModelSource | None,
                    open_knowledge: Callable[[], Knowledge | None], worker: int | None) -> AsyncIterator[None]:
-    s = settings.server
+    s, r = settings.server, settings.review
     shared = await asyncio.to_thread(open_buckets, settings, worker)
     rt = Runtime(
         settings=settings, folder=folder,
@@ -108,6 +108,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         turn_threads=ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="db-turns") if settings.on_postgres else None,
         limiter=RateLimiter(s.rate_limit, s.rate_burst, shared=shared, name="requests"),
         notifier=HandoffNotifier(s.handoff_webhook, s.webhook_timeout),
+        logins=FailedLogins(r.login_attempts, r.address_attempts, r.login_window_s, shared=shared),
         new_conversations=RateLimiter(s.new_conversation_rate, s.new_conversation_burst,
                                       what="too many new conversations from this address", shared=shared,
                                       name="conversations"),
@@ -148,6 +149,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         rt.turn_threads.shutdown(wait=True)
     await rt.db(rt.log.db.close)
     rt.writer.shutdown(wait=True)
+    rt.logins.close()
     if shared is not None:
         shared.close()
 

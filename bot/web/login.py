@@ -16,7 +16,6 @@ import json
 import logging
 import secrets
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -46,7 +45,6 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-LIMITER = web.AppKey("login_limiter", object)
 
 
 @dataclass(frozen=True)
@@ -59,49 +57,6 @@ class Identity:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-
-class FailedLogins:
-    """Failed attempts per account and per address in a sliding window; past the limit, refused until it ages out.
-
-    An attempt is counted before its password is checked (`reserve`) and forgiven once it succeeded: counted only
-    after the check, guesses sent at the same moment would all pass the limit while the first was being checked."""
-
-    def __init__(self, per_account: int, per_address: int, window_s: float):
-        self.per_account, self.per_address, self.window = per_account, per_address, window_s
-        self._fails: dict[str, deque] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> deque:
-        q = self._fails[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def _keys(self, name: str, address: str) -> tuple[tuple[str, int], tuple[str, int]]:
-        return (f"a:{name.lower()}", self.per_account), (f"ip:{address}", self.per_address)
-
-    def reserve(self, name: str, address: str) -> tuple[float, float | None]:
-        """(seconds to wait, None) when the account or the address is locked; else (0, the attempt's time), the
-        attempt counted as failed until `succeeded` forgives it. No await in between: one check at a time."""
-        now = time.monotonic()
-        queues = [(self._recent(key, now), limit) for key, limit in self._keys(name, address)]
-        waits = [q[0] + self.window - now for q, limit in queues if len(q) >= limit]
-        if waits:
-            return max(waits), None
-        for q, _ in queues:
-            q.append(now)
-        if len(self._fails) > 100_000:  # forget the oldest keys rather than grow without bound
-            for key in list(self._fails)[:10_000]:
-                del self._fails[key]
-        return 0.0, now
-
-    def succeeded(self, name: str, address: str, attempt: float) -> None:
-        """The attempt reserved at `attempt` was right: the account's failures are forgiven, and this attempt no
-        longer counts against the address."""
-        self._fails.pop(f"a:{name.lower()}", None)
-        q = self._fails.get(f"ip:{address}")
-        if q is not None and attempt in q:
-            q.remove(attempt)
 
 
 class ReviewCookieStorage(EncryptedCookieStorage):
@@ -119,7 +74,6 @@ def setup(app: web.Application, settings: Settings) -> None:
                                   max_age=int(r.session_hours * 3600), httponly=True, samesite="Strict")
     app.middlewares.append(session_middleware(storage))
     app.middlewares.append(guard(settings))
-    app[LIMITER] = FailedLogins(r.login_attempts, r.address_attempts, r.login_window_s)
     app.router.add_get("/review/login", login_page)
     app.router.add_post("/review/login", login)
     app.router.add_post("/review/logout", logout)
@@ -243,20 +197,19 @@ async def login(request: web.Request) -> web.Response:
         return await login_page(request, "The form expired; please try again.", 403)
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     address = client_address(request)  # behind a trusted proxy, the client it forwarded for
-    limiter: FailedLogins = request.app[LIMITER]
-    wait, attempt = limiter.reserve(name, address)
+    rt = request.app[RUNTIME]
+    wait, attempt = await rt.logins.reserve(name, address)  # counted in every worker's storage before the check
     if attempt is None:
         response = await login_page(request, f"Too many failed attempts; try again in {int(wait // 60) + 1} minutes.", 429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    rt = request.app[RUNTIME]
     found = await rt.db(accounts(request).credentials, name)
     stored = found[1] if found else None
     ok = await asyncio.to_thread(check_password, password, stored or DUMMY_HASH)
     if not (ok and found):  # the attempt stays counted
         log.info("failed review login from %s", address)  # never the password; the name may be a typo of one
         return await login_page(request, "Wrong name or password.", 401)
-    limiter.succeeded(name, address, attempt)
+    await rt.logins.succeeded(name, address, attempt)
     account = found[0]
     session = await new_session(request)  # a fresh session: nothing from before the login carries over
     session.update(user=account.name, epoch=account.epoch, login=time.time(), csrf=secrets.token_urlsafe(24))

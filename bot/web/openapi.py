@@ -20,7 +20,9 @@ STR, INT, BOOL, NUM = {"type": "string"}, {"type": "integer"}, {"type": "boolean
 LINKS = {"type": "array", "items": _obj(["title", "url"], title=STR, url=STR, doc_id={
     **STR, "description": "The knowledge base's document id (`kb stats`, `kb evaluate`); empty for an intent's link."})}
 QUICK = {"type": "array", "items": _obj(["label", "value"], label=STR, value=STR)}
-ERROR = _obj(["error"], error=STR)
+ERROR = _obj(["error"], error=STR, code={
+    **STR, "description": "On some refusals, what the widget acts on: `origin_not_allowed` (the page's origin is "
+    "not in server.allowed_origins; this one, on POST /api/chat, a browser lets the page read)."})
 RATEABLE = {**BOOL, "description": "An answer to the question (template or knowledge, not a question back): "
             "the widget offers thumbs up/down under it."}
 
@@ -67,7 +69,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
         400: "Invalid JSON, JSON nested over 32 levels, an integer beyond 64 bits, text with a lone surrogate or a "
              "control character, or a missing/mistyped field.", 401: "Missing or wrong admin bearer token.",
-        403: "Foreign origin, wrong conversation token or customer_hash, or admin endpoints disabled (no token "
+        403: "Foreign origin (code `origin_not_allowed`), wrong conversation token or customer_hash, or admin endpoints disabled (no token "
              "configured).",
         404: "Unknown conversation or turn.", 409: "A retrain started by this server is still running; on /api/chat: "
              "the conversation kept changing (other server processes answering it) while the message was answered, "

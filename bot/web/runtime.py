@@ -22,6 +22,7 @@ from bot.dialogue.conversations import ConversationLog
 from bot.folder.bot_folder import BotFolder, load_intents
 from bot.review.desk import ReviewDesk
 from bot.dialogue.handoff import HandoffNotifier
+from bot.serving.limits import FailedLogins
 from bot.serving.model_slot import ModelSlot
 from bot.dialogue.router import CalibratedClassifier, Knowledge, Router
 from bot.settings import Settings
@@ -47,6 +48,7 @@ class Runtime:
     writer: ThreadPoolExecutor  # the database thread
     limiter: RateLimiter  # requests per client (verified conversation, else address)
     notifier: HandoffNotifier
+    logins: FailedLogins  # failed review logins per account and address, counted across workers
     new_conversations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     handoffs: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))  # per address
     models: ModelSlot | None = None

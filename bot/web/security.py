@@ -66,10 +66,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 REFUSED_ORIGIN_LOG_S = 600.0  # a refused origin is named in the log at most this often
+CHAT = "/api/chat"  # the widget's first call: a refused origin may read why it was refused, nothing else
+ORIGIN_NOT_ALLOWED = "origin_not_allowed"  # the refusal's `code`, for the widget
 
 
 def cors(settings: Settings) -> Callable:
-    """Only listed origins (and the server's own) may call the API from a browser."""
+    """Only listed origins (and the server's own) may call the API from a browser. Any other origin is refused
+    (403) on every request; its chat POST alone passes the preflight, so that the widget on that site can read
+    the refusal's `code` and tell the customer the chat is not available there."""
     allowed = frozenset(o.rstrip("/") for o in settings.server.allowed_origins)
     public = public_origin(settings.server.public_url)
     warned: dict[str, float] = {}  # refused origin -> when the log last named it
@@ -94,8 +98,18 @@ def cors(settings: Settings) -> Callable:
         ok = origin in allowed or origin == public or _loopback_self(request, origin)
         if not ok and (request.path.startswith(GUARDED) or request.method == "OPTIONS"):
             tell_operator(origin)
+            # The widget's first call is let through the preflight so that the browser lets it read the refusal
+            # and say the chat is not available on this site (an unreadable one looks like a network failure).
+            preflight = request.headers.get("Access-Control-Request-Method") if request.method == "OPTIONS" else None
+            chat_post = request.path == CHAT and (preflight or request.method) == "POST"
+            if chat_post and preflight:
+                return web.Response(status=204, headers={
+                    **_allow(origin), "Access-Control-Allow-Methods": "POST",
+                    "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"})
             return web.json_response({"error": f"origin {origin} is not allowed (set server.public_url for this "
-                                               "server's own, server.allowed_origins for others)"}, status=403)
+                                               "server's own, server.allowed_origins for others)",
+                                      "code": ORIGIN_NOT_ALLOWED}, status=403,
+                                     headers=_allow(origin) if chat_post else None)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return web.Response(status=204, headers={
                 **_allow(origin), "Access-Control-Allow-Methods": "GET, POST, OPTIONS",

@@ -30,10 +30,14 @@ def folder(tmp_path) -> BotFolder:
 def make_client(aiohttp_client, tmp_path):
     """An aiohttp test client of the app with the doubles; waits until /readyz says ready."""
 
-    async def make(*overrides: str, source: FakeSource | None = None, knowledge: ScriptedKnowledge | None = None):
+    async def make(*overrides: str, source: FakeSource | None = None, knowledge: ScriptedKnowledge | None = None,
+                   worker: int | None = None):
+        """`worker`: as that one of `serve --workers N` (a second call with another number: a second worker on
+        the same state folder)."""
         folder = load_folder(tmp_path, f'server.admin_token="{ADMIN}"', "server.watch_interval=0", *overrides)
         kb = knowledge or ScriptedKnowledge()
-        app = create_app(folder.settings, folder, models=source or FakeSource(), open_knowledge=lambda: kb)
+        app = create_app(folder.settings, folder, models=source or FakeSource(), open_knowledge=lambda: kb,
+                         worker=worker)
         client = await aiohttp_client(JsonErrorServer(app))
         await eventually(lambda: app_ready(client), 10, "the app to answer /readyz ready")
         # the start-up analytics fold writes on the server's connection: let it finish before a test writes the

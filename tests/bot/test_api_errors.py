@@ -117,12 +117,39 @@ async def test_cors_allow_list(make_client):
     preflight = await client.options("/api/chat", headers={
         "Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
     assert preflight.status == 204 and "POST" in preflight.headers["Access-Control-Allow-Methods"]
-    denied = await client.options("/api/chat", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    denied = await client.options("/api/conversations/x", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
     assert denied.status == 403 and "Access-Control-Allow-Origin" not in denied.headers
     error = await client.post("/api/chat", data=b"{", headers={"Origin": "https://shop.example",
                                                                 "Content-Type": "application/json"})
     assert error.status == 400 and error.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+
+
+async def test_a_refused_origins_chat_is_refused_readably_and_nothing_is_answered(make_client, tmp_path):
+    """A page on an origin the bot does not allow: its chat POST passes the preflight (POST only), so that the
+    widget there can read the 403's code and say the chat is not available on this site; nothing is answered
+    or stored, and the preflight of anything else is refused as before."""
+    from core.sqlite import connect
+
+    client = await make_client('server.allowed_origins=["https://shop.example"]')
+    foreign = {"Origin": "https://elsewhere.example"}
+    preflight = await client.options("/api/chat", headers={**foreign, "Access-Control-Request-Method": "POST",
+                                                           "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://elsewhere.example"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "POST"
+    assert preflight.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    refused = await client.post("/api/chat", json={"message": "where is my order"}, headers=foreign)
+    assert refused.status == 403 and refused.headers["Access-Control-Allow-Origin"] == "https://elsewhere.example"
+    assert await refused.json() == {"code": "origin_not_allowed", "error": "origin https://elsewhere.example is not "
+                                    "allowed (set server.public_url for this server's own, server.allowed_origins "
+                                    "for others)"}
+    assert connect(tmp_path / "state" / "supportbot.db").execute("select count(*) from turns").fetchone()[0] == 0
+    for path, method in (("/api/chat", "GET"), ("/api/feedback", "POST"), ("/admin/reload", "POST")):
+        other = await client.options(path, headers={**foreign, "Access-Control-Request-Method": method})
+        assert other.status == 403 and "Access-Control-Allow-Origin" not in other.headers, (path, method)
+    feedback = await client.post("/api/feedback", json={}, headers=foreign)
+    assert feedback.status == 403 and "Access-Control-Allow-Origin" not in feedback.headers
 
 
 async def test_rate_limit_per_client(make_client):

@@ -240,8 +240,10 @@ async def test_history_and_admin_corpus(make_client):
         ("unknown admin path", "GET", "/admin/nothing", ADMIN_AUTH, None, 404),
         ("a foreign origin", "POST", "/api/chat", {**JSON, "Origin": "https://evil.example"}, b'{"message": "hi"}', 403),
         ("a null origin", "POST", "/api/chat", {**JSON, "Origin": "null"}, b'{"message": "hi"}', 403),
-        ("a foreign preflight", "OPTIONS", "/api/chat", {"Origin": "https://evil.example",
-                                                        "Access-Control-Request-Method": "POST"}, None, 403),
+        ("a foreign preflight", "OPTIONS", "/api/feedback", {"Origin": "https://evil.example",
+                                                            "Access-Control-Request-Method": "POST"}, None, 403),
+        ("a foreign chat preflight", "OPTIONS", "/api/chat", {"Origin": "https://evil.example",
+                                                             "Access-Control-Request-Method": "POST"}, None, 204),
         ("health with junk query", "GET", "/healthz?%ff=%00&a=" + "b" * 1000, {}, None, 200),
         ("openapi", "GET", "/openapi.json", {}, None, 200),
     ]

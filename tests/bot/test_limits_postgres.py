@@ -3,13 +3,14 @@ connections, and two servers with different state folders) count a client's requ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 
 import pytest
 
-from bot.serving.limits import BucketsUnavailable, PostgresBuckets
+from bot.serving.limits import BucketsUnavailable, FailedLogins, PostgresBuckets
 from bot.analytics.jobs import catch_up
 from bot.web.app import create_app
 from bot.web.runtime import RUNTIME
@@ -93,6 +94,41 @@ def test_an_unreachable_server_is_refused_fast_as_unavailable(postgres_url):
     assert [limiter.allow("a:x") for _ in range(2)] == [True, False]  # counted here, no exception
     with pytest.raises(BucketsUnavailable):  # and, within RETRY_AFTER, without trying to connect again
         buckets.take("a:x", 1.0, 1)
+
+
+async def test_failed_logins_are_counted_once_for_every_machine(postgres_url):
+    """Two machines' limiters (each its own connection and thread) reserving guesses at the same moment: the
+    account's limit in all, not per machine; a right password forgives the account on both."""
+    machines = [PostgresBuckets(postgres_url) for _ in range(2)]
+    a, b = (FailedLogins(3, 50, 900.0, shared=m) for m in machines)
+    try:
+        reserved = await asyncio.gather(*((a, b)[n % 2].reserve("alice", f"203.0.113.{n}") for n in range(20)))
+        assert sum(attempt is not None for _, attempt in reserved) == 3
+        wait, attempt = await b.reserve("Alice", "198.51.100.1")  # names are counted case-insensitively
+        assert attempt is None and 0 < wait <= 900
+        alice = next(attempt for _, attempt in reserved if attempt is not None)
+        await a.succeeded("alice", "203.0.113.9", alice)  # say one of alice's attempts was right after all
+        assert (await b.reserve("alice", "198.51.100.1"))[1] is not None
+    finally:
+        for limiter, m in ((a, machines[0]), (b, machines[1])):
+            limiter.close(), m.close()
+
+
+async def test_an_unreachable_server_counts_failed_logins_in_the_process(postgres_url):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    buckets = PostgresBuckets(postgres_url)
+    buckets._db.close()
+    buckets._db = PostgresDatabase(f"postgresql://nobody@127.0.0.1:{port}/none", connect_timeout=2)
+    limiter = FailedLogins(2, 50, 900.0, shared=buckets)
+    try:
+        reserved = [await limiter.reserve("alice", "203.0.113.7") for _ in range(3)]
+        assert [attempt is not None for _, attempt in reserved] == [True, True, False]  # no exception: here
+        await limiter.succeeded("alice", "203.0.113.7", reserved[0][1])  # forgiven here, PostgreSQL still down
+        assert (await limiter.reserve("alice", "203.0.113.7"))[1] is not None
+    finally:
+        limiter.close(), buckets.close()
 
 
 async def test_two_servers_with_their_own_state_folders_share_a_client_limit(aiohttp_client, postgres_url, tmp_path):

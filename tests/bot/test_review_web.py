@@ -135,6 +135,26 @@ async def test_wrong_passwords_sent_at_once_get_no_more_checks_than_the_limit(cl
     assert (await login(client)).status == 429  # the right password too, for the rest of the window
 
 
+async def test_two_workers_count_failed_logins_together(make_client, tmp_path, monkeypatch):
+    """Two workers of `serve --workers 2` (two apps on one state folder): guesses alternating between them, and
+    then sent to both at once, get login_attempts (3) password checks in all, not 3 each."""
+    import bot.web.login as login_module
+
+    users(tmp_path, ("alice", "reviewer"))
+    workers = [await make_client("review.login_attempts=3", "review.address_attempts=50", worker=n) for n in (0, 1)]
+    checked = []
+    real_check = login_module.check_password
+    monkeypatch.setattr(login_module, "check_password", lambda *args: checked.append(1) or real_check(*args))
+    statuses = [(await login(workers[n % 2], password="wrong password")).status for n in range(4)]
+    assert statuses == [401, 401, 401, 429] and len(checked) == 3
+    assert (await login(workers[1])).status == 429  # the right password too, on either worker
+    pages = [await w.get("/review/login") for w in workers]
+    forms = [{"_csrf": csrf_of(await p.text()), "name": "bob", "password": "wrong", "next": "/review"} for p in pages]
+    at_once = await asyncio.gather(*(workers[n % 2].post("/review/login", data=forms[n % 2], allow_redirects=False)
+                                     for n in range(20)))
+    assert sorted(r.status for r in at_once) == [401] * 3 + [429] * 17 and len(checked) == 6
+
+
 async def test_a_right_password_is_not_counted_against_the_address(make_client, tmp_path):
     users(tmp_path, ("alice", "reviewer"))
     client = await make_client("review.address_attempts=2")

@@ -142,8 +142,8 @@ async def test_a_refused_origin_is_named_in_the_log_once_with_the_setting(aiohtt
     app.router.add_post("/api/chat", chat)
     client = await aiohttp_client(app)
     preflight = {"Origin": "https://new-site.example", "Access-Control-Request-Method": "POST"}
-    for _ in range(3):
-        assert (await client.options("/api/chat", headers=preflight)).status == 403
+    for _ in range(3):  # answered, so that the widget there can read the refusal of its chat POST
+        assert (await client.options("/api/chat", headers=preflight)).status == 204
     assert (await client.post("/api/chat", json={}, headers={"Origin": "https://other.example"})).status == 403
     allowed = await client.options("/api/chat", headers={**preflight, "Origin": "https://shop.example"})
     assert allowed.status == 204

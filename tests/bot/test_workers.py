@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from contextlib import contextmanager
@@ -252,6 +254,40 @@ def test_the_rate_limit_is_counted_across_workers(server):
     assert set(statuses) == {200, 429}
     # one bucket for the conversation, whichever worker answered: a burst (and what refilled meanwhile), not two
     assert BURST <= statuses.count(200) <= BURST + 3, statuses
+
+
+@pytest.mark.integration
+def test_wrong_passwords_sent_at_once_to_both_workers_get_the_limits_checks(server):
+    """30 wrong guesses on one account at the same moment, each on a new connection (either worker): the account's
+    limit of checks in all (review.login_attempts, 5: 401), the rest refused unchecked (429), not 5 per worker."""
+    from bot.review.accounts import AccountStore
+
+    base = server["base"]
+    store = AccountStore(connect(server["db"]))
+    store.add("guessed", "reviewer", "the right long password")
+    store.db.close()
+    forms = []
+    for _ in range(30):  # a session cookie and its form token each (the workers share the session key)
+        with urllib.request.urlopen(base + "/review/login", timeout=30) as page:
+            cookie = page.headers["Set-Cookie"].split(";")[0]
+            token = re.search(r'name="_csrf" value="([^"]+)"', page.read().decode()).group(1)
+        forms.append((cookie, urllib.parse.urlencode({"_csrf": token, "name": "guessed", "password": "wrong"})))
+    start, statuses = threading.Barrier(len(forms)), []
+
+    def guess(cookie: str, form: str) -> None:
+        request = urllib.request.Request(base + "/review/login", form.encode(), {"Cookie": cookie})
+        start.wait()
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+        except urllib.error.HTTPError as e:
+            statuses.append(e.code)
+
+    threads = [threading.Thread(target=guess, args=form) for form in forms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [401] * 5 + [429] * 25
 
 
 @pytest.mark.integration

@@ -355,19 +355,26 @@ def test_html_in_messages_is_shown_as_text(chat, site):
     assert chat.dialogs == []
 
 
-def test_a_site_that_is_not_allowed_cannot_chat(chat, foreign_site, demo_bot):
+def test_a_site_that_is_not_allowed_cannot_chat(chat, foreign_site, demo_bot, artifacts):
+    """The bot refuses the site's origin: the widget says the chat is not available on this site (it used to say
+    "something went wrong", with Retry), offers nothing to send or try again, and nothing reaches the bot."""
     before = demo_bot.rows("select count(*) from turns")
     chat.page.goto(foreign_site.url)
     chat.open()
     chat.input.fill(TEMPLATE_MESSAGE)
     chat.input.press("Enter")
-    expect(chat.w(".msg.error")).to_be_visible()
-    expect(chat.w(".msg.error").get_by_role("button", name="Retry")).to_be_visible()
+    refusal = chat.w(".msg.error")
+    expect(refusal.locator(".bubble")).to_have_text("Chat is not available on this site.")
+    expect(refusal.get_by_role("button")).to_have_count(0)  # no Retry
+    expect(chat.input).to_be_disabled()
+    expect(chat.w(".composer .send")).to_be_disabled()
+    expect(chat.w(".foot").get_by_role("button", name="Talk to a person")).to_be_hidden()
+    chat.page.screenshot(path=str(artifacts / "widget-origin-refused.png"))
     expect(chat.answers).to_have_count(1)  # the greeting only
     assert chat.conversation() is None
     assert demo_bot.rows("select count(*) from turns") == before
     status, body = post_chat(demo_bot.url, {"message": TEMPLATE_MESSAGE}, origin=foreign_site.url)
-    assert status == 403 and "not allowed" in body["error"]
+    assert status == 403 and body["code"] == "origin_not_allowed" and "not allowed" in body["error"]
 
 
 def test_offline_shows_an_error_and_retry_sends_again(chat, site):
