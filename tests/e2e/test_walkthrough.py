@@ -180,6 +180,7 @@ def test_build_your_own_bot_as_written(workdir):
             return not training["running"] and training["last_run"]
 
         run_ = wait_until(last_run, 900, "the retrain to end", details=lambda: log.read_text()[-3000:])
+        print(f"walkthrough's first retrain: {run_['outcome']}: {run_['detail']}")  # shown by pytest -rP
         assert run_["outcome"] in ("promoted", "held", "refused"), run_
         assert "compared on" in run_["detail"] and "golden set" in (bot_state(env) / "retrain.log").read_text()
         gate = json.loads((bot_state(env) / "models" / run_["candidate"] / "gate.json").read_text())
