@@ -97,7 +97,7 @@ def measure(k: int, n: int, seed: int, data: Path, baseline) -> dict:
         right = [model.labels[j] == i for j, (_, i) in zip(logits.argmax(-1).tolist(), items)]
         after = [not p.unknown for p in model.decide(logits, features=features)]
         old = (before_score(features, logits, before.temperature, model.stats) >= before.score_threshold).tolist()
-        near = (features.float() @ model.stats.bank.T).max(-1).values.tolist()
+        near = [round(x, 4) for x in (features.float() @ model.stats.bank.T).max(-1).values.tolist()]
         out[name] = {"right": right, "before": old, "after": after, "nearest": near}
     return out
 
@@ -177,7 +177,8 @@ def main() -> None:
                       flush=True)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                                       "command": " ".join(sys.argv), "baseline": args.baseline, "bots": results}))
+                                       "command": " ".join(sys.argv), "baseline": args.baseline, "bots": results},
+                                      separators=(",", ":")))
     saved = json.loads(RESULTS.read_text())
     print(f"machine: {saved['machine']}; command: {saved['command']}; baseline {saved['baseline']}\n")
     print(report(saved["bots"], fit_seeds))
