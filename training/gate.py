@@ -132,7 +132,7 @@ def hold_unconfirmed(comparison: dict, confirmed: dict[int, str], minimum: int) 
     if unconfirmed:
         why = (f"the candidate changes {len(unconfirmed)} answers the serving model gave confidently to logged "
                "customer messages, which no reviewer confirmed")
-    elif n == 0 and not shadow:
+    elif n == 0 and not comparison.get("shadow_messages"):
         why = "there is no logged traffic to judge it on either"
     else:
         return

@@ -124,7 +124,7 @@ def _candidate_and_gate(data: Collected, train_settings: TrainSettings, settings
         _write_json(candidate.path / GATE_FILE, comparison)  # the refused warm candidate keeps its reasons
         log.info("warm-started candidate %s refused (%s); training from the base model", candidate.version,
                  "; ".join(comparison["reasons"]))
-    comparison["shadow"] = gate.shadow(model, serving, shadow_messages)
+    comparison.update(shadow=gate.shadow(model, serving, shadow_messages), shadow_messages=len(shadow_messages))
     gate.hold_unconfirmed(comparison, data.confirmed, settings.min_gate_examples)
     promoted = promote_if_better(registry, candidate, comparison)
     registry.prune(train_settings.keep_versions)

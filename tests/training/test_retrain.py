@@ -226,9 +226,12 @@ def test_on_too_little_evidence_a_candidate_that_changes_confident_answers_is_he
     enough = comparison(30)
     gate.hold_unconfirmed(enough, {}, minimum=30)
     assert enough["promote"] is True and "held" not in enough
-    nothing = {**comparison(0), "shadow": []}  # no gate example, no traffic: nothing to judge it on
+    nothing = {**comparison(0), "shadow": [], "shadow_messages": 0}  # no gate example, no traffic to judge on
     gate.hold_unconfirmed(nothing, {}, minimum=30)
     assert nothing["held"] and "there is no logged traffic to judge it on either" in nothing["reasons"][0]
+    unchanged = {**comparison(0), "shadow": [], "shadow_messages": 12}  # traffic, and it changes none of it
+    gate.hold_unconfirmed(unchanged, {}, minimum=30)
+    assert unchanged["promote"] is True
     some = {**comparison(3), "shadow": []}  # a few examples it was not worse on, and no traffic it changes
     gate.hold_unconfirmed(some, {}, minimum=30)
     assert some["promote"] is True
