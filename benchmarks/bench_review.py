@@ -159,6 +159,7 @@ async def serve_and_measure(folder, requests: int, seed: int) -> dict[str, dict[
 
 def clustering(n: int, seed: int) -> dict[str, float]:
     from bot.review.unanswered import find
+    from bot.settings import ReviewSettings
     from knowledge.embedder import SentenceEmbedder
 
     rng = random.Random(seed)
@@ -172,7 +173,8 @@ def clustering(n: int, seed: int) -> dict[str, float]:
     embed_s = time.perf_counter() - start
     start = time.perf_counter()
     findings = find(messages, lambda batch: vectors if len(batch) == len(texts) else embedder.encode(batch),
-                    {"track_order": ["where is my order", "track my parcel"]}, min_size=3, similarity=0.6)
+                    {"track_order": ["where is my order", "track my parcel"]}, min_size=3, similarity=0.6,
+                    distance=ReviewSettings().cluster_distance)
     cluster_s = time.perf_counter() - start
     return {"messages": len(texts), "embed_s": round(embed_s, 1), "cluster_s": round(cluster_s, 1),
             "clusters": len(findings)}

@@ -143,7 +143,8 @@ class ReviewSettings:
     page_size: int = setting(50, "Groups of messages shown per queue page.")
     cluster_max: int = setting(5000, "Most unanswered messages clustered at once on the 'could not answer' page (newest first).")
     cluster_min_size: int = setting(3, "Smallest group of unanswered messages shown as a cluster.")
-    intent_similarity: float = setting(0.6, "Cosine similarity of a cluster to an intent's examples above which the verdict is 'an existing intent missed these'.")
+    cluster_distance: float = setting(0.4, "Most cosine distance between any two messages of a cluster on the 'could not answer' page (0.4: similarity 0.6; on BANKING77 a per-run cut chained different requests together, see BENCHMARKS.md).")
+    intent_similarity: float = setting(0.6, "Cosine similarity of a cluster to an intent's examples above which the verdict is 'an existing intent missed these' (when most of its messages are nearest that intent; else 'mixed').")
 
     def __post_init__(self) -> None:
         checks = {
@@ -151,7 +152,7 @@ class ReviewSettings:
             "login_attempts": self.login_attempts >= 1, "address_attempts": self.address_attempts >= 1,
             "login_window_s": self.login_window_s > 0, "page_size": 1 <= self.page_size <= 1000,
             "cluster_max": self.cluster_max >= 2, "cluster_min_size": self.cluster_min_size >= 2,
-            "intent_similarity": 0 < self.intent_similarity <= 1,
+            "cluster_distance": 0 < self.cluster_distance < 2, "intent_similarity": 0 < self.intent_similarity <= 1,
         }
         refuse_invalid(self, "review", checks)
 

@@ -31,6 +31,7 @@ class Hit:
     heading: str
     text: str
     score: float  # calibrated relevance in 0..1
+    rank_score: float  # the ranking's own score, which orders hits (not relevance: a lower one may score higher)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Candidate:
     chunk: StoredChunk
     cosine: float  # dense score: the passage's cosine, with its title's as the fusion says
     cover: float
-    fused: float
+    fused: float  # the ranking's score: fused (hybrid, rrf), dense or BM25 as the fusion's mode says
     cosine_lead: float  # cosine minus the best other candidate document's (negative when one is closer)
     cover_lead: float  # the same for coverage
 
@@ -146,7 +147,7 @@ def leads(values: Sequence[float]) -> list[float]:
 def to_hit(c: Candidate, calibration: Calibration, link: Callable[[str, str], str]) -> Hit:
     ch = c.chunk
     return Hit(ch.id, ch.doc_id, ch.title, link(ch.doc_id, ch.url), ch.heading, ch.text,
-               calibration.score(c.features))
+               calibration.score(c.features), c.fused)
 
 
 def trim(text: str, query_vector: np.ndarray, query_terms: Sequence[str],

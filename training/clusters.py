@@ -47,16 +47,18 @@ GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(10))  # cuts tried when th
 
 
 def cluster_texts(texts: Sequence[str], vectors: np.ndarray, distance: float, min_size: int,
-                  n_examples: int = 5) -> tuple[list[Cluster], float]:
+                  n_examples: int = 5, method: str = "average") -> tuple[list[Cluster], float]:
     """Groups of at least `min_size` similar texts, largest first, each with a suggested name; and the
-    distance used. `distance` 0 picks, per run, the cut of the tree with the best silhouette in GRID."""
+    distance used. `distance` 0 picks, per run, the cut of the tree with the best silhouette in GRID.
+    `method` is the linkage: "average" (groups whose mean distance is within the cut) or "complete" (every
+    two members within it)."""
     if len(texts) < max(2, min_size):
         return [], distance
     from scipy.cluster.hierarchy import fcluster, linkage
 
     points = np.asarray(vectors, dtype=np.float64)
     points[np.linalg.norm(points, axis=1) == 0, 0] = 1.0  # a text with no features: cosine needs a direction
-    tree = linkage(points, method="average", metric="cosine")
+    tree = linkage(points, method=method, metric="cosine")
     if distance <= 0:
         distance = _best_cut(tree, points, min_size)
     labels = fcluster(tree, t=distance, criterion="distance") - 1

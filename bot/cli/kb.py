@@ -33,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     add_bot_args(p)
 
-    p = command(actions, "search", search, "search the base: the trimmed answer, then hits with scores and sources",
+    p = command(actions, "search", search, "search the base: the trimmed answer, then hits by rank score with "
+                "their relevance and sources",
                 '  python run_bot.py kb search "can I return a sofa"\n'
                 '  python run_bot.py kb search "XR-220" --mode keyword -k 3 --tag products')
     p.add_argument("query")
@@ -105,7 +106,7 @@ def search(args) -> int:
                 "doc_id": answer.doc_id, "title": answer.title, "url": answer.url, "text": answer.text,
                 "score": round(answer.score, 4), "confident": answer.confident},
             "hits": [{"doc_id": h.doc_id, "title": h.title, "url": h.url, "heading": h.heading, "text": h.text,
-                      "score": round(h.score, 4)} for h in hits],
+                      "score": round(h.score, 4), "rank_score": round(h.rank_score, 4)} for h in hits],
         }, ensure_ascii=False, indent=2))
         return 0 if hits else 1
     if not hits:
@@ -115,9 +116,14 @@ def search(args) -> int:
         verdict = "answer" if answer.confident else f"no good answer (relevance below {threshold:.3f})"
         print(f"{verdict} [{answer.score:.2f}] {answer.title}{f' <{answer.url}>' if answer.url else ''}")
         print("  " + answer.text.replace("\n", "\n  ") + "\n")
+    # in the ranking's order, which picks the answer: relevance may rise further down, so both are labelled
+    ranking = f"{fusion}; the first is the answer's" if args.mode == "auto" else args.mode
+    print(f"hits by rank score ({ranking}); relevance: how sure the base is, 0..1, an answer needs {threshold:.3f}")
+    print("    rank  relevance")
     for n, hit in enumerate(hits, 1):
         where = f" > {hit.heading}" if hit.heading else ""
-        print(f"{n}. [{hit.score:.2f}] {hit.title}{where}  ({hit.doc_id}{f', {hit.url}' if hit.url else ''})")
+        print(f"{n:>2}. {hit.rank_score:5.3f}  {hit.score:9.2f}  {hit.title}{where}  "
+              f"({hit.doc_id}{f', {hit.url}' if hit.url else ''})")
         text = " ".join(hit.text.split())
         print(f"   {text[:200]}{'...' if len(text) > 200 else ''}")
     return 0

@@ -1,9 +1,11 @@
 """What the bot could not answer: unanswered messages clustered by meaning, each cluster with a verdict.
 
-Reuses training/clusters.py (average-linkage clustering, names from class-based TF-IDF). Verdicts, in order:
-*out of scope* when most of its messages were marked so; *an existing intent missed these* when the cluster's
-centroid is close to an intent's examples (review.intent_similarity); *the knowledge base lacks an article*
-when most of them are questions; else *a new intent is needed*, with the suggested name.
+Reuses training/clusters.py (names from class-based TF-IDF) with complete linkage at a fixed cut
+(review.cluster_distance): every two messages of a cluster are that close, so a chain of loosely related
+messages never becomes one cluster. Verdicts, in order: *out of scope* when most of its messages were marked so;
+when the cluster's centroid is close to an intent's examples (review.intent_similarity), *an existing intent
+missed these* if most of its messages are nearest that same intent, else *mixed*; *the knowledge base lacks an
+article* when most of them are questions; else *a new intent is needed*, with the suggested name.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ VERDICTS = {
     "new_intent": "a new intent is needed",
     "kb_missing": "the knowledge base lacks an article",
     "out_of_scope": "out of scope",
+    "mixed": "mixed: review one by one",
 }
 QUESTION = re.compile(r"^(how|what|when|where|which|who|why|can|could|do|does|is|are|will|would|should)\b|\?\s*$", re.I)
 WEEK = 7 * 24 * 3600
@@ -73,31 +76,34 @@ class HashingEmbedder:
 
 
 def find(messages: Sequence[Mapping[str, Any]], encode: Encode, intents: Mapping[str, Sequence[str]], *,
-         min_size: int, similarity: float, now: float | None = None, distance: float = 0.0) -> list[Finding]:
-    """Cluster the messages (dicts with group_id, turn_id, text, size, decision, last_seen) and judge each cluster."""
+         min_size: int, similarity: float, distance: float, now: float | None = None) -> list[Finding]:
+    """Cluster the messages (dicts with group_id, turn_id, text, size, decision, last_seen), every two members of a
+    cluster within `distance` (cosine), and judge each cluster."""
     if len(messages) < max(2, min_size):
         return []
     now = now or time.time()
     texts = [m["text"] for m in messages]
     vectors = _unit(encode(texts))
     # each group counts once for the shape of clusters, but its size counts for the cluster's size
-    clusters, _ = cluster_texts(texts, vectors, distance, min_size)
+    clusters, _ = cluster_texts(texts, vectors, distance, min_size, method="complete")
     names, centroids = _intent_centroids(intents, encode)
     findings = []
     for n, c in enumerate(clusters, start=1):
         members = [messages[i] for i in c.members]
         centroid = _unit(vectors[list(c.members)].mean(axis=0, keepdims=True))[0]
-        best, sim = "", 0.0
+        best, sim, backing = "", 0.0, 0.0
         if len(names):
             sims = centroids @ centroid
             k = int(np.argmax(sims))
             best, sim = names[k], float(sims[k])
+            # the share of its messages whose own nearest intent is that one
+            backing = float(np.mean(np.argmax(vectors[list(c.members)] @ centroids.T, axis=1) == k))
         oos = sum(m.get("decision") == "out_of_scope" for m in members) / len(members)
         questions = sum(bool(QUESTION.search(m["text"].strip())) for m in members) / len(members)
         if oos >= 0.5:
             verdict = "out_of_scope"
         elif sim >= similarity:
-            verdict = "existing_intent"
+            verdict = "existing_intent" if backing > 0.5 else "mixed"
         elif questions >= 0.5:
             verdict = "kb_missing"
         else:
@@ -178,7 +184,7 @@ def growing_clusters(messages: Sequence[Mapping[str, Any]], encode: Encode, exam
     as on the review workspace's 'could not answer' page (`settings`: the review section)."""
     now = time.time() if now is None else now
     findings = find(messages, encode, examples, min_size=settings.cluster_min_size,
-                    similarity=settings.intent_similarity, now=now)
+                    similarity=settings.intent_similarity, distance=settings.cluster_distance, now=now)
     return growing(findings, now, GROWTH_WEEKS)
 
 

@@ -335,7 +335,8 @@ async def _findings(request: web.Request):
     messages = await rt.db(d.reviews.unanswered, since, r.cluster_max)
     examples = unanswered.cluster_examples(rt.folder, rt.settings.server.smalltalk_intents)
     findings = await asyncio.to_thread(unanswered.find, messages, unanswered.encoder(rt.knowledge), examples,
-                                       min_size=r.cluster_min_size, similarity=r.intent_similarity)
+                                       min_size=r.cluster_min_size, similarity=r.intent_similarity,
+                                       distance=r.cluster_distance)
     return since, findings
 
 

@@ -3,7 +3,7 @@
 a customer rates an answer down with a comment in the widget; it reaches the queue; a reviewer logs in,
 corrects the intent and writes a better answer; the example is stored and intents.yaml changed; after
 training (started through the review API, in its own process) and the reload, the same message gets the
-new answer. Screenshots of the queue, the item and the clusters view go to $SUPPORTBOT_ARTIFACTS, else
+new answer. Screenshots of the queue, the item and the clusters view (unanswered-clusters.png) go to $SUPPORTBOT_ARTIFACTS, else
 test-artifacts/.
 
 The bot runs from a copy of the demo bot folder (the test edits its intents.yaml) and starts from a copy of
@@ -191,7 +191,7 @@ def test_thumbs_down_to_review_to_training_to_a_better_answer(review_bot, artifa
             rp.goto(bot.url + "/review/clusters", timeout=300_000)  # embeds the messages and the intents' examples
             expect(rp.locator("h1")).to_have_text("What the bot could not answer")
             expect(rp.locator("article.cluster").first).to_be_visible(timeout=120_000)
-            rp.screenshot(path=str(artifacts / "review-clusters.png"), full_page=True)
+            rp.screenshot(path=str(artifacts / "unanswered-clusters.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()
