@@ -177,41 +177,28 @@ def clarify_figures(probs: torch.Tensor, targets: torch.Tensor, answered: torch.
 
 
 def choose_margin(probs: torch.Tensor, targets: torch.Tensor, answered: torch.Tensor, pair_floor: float,
-                  max_share: float, most: int = 3, oos_probs: torch.Tensor | None = None,
-                  oos_answered: torch.Tensor | None = None, oos_weight: float = 0.0) -> float:
+                  max_share: float, most: int = 3) -> float:
     """The gap between the top two below which asking back pays, with at most `max_share` of the in-scope
-    messages asked; 0 when no margin pays. A question goes to a message whose top two are closer than the
-    margin and together clear `pair_floor` (one of them is meant), answered by the score or not. It gains 1
-    where it turns a wrong answer or a refusal into the right pick (the right intent is among the choices)
-    and costs `QUESTION_COST` where it was needless: the top intent was answered right, or neither the
-    answer nor a refusal needed it (a refused message whose right intent is not offered, an out-of-scope
-    message the score refused). `oos_probs`/`oos_answered`: out-of-scope messages (real or simulated), each
-    weighing `oos_weight` in-scope messages.
+    messages asked; 0 when no margin pays. A question goes to a message the score answers whose top two are
+    closer than the margin and together clear `pair_floor` (one of them is meant): a message the score
+    refuses is never offered intents (bot.dialogue.router). It gains 1 where it turns a wrong answer into the
+    right pick (the right intent is among the choices) and costs `QUESTION_COST` where the top intent was
+    right. An out-of-scope message the score answers is wrong whether it is asked or answered, so it does
+    not weigh in.
     """
     n = len(targets)
     if n == 0 or probs.shape[1] < 2 or max_share <= 0:
         return 0.0
-
-    def gaps(p):
-        top2 = p.topk(2, dim=-1).values
-        return top2[:, 0] - top2[:, 1], top2.sum(-1) >= pair_floor
-
-    gap, pair = gaps(probs)
+    top2 = probs.topk(2, dim=-1).values
+    gap, pair = top2[:, 0] - top2[:, 1], (top2.sum(-1) >= pair_floor) & answered
     right_top = probs.argmax(-1) == targets
-    has_oos = oos_probs is not None and len(oos_probs) > 0
-    if has_oos:
-        oos_gap, oos_pair = gaps(oos_probs)
     best, best_gain = 0.0, 0.0
     for m in torch.linspace(0.01, 0.5, 50).tolist():
         asked = pair & (gap < m)
         if asked.sum().item() > max_share * n:
             break  # wider margins only ask more
         among = clarify_choices(probs, m, most)[torch.arange(n), targets]
-        fixed = asked & among & ~(answered & right_top)
-        needless = asked & ((answered & right_top) | (~answered & ~among))
-        gain = float(fixed.sum()) - QUESTION_COST * float(needless.sum())
-        if has_oos:
-            gain -= QUESTION_COST * oos_weight * float((oos_pair & (oos_gap < m) & ~oos_answered).sum())
+        gain = float((asked & among & ~right_top).sum()) - QUESTION_COST * float((asked & right_top).sum())
         if gain > best_gain:
             best, best_gain = m, gain
     return round(best, 3)
@@ -254,15 +241,9 @@ def calibrate(
         score_threshold, precision, coverage = choose_threshold(
             in_score, correct, oos_score, oos_share, target_precision, score_candidates(in_score, oos_score))
         answered = in_score >= score_threshold
-    oos_probs = ((oos_logits / temperature).softmax(-1) if has_oos
-                 else _without_target(probs, targets))
-    oos_answered = oos_score >= score_threshold
-    n_in, n_oos = len(targets), len(oos_probs)
-    oos_weight = oos_share / (1 - oos_share) * n_in / n_oos if n_oos and oos_share < 1 else 0.0
-    margin = choose_margin(probs, targets, answered, threshold, max_clarify_share, choices,
-                           oos_probs, oos_answered, oos_weight)
+    margin = choose_margin(probs, targets, answered, threshold, max_clarify_share, choices)
     top2 = probs.topk(min(2, probs.shape[1]), dim=-1).values
-    asked = (top2.sum(-1) >= threshold) & (top2[:, 0] - top2[:, -1] < margin)
+    asked = answered & (top2.sum(-1) >= threshold) & (top2[:, 0] - top2[:, -1] < margin)
     clarify = clarify_figures(probs, targets, answered, asked, margin, choices)
     clarify["max_share"] = max_clarify_share
     return Calibration(temperature, round(threshold, 3), margin, target_precision, evidence, precision, coverage,

@@ -31,11 +31,13 @@ def evaluate(classifier: Classifier, examples: Sequence[Example], oos_label: str
 
 
 def decision(p: Prediction, pair_floor: float = 0.0) -> str:
-    """What the router does with a prediction: "clarify" (asks which), "refuse" (no intent: knowledge base
-    or fallback) or "answer" (the top intent)."""
+    """What the router does with a prediction: "refuse" (the out-of-scope score refused it: knowledge base
+    or fallback, never a question between intents), "clarify" (asks which) or "answer" (the top intent)."""
+    if p.unknown:
+        return "refuse"
     if p.ambiguous and len(p.top) > 1 and p.top[0][1] + p.top[1][1] >= pair_floor:
         return "clarify"
-    return "refuse" if p.unknown else "answer"
+    return "answer"
 
 
 def choices(p: Prediction, margin: float, most: int = 3) -> list[str]:

@@ -1,8 +1,8 @@
 """The router: one message in, one reply out, with the `Decision` that explains it (logged whole).
 
 Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes: never
-the knowledge base), clarify (top intents too close: ask which), knowledge (no confident intent, or
-the intent routes there), fallback (nothing good: offer a person, with links to articles worth a look),
+the knowledge base), clarify (an answered message whose top intents are too close: ask which; never a
+refused one), knowledge (no confident intent, or the intent routes there), fallback (nothing good: offer a person, with links to articles worth a look),
 handoff (asked for, routed there, or too many failures in a row). Thresholds come from the serving
 model's calibration, via `Prediction.unknown` (the out-of-scope score below its threshold) / `.ambiguous` and
 `model.threshold` (the probability the top two must reach together); none are constants here.
@@ -234,7 +234,10 @@ class Router:
     def _clarifiable(self, p: Prediction) -> list[tuple[str, float]]:
         """The intents to offer when the top two are within the model's margin and together clear its
         threshold (one of them is meant, but which?), with any others as close. Small talk is never worth
-        a question."""
+        a question, and a message the out-of-scope score refuses is never offered intents (whatever their
+        probabilities say, the model judged it far from all of them): it goes on to the knowledge base."""
+        if p.unknown:
+            return []
         choices = [(name, c) for name, c in p.top
                    if name in self.intents and name != self.oos_label and name not in self.server.smalltalk_intents]
         top_two = [name for name, _ in p.top[:2]]

@@ -67,7 +67,7 @@ intents:
 TABLE: dict[str, dict[str, float]] = {
     "hello": {"greet": 0.97},
     "where is": {"track_order": 0.93},
-    "cancel or track": {"cancel_order": 0.46, "track_order": 0.44, "send_receipt": 0.05},
+    "cancel or track": {"cancel_order": 0.5, "track_order": 0.44, "send_receipt": 0.05},  # answered, yet close
     "cancel": {"cancel_order": 0.9},
     "receipt": {"send_receipt": 0.9},
     "call me": {"nickname": 0.9},

@@ -103,12 +103,12 @@ async def test_fallback_links_articles_worth_a_look(folder):
     assert (await router.respond("blorp", Conversation("d"))).decision.sources == ()  # scored 0.1: nothing to link
 
 
-async def test_unknown_but_ambiguous_pair_clears_threshold_together_asks_which(folder):
-    router, kb = make_router(folder)  # 0.30 + 0.28 >= threshold 0.5, each alone below it
+async def test_a_message_the_out_of_scope_score_refuses_is_never_offered_intents(folder):
+    router, kb = make_router(folder)  # 0.30 + 0.28 >= threshold 0.5, each alone below it: refused, yet close
     reply = await router.respond("that order thing", Conversation("c"))
-    assert reply.decision.route == "clarify" and "low_confidence" in reply.decision.flags
-    assert [q.value for q in reply.quick_replies] == ["/track_order", "/cancel_order", "/send_receipt"]
-    assert kb.queries == []
+    assert reply.decision.route == "fallback" and "low_confidence" in reply.decision.flags
+    assert not [q for q in reply.quick_replies if q.value.startswith("/") and q.value != HANDOFF_VALUE]
+    assert kb.queries == ["that order thing"]  # articles may still answer or be suggested
 
 
 @pytest.mark.parametrize("probabilities", [

@@ -146,16 +146,13 @@ def test_margin_is_zero_when_no_question_pays():
     assert choose_margin(probs, right, torch.ones(len(right), dtype=torch.bool), 0.5, max_share=0.5) == 0.0
 
 
-def test_questions_to_refused_messages_pay_only_when_they_are_in_scope():
-    """A refused message whose top two are close and together clear the floor is asked about when it is in
-    scope (a refusal turned into the right pick); the same message out of scope makes the question needless."""
+def test_messages_the_score_refuses_are_never_asked_about():
+    """The router offers no intents to a message the out-of-scope score refuses, so the margin is fitted on the
+    answered ones only: the same close calls, refused, buy no question."""
     probs, targets = _tempting()
+    assert choose_margin(probs, targets, torch.ones(len(targets), dtype=torch.bool), 0.5, max_share=0.08) > 0.02
     refused = torch.zeros(len(targets), dtype=torch.bool)  # the score refuses every message
-    assert choose_margin(probs, targets, refused, 0.5, max_share=0.08) > 0.02
-    oos = probs[400:450]  # the close calls again, now as out-of-scope messages the score refuses
-    none = torch.zeros(len(oos), dtype=torch.bool)
-    assert choose_margin(probs, targets, refused, 0.5, max_share=0.08, oos_probs=oos, oos_answered=none,
-                         oos_weight=5.0) == 0.0
+    assert choose_margin(probs, targets, refused, 0.5, max_share=0.08) == 0.0
 
 
 def test_calibration_reports_clarify_figures_within_the_bound():
