@@ -143,3 +143,13 @@ def test_progress_bars_name_their_stage(tiny_bert, capsys):
     finetune(THREE * 3, THREE, tiny_bert, settings, progress=True)
     err = capsys.readouterr().err
     assert "fine-tuning" in err and "refit on all data" in err
+
+
+def test_evaluate_counts_a_refused_message_refused_even_when_its_top_two_are_close():
+    from training.classifier import Prediction
+    from training.evaluate import decision
+
+    close = [("track", 0.3), ("cancel", 0.28)]
+    assert decision(Prediction(None, 0.3, close, True, True), pair_floor=0.5) == "refuse"  # as the router does
+    assert decision(Prediction("track", 0.3, close, False, True), pair_floor=0.5) == "clarify"
+    assert decision(Prediction("track", 0.9, [("track", 0.9)], False, False)) == "answer"
