@@ -122,7 +122,8 @@ def hold_unconfirmed(comparison: dict, confirmed: dict[int, str], minimum: int) 
     """Below `minimum` in-scope gate examples, hold a candidate the gate would promote for a person's approval
     when it changes a confident answer of the serving model on logged traffic (`comparison["shadow"]`) that no
     reviewer confirmed (`confirmed`: turn id -> the decision a reviewer gave it), or with nothing at all to judge
-    it on (no gate example, no traffic). Updates `comparison` in place: promote, held, unconfirmed (the changes a person must look at)."""
+    it on (no gate example, no traffic). Updates `comparison` in place: promote, held, unconfirmed (the changes a
+    person must look at)."""
     if not comparison["promote"] or "serving" not in comparison or comparison["candidate"]["examples"] >= minimum:
         return
     shadow = comparison.get("shadow", [])
@@ -130,12 +131,16 @@ def hold_unconfirmed(comparison: dict, confirmed: dict[int, str], minimum: int) 
                    and not s["serving"].startswith("clarify:") and confirmed.get(s["turn_id"]) != s["candidate"]]
     n = comparison["candidate"]["examples"]
     if unconfirmed:
-        why = (f"the candidate changes {len(unconfirmed)} answers the serving model gave confidently to logged "
+        why = (f"the candidate changes {_count(len(unconfirmed), 'answer')} the serving model gave confidently to logged "
                "customer messages, which no reviewer confirmed")
     elif n == 0 and not comparison.get("shadow_messages"):
         why = "there is no logged traffic to judge it on either"
     else:
         return
     comparison.update(promote=False, held=True, unconfirmed=unconfirmed)
-    comparison["reasons"].insert(0, f"held for approval: the gate had {n} in-scope examples, too few to tell "
+    comparison["reasons"].insert(0, f"held for approval: the gate had {_count(n, 'in-scope example')}, too few to tell "
                                     f"(retrain.min_gate_examples {minimum}), and {why}")
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"

@@ -247,8 +247,8 @@ def test_a_held_candidate_shows_what_the_gate_compared_and_the_answers_it_would_
                 "candidate": "pre_order"}]
     (models / candidate / "gate.json").write_text(json.dumps({
         "parent": (models / "CURRENT").read_text().strip(), "compared": "compared on 1 in-scope and 3 out-of-scope examples",
-        "reasons": ["held for approval: the gate had 1 in-scope examples, too few to tell (retrain.min_gate_examples "
-                    "30), and the candidate changes 1 answers the serving model gave confidently to logged customer "
+        "reasons": ["held for approval: the gate had 1 in-scope example, too few to tell (retrain.min_gate_examples "
+                    "30), and the candidate changes 1 answer the serving model gave confidently to logged customer "
                     "messages, which no reviewer confirmed"], "unconfirmed": changes}))
     db = open_database(bot.database)
     try:

@@ -158,8 +158,8 @@ def test_a_retrain_on_too_little_evidence_that_changes_confident_answers_waits_f
     # carved by the first gate that needed one; only the new intent's golden example was not trained on before
     assert "golden set: 4 examples set aside" in out
     assert re.search(r"held: compared on 1 in-scope and 0 out-of-scope examples; held for approval: the gate had 1 "
-                     r"in-scope examples, too few to tell \(retrain.min_gate_examples 30\), and the candidate changes "
-                     r"\d answers the serving model gave confidently", out)
+                     r"in-scope example, too few to tell \(retrain.min_gate_examples 30\), and the candidate changes "
+                     r"\d answers? the serving model gave confidently", out)
     assert "run_bot.py models approve 1" in out and (models / "CURRENT").read_text().strip() == first
     [candidate] = [p.name for p in models.glob("2*") if p.name != first]
     assert json.loads((models / candidate / "gate.json").read_text())["unconfirmed"][0]["serving"] != "unknown"

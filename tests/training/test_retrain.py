@@ -219,7 +219,7 @@ def test_on_too_little_evidence_a_candidate_that_changes_confident_answers_is_he
     # only the change of a confident answer counts (not of a refusal or a question)
     assert small["promote"] is False and small["held"] and [c["turn_id"] for c in small["unconfirmed"]] == [1]
     assert small["reasons"][0].startswith("held for approval: the gate had 3 in-scope examples, too few to tell "
-                                          "(retrain.min_gate_examples 30), and the candidate changes 1 answers")
+                                          "(retrain.min_gate_examples 30), and the candidate changes 1 answer")
     confirmed = comparison(3)
     gate.hold_unconfirmed(confirmed, {1: "cancel"}, minimum=30)  # a reviewer gave turn 1 the candidate's answer
     assert confirmed["promote"] is True and "held" not in confirmed
