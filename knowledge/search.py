@@ -9,13 +9,13 @@ better of the two, a mix, or not at all). Which fusion a base uses is chosen by 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from knowledge.chunker import split_sentences
-from knowledge.relevance import Calibration, coverage
+from knowledge.relevance import FEATURES, Calibration, coverage
 from knowledge.store import StoredChunk
 
 MODES = ("auto", "hybrid", "rrf", "dense", "keyword")  # auto: the base's own choice
@@ -32,6 +32,7 @@ class Hit:
     text: str
     score: float  # calibrated relevance in 0..1
     rank_score: float  # the ranking's own score, which orders hits (not relevance: a lower one may score higher)
+    parts: dict[str, float] = field(default_factory=dict)  # the relevance features it was scored from (FEATURES)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def leads(values: Sequence[float]) -> list[float]:
 def to_hit(c: Candidate, calibration: Calibration, link: Callable[[str, str], str]) -> Hit:
     ch = c.chunk
     return Hit(ch.id, ch.doc_id, ch.title, link(ch.doc_id, ch.url), ch.heading, ch.text,
-               calibration.score(c.features), c.fused)
+               calibration.score(c.features), c.fused, dict(zip(FEATURES, (round(x, 4) for x in c.features))))
 
 
 def trim(text: str, query_vector: np.ndarray, query_terms: Sequence[str],

@@ -53,6 +53,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     r.add_post("/review/bulk", bulk_form)
     r.add_post("/review/bulk/{bulk_id:[0-9a-f]+}/undo", undo_bulk_form)
     r.add_get("/review/clusters", clusters_page)
+    r.add_get("/review/try", try_page)
     r.add_post("/review/clusters/accept", accept_form)
     r.add_post("/review/train", train_form)
     r.add_post("/review/retrain/{run_id:\\d+}/{decision:approve|reject}", settle_form)
@@ -64,6 +65,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     r.add_post("/api/review/bulk", bulk_api)
     r.add_post("/api/review/actions/{action_id:\\d+}/undo", undo_api)
     r.add_get("/api/review/clusters", clusters_api)
+    r.add_get("/api/review/explain", explain_api)
     r.add_post("/api/review/train", train_api)
     r.add_post("/api/review/retrain/{run_id:\\d+}/{decision:approve|reject}", settle_api)
     r.add_get("/api/review/status", status_api)
@@ -314,6 +316,31 @@ async def clusters_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("clusters.html", request, context)
 
 
+async def try_page(request: web.Request) -> web.Response:
+    """Type a message and see why the bot answers it as it does (nothing is logged)."""
+    message = request.query.get("q", "").strip()
+    explained = await _explain(request, message) if message else None
+    return aiohttp_jinja2.render_template("try.html", request, await _context(request, message=message,
+                                                                               explained=explained))
+
+
+async def _explain(request: web.Request, message: str) -> dict[str, Any]:
+    from bot.dialogue.explain import explain
+
+    rt = request.app[RUNTIME]
+    if len(message) > rt.settings.server.max_message_chars:
+        raise error(web.HTTPRequestEntityTooLarge, f"message longer than {rt.settings.server.max_message_chars} characters")
+    router = rt.models.current
+    if router is None:
+        raise error(web.HTTPServiceUnavailable, "no model is serving yet")
+    kb = rt.knowledge
+
+    async def candidates(text: str):
+        return await asyncio.get_running_loop().run_in_executor(rt.pool, kb.search, text, 5) if kb else []
+
+    return await explain(router, message, candidates, kb.threshold if kb else None)
+
+
 async def _proposals(rt: Runtime) -> list[Any]:
     from training.store import ProposalStore
 
@@ -496,6 +523,13 @@ async def train_api(request: web.Request) -> web.Response:
 
 async def settle_api(request: web.Request) -> web.Response:
     return web.json_response({"done": await _settle(request)})
+
+
+async def explain_api(request: web.Request) -> web.Response:
+    message = request.query.get("q", "").strip()
+    if not message:
+        raise error(web.HTTPBadRequest, "q: the message to explain")
+    return web.json_response(await _explain(request, message))
 
 
 async def status_api(request: web.Request) -> web.Response:

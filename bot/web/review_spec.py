@@ -94,6 +94,10 @@ def paths() -> dict[str, Any]:
             "Admin: approve (serve) or reject the candidate a retrain run held for approval (decision: approve or "
             "reject).", _ok("What happened."), 403, 409, params=[_path("run_id"), {"name": "decision", "in": "path",
                                                                                    "required": True, "schema": {"enum": ["approve", "reject"]}}])},
+        "/api/review/explain": {"get": _op(
+            "Why the bot answers a message as it does: the decision, the rule, every signal with its threshold, the "
+            "knowledge candidates with their score parts (nothing is logged).", _ok("The explanation."), 400, 413, 503,
+            params=[{"name": "q", "in": "query", "required": True, "schema": STR}])},
         "/api/review/status": {"get": _op("Serving model version, reviewed examples it has not seen, training run.",
                                           _ok("Status."))},
         "/api/review/users": {
@@ -119,6 +123,7 @@ def paths() -> dict[str, Any]:
         "/review/bulk": {"post": _page("A bulk action on the filtered selection", form=True)},
         "/review/bulk/{bulk_id}/undo": {"post": _page("Undo a bulk action", form=True)},
         "/review/clusters": {"get": _page("What the bot could not answer")},
+        "/review/try": {"get": _page("Try a message: why the bot answers it as it does")},
         "/review/clusters/accept": {"post": _page("Accept a cluster's verdict", form=True)},
         "/review/train": {"post": _page("Admin: start training", form=True)},
         "/review/retrain/{run_id}/{decision}": {"post": _page("Admin: approve or reject a held candidate", form=True)},

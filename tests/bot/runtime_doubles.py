@@ -130,6 +130,16 @@ class ScriptedKnowledge:
     def answer_many(self, queries: Sequence[str], tags: Sequence[str] = ()) -> list[FakeAnswer]:
         return [self.answer(q, tags) for q in queries]
 
+    def search(self, query: str, k: int = 5) -> list:
+        """The article an answer would come from, as a hit with its score parts (for explanations)."""
+        from knowledge.search import Hit
+
+        a = self.answer(query)
+        return [Hit(1, a.title.lower(), a.title, a.url, "", a.text, a.score, 0.5,
+                    {"cosine": 0.7, "coverage": 1.0, "cosine lead": 0.2, "coverage lead": 0.5})] if a.title else []
+
+    threshold = 0.5  # the relevance an answer needs
+
     def close(self) -> None:
         self.closed = True
 

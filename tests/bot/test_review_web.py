@@ -408,3 +408,21 @@ async def test_a_held_candidate_is_shown_with_its_changed_answers_and_an_admin_a
     assert runs.run(run)["outcome"] == "approved" and "approved by root" in runs.run(run)["detail"]
     again = await client.post(f"/api/review/retrain/{run}/reject", headers={"X-CSRF-Token": await page_csrf(client)})
     assert again.status == 409 and "not waiting for approval (it was approved)" in (await again.json())["error"]
+
+
+async def test_try_it_explains_a_decision_with_every_signal_and_its_threshold(client):
+    assert (await login(client, "alice")).status == 303
+    page = await (await client.get("/review/try", params={"q": "how long does shipping take <b>now</b>"})).text()
+    assert "Decision: knowledge" in page and "Rule: no confident intent; the knowledge base is confident" in page
+    assert "out-of-scope score (max_prob)" in page and "refused" in page  # the double's 0.2 below its 0.5
+    assert "how long does shipping take &lt;b&gt;now&lt;/b&gt;" in page  # the message, escaped
+    assert "Shipping" in page and "an answer needs relevance 0.500" in page and "cosine lead" in page
+    explained = await (await client.get("/api/review/explain", params={"q": "Where is my order AB12345?"})).json()
+    assert (explained["route"], explained["intent"]) == ("template", "track_order")
+    assert explained["intent_model"]["score"] == {"name": "max_prob", "value": None, "threshold": 0.5, "answered": True}
+    assert explained["reply"] == "Order AB12345 is on its way."
+    assert (await client.get("/api/review/explain")).status == 400
+    assert (await client.get("/api/review/explain", params={"q": "x" * 3000})).status == 413
+    # nothing was logged: the queue has no turn of these messages
+    queue = await (await client.get("/api/review/queue", params={"status": ""})).json()
+    assert not [g for g in queue["items"] if "shipping" in str(g).lower() or "AB12345" in str(g)]

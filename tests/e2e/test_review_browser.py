@@ -272,6 +272,15 @@ def test_a_held_candidate_shows_what_the_gate_compared_and_the_answers_it_would_
             expect(held).to_contain_text("An admin approves or rejects it.")
             held.screenshot(path=str(artifacts / "review-held-candidate.png"))
             page.screenshot(path=str(artifacts / "review-held-queue.png"))
+
+            # "Try it": why the demo bot answers a message as it does, with its knowledge candidates
+            page.get_by_role("link", name="Try it").click()
+            page.fill("input[name=q]", "do you deliver to Norway")
+            page.get_by_role("button", name="Explain").click()
+            expect(page.locator("section.explained h2")).to_contain_text("Decision: ")
+            expect(page.locator("table.signals")).to_contain_text("out-of-scope score (mahalanobis+max_prob)")
+            expect(page.locator("table.candidates tbody tr").first).to_be_visible()
+            page.screenshot(path=str(artifacts / "review-try-it.png"), full_page=True)
         finally:
             browser.close()
     done = bot.api("POST", f"/api/review/retrain/{run}/reject", admin=True)["done"]

@@ -311,3 +311,21 @@ def test_more_gpus_than_the_machine_has_is_an_error_before_anything_trains(bot, 
         assert run_bot.main([command, "--bot", str(bot), "--gpus", "64"]) == 2
         assert "(--gpus 64; train.device=cuda, train.processes=64) needs 64 CUDA device(s)" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()  # no example stored, no model written
+
+
+def test_explain_says_the_decision_its_rule_and_every_signal_with_its_threshold(bot, capsys):
+    assert run_bot.main(["explain", "where is my parcel", "--bot", str(bot)]) == 2  # nothing to explain with yet
+    assert "no model serves bot mybot yet: run_bot.py train" in capsys.readouterr().err
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    capsys.readouterr()
+    assert run_bot.main(["explain", "where is my parcel", "--bot", str(bot), "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)
+    score = e["intent_model"]["score"]
+    assert score["name"] == DEFAULT_SCORE and score["answered"] == (score["value"] >= score["threshold"])
+    assert e["route"] in ("template", "clarify", "fallback", "knowledge") and e["rule"]
+    assert [name for name, _ in e["intent_model"]["top"]][0] in ("track", "refund", "login")
+    assert e["knowledge"]["candidates"] == []  # this bot has no articles
+    assert run_bot.main(["explain", "where is my parcel", "--bot", str(bot)]) == 0
+    text = capsys.readouterr().out
+    assert f"out-of-scope score ({DEFAULT_SCORE})" in text and "vs threshold" in text and "vs margin" in text
+    assert f"decision: {e['route']}" in text and f"rule: {e['rule']}" in text
