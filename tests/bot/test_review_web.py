@@ -423,6 +423,12 @@ async def test_try_it_explains_a_decision_with_every_signal_and_its_threshold(cl
     assert explained["reply"] == "Order AB12345 is on its way."
     assert (await client.get("/api/review/explain")).status == 400
     assert (await client.get("/api/review/explain", params={"q": "x" * 3000})).status == 413
-    # nothing was logged: the queue has no turn of these messages
+    # a logged turn's page links to its explanation
+    await chat(client, "blorp & quux?")
+    queue = await (await client.get("/api/review/queue", params={"status": ""})).json()
+    [item] = [g for g in queue["items"] if g["text"] == "blorp & quux?"]
+    page = await (await client.get(f"/review/items/{item['id']}")).text()
+    assert 'href="/review/try?q=blorp%20%26%20quux%3F"' in page
+    # nothing was logged: the queue has no turn of the explained messages
     queue = await (await client.get("/api/review/queue", params={"status": ""})).json()
     assert not [g for g in queue["items"] if "shipping" in str(g).lower() or "AB12345" in str(g)]
