@@ -54,6 +54,7 @@ class Answer:
     confident: bool  # score above the relevance threshold
     alternatives: list[Hit]
     doc_id: str = ""  # the answering document's id ("faq.csv#do-you-ship-abroad"), "" if none
+    threshold: float | None = None  # the relevance `confident` was judged against
 
 
 @dataclass(frozen=True)
@@ -201,14 +202,14 @@ class KnowledgeBase:
     def _answer(self, query: str, tags: Sequence[str], query_vector: np.ndarray | None) -> Answer:
         hits, query_vector = self._search(query, 1 + ALTERNATIVES, tags, "auto", query_vector)
         if not hits:
-            return Answer("", "", "", 0.0, False, [])
+            return Answer("", "", "", 0.0, False, [], threshold=self.threshold)
         best = hits[0]
         confident = best.score >= self.threshold
         text = best.text
         if confident:  # trimming embeds every sentence: not worth it for a passage that will not be shown
             text = trim(best.text, query_vector, terms(query), self._encode_sentences,
                         self.settings.answer_sentences)
-        return Answer(text, best.title, best.url, best.score, confident, hits[1:], best.doc_id)
+        return Answer(text, best.title, best.url, best.score, confident, hits[1:], best.doc_id, self.threshold)
 
     @property
     def threshold(self) -> float:

@@ -77,6 +77,9 @@ class Decision:
     slot: str | None = None  # the variable this turn asked for
     flags: tuple[str, ...] = ()
     language: str | None = None  # detected language of a message no intent answered (bot.dialogue.language), else None
+    # what each signal was compared with: oos_score (answered at or above it), margin (asks below it), pair_floor
+    # (the top two must reach it together to be asked about), kb_relevance (an article answers at or above it)
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -209,17 +212,19 @@ class Router:
     async def _knowledge(self, text: str, p: Prediction, convo: Conversation, why: str,
                          intent: Intent | None = None) -> Reply:
         answer = await self.search(text) if self.search is not None else None
+        kb_threshold = getattr(answer, "threshold", None)
         if answer is not None and answer.confident and answer.text:
             convo.failures = 0
             source = Source(answer.title, answer.url, round(float(answer.score), 4), getattr(answer, "doc_id", ""))
             return self._reply("knowledge", f"{why}; the knowledge base is confident", answer.text, p,
-                               sources=(source,), kb_score=answer.score)
+                               sources=(source,), kb_score=answer.score, kb_threshold=kb_threshold)
         kb_score = float(answer.score) if answer is not None else None
         if intent is not None and intent.answer:  # the intent's own answer covers what the articles do not
             reply = self._template(intent, p, convo, f"{why}; it is not confident, so the intent's answer")
-            return dataclasses.replace(reply, decision=dataclasses.replace(reply.decision, kb_score=kb_score))
+            return dataclasses.replace(reply, decision=dataclasses.replace(
+                reply.decision, kb_score=kb_score, thresholds=self._thresholds(p, kb_threshold)))
         return self._fallback(convo, p, f"{why}; the knowledge base is not confident either", kb_score,
-                              self._suggestions(answer))
+                              self._suggestions(answer), kb_threshold=kb_threshold)
 
     def _suggestions(self, answer: Any) -> tuple[Source, ...]:
         """Articles worth a look when none answers confidently: the best hits scoring knowledge.suggest_relevance."""
@@ -253,14 +258,15 @@ class Router:
         return self._reply("clarify", why, self.server.clarify_message, p, quick_replies=replies)
 
     def _fallback(self, convo: Conversation, p: Prediction, why: str, kb_score: float | None,
-                  suggested: tuple[Source, ...] = (), message: str | None = None) -> Reply:
+                  suggested: tuple[Source, ...] = (), message: str | None = None,
+                  kb_threshold: float | None = None) -> Reply:
         convo.failures += 1
         limit = self.server.handoff_after_failures
         if limit and convo.failures >= limit:
             return self._handoff(convo, f"{convo.failures} failed turns in a row", p)
         message = message or (self.server.suggest_message if suggested else self.server.fallback_message)
         return self._reply("fallback", why, message, p, quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),),
-                           sources=suggested, kb_score=kb_score)
+                           sources=suggested, kb_score=kb_score, kb_threshold=kb_threshold)
 
     def _handoff(self, convo: Conversation, why: str, p: Prediction | None, answer: str = "") -> Reply:
         convo.handoff, convo.failures, convo.pending = True, 0, None
@@ -273,7 +279,7 @@ class Router:
     def _reply(self, route: str, reason: str, answer: str, p: Prediction | None = None, *,
                intent: str | None = None, quick_replies: tuple[QuickReply, ...] = (),
                sources: tuple[Source, ...] = (), kb_score: float | None = None, slot: str | None = None,
-               flags: tuple[str, ...] = ()) -> Reply:
+               flags: tuple[str, ...] = (), kb_threshold: float | None = None) -> Reply:
         flags = flags + {"fallback": ("fallback",), "clarify": ("clarification",)}.get(route, ())
         if p is not None and p.unknown:
             flags = ("low_confidence",) + flags
@@ -284,5 +290,16 @@ class Router:
             alternatives=tuple((name, round(float(c), 4)) for name, c in p.top) if p else (),
             sources=sources, model_version=self.model.version,
             kb_score=None if kb_score is None else round(float(kb_score), 4), slot=slot, flags=flags,
+            thresholds=self._thresholds(p, kb_threshold),
         )
         return Reply(answer=answer, decision=decision, quick_replies=quick_replies)
+
+    def _thresholds(self, p: Prediction | None, kb_threshold: float | None) -> dict[str, float]:
+        """The thresholds this turn's signals were compared with (none for a turn the model did not classify)."""
+        out = {}
+        if p is not None:
+            m = self.model
+            out = {"oos_score": getattr(m, "score_threshold", m.threshold), "margin": m.margin, "pair_floor": m.threshold}
+        if kb_threshold is not None:
+            out["kb_relevance"] = kb_threshold
+        return {name: round(float(value), 4) for name, value in out.items()}

@@ -108,6 +108,7 @@ class FakeAnswer:
     score: float = 0.0
     confident: bool = False
     alternatives: list = field(default_factory=list)
+    threshold: float | None = 0.5
 
 
 class ScriptedKnowledge:

@@ -61,6 +61,10 @@ async def test_unknown_intent_goes_to_the_knowledge_base_with_sources(folder):
     assert d.route == "knowledge" and reply.answer == "Shipping takes 2-4 days."
     assert [(s.title, s.url) for s in d.sources] == [("Shipping", "https://shop.example/shipping")]
     assert d.intent is None and "low_confidence" in d.flags and d.kb_score == 0.8
+    # every signal's threshold is logged with the decision
+    assert d.thresholds == {"oos_score": 0.5, "margin": 0.1, "pair_floor": 0.5, "kb_relevance": 0.5}
+    template = (await router.respond("Where is my order AB12345?", Conversation("d"))).decision
+    assert template.thresholds == {"oos_score": 0.5, "margin": 0.1, "pair_floor": 0.5}  # no article was consulted
     assert kb.queries == ["how long does shipping take"]
 
 
