@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
+from bot.dialogue import basics
 from bot.folder.bot_folder import Entity, Intent
 from bot.dialogue.language import Detector
 from bot.settings import Settings
@@ -147,6 +148,36 @@ class Router:
             return self._reply("handoff", "conversation is waiting for a person", self.server.waiting_message)
         if action == "handoff" or text.lower() == HANDOFF_VALUE:
             return self._handoff(convo, "the user asked for a person", None)
+        found = basics.split(text) if self.server.conversation_basics else basics.Basics((), text)
+        if found.names and not found.request:
+            return self._basics(found.names, convo)
+        reply = await self._request(found.request or text, convo)
+        if "greet" in found.names:  # "hi, where is my order": greeted back, then answered
+            reply = dataclasses.replace(reply, answer=f"{self._basic_answer('greet')} {reply.answer}")
+        return reply
+
+    def _basics(self, names: tuple[str, ...], convo: Conversation) -> Reply:
+        """A message of conversation basics only: each answered once, in order; frustration and "are you a bot?"
+        offer a person."""
+        convo.pending = None
+        names = tuple(dict.fromkeys(names))
+        own = self.intents.get(names[0])
+        if len(names) == 1 and own is not None and own.answers:  # the bot's own intent: its answer and buttons
+            return self._template(own, None, convo, f"conversation basics: {names[0]}")
+        if "frustration" not in names:  # answered as meant, like any small talk
+            convo.failures = 0
+        offer = any(n in ("frustration", "bot_challenge") for n in names)
+        return self._reply("smalltalk", f"conversation basics: {', '.join(names)}",
+                           " ".join(self._basic_answer(n) for n in names), intent=names[0],
+                           quick_replies=(QuickReply("Talk to a person", HANDOFF_VALUE),) if offer else ())
+
+    def _basic_answer(self, name: str) -> str:
+        """The bot's own answer when intents.yaml has an intent of this name with one, else the built-in reply."""
+        intent = self.intents.get(name)
+        filled = fill(intent, self.builtins) if intent is not None and intent.answers else None
+        return filled.answer if filled is not None and not filled.missing else basics.reply(name)
+
+    async def _request(self, text: str, convo: Conversation) -> Reply:
         found = self.extractor.extract(text)
         convo.slots.update(found)
         chosen = self._chosen_intent(text)

@@ -101,7 +101,7 @@ async def test_requests_in_flight_finish_on_the_model_they_started_with(make_cli
         return await original(text)
 
     old.classify = slow
-    in_flight = asyncio.ensure_future(client.post("/api/chat", json={"message": "hello"}))
+    in_flight = asyncio.ensure_future(client.post("/api/chat", json={"message": "where is my order AB12345"}))
     await asyncio.wait_for(classifying.wait(), 10)  # the request is inside the old model
     source.version = "v2"
     await client.post("/admin/reload", headers=AUTH)

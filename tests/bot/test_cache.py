@@ -48,14 +48,14 @@ async def test_the_least_recently_used_goes_first_and_long_messages_or_size_0_ar
 async def test_server_answers_a_repeated_message_without_a_model_call_until_a_new_version(make_client):
     source = FakeSource("v1")
     client = await make_client(source=source)
-    for message in ("hello", "hello", "where is my order", "hello"):
+    for message in ("where is it", "where is it", "where is my order", "where is it"):
         assert (await client.post("/api/chat", json={"message": message})).status == 200
     model = source.loaded[-1]
-    assert [t for batch in model.calls for t in batch] == ["hello", "where is my order"]
+    assert [t for batch in model.calls for t in batch] == ["where is it", "where is my order"]
     stats = await (await client.get("/admin/stats", headers=AUTH)).json()
     assert stats["prediction_cache"] == {"size": 10000, "entries": 2, "hits": 2, "misses": 2, "hit_rate": 0.5}
 
     source.version = "v2"
     assert (await (await client.post("/admin/reload", headers=AUTH)).json())["changed"]
-    await client.post("/api/chat", json={"message": "hello"})
-    assert source.loaded[-1].calls == [["hello"]]  # the new version classifies it again
+    await client.post("/api/chat", json={"message": "where is it"})
+    assert source.loaded[-1].calls == [["where is it"]]  # the new version classifies it again

@@ -264,3 +264,48 @@ async def test_language_check_only_for_messages_no_intent_answers_and_only_when_
     assert reply.decision.language is None and reply.answer != unsure.server.other_language_message
     spoken, _ = language_router(folder, FixedLanguage("es", 0.99), languages=("en", "es"))
     assert (await spoken.respond("hola que tal", Conversation("c"))).decision.language is None
+
+
+@pytest.mark.parametrize("message, names, answer", [
+    ("thanks, bye!", "thanks, goodbye", "You're welcome! Goodbye, have a nice day!"),
+    ("Hello 👋", "greet", "Hello! How can I help?"),  # the bot's own greet answer (intents.yaml)
+    ("are you a bot?", "bot_challenge", "I'm a virtual assistant."),
+    ("this is useless", "frustration", "Shall I hand you over to a person?"),
+])
+async def test_conversation_basics_are_answered_without_the_model(folder, message, names, answer):
+    model = FixedClassifier()
+    router, kb = make_router(folder, model=model)
+    reply = await router.respond(message, Conversation("c"))
+    assert reply.decision.route == "smalltalk" and reply.decision.reason == f"conversation basics: {names}"
+    assert answer in reply.answer and model.calls == [] and kb.queries == []
+    offers_a_person = [q.value for q in reply.quick_replies] == [HANDOFF_VALUE]
+    assert offers_a_person == (names in ("bot_challenge", "frustration"))
+
+
+async def test_a_greeting_or_thanks_around_a_request_gets_both_handled(folder):
+    router, _ = make_router(folder)
+    reply = await router.respond("hi, where is my order AB12345? thanks", Conversation("c"))
+    assert reply.decision.route == "template" and reply.decision.intent == "track_order"
+    assert reply.answer == "Hello! How can I help? Order AB12345 is on its way."
+
+
+async def test_conversation_basics_can_be_switched_off(folder):
+    model = FixedClassifier()
+    router, _ = make_router(folder, model=model, conversation_basics=False)
+    await router.respond("thanks, bye!", Conversation("c"))
+    assert model.calls == [["thanks, bye!"]]  # the model decides
+
+
+async def test_an_intent_of_the_same_name_answers_a_basic_instead_of_the_built_in_reply(folder):
+    from bot.dialogue.router import Router
+    from bot.folder.bot_folder import Intent
+
+    model = FixedClassifier()
+    intents = {**folder.intents, "thanks": Intent("thanks", ("thanks",), "Any time, from {bot_name}!")}
+
+    async def classify(text):
+        return model.predict([text])[0]
+
+    router = Router(intents, folder.entities, model, classify, None, folder.settings)
+    reply = await router.respond("thank you so much!", Conversation("c"))
+    assert reply.answer == f"Any time, from {folder.settings.shown_name}!"
