@@ -4,7 +4,7 @@ its model is not asked about a "thanks, bye!" it was never taught. A greeting th
 goodbye that closes one ("hi, where is my order", "where is my order? thanks") are taken off, and the request is
 routed as if sent alone.
 
-An intent of the same name in intents.yaml answers instead of the built-in reply; `server.conversation_basics =
+An intent of the same name in intents.yaml (or a usual alias: `INTENT_NAMES`) answers instead of the built-in reply; `server.conversation_basics =
 false` switches them off.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 # name -> (pattern of the whole phrase, the built-in reply)
 BASICS: dict[str, tuple[str, str]] = {
@@ -30,6 +31,10 @@ BASICS: dict[str, tuple[str, str]] = {
     "frustration": (r"(?:this is |you(?:'re| are) )?(?:useless|ridiculous|not helpful|not helping)|stupid bot|"
                     r"this (?:bot )?(?:sucks|is terrible)", "I'm sorry I couldn't help. Shall I hand you over to a person?"),
 }
+# names an intent answering a basic may have in intents.yaml (a migrated Rasa bot's are greet, thankyou, goodbye...)
+INTENT_NAMES = {"greet": ("greet", "greeting", "hello"), "thanks": ("thanks", "thankyou", "thank_you", "thank"),
+                "goodbye": ("goodbye", "bye"), "affirm": ("affirm",), "deny": ("deny",),
+                "bot_challenge": ("bot_challenge",), "frustration": ("frustration",)}
 MOST_CHARS = 60  # a basic phrase is short: longer starts are not tried
 OPENING = ("greet",)  # may open a request
 CLOSING = ("thanks", "goodbye")  # may close one
@@ -88,3 +93,8 @@ def _longest_prefix(name: str, text: str) -> int:
 
 def reply(name: str) -> str:
     return BASICS[name][1]
+
+
+def own_intent(name: str, intents: Mapping[str, Any]) -> Any | None:
+    """The bot's own intent answering this basic (by its name or a usual alias), if it has one with an answer."""
+    return next((intents[n] for n in INTENT_NAMES[name] if n in intents and intents[n].answers), None)

@@ -161,8 +161,8 @@ class Router:
         offer a person."""
         convo.pending = None
         names = tuple(dict.fromkeys(names))
-        own = self.intents.get(names[0])
-        if len(names) == 1 and own is not None and own.answers:  # the bot's own intent: its answer and buttons
+        own = basics.own_intent(names[0], self.intents)
+        if len(names) == 1 and own is not None:  # the bot's own intent: its answer and buttons
             return self._template(own, None, convo, f"conversation basics: {names[0]}")
         if "frustration" not in names:  # answered as meant, like any small talk
             convo.failures = 0
@@ -173,8 +173,8 @@ class Router:
 
     def _basic_answer(self, name: str) -> str:
         """The bot's own answer when intents.yaml has an intent of this name with one, else the built-in reply."""
-        intent = self.intents.get(name)
-        filled = fill(intent, self.builtins) if intent is not None and intent.answers else None
+        intent = basics.own_intent(name, self.intents)
+        filled = fill(intent, self.builtins) if intent is not None else None
         return filled.answer if filled is not None and not filled.missing else basics.reply(name)
 
     async def _request(self, text: str, convo: Conversation) -> Reply:
