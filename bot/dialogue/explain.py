@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from bot.dialogue import basics
 from bot.dialogue.router import Conversation, Router
 
 
@@ -21,7 +22,7 @@ async def explain(router: Router, text: str, candidates: Callable[[str], Any] | 
     best first; `kb_threshold` is the relevance an answer needs."""
     reply = await router.respond(text, Conversation("explain"))
     d = reply.decision
-    p = await router.classify(text)
+    p = await router.classify(basics.split(text).request or text)  # what the router classified
     model = router.model
     top = [(name, round(float(c), 4)) for name, c in p.top]
     gap = round(top[0][1] - top[1][1], 4) if len(top) > 1 else None

@@ -1,11 +1,12 @@
 """The router: one message in, one reply out, with the `Decision` that explains it (logged whole).
 
-Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes: never
-the knowledge base), clarify (an answered message whose top intents are too close: ask which; never a
-refused one), knowledge (no confident intent, or the intent routes there), fallback (nothing good: offer a person, with links to articles worth a look),
-handoff (asked for, routed there, or too many failures in a row). Thresholds come from the serving
-model's calibration, via `Prediction.unknown` (the out-of-scope score below its threshold) / `.ambiguous` and
-`model.threshold` (the probability the top two must reach together); none are constants here.
+Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes and the other
+conversation basics, bot.dialogue.basics: never the knowledge base), clarify (an answered message whose top
+intents are too close: ask which; never a refused one), knowledge (no confident intent, or the intent routes
+there), fallback (nothing good: offer a person, with links to articles worth a look), handoff (asked for,
+routed there, or too many failures in a row). Thresholds come from the serving model's calibration, via
+`Prediction.unknown` (the out-of-scope score below its threshold) / `.ambiguous` and `model.threshold` (the
+probability the top two must reach together); none are constants here.
 """
 
 from __future__ import annotations
