@@ -52,6 +52,7 @@ class IntentClassifier:
             raise ValueError(f"model version {version}: score {self.score.name} needs its {STATS_NAME}")
         self.version, self.max_length = version, max_length
         self.runtime = None  # training.onnx_runtime.OnnxModel when the version serves through ONNX Runtime
+        self.speller = None  # training.spelling.Speller: typos corrected before the model reads a message
         self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
 
     @property
@@ -71,6 +72,7 @@ class IntentClassifier:
 
         from training import onnx_runtime
         from training.model import IntentModel, load_tokenizer
+        from training.spelling import Speller
 
         path = Path(path)
         if not (path / LABELS_FILE).is_file():
@@ -90,6 +92,7 @@ class IntentClassifier:
             load_stats(path),
         )
         classifier.runtime = runtime
+        classifier.speller = Speller.load(path, classifier.tokenizer)
         classifier._load_model = lambda: IntentModel.load(path)
         return classifier
 
@@ -97,10 +100,9 @@ class IntentClassifier:
         """(pooled normalised features, uncalibrated logits), one row per text (batched forward pass)."""
         import torch
 
+        texts = [self.speller(t) for t in texts] if self.speller is not None else list(texts)
         with self._tokenizer_lock:
-            batch = self.tokenizer(
-                list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            )
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         if self.runtime is not None:
             features, logits = self.runtime.outputs(batch["input_ids"], batch["attention_mask"])
             return features.float(), logits.float()

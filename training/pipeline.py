@@ -105,6 +105,10 @@ def train(
         save_tensors(folder, tensors)
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "settings.json", asdict(settings))
+        if settings.correct_typos:
+            from training.spelling import VOCABULARY_FILE, vocabulary
+
+            _write_json(folder / VOCABULARY_FILE, vocabulary(e.text for e in usable))
         if runtime is not None:
             from training import onnx_runtime
 

@@ -1,0 +1,23 @@
+"""Typo correction in front of the intent model (training.spelling)."""
+
+from __future__ import annotations
+
+from training.spelling import Speller, vocabulary
+
+COUNTS = vocabulary(["where is my refund", "refund status please", "where is my order", "order status",
+                     "cancel my order", "change my address"])
+
+
+def test_a_word_one_edit_from_a_training_word_is_read_as_it():
+    speller = Speller(COUNTS)
+    assert speller("refnd status pls") == "refund status pls"  # a dropped letter (pls: too short to guess)
+    assert speller("Where is my ordre") == "Where is my order"  # two letters swapped
+    assert speller("cancell my order") == "cancel my order"  # a doubled letter
+    assert speller("whereis my refund") == "where is my refund"  # a missing space
+
+
+def test_correct_words_and_words_of_the_tokenizers_vocabulary_are_left_alone():
+    speller = Speller(COUNTS, known=["orders", "weather", "##ing"])
+    assert speller("where is my order") == "where is my order"
+    assert speller("orders weather tomorrow") == "orders weather tomorrow"  # real words the bot never saw
+    assert speller("xyzzy") == "xyzzy"  # nothing near it
