@@ -153,3 +153,19 @@ def test_evaluate_counts_a_refused_message_refused_even_when_its_top_two_are_clo
     assert decision(Prediction(None, 0.3, close, True, True), pair_floor=0.5) == "refuse"  # as the router does
     assert decision(Prediction("track", 0.3, close, False, True), pair_floor=0.5) == "clarify"
     assert decision(Prediction("track", 0.9, [("track", 0.9)], False, False)) == "answer"
+
+
+def test_a_trained_version_reads_a_typo_as_the_word_it_was_trained_on(tiny_settings, tmp_path):
+    import torch
+
+    from training.classifier import IntentClassifier
+
+    words = {"track": "parcel package delivery", "refund": "refund money back", "login": "password login account"}
+    examples = [Example(f"{w} {i}", intent) for intent, ws in words.items() for i, w in enumerate(ws.split() * 3)]
+    path = train(examples, tiny_settings, ModelRegistry(tmp_path), progress=False).path
+    assert json.loads((path / "vocabulary.json").read_text())["parcel"] == 3
+    model = IntentClassifier.load(path)
+    typo, right = model.outputs(["where is my parcl"]), model.outputs(["where is my parcel"])
+    assert all(torch.equal(a, b) for a, b in zip(typo, right))  # the model read the same words
+    off = dataclasses.replace(tiny_settings, correct_typos=False)
+    assert not (train(examples, off, ModelRegistry(tmp_path / "off"), progress=False).path / "vocabulary.json").exists()
