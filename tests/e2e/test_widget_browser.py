@@ -12,6 +12,7 @@ import json
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.browser import HostSite, launch
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
@@ -151,16 +153,69 @@ def post_chat(bot_url: str, body: dict, origin: str | None = None) -> tuple[int,
 
 
 @pytest.fixture(scope="module")
-def clarifying(demo_bot) -> str:
-    """A message the trained demo model answers with a clarifying question and quick replies."""
-    seen = {}
+def clarifying(demo_bot):
+    """A message the demo bot answers with a clarifying question and quick replies.
+
+    The demo model asks none by itself: its margin is fitted at 0 (on its validation messages no question pays,
+    and a message the out-of-scope score refuses is never offered intents). So for this module the bot serves a
+    copy of its version, the same weights, whose margin is just above the top-two gap of the closest call among
+    the candidates it answers (read from /api/review/explain), so that this message, and hardly any other, is
+    asked about; every worker's watch picks the copy up, and the bot's own version serves again afterwards."""
+    import shutil
+
+    from training.registry import ModelRegistry
+
+    gaps = {}
     for message in CLARIFY_CANDIDATES:
+        m = explain(demo_bot, message)["intent_model"]
+        (first, p1), (second, p2) = m["top"][:2]
+        if m["score"]["answered"] and p1 + p2 >= m["pair_floor"]:
+            gaps[message] = p1 - p2
+    assert gaps, "no candidate message is answered by the demo model"
+    message = min(gaps, key=gaps.get)
+    registry = ModelRegistry(demo_bot.state_dir / "models")
+    own = registry.current_version()
+    with registry.new_version("clarifying-e2e") as folder:
+        for item in registry.path(own).iterdir():
+            if item.is_file() and item.name != "VERSION":
+                shutil.copy2(item, folder / item.name)
+        calibration = json.loads((folder / "calibration.json").read_text())
+        (folder / "calibration.json").write_text(json.dumps({**calibration, "margin": gaps[message] + 0.005}))
+    asking = registry.written
+    registry.promote(asking)
+    serves(demo_bot, asking)
+    try:
         status, reply = post_chat(demo_bot.url, {"message": message})
-        assert status == 200, f"/api/chat answered {status}: {reply}"
-        if reply["route"] == "clarify" and len(reply["quick_replies"]) >= 2:
-            return message
-        seen[message] = reply["route"]
-    pytest.fail(f"no candidate message got a clarifying question with quick replies: {seen}")
+        assert status == 200 and reply["route"] == "clarify" and len(reply["quick_replies"]) >= 2, reply
+        yield message
+    finally:
+        registry.promote(own)
+        serves(demo_bot, own)
+
+
+def explain(bot, message: str) -> dict:
+    """What the bot's /api/review/explain says about `message` (as an admin)."""
+    url = bot.url + "/api/review/explain?" + urllib.parse.urlencode({"q": message})
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {bot.admin_token}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.load(r)
+
+
+def serves(bot, version: str) -> None:
+    """Wait until every worker serves `version` (30 probes in a row, each on a new connection, say so)."""
+    def everywhere() -> bool:
+        return all(serving_version(bot.url) == version for _ in range(30))
+
+    wait_until(everywhere, 120, f"every worker to serve {version}", interval_s=0.5)
+
+
+def serving_version(url: str) -> str | None:
+    """The model version /readyz reports (None while a worker is not ready)."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=30) as r:
+            return json.load(r)["model_version"]
+    except urllib.error.HTTPError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
