@@ -83,13 +83,19 @@ def test_a_lost_connection_counts_in_the_process_and_logs_no_key(postgres_url, m
         buckets.close()
 
 
-def test_an_unreachable_server_is_refused_fast_as_unavailable(postgres_url):
+def unreachable_buckets(postgres_url: str) -> PostgresBuckets:
+    """Buckets migrated on the test server, then pointed at a port where nothing listens."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there
+        port = s.getsockname()[1]
     buckets = PostgresBuckets(postgres_url)
     buckets._db.close()
     buckets._db = PostgresDatabase(f"postgresql://nobody@127.0.0.1:{port}/none", connect_timeout=2)
+    return buckets
+
+
+def test_an_unreachable_server_is_refused_fast_as_unavailable(postgres_url):
+    buckets = unreachable_buckets(postgres_url)
     limiter = RateLimiter(rate=1e-9, burst=1, shared=buckets, name="requests")
     assert [limiter.allow("a:x") for _ in range(2)] == [True, False]  # counted here, no exception
     with pytest.raises(BucketsUnavailable):  # and, within RETRY_AFTER, without trying to connect again
@@ -115,12 +121,7 @@ async def test_failed_logins_are_counted_once_for_every_machine(postgres_url):
 
 
 async def test_an_unreachable_server_counts_failed_logins_in_the_process(postgres_url):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there
-    buckets = PostgresBuckets(postgres_url)
-    buckets._db.close()
-    buckets._db = PostgresDatabase(f"postgresql://nobody@127.0.0.1:{port}/none", connect_timeout=2)
+    buckets = unreachable_buckets(postgres_url)
     limiter = FailedLogins(2, 50, 900.0, shared=buckets)
     try:
         reserved = [await limiter.reserve("alice", "203.0.113.7") for _ in range(3)]
