@@ -296,7 +296,7 @@ class KnowledgeBase:
                         title_cos[doc] = float(matrix[index_of[doc]] @ query_vector)
         dense = [i for i in dense if i in rows]
         keyword = {i: v for i, v in keyword.items() if i in rows}
-        return tuning.Pool(rows, dense, keyword, title_cos, query_terms, query_vector)
+        return tuning.Pool(rows, dense, keyword, title_cos, query_terms, query_vector, title_of)
 
     def calibrate(self, confirmed: Sequence[tuple[str, str]] = ()) -> Calibration | None:
         """Tune the base on questions it makes from itself (titles, headings, FAQ questions; `confirmed`

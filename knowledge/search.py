@@ -120,9 +120,11 @@ def cosine_of(chunk: StoredChunk, query_vector: np.ndarray) -> float:
 
 
 def candidates(order: Sequence[tuple[int, float]], rows: dict[int, StoredChunk], query_vector: np.ndarray,
-               query_terms: Sequence[str], title_cos: dict[str, float], titles: str) -> list[Candidate]:
+               query_terms: Sequence[str], title_cos: dict[str, float], titles: str,
+               untitled: frozenset[str] = frozenset()) -> list[Candidate]:
     """The best chunk of each document, in fused order, with its dense score and query-word coverage, and how
-    far each is above the best other document's."""
+    far each is above the best other document's. Documents in `untitled` are covered as if they had no title
+    (a title asked as a question, held out from its own words)."""
     best, docs = [], set()
     for chunk_id, fused in order:
         chunk = rows.get(chunk_id)
@@ -131,7 +133,8 @@ def candidates(order: Sequence[tuple[int, float]], rows: dict[int, StoredChunk],
         docs.add(chunk.doc_id)
         best.append((chunk, fused))
     cosines = [dense_score(cosine_of(c, query_vector), title_cos.get(c.doc_id), titles) for c, _ in best]
-    covers = [coverage(query_terms, f"{c.title}\n{c.heading}\n{c.text}") for c, _ in best]
+    covers = [coverage(query_terms, f"{'' if c.doc_id in untitled else c.title}\n{c.heading}\n{c.text}")
+              for c, _ in best]
     return [Candidate(chunk, cos, cover, fused, cos_lead, cover_lead)
             for (chunk, fused), cos, cover, cos_lead, cover_lead in zip(best, cosines, covers, leads(cosines), leads(covers))]
 

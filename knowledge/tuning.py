@@ -47,10 +47,12 @@ class Pool:
     title_cos: dict[str, float]
     terms: list[str]
     query_vector: np.ndarray
+    untitled: frozenset[str] = frozenset()  # documents searched as if they had no title (a title asked)
 
     def rank(self, fusion: Fusion, rrf_k: int) -> list[Candidate]:
         order = rank(fusion, self.dense, self.keyword, self.rows, self.query_vector, self.title_cos, rrf_k)
-        return candidates(order, self.rows, self.query_vector, self.terms, self.title_cos, fusion.titles)
+        return candidates(order, self.rows, self.query_vector, self.terms, self.title_cos, fusion.titles,
+                          self.untitled)
 
     def best(self, fusion: Fusion, rrf_k: int) -> Candidate | None:
         """The top candidate under this fusion, or None when nothing was found."""

@@ -158,6 +158,21 @@ def test_another_document_holding_every_word_of_a_made_up_question_answers_it():
     assert not answers_it(Question("is my kettle recalled", "kettles.md", "confirmed"), top(1.0))
 
 
+def test_a_title_asked_as_a_question_does_not_cover_itself(tmp_path):
+    """The base's own title questions are held out from their title in every signal, coverage too: a title
+    whose words its passage never uses must not look fully covered (that made the fitted threshold believe
+    such questions are always answered right, and answer customers far below the target precision)."""
+    kb = open_base(tmp_path, HashEmbedder(), {"lid.md": "# Replacement lid\n\nOrder spare parts from the shop.\n",
+                                             "mugs.md": "# Mugs\n\nMugs are dishwasher safe.\n"})
+    vector = kb._encode(["Replacement lid"], queries=True)[0]
+    seen = kb._gather("Replacement lid", vector, 10).best(kb.fusion, 60)
+    held_out = kb._gather("Replacement lid", vector, 10, title_of=frozenset({"lid.md"}))
+    own = next(c for c in held_out.rank(kb.fusion, 60) if c.chunk.doc_id == "lid.md")
+    assert seen.chunk.doc_id == "lid.md" and seen.cover == 1.0
+    assert own.cover == 0.0
+    kb.close()
+
+
 def test_a_pinned_threshold_is_kept(tmp_path):
     docs, _ = synthetic_articles(random.Random(1), topics=6)
     kb = open_base(tmp_path, HashEmbedder(), docs, min_relevance=0.42)
