@@ -145,6 +145,8 @@ class KnowledgeBase:
         report = ingester.run(paths, remove_missing)
         started = time.perf_counter()
         report.tuned = self._after_write(report.changed, confirmed)
+        tuned = self.calibration.tuning if report.tuned and self.calibration else None
+        report.expected = tuned.expected() if tuned and tuned.answers else ""
         report.seconds += time.perf_counter() - started
         return report
 
@@ -341,7 +343,8 @@ class KnowledgeBase:
         best = dict((name, mrr) for name, _, mrr in scores)[choice.describe()]
         calibration = dataclasses.replace(calibration, tuning=Tuning(
             choice.to_dict(), best, tuple(scores), len(questions), threshold, self.settings.target_precision,
-            sum(s >= threshold for s, _ in answered) / max(1, len(answered)), precision, len(wrong), fitted))
+            sum(s >= threshold for s, _ in answered) / max(1, len(answered)), precision, len(wrong), fitted, count,
+            relevance.wilson_low(round(precision * count), count)))
         with self._lock:
             self.store.set_meta("calibration", calibration.to_json())
             self.calibration = calibration

@@ -39,6 +39,7 @@ class IngestReport:
     total_documents: int = 0
     total_chunks: int = 0
     tuned: bool = False  # the base chose its fusion and threshold again (see KnowledgeBase.calibrate)
+    expected: str = ""  # what the threshold it chose promises (relevance.Tuning.expected), when tuned
 
     @property
     def changed(self) -> bool:
@@ -50,7 +51,7 @@ class IngestReport:
             f"{self.unchanged} unchanged, {self.removed} removed; {self.chunks} chunks embedded in {self.seconds:.1f} s",
             f"knowledge base: {self.total_documents} documents, {self.total_chunks} chunks"
             + ("; search tuned again" if self.tuned else ""),
-        ]
+        ] + ([f"answer threshold {self.expected}"] if self.expected else [])
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)}:")
             lines += [f"  {where}: {reason}" for where, reason in self.skipped]

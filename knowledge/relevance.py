@@ -88,7 +88,28 @@ class Tuning:
     coverage: float  # share of the base's own questions answered confidently at the threshold
     precision: float  # share of confident answers that were right, negatives included
     negatives: int  # held-out and off-topic questions among them
-    fitted: bool  # False: the target was not reached on these questions; the threshold is the fallback
+    fitted: bool  # False: the target was not reached, or not surely (see fit_threshold); it leans to suggesting
+    answers: int = 0  # confident answers at the threshold, off-topic ones included (0: tuned before it was kept)
+    precision_low: float = 0.0  # lower end of the 90 % interval of `precision`
+
+    @property
+    def uncertain(self) -> bool:
+        """Too few confident answers to promise the target within 5 points."""
+        return self.precision_low < self.target - 0.05
+
+    def expected(self) -> str:
+        """What the threshold promises customers' questions, in words (sync, `kb stats`, `kb evaluate`)."""
+        line = (f"expected: {self.precision:.1%} of confident answers right (90 % interval from "
+                f"{self.precision_low:.1%}) and {self.coverage:.1%} of questions answered, measured on "
+                f"{self.answers} confident answers to the base's {self.questions} own questions and "
+                f"{self.negatives} off-topic ones")
+        if self.precision < self.target:
+            line += (f"; the target {self.target:g} is not reached on them, so only what no wrong answer reached is "
+                     "answered and the rest get suggested articles (add FAQ questions or headings)")
+        elif self.uncertain:
+            line += ("; too few to promise the target within 5 points, so the threshold leans to suggesting "
+                     "articles rather than answering")
+        return line
 
 
 @dataclass(frozen=True)
@@ -126,22 +147,39 @@ class Calibration:
         return cls(weights, tuple(data["negatives"]), tuning)
 
 
+def wilson_low(right: int, n: int, z: float = 1.645) -> float:
+    """Lower end of the 90 % Wilson interval of a share `right` / `n` (0 when n is 0)."""
+    if n == 0:
+        return 0.0
+    p = right / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float((centre - spread) / (1 + z * z / n))
+
+
 def fit_threshold(answered: Sequence[tuple[float, bool]], target: float, fallback: float,
-                  least: int = 5) -> tuple[float, int, float, bool]:
-    """The lowest relevance whose confident answers (score, right) are at least `target` right: (threshold,
-    answers at or above it, their precision, fitted). The threshold sits halfway between the lowest answer
-    kept and the next one below (a wrong one), not on the kept one: a new question scoring a hair lower is
-    as likely right. Unreached (or under `least` answers above it): the fallback."""
+                  least: int = 5, slack: float = 0.05) -> tuple[float, int, float, bool]:
+    """The lowest relevance whose confident answers (score, right) are at least `target` right, on enough of
+    them that the 90 % interval's lower end is within `slack` of the target: (threshold, answers at or above
+    it, their precision, fitted). The threshold sits halfway between the lowest answer kept and the next one
+    below (a wrong one), not on the kept one: a new question scoring a hair lower is as likely right.
+    Unreached (too few questions to be sure, or the target never met): not fitted, and the threshold leans to
+    suggesting articles rather than asserting one: the higher of the fallback and the lowest relevance whose
+    answers meet the target however few they are (never met: just above the best-scoring wrong answer)."""
     ranked = sorted(answered, key=lambda a: -a[0])
-    best = None
+    best = plain = None
     right = 0
     for n, (score, ok) in enumerate(ranked, 1):
         right += ok
         last = n == len(ranked) or ranked[n][0] < score  # ties are answered together
         if last and n >= least and right / n >= target:
             below = ranked[n][0] if n < len(ranked) else 0.0
-            best = (score + below) / 2 if below < score else score
-    threshold, fitted = (fallback, False) if best is None else (best, True)
+            plain = (score + below) / 2 if below < score else score
+            if wilson_low(right, n) >= target - slack:
+                best = plain
+    if plain is None:  # never met: nothing a wrong answer reached is asserted
+        plain = min(1.0, max((score for score, ok in ranked if not ok), default=0.0) + 1e-6)
+    threshold, fitted = (best, True) if best is not None else (max(fallback, plain), False)
     chosen = [ok for score, ok in ranked if score >= threshold]
     return threshold, len(chosen), (sum(chosen) / len(chosen) if chosen else 1.0), fitted
 

@@ -137,10 +137,13 @@ def evaluate(args) -> int:
     kb = open_kb(args)
     try:
         result = run_evaluation(kb, questions)
+        tuned = kb.calibration.tuning if kb.calibration else None
     finally:
         kb.close()
     result.write_csv(out)
     print(result.summary())
+    if tuned is not None and tuned.answers and not kb.settings.min_relevance:
+        print(f"the threshold's {tuned.expected()}")
     print(f"per-question results: {out}")
     return 0
 
@@ -167,10 +170,13 @@ def stats(args) -> int:
     print(f"answer threshold {s.threshold:.3f}{pinned('min_relevance')}")
     if t is not None:
         how = (f"fitted to target precision {t.target:g}: {t.threshold:.3f}" if t.fitted else
-               f"target precision {t.target:g} not reached on the base's own questions: {t.threshold:.3f} (fallback)")
+               f"target precision {t.target:g} not surely reached on the base's own questions: {t.threshold:.3f}, "
+               f"leaning to suggesting articles")
         used = "" if "min_relevance" not in s.pinned else " (used with knowledge.min_relevance=0)"
         print(f"  {how}{used}; it answers {t.coverage:.1%} of the base's own questions confidently, "
               f"{t.precision:.1%} of confident answers right ({t.negatives} off-topic questions among them)")
+        if t.answers:
+            print(f"  {t.expected()}")
     for d in docs:
         print(f"  {d.id}  ({d.chunks} chunks)  {d.title}")
     return 0

@@ -11,7 +11,7 @@ from kb_doubles import HashEmbedder, write_articles
 from knowledge.base import KnowledgeBase, answers_it
 import numpy as np
 
-from knowledge.relevance import Calibration, fit, fit_threshold
+from knowledge.relevance import Calibration, Tuning, fit, fit_threshold, wilson_low
 from knowledge.search import Candidate, leads
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import StoredChunk
@@ -78,9 +78,26 @@ def test_fit_threshold_known_answers():
     answered = [(0.99, True), (0.97, True), (0.95, True), (0.93, False), (0.9, True), (0.8, True), (0.7, False),
                 (0.6, False), (0.5, True)]
     # 5 of the top 6 right is 0.83; the top 3 are all right: the threshold sits between 0.95 and 0.93
-    assert fit_threshold(answered, 0.95, 0.9, least=3) == (pytest.approx(0.94), 3, 1.0, True)
-    assert fit_threshold(answered, 0.8, 0.9, least=3) == (pytest.approx(0.75), 6, 5 / 6, True)
-    assert fit_threshold(answered, 0.95, 0.9, least=5) == (0.9, 5, 0.8, False)  # unreachable: the fallback
+    sure = dict(least=3, slack=1.0)  # however few the answers
+    assert fit_threshold(answered, 0.95, 0.9, **sure) == (pytest.approx(0.94), 3, 1.0, True)
+    assert fit_threshold(answered, 0.8, 0.9, **sure) == (pytest.approx(0.75), 6, 5 / 6, True)
+    # unreachable: above every wrong answer (0.93), or the fallback where that is higher
+    assert fit_threshold(answered, 0.95, 0.9, least=5, slack=1.0) == (pytest.approx(0.93, abs=1e-5), 3, 1.0, False)
+    assert fit_threshold(answered, 0.95, 0.96, least=5, slack=1.0) == (0.96, 2, 1.0, False)
+
+
+def test_too_few_answers_to_be_sure_lean_to_suggesting():
+    """Three right answers meet a 95 % target, but cannot promise it within 5 points: not fitted, and the
+    threshold is the higher of the fallback and theirs, so fewer answers are asserted, never more."""
+    answered = [(0.99, True), (0.97, True), (0.95, True), (0.93, False), (0.9, True), (0.8, True)]
+    assert fit_threshold(answered, 0.95, 0.9, least=3) == (pytest.approx(0.94), 3, 1.0, False)
+    assert fit_threshold(answered, 0.95, 0.96, least=3) == (0.96, 2, 1.0, False)
+    many = [(1 - i / 1000, True) for i in range(60)] + [(0.5, False)]
+    assert fit_threshold(many, 0.95, 0.9)[3]  # 60 of 60 right: the interval's lower end is 95.6 %
+    assert wilson_low(60, 60) == pytest.approx(0.957, abs=0.001) and wilson_low(19, 20) == pytest.approx(0.80, abs=0.01)
+    tuning = Tuning({}, 0.0, (), 40, 0.94, 0.95, 0.1, 0.95, 10, False, 20, wilson_low(19, 20))
+    assert tuning.uncertain and "leans to suggesting articles" in tuning.expected()
+    assert "20 confident answers to the base's 40 own questions and 10 off-topic ones" in tuning.expected()
 
 
 def test_leads_are_each_value_above_the_best_other():
@@ -122,7 +139,7 @@ def synthetic_articles(rng: random.Random, topics: int = 24, words: int = 10):
 
 def test_the_fitted_threshold_reaches_its_target_precision(tmp_path):
     rng = random.Random(0)
-    docs, questions = synthetic_articles(rng)
+    docs, questions = synthetic_articles(rng, topics=64)  # enough questions of its own to be sure of the target
     kb = open_base(tmp_path, HashEmbedder(dim=256), docs, min_relevance=0.0)
     tuned = kb.calibration.tuning
     assert tuned.fitted and tuned.target == 0.95 and tuned.precision >= 0.95
@@ -144,7 +161,7 @@ def test_the_fitted_threshold_reaches_its_target_precision(tmp_path):
 
 
 def test_the_threshold_is_fitted_by_default(tmp_path):
-    docs, _ = synthetic_articles(random.Random(0))
+    docs, _ = synthetic_articles(random.Random(0), topics=64)
     kb = open_base(tmp_path, HashEmbedder(dim=256), docs)
     assert kb.calibration.tuning.fitted and kb.threshold == kb.calibration.tuning.threshold != 0.9
     kb.close()
