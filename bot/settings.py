@@ -38,6 +38,7 @@ class ServerSettings:
     handoff_webhook: str = setting("", "URL POSTed (JSON) when a conversation is handed off; empty = none.")
     webhook_timeout: float = setting(5.0, "Seconds the handoff webhook may take; it never delays the chat answer.")
     clarify_choices: int = setting(3, "Most intents offered as quick replies in a clarifying question.")
+    clarify_floor: float = setting(0.1, "No intent whose probability is below this is offered in a clarifying question.")
     conversation_basics: bool = setting(True, "Greetings, thanks, goodbyes, yes/no, 'are you a bot?' and frustration are recognised by English patterns (bot/dialogue/basics.py), also around a request ('hi, where is my order'); an intent of the same name answers instead of the built-in reply; false = the model decides them.")
     smalltalk_intents: tuple[str, ...] = setting(
         ("greet", "thanks", "goodbye"), "Intents answered as small talk: never sent to the knowledge base, never a failure."
@@ -111,6 +112,7 @@ class ServerSettings:
             "handoff_after_failures": self.handoff_after_failures >= 0,
             "webhook_timeout": self.webhook_timeout > 0,
             "clarify_choices": self.clarify_choices >= 2,
+            "clarify_floor": 0 <= self.clarify_floor < 1,
             "language_confidence": 0 < self.language_confidence <= 1,
             "watch_interval": self.watch_interval >= 0,
             "idle_timeout_s": self.idle_timeout_s > 0,

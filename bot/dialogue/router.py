@@ -2,11 +2,12 @@
 
 Routes: template (a confident intent with an answer), smalltalk (greetings, thanks, goodbyes and the other
 conversation basics, bot.dialogue.basics: never the knowledge base), clarify (an answered message whose top
-intents are too close: ask which; never a refused one), knowledge (no confident intent, or the intent routes
-there), fallback (nothing good: offer a person, with links to articles worth a look), handoff (asked for,
+intents are too close: ask which; never a refused one, never when an article answers it confidently),
+knowledge (no confident intent, or the intent routes there), fallback (nothing good: offer a person, with links to articles worth a look), handoff (asked for,
 routed there, or too many failures in a row). Thresholds come from the serving model's calibration, via
 `Prediction.unknown` (the out-of-scope score below its threshold) / `.ambiguous` and `model.threshold` (the
-probability the top two must reach together); none are constants here.
+probability the top two must reach together); none are constants here. The rules and their order are
+bot.dialogue.policy's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
-from bot.dialogue import basics
+from bot.dialogue import basics, policy
 from bot.folder.bot_folder import Entity, Intent
 from bot.dialogue.language import Detector
 from bot.settings import Settings
@@ -194,8 +195,14 @@ class Router:
         return await self._route(text, prediction, convo, "quick reply" if chosen else "")
 
     async def _route(self, text: str, p: Prediction, convo: Conversation, why: str) -> Reply:
-        choices = self._clarifiable(p)
+        choices = policy.ask_between(p, self.intents, self.model.threshold, self.model.margin,
+                                     self.server.clarify_choices, self.server.clarify_floor, self.oos_label,
+                                     self.server.smalltalk_intents)
         if choices:
+            answer = await self.search(text) if self.search is not None else None
+            if policy.article_beats_asking(answer):
+                return self._article(answer, p, convo, "top intents too close to call, but the knowledge base is "
+                                     "confident: an article beats a question")
             return self._clarify(p, choices)
         intent = self.intents.get(p.intent) if p.intent and p.intent != self.oos_label else None
         if intent is None:
@@ -245,11 +252,8 @@ class Router:
                          intent: Intent | None = None) -> Reply:
         answer = await self.search(text) if self.search is not None else None
         kb_threshold = getattr(answer, "threshold", None)
-        if answer is not None and answer.confident and answer.text:
-            convo.failures = 0
-            source = Source(answer.title, answer.url, round(float(answer.score), 4), getattr(answer, "doc_id", ""))
-            return self._reply("knowledge", f"{why}; the knowledge base is confident", answer.text, p,
-                               sources=(source,), kb_score=answer.score, kb_threshold=kb_threshold)
+        if policy.article_beats_asking(answer):
+            return self._article(answer, p, convo, f"{why}; the knowledge base is confident")
         kb_score = float(answer.score) if answer is not None else None
         if intent is not None and intent.answer:  # the intent's own answer covers what the articles do not
             reply = self._template(intent, p, convo, f"{why}; it is not confident, so the intent's answer")
@@ -257,6 +261,12 @@ class Router:
                 reply.decision, kb_score=kb_score, thresholds=self._thresholds(p, kb_threshold)))
         return self._fallback(convo, p, f"{why}; the knowledge base is not confident either", kb_score,
                               self._suggestions(answer), kb_threshold=kb_threshold)
+
+    def _article(self, answer: Any, p: Prediction, convo: Conversation, why: str) -> Reply:
+        convo.failures = 0
+        source = Source(answer.title, answer.url, round(float(answer.score), 4), getattr(answer, "doc_id", ""))
+        return self._reply("knowledge", why, answer.text, p, sources=(source,), kb_score=answer.score,
+                           kb_threshold=getattr(answer, "threshold", None))
 
     def _suggestions(self, answer: Any) -> tuple[Source, ...]:
         """Articles worth a look when none answers confidently: the best hits scoring knowledge.suggest_relevance."""
@@ -267,22 +277,6 @@ class Router:
             if h.title and h.score >= self.suggest_relevance:
                 links.setdefault((h.title, h.url), Source(h.title, h.url, round(float(h.score), 4), getattr(h, "doc_id", "")))
         return tuple(links.values())[:SUGGESTIONS]
-
-    def _clarifiable(self, p: Prediction) -> list[tuple[str, float]]:
-        """The intents to offer when the top two are within the model's margin and together clear its
-        threshold (one of them is meant, but which?), with any others as close. Small talk is never worth
-        a question, and a message the out-of-scope score refuses is never offered intents (whatever their
-        probabilities say, the model judged it far from all of them): it goes on to the knowledge base."""
-        if p.unknown:
-            return []
-        choices = [(name, c) for name, c in p.top
-                   if name in self.intents and name != self.oos_label and name not in self.server.smalltalk_intents]
-        top_two = [name for name, _ in p.top[:2]]
-        if (not p.ambiguous or len(choices) < 2 or top_two != [name for name, _ in choices[:2]]
-                or choices[0][1] + choices[1][1] < self.model.threshold):
-            return []
-        second = choices[1][1]  # offer the others only when they are as close
-        return [(n, c) for n, c in choices if second - c < self.model.margin][: self.server.clarify_choices]
 
     def _clarify(self, p: Prediction, choices: list[tuple[str, float]]) -> Reply:
         replies = tuple(QuickReply(self.intents[name].description, INTENT_VALUE + name) for name, _ in choices)

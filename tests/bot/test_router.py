@@ -115,6 +115,28 @@ async def test_a_message_the_out_of_scope_score_refuses_is_never_offered_intents
     assert kb.queries == ["that order thing"]  # articles may still answer or be suggested
 
 
+async def test_a_confident_article_beats_a_question_between_intents_too_close_to_call(folder):
+    """Intents too close to call are asked between only when no article answers the message confidently."""
+    model = FixedClassifier(table={"cancel or track": {"cancel_order": 0.5, "track_order": 0.44}})
+    router, kb = make_router(folder, model=model)
+    reply = await router.respond("cancel or track the shipping", Conversation("c"))
+    d = reply.decision
+    assert (d.route, reply.answer, d.kb_score) == ("knowledge", "Shipping takes 2-4 days.", 0.8)
+    assert "an article beats a question" in d.reason and d.thresholds["kb_relevance"] == 0.5
+    asked = await router.respond("cancel or track it", Conversation("d"))  # no article answers it: asked
+    assert asked.decision.route == "clarify" and kb.queries[-1] == "cancel or track it"
+
+
+async def test_no_intent_below_the_floor_is_offered(folder):
+    table = {"x": {"track_order": 0.3, "cancel_order": 0.25, "send_receipt": 0.05}}  # the third within the margin
+    model = FixedClassifier(threshold=0.3, margin=0.5, table=table)
+    floored, _ = make_router(folder, model=model)
+    labels = [q.label for q in (await floored.respond("x", Conversation("c"))).quick_replies]
+    assert labels == ["Track an order", "Cancel an order"]
+    unfloored, _ = make_router(folder, model=model, clarify_floor=0.0)
+    assert len((await unfloored.respond("x", Conversation("c"))).quick_replies) == 3
+
+
 @pytest.mark.parametrize("probabilities", [
     {"greet": 0.41, "track_order": 0.38},  # small talk is never worth a question
     {"track_order": 0.26, "cancel_order": 0.23},  # together still below the threshold

@@ -1,0 +1,43 @@
+"""The decision policy's rules on what to offer: which intents a clarifying question may offer, and when an
+article answers instead of asking.
+
+The router (bot.dialogue.router) applies them in this order, and the logged `Decision.reason` names the rule:
+1. conversation basics are answered as such, never from the knowledge base (bot.dialogue.basics);
+2. a message the out-of-scope score refuses is never offered intents: the knowledge base answers it when it is
+   confident, else articles are suggested, or a person offered;
+3. top intents too close to call are asked between (`ask_between`), unless the knowledge base answers the
+   message confidently: a confident article beats a question between intents (`article_beats_asking`);
+4. a confident intent answers by its route (template, knowledge base, person);
+5. anything else goes to the knowledge base: its answer, suggested articles, or a person.
+Every threshold compared with is the serving model's or the base's own (fitted), logged with the decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Collection, Mapping
+
+from training.classifier import Prediction
+
+
+def ask_between(p: Prediction, intents: Mapping[str, Any], pair_floor: float, margin: float, most: int,
+                floor: float, oos_label: str, smalltalk: Collection[str]) -> list[tuple[str, float]]:
+    """The intents to offer when the top two are within the model's margin and together clear `pair_floor`
+    (one of them is meant, but which?), with any others as close; none below `floor`. Small talk is never worth
+    a question, and a message the out-of-scope score refuses is never offered intents (whatever their
+    probabilities say, the model judged it far from all of them)."""
+    if p.unknown:
+        return []
+    choices = [(name, c) for name, c in p.top
+               if name in intents and name != oos_label and name not in smalltalk and c >= floor]
+    top_two = [name for name, _ in p.top[:2]]
+    if (not p.ambiguous or len(choices) < 2 or top_two != [name for name, _ in choices[:2]]
+            or choices[0][1] + choices[1][1] < pair_floor):
+        return []
+    second = choices[1][1]  # offer the others only when they are as close
+    return [(n, c) for n, c in choices if second - c < margin][:most]
+
+
+def article_beats_asking(answer: Any) -> bool:
+    """A knowledge answer confident at the base's own fitted threshold settles a message whose intents are too
+    close to call: the customer gets the answer instead of a question."""
+    return answer is not None and bool(answer.confident) and bool(answer.text)
