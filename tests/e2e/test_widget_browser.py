@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from bot.settings import ServerSettings
 from tests.support.browser import HostSite, launch
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
@@ -35,10 +36,12 @@ KNOWLEDGE_MESSAGE = "is the oak table lamp dimmable"  # product_question -> the 
 HELP_CENTRE = re.compile(r"^https://help\.northwind\.example/")
 # Messages that sit between two demo intents; the first that the model clarifies is used (see `clarifying`).
 CLARIFY_CANDIDATES = (
-    "return or exchange", "stop my return", "cancel my return", "parcel", "item", "shipping", "order refund",
-    "refund or return", "missing item", "cancel and refund", "change my details", "my order", "delivery",
+    "return or exchange", "stop my return", "cancel my return", "cancel the return", "cancel return request",
+    "parcel", "item", "shipping", "order refund", "refund or return", "missing item", "cancel and refund",
+    "change my details", "my order", "delivery",
 )
 XSS = "<img src=x onerror=alert(1)>"
+FLOOR = ServerSettings().clarify_floor  # no intent below it is offered
 
 
 class Chat:
@@ -159,7 +162,7 @@ def clarifying(demo_bot):
     The demo model asks none by itself: its margin is fitted at 0 (on its validation messages no question pays,
     and a message the out-of-scope score refuses is never offered intents). So for this module the bot serves a
     copy of its version, the same weights, whose margin is just above the top-two gap of the closest call among
-    the candidates it answers (read from /api/review/explain), so that this message, and hardly any other, is
+    the candidates it answers and no article answers confidently (read from /api/review/explain), so that this message, and hardly any other, is
     asked about; every worker's watch picks the copy up, and the bot's own version serves again afterwards."""
     import shutil
 
@@ -167,9 +170,12 @@ def clarifying(demo_bot):
 
     gaps = {}
     for message in CLARIFY_CANDIDATES:
-        m = explain(demo_bot, message)["intent_model"]
+        e = explain(demo_bot, message)
+        m, article = e["intent_model"], e["knowledge"]["candidates"][:1]
         (first, p1), (second, p2) = m["top"][:2]
-        if m["score"]["answered"] and p1 + p2 >= m["pair_floor"]:
+        # a message an article answers confidently gets the article, not a question (bot.dialogue.policy)
+        if (m["score"]["answered"] and p1 + p2 >= m["pair_floor"] and p2 >= FLOOR
+                and not (article and article[0]["confident"])):
             gaps[message] = p1 - p2
     assert gaps, "no candidate message is answered by the demo model"
     message = min(gaps, key=gaps.get)
