@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Typos: BANKING77 test accuracy, clean and with one typo per message, with and without `training.spelling`.
+"""Typos: BANKING77 test accuracy, clean and with one typo per message, with and without `knowledge.spelling`.
 
     python benchmarks/bench_typos.py [--data ../shared/data] [--per-intent 10] [--seed 0]
 

@@ -52,7 +52,7 @@ class IntentClassifier:
             raise ValueError(f"model version {version}: score {self.score.name} needs its {STATS_NAME}")
         self.version, self.max_length = version, max_length
         self.runtime = None  # training.onnx_runtime.OnnxModel when the version serves through ONNX Runtime
-        self.speller = None  # training.spelling.Speller: typos corrected before the model reads a message
+        self.speller = None  # knowledge.spelling.Speller: typos corrected before the model reads a message
         self._tokenizer_lock = threading.Lock()  # fast tokenizers are not safe to share across threads
 
     @property
@@ -72,7 +72,7 @@ class IntentClassifier:
 
         from training import onnx_runtime
         from training.model import IntentModel, load_tokenizer
-        from training.spelling import Speller
+        from knowledge.spelling import Speller
 
         path = Path(path)
         if not (path / LABELS_FILE).is_file():

@@ -106,7 +106,7 @@ def train(
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "settings.json", asdict(settings))
         if settings.correct_typos:
-            from training.spelling import VOCABULARY_FILE, vocabulary
+            from knowledge.spelling import VOCABULARY_FILE, vocabulary
 
             _write_json(folder / VOCABULARY_FILE, vocabulary(e.text for e in usable))
         if runtime is not None:

@@ -25,7 +25,7 @@ class TrainSettings:
     refit_below: int = setting(
         3000, "With fewer examples than this, train again on all data after validation (k-fold-like use of small data)."
     )
-    correct_typos: bool = setting(True, "Before the intent model, a word of 4+ letters that is neither in the training examples nor a word of the tokenizer's vocabulary is replaced by the most frequent training word one edit away (training/spelling.py); saved with the version as vocabulary.json.")
+    correct_typos: bool = setting(True, "Before the intent model, a word of 4+ letters that is neither in the training examples nor a word of the tokenizer's vocabulary is replaced by the most frequent training word one edit away (knowledge/spelling.py); saved with the version as vocabulary.json.")
     typo_augment: float = setting(0.0, "Noised copies of this share of the training examples (character typos: swaps, drops, doubled letters, neighbouring keys, no apostrophes; training.noise) are trained on beside them, for misspelt messages; 0 = none, 1 = one copy of each. Measured in benchmarks/bench_oos.py (shot10_typos).")
     class_weighting: bool = setting(True, "Weight the loss by inverse square-root intent frequency (imbalanced intents).")
     seed: int = setting(13, "Random seed for splits, initialisation and shuffling.")

@@ -1,8 +1,8 @@
-"""Typo correction in front of the intent model (training.spelling)."""
+"""Typo correction in front of the intent model (knowledge.spelling)."""
 
 from __future__ import annotations
 
-from training.spelling import Speller, vocabulary
+from knowledge.spelling import Speller, vocabulary
 
 COUNTS = vocabulary(["where is my refund", "refund status please", "where is my order", "order status",
                      "cancel my order", "change my address"])
