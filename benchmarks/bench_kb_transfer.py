@@ -15,6 +15,7 @@ E-Manual's questions are split by article (crc32 of the article id, even: "dev",
 what changes were looked at on, the measure half was not. Its labels point at a parent section for 237 of the 652
 questions (`label_method` level-1) or were picked among same-titled sections by answer overlap (157): the rows
 "clean" keep the 344 whose label is the section the question's own path names (level-0, unambiguous).
+"measure, one typo": the measure half with exactly one typo a question (`training.noise.typo`, seed 0).
 Off-topic: every tenth BANKING77 test message (300) for E-Manual; the benchmark's 18 unanswerable questions for
 the demo store. Plain cosine: MiniLM over each article's title and text, the ranking the issue compares with.
 """
@@ -41,6 +42,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "kb_transfer.json"
 
 
 def emanual_questions(data: Path) -> dict[str, list[tuple[str, str]]]:
+    import random
+
+    from training.noise import typo
+
     rows: dict[str, list[tuple[str, str]]] = {"dev": [], "measure": [], "dev clean": [], "measure clean": []}
     for line in (data / "emanual_tv" / "questions.jsonl").read_text().splitlines():
         q = json.loads(line)
@@ -49,6 +54,8 @@ def emanual_questions(data: Path) -> dict[str, list[tuple[str, str]]]:
         rows[part].append(row)
         if q["label_method"] == "title_match_level-0":
             rows[part + " clean"].append(row)
+    rng = random.Random(0)  # exactly one typo a question (the project's noise function, rate 0)
+    rows["measure, one typo"] = [(typo(q, rng, rate=0.0), label) for q, label in rows["measure"]]
     return rows
 
 

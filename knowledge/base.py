@@ -33,6 +33,7 @@ from knowledge.ingest import Ingester, IngestReport
 from knowledge.relevance import FEATURES, OFF_TOPIC, Calibration, Tuning, fit, terms
 from knowledge.search import MODES, Candidate, Fusion, Hit, to_hit, trim
 from knowledge.settings import KnowledgeSettings
+from knowledge.spelling import Speller, vocabulary
 from knowledge.store import KnowledgeStore, StoredDocument
 
 __all__ = ["Answer", "Hit", "IngestReport", "KnowledgeBase", "KnowledgeStats"]
@@ -100,6 +101,7 @@ class KnowledgeBase:
         self.calibration: Calibration | None = None
         self._generation = -1
         self._titles: tuple = (-2, [], np.zeros((0, 0), np.float32), {})
+        self._speller: tuple[int, Speller | None] = (-2, None)  # (generation, the base's typo corrector)
 
     @classmethod
     def open(cls, db_path: Path | str | None, index_path: Path, settings: KnowledgeSettings,
@@ -192,7 +194,7 @@ class KnowledgeBase:
 
     def answer_many(self, queries: Sequence[str], tags: Sequence[str] = ()) -> list[Answer]:
         """answer() for each query, the queries embedded in one batch (the server batches concurrent questions)."""
-        queries = [" ".join(q.split()) for q in queries]
+        queries = [self.correct(" ".join(q.split())) for q in queries]
         distinct = [q for q in dict.fromkeys(queries) if q]
         short = [q for q in distinct if len(q) <= QUERY_CACHE_CHARS]
         long = [q for q in distinct if len(q) > QUERY_CACHE_CHARS]
@@ -245,7 +247,7 @@ class KnowledgeBase:
     def _search(self, query: str, k: int, tags: Sequence[str], mode: str,
                 query_vector: np.ndarray | None = None) -> tuple[list[Hit], np.ndarray]:
         fusion = self._fusion_for(mode)
-        query = " ".join(query.split())
+        query = self.correct(" ".join(query.split()))
         with self._lock:
             empty = not self.store.counts()[1]
         if not query or k <= 0 or empty:
@@ -299,6 +301,18 @@ class KnowledgeBase:
         dense = [i for i in dense if i in rows]
         keyword = {i: v for i, v in keyword.items() if i in rows}
         return tuning.Pool(rows, dense, keyword, title_cos, query_terms, query_vector, title_of)
+
+    def correct(self, query: str) -> str:
+        """The query with its typos corrected against the base's own words (knowledge.correct_typos)."""
+        if not self.settings.correct_typos or not query:
+            return query
+        with self._lock:
+            generation = self.store.generation()
+            if self._speller[0] != generation:
+                words = getattr(self.embedder, "words", None)
+                self._speller = (generation, Speller(vocabulary(self.store.texts()), words() if words else ()))
+            speller = self._speller[1]
+        return speller(query)
 
     def calibrate(self, confirmed: Sequence[tuple[str, str]] = ()) -> Calibration | None:
         """Tune the base on questions it makes from itself (titles, headings, FAQ questions; `confirmed`

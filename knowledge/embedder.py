@@ -71,6 +71,10 @@ class SentenceEmbedder:
         """Word pieces of `text` without special tokens (chunks are sized to fit the model's window)."""
         return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
+    def words(self) -> frozenset[str]:
+        """The whole words of the tokenizer's vocabulary (real words a typo corrector leaves alone)."""
+        return frozenset(w for w in self.model.tokenizer.get_vocab() if w.isalpha())
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -161,6 +165,10 @@ class OnnxEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def words(self) -> frozenset[str]:
+        """The whole words of the tokenizer's vocabulary (real words a typo corrector leaves alone)."""
+        return frozenset(w for w in self.tokenizer.get_vocab() if w.isalpha())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self._run(self.passages, texts)

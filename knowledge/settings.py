@@ -73,6 +73,11 @@ class KnowledgeSettings:
         "this ('these articles may help'); 1 = never. The demo store's best hit is the right article for 92 % "
         "of the questions it scores at 0.5 or more (BENCHMARKS.md)."
     )
+    correct_typos: bool = setting(
+        True, "Before searching, a word of 4+ letters that is neither in the base's documents nor a word of the "
+        "embedder's vocabulary is replaced by the base's most frequent word one edit away, or split into two of its "
+        "words (knowledge/spelling.py): 'refnd' finds the refunds article, 'whereis' reads 'where is'."
+    )
     answer_sentences: int = setting(3, "Most sentences of the best passage kept in a trimmed answer.")
     base_url: str = setting(
         "", "Link for documents without their own url: base_url + document id without extension; empty = no link."

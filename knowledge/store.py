@@ -251,6 +251,20 @@ class KnowledgeStore:
             yield (np.array([r[0] for r in rows], dtype=np.int64),
                    np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
 
+    def texts(self, batch: int = 10_000) -> Iterator[str]:
+        """Every document's title and every chunk's heading and text, for the base's vocabulary."""
+        for (title,) in self.db.execute("SELECT title FROM kb_documents ORDER BY id").fetchall():
+            yield title
+        last = -1
+        while True:
+            rows = self.db.execute("SELECT id, heading, text FROM kb_chunks WHERE id > ? ORDER BY id LIMIT ?",
+                                   [last, batch]).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, heading, text in rows:
+                yield f"{heading}\n{text}"
+
     def titles(self) -> tuple[list[str], np.ndarray]:
         """(document ids, their title vectors as rows), for documents that have one."""
         rows = self.db.execute("SELECT doc_id, vector FROM kb_titles ORDER BY doc_id").fetchall()

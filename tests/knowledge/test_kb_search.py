@@ -155,3 +155,21 @@ def test_a_copy_of_the_articles_does_not_make_every_answer_unsure(tmp_path, mini
     answer = kb.answer("how long do refunds take to reach my bank")
     assert answer.title == "Returns and refunds" and answer.confident, answer.score
     kb.close()
+
+
+def test_typos_are_read_as_the_base_spells_them(open_kb, articles):
+    """A misspelt word is corrected to the base's own word before keyword and dense search: 'refnds' finds the
+    returns article by its word 'refunds'; words the embedder knows ('tablet') are left alone, and switched off
+    the misspelling is searched as typed."""
+    kb = open_kb()
+    kb.sync([articles])
+    assert kb.correct("refnds policy pls") == "refunds policy pls"
+    assert kb.correct("pasword reset") == "password reset"
+    found = kb.search("refnds", k=1)[0]
+    assert found.doc_id == "returns.md" and found.parts["coverage"] == 1.0  # the keyword search found the word
+    off = open_kb(correct_typos=False)
+    assert off.correct("refnds") == "refnds" and off.search("refnds", k=1)[0].parts["coverage"] == 0.0
+
+
+def test_real_words_the_embedder_knows_are_not_corrected(five_doc_base):
+    assert five_doc_base.correct("my tablet") == "my tablet"  # one edit from 'table', but a word MiniLM knows
