@@ -140,8 +140,13 @@ def measure(clf, test, features, logits) -> dict:
     r = report([e.intent for e in test], predictions, clf.score_threshold, "out_of_scope", margin=clf.margin,
                pair_floor=clf.threshold)
     keep = ("accuracy", "coverage", "answered_precision", "decision", "clarification", "mcc", "auroc", "oos_recall",
-            "answered_precision_with_oos", "decision_accuracy", "in_scope", "out_of_scope")
-    return {k: r[k] for k in keep if k in r}
+            "answered_precision_with_oos", "decision_accuracy", "in_scope", "out_of_scope", "oos_decision")
+    out = {k: r[k] for k in keep if k in r}
+    oos = [p for e, p in zip(test, predictions) if e.intent == "out_of_scope"]
+    if oos:  # the rule before issue 33 asked whenever the top two were close, refused or not (same model, margin)
+        out["oos_asked_before"] = sum(p.ambiguous and len(p.top) > 1 and p.top[0][1] + p.top[1][1] >= clf.threshold
+                                      for p in oos) / len(oos)
+    return out
 
 
 def added_latency(clf, features, logits, n: int = 300) -> float:
@@ -186,8 +191,8 @@ def tables() -> str:
             has_oos = "auroc" in first[test]
             lines += [f"**{test}**", ""]
             if has_oos:
-                lines += ["| score | AUROC | OOS refused | in-scope answered right / wrong / refused / asked | precision of answered incl. OOS | MCC | asked: right among choices | added latency |",
-                          "|---|---|---|---|---|---|---|---|"]
+                lines += ["| score | AUROC | OOS refused | OOS offered intents (rule before issue 33) | in-scope answered right / wrong / refused / asked | precision of answered incl. OOS | MCC | asked: right among choices | added latency |",
+                          "|---|---|---|---|---|---|---|---|---|"]
             else:
                 lines += ["| score | top-1 accuracy | in-scope answered right / wrong / refused / asked | precision of answered | MCC | asked: right among choices | direct accuracy | added latency |",
                           "|---|---|---|---|---|---|---|---|"]
@@ -197,7 +202,9 @@ def tables() -> str:
                 split = f"{pct(d['answered_right'])} / {pct(d['answered_wrong'])} / {pct(d['refused'])} / {pct(d['clarified'])}"
                 mark = {"max_prob": " (previous default)", DEFAULT: " (default)"}.get(score, "")
                 if has_oos:
-                    lines.append(f"| {score}{mark} | {t['auroc']:.3f} | {pct(t['oos_recall'])} | {split} | "
+                    asked = (f"{pct(t['oos_decision']['clarified'])} ({pct(t['oos_asked_before'])})"
+                             if "oos_decision" in t else "-")
+                    lines.append(f"| {score}{mark} | {t['auroc']:.3f} | {pct(t['oos_recall'])} | {asked} | {split} | "
                                  f"{pct(t['answered_precision_with_oos'])} | {t['mcc']:.3f} | {pct(c['right_among_choices'])} | {s['added_us']:.0f} µs |")
                 else:
                     lines.append(f"| {score}{mark} | {pct(t['accuracy'])} | {split} | {pct(t['answered_precision'])} | "

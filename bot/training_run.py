@@ -175,12 +175,14 @@ def evaluate_bot(folder: BotFolder, path: Path, data: Path | None = None, out: P
     examples, warnings = _evaluation_examples(folder, data)
     predictions: list = []
     oos_label = folder.settings.train.oos_label
-    result = evaluate(classifier, examples, oos_label, predictions=predictions)
+    floor = folder.settings.server.clarify_floor
+    result = evaluate(classifier, examples, oos_label, predictions=predictions, floor=floor)
     result["model_version"] = classifier.version
     result["score"] = classifier.score.name
     json_path, md_path = write_report(result, out or path)
     if predictions_file:
-        write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold), predictions_file)
+        write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold, floor),
+                          predictions_file)
     return Evaluation(markdown(result).split("\n## Per intent")[0], json_path, md_path, len(predictions),
                       tuple(warnings))
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from training.classifier import Classifier, Prediction
 from training.store import Example
 
 
 def evaluate(classifier: Classifier, examples: Sequence[Example], oos_label: str, batch_size: int = 64,
-             predictions: list | None = None) -> dict:
-    """Predict every example and report on the predictions (appended to `predictions` when given)."""
+             predictions: list | None = None, floor: float = 0.0) -> dict:
+    """Predict every example and report on the predictions (appended to `predictions` when given); `floor`: the
+    least probability an intent offered in a question has (the bot's server.clarify_floor)."""
     texts = [e.text for e in examples]
     found = []
     for start in range(0, len(texts), batch_size):
@@ -27,17 +28,34 @@ def evaluate(classifier: Classifier, examples: Sequence[Example], oos_label: str
         predictions += found
     threshold = getattr(classifier, "score_threshold", getattr(classifier, "threshold", 0.0))
     return report([e.intent for e in examples], found, threshold, oos_label, margin=getattr(classifier, "margin", 0.0),
-                  pair_floor=getattr(classifier, "threshold", 0.0))
+                  pair_floor=getattr(classifier, "threshold", 0.0), floor=floor)
 
 
-def decision(p: Prediction, pair_floor: float = 0.0) -> str:
+def offered(p: Prediction, pair_floor: float, margin: float, floor: float = 0.0, most: int = 3,
+            eligible: Callable[[str], bool] = lambda name: True) -> list[tuple[str, float]]:
+    """The intents a clarifying question offers, best first, or none when no question is asked: the top two are
+    within the model's margin (`p.ambiguous`) and together clear `pair_floor` (one of them is meant, but which?),
+    with any others as close to the second; none below `floor` or not `eligible` (the router leaves out small
+    talk and intents the bot lacks). A message the out-of-scope score refuses is never offered intents. The one
+    rule the router (bot.dialogue.policy) and every evaluation apply."""
+    if p.unknown:
+        return []
+    choices = [(name, c) for name, c in p.top if eligible(name) and c >= floor]
+    top_two = [name for name, _ in p.top[:2]]
+    if (not p.ambiguous or len(choices) < 2 or top_two != [name for name, _ in choices[:2]]
+            or choices[0][1] + choices[1][1] < pair_floor):
+        return []
+    second = choices[1][1]
+    return [(n, c) for n, c in choices if second - c < margin][:most]
+
+
+def decision(p: Prediction, pair_floor: float = 0.0, floor: float = 0.0) -> str:
     """What the router does with a prediction: "refuse" (the out-of-scope score refused it: knowledge base
-    or fallback, never a question between intents), "clarify" (asks which) or "answer" (the top intent)."""
+    or fallback, never a question between intents), "clarify" (asks which, see `offered`) or "answer" (the top
+    intent)."""
     if p.unknown:
         return "refuse"
-    if p.ambiguous and len(p.top) > 1 and p.top[0][1] + p.top[1][1] >= pair_floor:
-        return "clarify"
-    return "answer"
+    return "clarify" if offered(p, pair_floor, float("inf"), floor) else "answer"
 
 
 def choices(p: Prediction, margin: float, most: int = 3) -> list[str]:
@@ -53,7 +71,7 @@ def score_of(p: Prediction) -> float:
 
 
 def report(truth: Sequence[str], predictions: Sequence[Prediction], threshold: float, oos_label: str,
-           margin: float = 0.0, pair_floor: float | None = None) -> dict:
+           margin: float = 0.0, pair_floor: float | None = None, floor: float = 0.0) -> dict:
     """Everything measured on labelled messages; `threshold` is the one on the out-of-scope score, `pair_floor`
     the one the top two must clear together for a question (default: `threshold`)."""
     pair_floor = threshold if pair_floor is None else pair_floor
@@ -65,8 +83,8 @@ def report(truth: Sequence[str], predictions: Sequence[Prediction], threshold: f
     gold = [t for t, _ in in_scope]
     per_intent = _per_intent(gold, top1)
     answered = [(t, p) for t, p in in_scope if not p.unknown]
-    decided = [decision(p, pair_floor) for _, p in in_scope]
-    oos_decided = [decision(p, pair_floor) for p in oos]
+    decided = [decision(p, pair_floor, floor) for _, p in in_scope]
+    oos_decided = [decision(p, pair_floor, floor) for p in oos]
     n = len(in_scope)
     result = {
         "examples": len(truth),
@@ -83,7 +101,7 @@ def report(truth: Sequence[str], predictions: Sequence[Prediction], threshold: f
             "clarified": decided.count("clarify") / n,
         },
         "clarification": _clarification(in_scope, decided, margin),
-        "mcc": _mcc(truth, predictions, oos_label, pair_floor),
+        "mcc": _mcc(truth, predictions, oos_label, pair_floor, floor),
         "per_intent": per_intent,
         "confused_pairs": [
             {"intent": g, "predicted": p, "count": n}
@@ -121,25 +139,29 @@ def _clarification(in_scope, decided: list[str], margin: float) -> dict:
     }
 
 
-def _mcc(truth, predictions, oos_label: str, pair_floor: float) -> float:
+def _mcc(truth, predictions, oos_label: str, pair_floor: float, floor: float) -> float:
     """Matthews correlation over intents plus out of scope as its own class (a question counts as its first choice)."""
     from sklearn.metrics import matthews_corrcoef
 
-    said = [oos_label if decision(p, pair_floor) == "refuse" else p.top[0][0] for p in predictions]
+    said = [oos_label if decision(p, pair_floor, floor) == "refuse" else p.top[0][0] for p in predictions]
     return float(matthews_corrcoef(list(truth), said))
 
 
 def prediction_rows(examples: Sequence[Example], predictions: Sequence[Prediction], oos_label: str,
-                    pair_floor: float = 0.0) -> list[dict]:
+                    pair_floor: float = 0.0, floor: float = 0.0) -> list[dict]:
     """One row per message for `evaluate --predictions`: what it was, what the bot would do, and why."""
-    return [{
-        "text": e.text, "label": e.intent or "", "decision": decision(p, pair_floor),
-        "intent": p.intent or "", "top_intent": p.top[0][0] if p.top else "",
-        "right": (e.intent == oos_label and decision(p, pair_floor) == "refuse")
-        or (e.intent != oos_label and decision(p, pair_floor) == "answer" and p.top[0][0] == e.intent),
-        "confidence": round(p.confidence, 4), "oos_score": p.oos_score,
-        "top_k": " | ".join(f"{name}:{c:.4f}" for name, c in p.top),
-    } for e, p in zip(examples, predictions)]
+    rows = []
+    for e, p in zip(examples, predictions):
+        decided = decision(p, pair_floor, floor)
+        rows.append({
+            "text": e.text, "label": e.intent or "", "decision": decided,
+            "intent": p.intent or "", "top_intent": p.top[0][0] if p.top else "",
+            "right": (e.intent == oos_label and decided == "refuse")
+            or (e.intent != oos_label and decided == "answer" and p.top[0][0] == e.intent),
+            "confidence": round(p.confidence, 4), "oos_score": p.oos_score,
+            "top_k": " | ".join(f"{name}:{c:.4f}" for name, c in p.top),
+        })
+    return rows
 
 
 def write_predictions(rows: list[dict], path: Path) -> None:

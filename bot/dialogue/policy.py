@@ -17,24 +17,15 @@ from __future__ import annotations
 from typing import Any, Collection, Mapping
 
 from training.classifier import Prediction
+from training.evaluate import offered
 
 
 def ask_between(p: Prediction, intents: Mapping[str, Any], pair_floor: float, margin: float, most: int,
                 floor: float, oos_label: str, smalltalk: Collection[str]) -> list[tuple[str, float]]:
-    """The intents to offer when the top two are within the model's margin and together clear `pair_floor`
-    (one of them is meant, but which?), with any others as close; none below `floor`. Small talk is never worth
-    a question, and a message the out-of-scope score refuses is never offered intents (whatever their
-    probabilities say, the model judged it far from all of them)."""
-    if p.unknown:
-        return []
-    choices = [(name, c) for name, c in p.top
-               if name in intents and name != oos_label and name not in smalltalk and c >= floor]
-    top_two = [name for name, _ in p.top[:2]]
-    if (not p.ambiguous or len(choices) < 2 or top_two != [name for name, _ in choices[:2]]
-            or choices[0][1] + choices[1][1] < pair_floor):
-        return []
-    second = choices[1][1]  # offer the others only when they are as close
-    return [(n, c) for n, c in choices if second - c < margin][:most]
+    """The intents a clarifying question offers (training.evaluate.offered, the rule evaluations apply too):
+    only the bot's own intents, never out of scope or small talk (never worth a question)."""
+    return offered(p, pair_floor, margin, floor, most,
+                   lambda name: name in intents and name != oos_label and name not in smalltalk)
 
 
 def article_beats_asking(answer: Any) -> bool:

@@ -155,6 +155,23 @@ def test_evaluate_counts_a_refused_message_refused_even_when_its_top_two_are_clo
     assert decision(Prediction("track", 0.9, [("track", 0.9)], False, False)) == "answer"
 
 
+def test_evaluation_and_router_share_one_rule_for_what_a_question_offers():
+    """training.evaluate.offered is the rule; the router's policy applies it with the bot's own filters, and an
+    evaluation with the bot's floor counts a question exactly when the router would ask one."""
+    from bot.dialogue.policy import ask_between
+    from training.classifier import Prediction
+    from training.evaluate import decision, offered
+
+    weak_second = Prediction("track", 0.55, [("track", 0.55), ("cancel", 0.08), ("refund", 0.05)], False, True)
+    assert offered(weak_second, 0.6, 0.5) == [("track", 0.55), ("cancel", 0.08), ("refund", 0.05)]
+    assert offered(weak_second, 0.6, 0.5, floor=0.1) == [] and decision(weak_second, 0.6, floor=0.1) == "answer"
+    three = Prediction("track", 0.4, [("track", 0.4), ("greet", 0.35), ("cancel", 0.2)], False, True)
+    intents = {"track": 1, "cancel": 1, "greet": 1}
+    # small talk second: the top two are not both worth offering, so no question
+    assert ask_between(three, intents, 0.5, 0.2, 3, 0.1, "out_of_scope", ("greet",)) == []
+    assert [n for n, _ in ask_between(three, intents, 0.5, 0.2, 3, 0.1, "out_of_scope", ())] == ["track", "greet", "cancel"]
+
+
 def test_a_trained_version_reads_a_typo_as_the_word_it_was_trained_on(tiny_settings, tmp_path):
     import torch
 
