@@ -1,10 +1,12 @@
-"""Typo correction in front of the intent model: "refnd status pls" is read as "refund status pls".
+"""Typo correction in front of the intent model and the knowledge search: "refnd status pls" is read as
+"refund status pls".
 
-A word of four letters or more that is neither a word of the bot's training examples (the version's
-`vocabulary.json`, written when it was trained) nor a whole word of the tokenizer's vocabulary (so real words the
-bot never saw are left alone) is replaced by the most frequent training word one edit away (a letter dropped,
-added, changed, or two swapped: what `training.noise` and customers do), or, when none is, split into two training
-words ("whereis" -> "where is"). Nothing else changes, so correctly spelled messages are classified as before.
+A word of four letters or more that is neither a known word (the intent model's: its training examples, saved
+with the version as `vocabulary.json`; the knowledge base's: its titles and passages) nor a whole word of the
+tokenizer's vocabulary (so real words the bot never saw are left alone) is replaced by the most frequent known
+word one edit away (a letter dropped, added, changed, or two swapped: what `training.noise` and customers do), or,
+when none is, split into two known words ("whereis" -> "where is"). Nothing else changes, so correctly spelled
+messages are read as before.
 """
 
 from __future__ import annotations
