@@ -4,10 +4,10 @@ Routes: template (a confident intent with an answer), smalltalk (greetings, than
 conversation basics, bot.dialogue.basics: never the knowledge base), clarify (an answered message whose top
 intents are too close: ask which; never a refused one, never when an article answers it confidently),
 knowledge (no confident intent, or the intent routes there), fallback (nothing good: offer a person, with links
-to articles worth a look), handoff (asked for, routed there, or too many failures in a row). Thresholds come from the serving model's calibration, via
-`Prediction.unknown` (the out-of-scope score below its threshold) / `.ambiguous` and `model.threshold` (the
-probability the top two must reach together); none are constants here. The rules and their order are
-bot.dialogue.policy's.
+to articles worth a look), handoff (asked for, routed there, or too many failures in a row). Thresholds come
+from the serving model's calibration, via `Prediction.unknown` (the out-of-scope score below its threshold) /
+`.ambiguous` and `model.threshold` (the probability the top two must reach together), and from the knowledge
+base's own; none are constants here. The rules and their order are bot.dialogue.policy's.
 """
 
 from __future__ import annotations
