@@ -58,12 +58,15 @@ class KnowledgeSettings:
         0.95, "The answer threshold is fitted per base at every sync so that this share of confident answers is "
         "right, measured on the base's own questions (titles, headings, FAQ questions and reviewer-confirmed ones; "
         "another document's answer counts as wrong unless its passage holds every word of the title or heading) "
-        "plus off-topic questions. `kb stats` shows it and the coverage it reaches; min_relevance pins one instead."
+        "plus off-topic questions, each held out from its own document's title and words. Fitted only where enough "
+        "of them clear it to promise the target within 5 points (90 % interval); otherwise the threshold leans to "
+        "suggesting articles. Sync and `kb stats` say the expected precision, its interval and the coverage; "
+        "min_relevance pins one instead."
     )
     min_relevance: float = setting(
         0.0, "Answers whose calibrated relevance is below this are 'no good answer'; 0 (the default) = the threshold "
-        "fitted at every sync to `target_precision` (kb stats shows it and the coverage it reaches; 0.9 when the "
-        "base is too small to reach the target). A hit scores on its similarity, the share of the question's "
+        "fitted at every sync to `target_precision` (kb stats shows it and the coverage it reaches; at least 0.9 "
+        "when the base has too few questions of its own to be sure of the target). A hit scores on its similarity, the share of the question's "
         "words it contains and how far each stands out from the next document's, weighted per base; relevance is "
         "the share of questions this base cannot answer (its own titles and FAQ questions with their document held "
         "out, and off-topic ones) whose best hit scores lower."
