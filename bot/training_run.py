@@ -183,8 +183,27 @@ def evaluate_bot(folder: BotFolder, path: Path, data: Path | None = None, out: P
     if predictions_file:
         write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold, floor),
                           predictions_file)
-    return Evaluation(markdown(result).split("\n## Per intent")[0], json_path, md_path, len(predictions),
+    summary = markdown(result).split("\n## Per intent")[0]
+    expected = knowledge_expectation(folder)
+    return Evaluation(summary + (f"\n\n{expected}" if expected else ""), json_path, md_path, len(predictions),
                       tuple(warnings))
+
+
+def knowledge_expectation(folder: BotFolder) -> str:
+    """What the bot's knowledge base expects of its confident answers (relevance.Tuning.expected), or "" when it
+    has none synced or its threshold is pinned."""
+    from knowledge.base import KnowledgeBase
+
+    s = folder.settings
+    if not folder.knowledge_dir.is_dir() or s.knowledge.min_relevance:
+        return ""
+    kb = KnowledgeBase.open(s.database_location, s.index_path, s.knowledge)
+    try:
+        tuned = kb.calibration.tuning if kb.calibration else None
+        threshold = kb.threshold
+    finally:
+        kb.close()
+    return f"knowledge base: answer threshold {threshold:.3f}, {tuned.expected()}" if tuned and tuned.answers else ""
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None) -> tuple[list, list[str]]:

@@ -194,6 +194,20 @@ def test_evaluate_reports_the_serving_decision_and_writes_one_row_per_message(bo
     # a row is right when the bot would do the right thing with it, and the report agrees
     in_scope_right = sum(r["right"] == "True" for r in rows[:3])
     assert in_scope_right == round(d["answered_right"] * 3)
+    assert "knowledge base:" not in out  # this bot has none
+
+
+def test_evaluate_says_what_the_knowledge_base_expects_of_its_answers(bot, capsys):
+    (bot / "knowledge").mkdir()
+    (bot / "knowledge" / "faq.csv").write_text(
+        "question,answer\nHow long does delivery take?,Three working days.\nCan I return an item?,Within 30 days.\n")
+    assert run_bot.main(["train", "--bot", str(bot), "--quiet"]) == 0
+    assert run_bot.main(["evaluate", "--bot", str(bot)]) == 0
+    assert "knowledge base:" not in capsys.readouterr().out  # not synced yet
+    assert run_bot.main(["kb", "sync", "--bot", str(bot)]) == 0
+    assert run_bot.main(["evaluate", "--bot", str(bot)]) == 0
+    out = capsys.readouterr().out
+    assert "knowledge base: answer threshold" in out and "of confident answers right (90 % interval from" in out
 
 
 def test_calibrate_refits_thresholds_into_a_new_version_without_training(bot, tmp_path, capsys):
