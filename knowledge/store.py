@@ -241,13 +241,7 @@ class KnowledgeStore:
                 if found:
                     yield (np.array(list(found), dtype=np.int64), np.stack([c.vector for c in found.values()]))
             return
-        last = -1
-        while True:
-            rows = self.db.execute("SELECT id, vector FROM kb_chunks WHERE id > ? ORDER BY id LIMIT ?",
-                                   [last, batch]).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        for rows in self._chunk_pages("vector", batch):
             yield (np.array([r[0] for r in rows], dtype=np.int64),
                    np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
 
@@ -255,15 +249,19 @@ class KnowledgeStore:
         """Every document's title and every chunk's heading and text, for the base's vocabulary."""
         for (title,) in self.db.execute("SELECT title FROM kb_documents ORDER BY id").fetchall():
             yield title
+        for rows in self._chunk_pages("heading, text", batch):
+            yield from (f"{heading}\n{text}" for _, heading, text in rows)
+
+    def _chunk_pages(self, columns: str, batch: int) -> Iterator[list]:
+        """All chunks' (id, *columns) rows, in id order, `batch` at a time."""
         last = -1
         while True:
-            rows = self.db.execute("SELECT id, heading, text FROM kb_chunks WHERE id > ? ORDER BY id LIMIT ?",
+            rows = self.db.execute(f"SELECT id, {columns} FROM kb_chunks WHERE id > ? ORDER BY id LIMIT ?",
                                    [last, batch]).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
-            for _, heading, text in rows:
-                yield f"{heading}\n{text}"
+            yield rows
 
     def titles(self) -> tuple[list[str], np.ndarray]:
         """(document ids, their title vectors as rows), for documents that have one."""
