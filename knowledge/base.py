@@ -186,7 +186,7 @@ class KnowledgeBase:
     def search(self, query: str, k: int = 5, tags: Sequence[str] = (), mode: str = "auto") -> list[Hit]:
         """Best chunk of each of the top-k documents, best first; `mode` is auto (the base's own choice, or
         the pinned knowledge.fusion), hybrid, rrf, dense or keyword."""
-        return self._search(query, k, tags, mode)[0]
+        return self._search(self.correct(" ".join(query.split())), k, tags, mode)[0]
 
     def answer(self, query: str, tags: Sequence[str] = ()) -> Answer:
         """The best passage trimmed to the sentences answering the query, with its source and alternatives."""
@@ -247,7 +247,7 @@ class KnowledgeBase:
     def _search(self, query: str, k: int, tags: Sequence[str], mode: str,
                 query_vector: np.ndarray | None = None) -> tuple[list[Hit], np.ndarray]:
         fusion = self._fusion_for(mode)
-        query = self.correct(" ".join(query.split()))
+        query = " ".join(query.split())
         with self._lock:
             empty = not self.store.counts()[1]
         if not query or k <= 0 or empty:
