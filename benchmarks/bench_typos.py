@@ -6,7 +6,9 @@
 One model, fine-tuned with supportbot's pipeline and default `TrainSettings` on `--per-intent` examples of each
 BANKING77 intent (drawn by `--seed` from `banking77/train.csv`). The test set is classified twice by that same
 model: as it serves (the speller on, `train.correct_typos`) and with the speller off (the code before it). Typos:
-`training.noise.typo` with one typo per message (seed 0). Accuracy is top-1 (the threshold ignored).
+`training.noise.typo` with one typo per message (seed 0). Shouted: the message in capitals, its closing
+punctuation made "???!!!" and an emoji added ("WHERE IS MY CARD???!!! 😡"); the speller also drops emoji and
+punctuation runs (`knowledge.spelling.tidy`). Accuracy is top-1 (the threshold ignored).
 Writes benchmarks/results/typos.json.
 """
 
@@ -56,6 +58,7 @@ def main() -> None:
     test = rows("test.csv")
     noise = random.Random(0)
     noised = [(typo(t, noise, rate=0.0), i) for t, i in test]  # rate 0: exactly one typo a message
+    shouted = [(t.upper().rstrip("?.! ") + "???!!! \U0001f621", i) for t, i in test]
     start = time.time()
     result = train(examples, replace(TrainSettings(), seed=args.seed), ModelRegistry(Path(tempfile.mkdtemp())),
                    progress=False)
@@ -75,15 +78,16 @@ def main() -> None:
     for label, on in (("speller off (before)", None), ("speller on (after)", speller)):
         model.speller = on
         clean, typos = accuracy(test), accuracy(noised)
-        figures[label] = {"clean": clean, "one_typo": typos, "drop": clean - typos}
+        figures[label] = {"clean": clean, "one_typo": typos, "drop": clean - typos, "shouted": accuracy(shouted)}
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": " ".join(sys.argv),
            "examples": len(examples), "train_seconds": round(trained_s), "test": len(test), "figures": figures}
     results = ROOT / "benchmarks" / "results" / "typos.json"
     results.write_text(json.dumps(out, indent=2))
     print(f"machine: {out['machine']}; {len(examples)} training examples, {trained_s:.0f} s; {len(test)} test messages\n")
-    print("| | clean accuracy | one typo a message | drop |\n|---|---|---|---|")
+    print("| | clean accuracy | one typo a message | drop | shouted |\n|---|---|---|---|---|")
     for label, f in figures.items():
-        print(f"| {label} | {100 * f['clean']:.2f} % | {100 * f['one_typo']:.2f} % | {100 * f['drop']:.2f} points |")
+        print(f"| {label} | {100 * f['clean']:.2f} % | {100 * f['one_typo']:.2f} % | {100 * f['drop']:.2f} points | "
+              f"{100 * f['shouted']:.2f} % |")
     before, after = figures["speller off (before)"], figures["speller on (after)"]
     print(f"\ndrop with the speller: {after['drop'] / before['drop']:.2f} of the drop without it "
           f"(target <= 0.5); clean accuracy {100 * (after['clean'] - before['clean']):+.2f} points (target >= 0)")

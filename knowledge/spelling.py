@@ -5,8 +5,9 @@ A word of four letters or more that is neither a known word (the intent model's:
 with the version as `vocabulary.json`; the knowledge base's: its titles and passages) nor a whole word of the
 tokenizer's vocabulary (so real words the bot never saw are left alone) is replaced by the most frequent known
 word one edit away (a letter dropped, added, changed, or two swapped: what `training.noise` and customers do), or,
-when none is, split into two known words ("whereis" -> "where is"). Nothing else changes, so correctly spelled
-messages are read as before.
+when none is, split into two known words ("whereis" -> "where is"). Emoji are dropped and runs of punctuation
+kept to their first mark ("where is it???!!! 😡" -> "where is it?"), which neither the intent model nor the
+search learns anything from. Nothing else changes, so plainly typed messages are read as before.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ VOCABULARY_FILE = "vocabulary.json"
 MIN_LENGTH = 4  # shorter words have too many neighbours one edit away to guess from
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _WORD = re.compile(r"[A-Za-z]+")
+_EMOJI = re.compile(r"[\u2600-\u27bf\U0001f300-\U0001faff\ufe0f\u200d]+")  # pictographs, dingbats, their joiners
+_PUNCTUATION_RUN = re.compile(r"([?!.,;:])[?!.,;:]+")
+
+
+def tidy(text: str) -> str:
+    """The text without emoji, each run of punctuation kept to its first mark, spaces collapsed."""
+    return " ".join(_PUNCTUATION_RUN.sub(r"\1", _EMOJI.sub(" ", text)).split())
 
 
 def vocabulary(texts: Iterable[str]) -> dict[str, int]:
@@ -42,7 +50,7 @@ class Speller:
         return cls(json.loads(file.read_text()), tokenizer.get_vocab())
 
     def __call__(self, text: str) -> str:
-        return _WORD.sub(self._word, text)
+        return _WORD.sub(self._word, tidy(text))
 
     def _word(self, match: re.Match) -> str:
         word = match.group(0)

@@ -1,8 +1,8 @@
-"""Typo correction in front of the intent model (knowledge.spelling)."""
+"""Typo correction in front of the intent model and the knowledge search (knowledge.spelling)."""
 
 from __future__ import annotations
 
-from knowledge.spelling import Speller, vocabulary
+from knowledge.spelling import Speller, tidy, vocabulary
 
 COUNTS = vocabulary(["where is my refund", "refund status please", "where is my order", "order status",
                      "cancel my order", "change my address"])
@@ -21,3 +21,10 @@ def test_correct_words_and_words_of_the_tokenizers_vocabulary_are_left_alone():
     assert speller("where is my order") == "where is my order"
     assert speller("orders weather tomorrow") == "orders weather tomorrow"  # real words the bot never saw
     assert speller("xyzzy") == "xyzzy"  # nothing near it
+
+
+def test_emoji_and_runs_of_punctuation_are_dropped_before_reading():
+    assert tidy("where is my order???!!! 😡😡") == "where is my order?"
+    assert tidy("ok... thanks 👍🏽") == "ok. thanks"
+    assert tidy("order NW-482913, due 10:30 :)") == "order NW-482913, due 10:30 :)"  # nothing else changes
+    assert Speller(COUNTS)("WHERE IS MY REFND!!! 😡") == "WHERE IS MY refund!"
