@@ -186,6 +186,23 @@ class ExampleStore:
             f"select count(*) from examples where intent is not null and source in ({marks}) and created > ?",
             [*sources, since]).fetchone()[0]
 
+    def labelled_from(self, sources: Iterable[str], after_id: int = 0) -> list[Example]:
+        """Labelled examples from these sources (reviewed ones, for the memory of reviewed answers), by id."""
+        sources = list(sources)
+        marks = ", ".join("?" for _ in sources)
+        rows = self.db.execute(f"select {EXAMPLE_COLUMNS} from examples where intent is not null and source in "
+                               f"({marks}) and id > ? order by id", [*sources, after_id]).fetchall()
+        return [_example(r) for r in rows]
+
+    def state_of(self, sources: Iterable[str]) -> tuple:
+        """What changes whenever a labelled example from these sources is added, removed or relabelled: their
+        count, highest id and a checksum of their labels (cheap enough to ask every second)."""
+        sources = list(sources)
+        marks = ", ".join("?" for _ in sources)
+        row = self.db.execute(f"select count(*), coalesce(max(id), 0), coalesce(sum(length(intent) * id), 0) "
+                              f"from examples where intent is not null and source in ({marks})", sources).fetchone()
+        return tuple(row)
+
     def has_provenance(self, provenance: str) -> bool:
         return self.db.execute("select 1 from examples where provenance = ? limit 1", [provenance]).fetchone() is not None
 

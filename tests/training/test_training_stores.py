@@ -68,6 +68,23 @@ def test_examples_read_back_as_written(db):
     assert store.find("hello there").intent is None and store.find("can I pay with paypal") is None
 
 
+def test_reviewed_examples_and_the_state_that_says_they_changed(db):
+    """The memory of reviewed answers reads the reviewed examples, and asks every second whether they changed."""
+    store = ExampleStore(db)
+    store.add(SEED)
+    before = store.state_of(("review",))
+    store.add([Example("where is my parcel", "order_status", "review", provenance="turn:7")])
+    added = store.state_of(("review",))
+    assert added != before and [e.provenance for e in store.labelled_from(("review",))] == ["turn:7"]
+    [reviewed] = store.labelled_from(("review",))
+    assert store.labelled_from(("review",), after_id=reviewed.id) == []
+    store.relabel(reviewed.id, "refund", "review-corrected")
+    assert store.state_of(("review",)) != added  # relabelled
+    with db.transaction():
+        store.remove([reviewed.id])
+    assert store.state_of(("review",)) == before == (0, 0, 0)
+
+
 def test_the_test_split_and_the_import_records(db):
     store = ExampleStore(db)
     store.add([Example(f"question number {i}", "a" if i < 8 else "b") for i in range(12)])

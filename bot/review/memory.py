@@ -1,0 +1,98 @@
+"""A memory of reviewed answers, consulted before the intent model: a message close enough to one a person has
+settled gets what that person said it should get, at once, without a retrain.
+
+The memory is the labelled examples reviewers made (`REVIEWED_SOURCES`: confirmed, corrected or marked out of
+scope in the review workspace, picked from a clarifying question), so undoing a decision, renaming or deleting an
+intent changes it the way it changes the training data. Each is embedded with the knowledge base's sentence
+embedder (no second model). "Close enough" is a cosine threshold fitted to `review.memory_precision` by
+leave-one-out over the memory itself: each reviewed message is matched against all the others, and off-topic
+questions (knowledge.relevance.OFF_TOPIC) against all of them, where any match is wrong; the threshold is the
+lowest similarity whose matches carry the right outcome often enough, and surely enough (the 90 % interval within
+5 points, knowledge.relevance.fit_threshold). Below `MIN_ENTRIES`, or where the target is not met, only
+near-exact repeats are answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from knowledge.relevance import fit_threshold
+from training.store import Example
+
+NEAR_EXACT = 0.97  # cosine of a near-exact repeat ("where is my order" / "Where is my order?")
+MIN_ENTRIES = 30  # fewer reviewed messages: only near-exact repeats are answered
+FIT_SAMPLE = 2000  # reviewed messages matched against all the others when the threshold is fitted
+
+
+@dataclass(frozen=True)
+class Match:
+    example: Example  # the reviewed message, with what it should get (`intent`: an intent or out of scope)
+    similarity: float
+    threshold: float
+
+    def describe(self) -> str:
+        where = self.example.provenance
+        turn = f"reviewed turn {where.split(':', 1)[1]}" if where.startswith("turn:") else "a reviewed message"
+        return f"matched {turn}, similarity {self.similarity:.2f}"
+
+    def to_json(self) -> dict:
+        return {"example": self.example.id, "provenance": self.example.provenance, "text": self.example.text,
+                "outcome": self.example.intent, "similarity": round(self.similarity, 4),
+                "threshold": round(self.threshold, 4)}
+
+
+@dataclass(frozen=True)
+class Fit:
+    threshold: float
+    precision: float  # of the leave-one-out matches at the threshold (1.0 when none)
+    answers: int  # leave-one-out matches at or above it
+    entries: int
+    fitted: bool  # False: too few entries or the target not met; near-exact repeats only
+
+
+class Memory:
+    """Reviewed messages, their unit vectors and the fitted threshold; `match` finds the closest."""
+
+    def __init__(self, examples: Sequence[Example], vectors: np.ndarray, fit: Fit):
+        self.examples, self.vectors, self.fit = list(examples), np.asarray(vectors, np.float32), fit
+
+    @classmethod
+    def build(cls, examples: Sequence[Example], vectors: np.ndarray, off_topic: np.ndarray,
+              target: float) -> "Memory":
+        """`off_topic`: vectors of questions no reviewed message answers (the fit's wrong matches)."""
+        vectors = np.asarray(vectors, np.float32)
+        return cls(examples, vectors, fit(vectors, [e.intent for e in examples], off_topic, target))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def match(self, vector: np.ndarray) -> Match | None:
+        """The closest reviewed message when it is at least the threshold close, else None."""
+        if not self.examples or len(vector) != self.vectors.shape[1]:
+            return None
+        similarities = self.vectors @ vector
+        best = int(np.argmax(similarities))
+        similarity = float(similarities[best])
+        if similarity < self.fit.threshold:
+            return None
+        return Match(self.examples[best], similarity, self.fit.threshold)
+
+
+def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, target: float, seed: int = 0) -> Fit:
+    """The threshold: each reviewed message (a sample of at most FIT_SAMPLE) matched against all the others, a
+    match right when it carries the same outcome; each off-topic question's best match is wrong."""
+    n = len(outcomes)
+    if n < MIN_ENTRIES:
+        return Fit(NEAR_EXACT, 1.0, 0, n, False)
+    rng = np.random.default_rng(seed)
+    asked = np.sort(rng.choice(n, FIT_SAMPLE, replace=False)) if n > FIT_SAMPLE else np.arange(n)
+    similarities = vectors[asked] @ vectors.T
+    similarities[np.arange(len(asked)), asked] = -np.inf  # never itself
+    nearest = similarities.argmax(axis=1)
+    matches = [(float(similarities[i, j]), outcomes[q] == outcomes[j]) for i, (q, j) in enumerate(zip(asked, nearest))]
+    matches += [(float(s), False) for s in (np.asarray(off_topic, np.float32) @ vectors.T).max(axis=1)]
+    threshold, answers, precision, fitted = fit_threshold(matches, target, NEAR_EXACT)
+    return Fit(min(threshold, 1.0), precision, answers, n, fitted)

@@ -1,0 +1,68 @@
+"""The memory of reviewed answers: its fitted threshold and its matches (hand-made vectors)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.review.memory import MIN_ENTRIES, NEAR_EXACT, Memory
+from training.store import Example
+
+
+def unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def off_topic(rng, n: int = 40, dim: int = 32):
+    return np.stack([unit(rng.normal(size=dim)) for _ in range(n)])
+
+
+def clusters(rng, outcomes: int, per: int, spread: float, dim: int = 32):
+    """`per` messages around each of `outcomes` random directions: (examples, vectors, the centres)."""
+    centres = [unit(rng.normal(size=dim)) for _ in range(outcomes)]
+    examples, vectors = [], []
+    for k, centre in enumerate(centres):
+        for i in range(per):
+            examples.append(Example(f"message {k}.{i}", f"intent_{k}", "review", provenance=f"turn:{k * 100 + i}",
+                                    id=len(examples) + 1))
+            vectors.append(unit(centre + spread * rng.normal(size=dim)))
+    return examples, np.stack(vectors), centres
+
+
+def test_a_small_memory_answers_only_near_exact_repeats():
+    rng = np.random.default_rng(0)
+    examples, vectors, centres = clusters(rng, 2, 5, 0.1)
+    memory = Memory.build(examples, vectors, off_topic(rng), target=0.95)
+    assert len(memory) < MIN_ENTRIES and memory.fit.threshold == NEAR_EXACT and not memory.fit.fitted
+    repeat = memory.match(unit(vectors[3] + 0.01 * rng.normal(size=32)))
+    assert repeat is not None and repeat.example.intent == "intent_0" and repeat.similarity >= NEAR_EXACT
+    assert repeat.describe() == f"matched reviewed turn 3, similarity {repeat.similarity:.2f}"
+    assert memory.match(centres[0]) is None or memory.match(centres[0]).similarity >= NEAR_EXACT
+
+
+def test_the_threshold_is_fitted_on_the_memory_and_paraphrases_get_the_reviewed_outcome():
+    rng = np.random.default_rng(1)
+    examples, vectors, centres = clusters(rng, 6, 12, 0.12)
+    memory = Memory.build(examples, vectors, off_topic(rng), target=0.95)
+    assert memory.fit.fitted and memory.fit.threshold < NEAR_EXACT and memory.fit.precision >= 0.95
+    paraphrase = unit(centres[4] + 0.12 * rng.normal(size=32))  # a new message of the same kind
+    found = memory.match(paraphrase)
+    assert found is not None and found.example.intent == "intent_4" and found.similarity >= memory.fit.threshold
+    assert memory.match(unit(rng.normal(size=32))) is None  # about none of them: below the threshold
+
+
+def test_an_entry_never_answers_below_the_fitted_threshold():
+    rng = np.random.default_rng(2)
+    examples, vectors, _ = clusters(rng, 5, 10, 0.15)
+    memory = Memory.build(examples, vectors, off_topic(rng), target=0.95)
+    for _ in range(200):
+        found = memory.match(unit(rng.normal(size=32) + 2 * vectors[rng.integers(len(vectors))]))
+        assert found is None or found.similarity >= memory.fit.threshold
+
+
+def test_outcomes_that_overlap_are_only_answered_when_nearly_repeated():
+    rng = np.random.default_rng(3)
+    examples, vectors, _ = clusters(rng, 1, 40, 0.1)
+    examples = [Example(e.text, f"intent_{i % 2}", "review", id=e.id) for i, e in enumerate(examples)]  # mixed labels
+    memory = Memory.build(examples, vectors, off_topic(rng), target=0.95)
+    assert not memory.fit.fitted and memory.fit.threshold >= NEAR_EXACT
