@@ -147,6 +147,8 @@ class ReviewSettings:
     cluster_max: int = setting(5000, "Most unanswered messages clustered at once on the 'could not answer' page (newest first).")
     cluster_min_size: int = setting(3, "Smallest group of unanswered messages shown as a cluster.")
     cluster_distance: float = setting(0.4, "Most cosine distance between any two messages of a cluster on the 'could not answer' page (0.4: similarity 0.6; on BANKING77 a per-run cut chained different requests together, see BENCHMARKS.md).")
+    memory: bool = setting(True, "Messages close enough to one a reviewer settled (confirmed, corrected, marked out of scope, picked from a clarifying question) get that answer at once, before the intent model (bot/review/memory.py); needs the knowledge base's embedder.")
+    memory_precision: float = setting(0.95, "Share of the memory's answers that must be right; its similarity threshold is fitted to it by leave-one-out over the reviewed messages (below 30 of them, or unreached: near-exact repeats only).")
     intent_similarity: float = setting(0.6, "Cosine similarity of a cluster to an intent's examples above which the verdict is 'an existing intent missed these' (when most of its messages are nearest that intent; else 'mixed').")
 
     def __post_init__(self) -> None:
@@ -156,6 +158,7 @@ class ReviewSettings:
             "login_window_s": self.login_window_s > 0, "page_size": 1 <= self.page_size <= 1000,
             "cluster_max": self.cluster_max >= 2, "cluster_min_size": self.cluster_min_size >= 2,
             "cluster_distance": 0 < self.cluster_distance < 2, "intent_similarity": 0 < self.intent_similarity <= 1,
+            "memory_precision": 0 < self.memory_precision <= 1,
         }
         refuse_invalid(self, "review", checks)
 

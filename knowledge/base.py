@@ -426,6 +426,10 @@ class KnowledgeBase:
                 self._embedder = make_embedder(s.embedder_model, s.embedder_runtime, self.index_dir / "onnx", self._threads)
             return self._embedder
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of questions, as the base embeds them (and remembers them for its own search)."""
+        return self._encode(list(texts), queries=True, cache=self._query_vectors)
+
     def _encode(self, texts: list[str], queries: bool = False, cache: "VectorCache | None" = None) -> np.ndarray:
         """Vectors of passages, or with `queries` of questions (an embedder may encode those faster); through
         `cache` when given (vectors remembered by text)."""

@@ -3,12 +3,14 @@ article answers instead of asking.
 
 The router (bot.dialogue.router) applies them in this order, and the logged `Decision.reason` names the rule:
 1. conversation basics are answered as such, never from the knowledge base (bot.dialogue.basics);
-2. a message the out-of-scope score refuses is never offered intents: the knowledge base answers it when it is
+2. a message close enough to one a reviewer settled gets that outcome instead of the model's (bot.review.memory,
+   with its own fitted threshold; the match is logged in `Decision.memory`);
+3. a message the out-of-scope score refuses is never offered intents: the knowledge base answers it when it is
    confident, else articles are suggested, or a person offered;
-3. top intents too close to call are asked between (`ask_between`), unless the knowledge base answers the
+4. top intents too close to call are asked between (`ask_between`), unless the knowledge base answers the
    message confidently: a confident article beats a question between intents (`article_beats_asking`);
-4. a confident intent answers by its route (template, knowledge base, person);
-5. anything else goes to the knowledge base: its answer, suggested articles, or a person.
+5. a confident intent answers by its route (template, knowledge base, person);
+6. anything else goes to the knowledge base: its answer, suggested articles, or a person.
 Every threshold compared with is the serving model's or the base's own (fitted), logged with the decision.
 """
 

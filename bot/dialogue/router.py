@@ -83,6 +83,7 @@ class Decision:
     # what each signal was compared with: oos_score (answered at or above it), margin (asks below it), pair_floor
     # (the top two must reach it together to be asked about), kb_relevance (an article answers at or above it)
     thresholds: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, Any] | None = None  # the reviewed message it matched (bot.review.memory.Match.to_json)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -119,14 +120,17 @@ class Conversation:
 
 Classify = Callable[[str], Awaitable[Prediction]]
 Search = Callable[[str], Awaitable[Any]]
+Remember = Callable[[str], Awaitable[Any]]  # the memory of reviewed answers: a bot.review.memory.Match, or None
 
 
 class Router:
     """Routes messages for one model version; a new version gets a new Router (hot reload)."""
 
     def __init__(self, intents: Mapping[str, Intent], entities: Mapping[str, Entity], model: CalibratedClassifier,
-                 classify: Classify, search: Search | None, settings: Settings, detector: Detector | None = None):
+                 classify: Classify, search: Search | None, settings: Settings, detector: Detector | None = None,
+                 remember: Remember | None = None):
         self.intents, self.model, self.classify, self.search = intents, model, classify, search
+        self.remember = remember
         self.detector = detector  # bot.dialogue.language: None = no language check
         self.extractor = EntityExtractor(entities)
         self.server = settings.server
@@ -187,12 +191,27 @@ class Router:
         asked = self.intents.get(pending["intent"]) if pending else None
         if asked is not None and pending["variable"] in found:
             return self._template(asked, None, convo, f"reply to the prompt for {pending['variable']}")
-        prediction = (Prediction(chosen, 1.0, [(chosen, 1.0)], False, False) if chosen
-                      else await self.classify(text))
+        match = await self.remember(text) if self.remember is not None and not chosen else None
+        if match is not None and match.example.intent != self.oos_label and match.example.intent not in self.intents:
+            match = None  # an intent deleted since: the model decides
+        if chosen:
+            prediction = Prediction(chosen, 1.0, [(chosen, 1.0)], False, False)
+        elif match is not None:  # what a reviewer said a message this close should get
+            outcome = match.example.intent
+            prediction = (Prediction(None, 0.0, [], True, False) if outcome == self.oos_label
+                          else Prediction(outcome, 1.0, [(outcome, 1.0)], False, False))
+        else:
+            prediction = await self.classify(text)
         if asked is not None and self._still_answering(text, prediction, asked, pending["variable"]):
             convo.slots[pending["variable"]] = slot_reply(text)
             return self._template(asked, None, convo, f"reply to the prompt for {pending['variable']}")
-        return await self._route(text, prediction, convo, "quick reply" if chosen else "")
+        reply = await self._route(text, prediction, convo, "quick reply" if chosen else "")
+        if match is None:
+            return reply
+        d = reply.decision  # policy rule 0: the memory of reviewed answers decided what the model would have
+        return dataclasses.replace(reply, decision=dataclasses.replace(
+            d, reason=f"{match.describe()}: {d.reason}", memory=match.to_json(),
+            thresholds={**d.thresholds, "memory": round(match.threshold, 4)}))
 
     async def _route(self, text: str, p: Prediction, convo: Conversation, why: str) -> Reply:
         choices = policy.ask_between(p, self.intents, self.model.threshold, self.model.margin,

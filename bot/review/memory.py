@@ -5,8 +5,10 @@ The memory is the labelled examples reviewers made (`REVIEWED_SOURCES`: confirme
 scope in the review workspace, picked from a clarifying question), so undoing a decision, renaming or deleting an
 intent changes it the way it changes the training data. Each is embedded with the knowledge base's sentence
 embedder (no second model). "Close enough" is a cosine threshold fitted to `review.memory_precision` by
-leave-one-out over the memory itself: each reviewed message is matched against all the others, and off-topic
-questions (knowledge.relevance.OFF_TOPIC) against all of them, where any match is wrong; the threshold is the
+leave-one-out over the memory itself: each reviewed message is matched against all the others (right when the
+closest carries its outcome), and again as if its outcome had never been reviewed, against the messages of the
+other outcomes only (always wrong: what a message about something new finds); off-topic questions
+(knowledge.relevance.OFF_TOPIC) are wrong unless matched with a message marked out of scope. The threshold is the
 lowest similarity whose matches carry the right outcome often enough, and surely enough (the 90 % interval within
 5 points, knowledge.relevance.fit_threshold). Below `MIN_ENTRIES`, or where the target is not met, only
 near-exact repeats are answered.
@@ -60,11 +62,11 @@ class Memory:
         self.examples, self.vectors, self.fit = list(examples), np.asarray(vectors, np.float32), fit
 
     @classmethod
-    def build(cls, examples: Sequence[Example], vectors: np.ndarray, off_topic: np.ndarray,
-              target: float) -> "Memory":
-        """`off_topic`: vectors of questions no reviewed message answers (the fit's wrong matches)."""
+    def build(cls, examples: Sequence[Example], vectors: np.ndarray, off_topic: np.ndarray, target: float,
+              oos_label: str = "out_of_scope") -> "Memory":
+        """`off_topic`: vectors of questions no intent answers (right only when matched with out of scope)."""
         vectors = np.asarray(vectors, np.float32)
-        return cls(examples, vectors, fit(vectors, [e.intent for e in examples], off_topic, target))
+        return cls(examples, vectors, fit(vectors, [e.intent for e in examples], off_topic, target, oos_label))
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -81,9 +83,11 @@ class Memory:
         return Match(self.examples[best], similarity, self.fit.threshold)
 
 
-def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, target: float, seed: int = 0) -> Fit:
-    """The threshold: each reviewed message (a sample of at most FIT_SAMPLE) matched against all the others, a
-    match right when it carries the same outcome; each off-topic question's best match is wrong."""
+def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, target: float,
+        oos_label: str = "out_of_scope", seed: int = 0) -> Fit:
+    """The threshold: each reviewed message (a sample of at most FIT_SAMPLE) matched against all the others (right
+    when the closest carries the same outcome) and against the other outcomes' messages only (wrong); an off-topic
+    question's best match is right only when that message was marked out of scope."""
     n = len(outcomes)
     if n < MIN_ENTRIES:
         return Fit(NEAR_EXACT, 1.0, 0, n, False)
@@ -93,6 +97,12 @@ def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, tar
     similarities[np.arange(len(asked)), asked] = -np.inf  # never itself
     nearest = similarities.argmax(axis=1)
     matches = [(float(similarities[i, j]), outcomes[q] == outcomes[j]) for i, (q, j) in enumerate(zip(asked, nearest))]
-    matches += [(float(s), False) for s in (np.asarray(off_topic, np.float32) @ vectors.T).max(axis=1)]
+    labels = np.array(outcomes, dtype=object)
+    for i, q in enumerate(asked):  # as if its outcome had never been reviewed
+        others = similarities[i, labels != outcomes[q]]
+        if len(others):
+            matches.append((float(others.max()), False))
+    off = np.asarray(off_topic, np.float32) @ vectors.T
+    matches += [(float(off[i, j]), outcomes[j] == oos_label) for i, j in enumerate(off.argmax(axis=1))]
     threshold, answers, precision, fitted = fit_threshold(matches, target, NEAR_EXACT)
     return Fit(min(threshold, 1.0), precision, answers, n, fitted)

@@ -88,7 +88,9 @@ def filters_from(query) -> Filters:
 
 
 async def apply_outcome(rt: Runtime, out: Outcome) -> None:
-    """After an edit of the bot folder: a router that reads intents.yaml again; the knowledge base synced."""
+    """After a decision: the memory of reviewed answers read again on this worker's next turn (the others within
+    a second); after an edit of the bot folder, a router that reads intents.yaml again; the knowledge base synced."""
+    rt.memory_changed()
     if out.sync_knowledge and rt.knowledge is not None and hasattr(rt.knowledge, "sync"):
         confirmed = await rt.db(confirmed_answers, rt.log.db)
         await asyncio.get_running_loop().run_in_executor(

@@ -73,6 +73,10 @@ class Runtime:
     turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
     catching_up: bool = False  # the first worker's start-up jobs are running (bot.analytics.jobs.keep_growing)
     folded: asyncio.Event = field(default_factory=asyncio.Event)  # the start's analytics fold ended
+    memory: Any = None  # bot.review.memory.Memory of the reviewed examples as `_memory_state` last saw them
+    _memory_state: tuple | None = None
+    _memory_checked: float = 0.0  # when the reviewed examples were last asked whether they changed (monotonic)
+    _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
@@ -131,6 +135,42 @@ class Runtime:
             self._search_batcher = MicroBatcher(search, self.pool, s.batch_size, s.batch_wait_ms / 1000)
         return await self._search_batcher(text)
 
+    async def remember(self, text: str) -> Any:
+        """The reviewed message closest to `text`, when close enough (bot.review.memory.Match), else None. The
+        memory follows the reviewed examples within a second, on every worker (they share the database)."""
+        kb = self.knowledge
+        if not self.settings.review.memory or kb is None or self.desk is None or not hasattr(kb, "embed_queries"):
+            return None
+        memory = await self._current_memory(kb)
+        if memory is None or not len(memory):
+            return None
+        loop = asyncio.get_running_loop()
+        vector = await loop.run_in_executor(self.pool, lambda: kb.embed_queries([kb.correct(text)])[0])
+        return memory.match(vector)
+
+    def memory_changed(self) -> None:
+        """A review decision was made here: the next turn reads the reviewed examples again."""
+        self._memory_checked = 0.0
+
+    async def _current_memory(self, kb: Any) -> Any:
+        from bot.review.desk import REVIEWED_SOURCES
+
+        if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
+            return self.memory
+        async with self._memory_lock:
+            if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
+                return self.memory
+            examples = self.desk.examples
+            state = await self.db(examples.state_of, REVIEWED_SOURCES)
+            if state != self._memory_state:
+                reviewed = await self.db(examples.labelled_from, REVIEWED_SOURCES)
+                target = self.settings.review.memory_precision
+                self.memory = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, build_memory, kb, reviewed, target, self.settings.train.oos_label)
+                self._memory_state = state
+            self._memory_checked = time.monotonic()
+        return self.memory
+
     def build_router(self, model: CalibratedClassifier) -> Router:
         """A router for a newly loaded model, with intents.yaml read again: a new version may know new
         intents, and edited answers apply without a restart."""
@@ -145,7 +185,19 @@ class Runtime:
         from bot.dialogue.language import detector
 
         return Router(intents, entities, model, CachedCall(batcher, s.cache_size, lowercase=uncased), self.search,
-                      self.settings, detector(s.languages))
+                      self.settings, detector(s.languages), remember=self.remember)
+
+
+MEMORY_CHECK_S = 1.0  # a reviewer's decision reaches every worker's memory within this
+
+
+def build_memory(kb: Any, reviewed: list, target: float, oos_label: str) -> Any:
+    """The memory of these reviewed examples, embedded as the knowledge base embeds questions."""
+    from bot.review.memory import Memory
+    from knowledge.relevance import OFF_TOPIC
+
+    vectors = kb.embed_queries([kb.correct(e.text) for e in reviewed] + list(OFF_TOPIC))
+    return Memory.build(reviewed, vectors[:len(reviewed)], vectors[len(reviewed):], target, oos_label)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

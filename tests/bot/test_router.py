@@ -11,7 +11,7 @@ from bot.dialogue.router import HANDOFF_VALUE, Conversation, Router
 from runtime_doubles import FakeAnswer, FixedClassifier, ScriptedKnowledge
 
 
-def make_router(folder, model=None, kb=None, **server):
+def make_router(folder, model=None, kb=None, remember=None, **server):
     model = model or FixedClassifier()
     kb = kb if kb is not None else ScriptedKnowledge()
     settings = folder.settings
@@ -24,7 +24,7 @@ def make_router(folder, model=None, kb=None, **server):
     async def search(text):
         return kb.answer(text)
 
-    return Router(folder.intents, folder.entities, model, classify, search, settings), kb
+    return Router(folder.intents, folder.entities, model, classify, search, settings, remember=remember), kb
 
 
 async def test_confident_intent_with_entity_gets_template_answer(folder):
@@ -331,3 +331,31 @@ async def test_an_intent_of_the_same_name_answers_a_basic_instead_of_the_built_i
     router = Router(intents, folder.entities, model, classify, None, folder.settings)
     reply = await router.respond("thank you so much!", Conversation("c"))
     assert reply.answer == f"Any time, from {folder.settings.shown_name}!"
+
+
+def remembering(texts: dict[str, str]):
+    """A memory of reviewed answers that knows these messages (text -> what a reviewer said they should get)."""
+    from bot.review.memory import Match
+    from training.store import Example
+
+    async def remember(text):
+        outcome = texts.get(text)
+        return None if outcome is None else Match(Example(text, outcome, "review", provenance="turn:42", id=7),
+                                                  0.93, 0.8)
+    return remember
+
+
+async def test_a_message_a_reviewer_settled_gets_that_answer_before_the_model_is_asked(folder):
+    model = FixedClassifier()
+    router, kb = make_router(folder, model=model, remember=remembering({
+        "has my thing shipped": "track_order", "what's the weather": "out_of_scope", "gone intent": "no_such_intent"}))
+    reply = await router.respond("has my thing shipped", Conversation("c"))
+    d = reply.decision
+    assert (d.route, d.intent, reply.answer) == ("template", "track_order", "What is your order number?")
+    assert d.reason.startswith("matched reviewed turn 42, similarity 0.93")
+    assert d.memory["outcome"] == "track_order" and d.memory["example"] == 7 and d.thresholds["memory"] == 0.8
+    assert model.calls == []  # the model was not asked
+    refused = (await router.respond("what's the weather", Conversation("d"))).decision
+    assert refused.route == "fallback" and refused.memory["outcome"] == "out_of_scope" and model.calls == []
+    gone = (await router.respond("gone intent", Conversation("e"))).decision  # deleted since: the model decides
+    assert gone.memory is None and model.calls == [["gone intent"]]
