@@ -23,14 +23,16 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import db, explain, import_, intents, kb, models, report, retrain, review, serve, settings, train, users
+    from bot.cli import (db, explain, import_, intents, kb, memory, models, report, retrain, review, serve, settings,
+                         train, users)
 
     parser = argparse.ArgumentParser(
         prog="run_bot.py", description="supportbot: customer-service bots from transcripts, canned answers and help articles.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, retrain, models, import_, intents, kb, explain, serve, users, review, report, settings, db):
+    for module in (train, retrain, models, import_, intents, kb, memory, explain, serve, users, review, report, settings,
+                   db):
         module.register(sub)
     return parser
 

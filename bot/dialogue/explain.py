@@ -33,6 +33,7 @@ async def explain(router: Router, text: str, candidates: Callable[[str], Any] | 
         "route": d.route,
         "rule": d.reason,
         "intent": d.intent,
+        "memory": d.memory,  # the reviewed message it matched (bot.review.memory), if any
         "flags": list(d.flags),
         "quick_replies": [q.label for q in reply.quick_replies],
         "model_version": d.model_version,
@@ -58,6 +59,9 @@ def as_text(e: dict[str, Any]) -> str:
     score, gap = m["score"], m["top_two_gap"]
     lines = [f"message: {e['message']}", f"decision: {e['route']}" + (f" ({e['intent']})" if e["intent"] else ""),
              f"rule: {e['rule']}", f"reply: {e['reply']}"]
+    if e.get("memory"):
+        lines.append(f"memory: reviewed message {e['memory']['text']!r} -> {e['memory']['outcome']} (similarity "
+                     f"{e['memory']['similarity']:.3f} vs threshold {e['memory']['threshold']:.3f})")
     if e["quick_replies"]:
         lines.append(f"quick replies: {', '.join(e['quick_replies'])}")
     lines += ["", f"intent model {e['model_version']}: " + ", ".join(f"{n} {100 * c:.1f} %" for n, c in m["top"]),
@@ -86,6 +90,7 @@ def explain_in_folder(folder, text: str) -> dict[str, Any]:
     """`explain` with the bot folder's serving model and knowledge base, loaded here (the command line's)."""
     import asyncio
 
+    from bot.review.memory import memory_of
     from knowledge.base import KnowledgeBase
     from training.classifier import IntentClassifier
     from training.registry import ModelRegistry
@@ -106,7 +111,12 @@ def explain_in_folder(folder, text: str) -> dict[str, Any]:
     async def candidates(message):
         return kb.search(message, 5)
 
-    router = Router(folder.intents, folder.entities, model, classify, search, s)
+    memory = memory_of(folder, kb) if s.review.memory else None  # the reviewed answers, as the server has them
+
+    async def remember(message):
+        return memory.match(kb.embed_queries([kb.correct(message)])[0]) if memory is not None else None
+
+    router = Router(folder.intents, folder.entities, model, classify, search, s, remember=remember)
     try:
         return asyncio.run(explain(router, text, candidates, kb.threshold))
     finally:

@@ -19,13 +19,13 @@ from typing import Any
 from bot.folder import intents_file
 from bot.folder.bot_folder import BotFolder, load_intents
 from bot.review import proposals
+from bot.review.memory import REVIEWED_SOURCES
 from bot.review.outcome import Outcome
 from bot.review.store import Filters, ReviewStore
 from training.store import Example, ExampleStore
 
 ACTIONS = ("confirm", "correct", "out_of_scope", "answer", "article", "ignore")
 BULK_ACTIONS = ("confirm", "correct", "out_of_scope", "ignore")
-REVIEWED_SOURCES = ("review", "conversation")
 MAX_TEXTS = 20  # distinct messages of a group turned into examples
 
 

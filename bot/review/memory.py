@@ -22,7 +22,9 @@ from typing import Sequence
 import numpy as np
 
 from knowledge.relevance import fit_threshold
-from training.store import Example
+from training.store import Example, ExampleStore
+
+REVIEWED_SOURCES = ("review", "conversation")  # examples a person settled: review decisions, clarification picks
 
 NEAR_EXACT = 0.97  # cosine of a near-exact repeat ("where is my order" / "Where is my order?")
 MIN_ENTRIES = 30  # fewer reviewed messages: only near-exact repeats are answered
@@ -106,3 +108,26 @@ def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, tar
     matches += [(float(off[i, j]), outcomes[j] == oos_label) for i, j in enumerate(off.argmax(axis=1))]
     threshold, answers, precision, fitted = fit_threshold(matches, target, NEAR_EXACT)
     return Fit(min(threshold, 1.0), precision, answers, n, fitted)
+
+
+def embed_and_build(kb, reviewed: Sequence[Example], target: float, oos_label: str) -> Memory:
+    """The memory of these reviewed examples, embedded as the knowledge base `kb` embeds questions (typos
+    corrected the same way), with off-topic questions for its fit."""
+    from knowledge.relevance import OFF_TOPIC
+
+    vectors = kb.embed_queries([kb.correct(e.text) for e in reviewed] + list(OFF_TOPIC))
+    return Memory.build(reviewed, vectors[:len(reviewed)], vectors[len(reviewed):], target, oos_label)
+
+
+def memory_of(folder, kb) -> Memory:
+    """The memory of a bot folder as its server builds it, embedded by its open knowledge base `kb` (for
+    `run_bot.py memory stats` and `explain`)."""
+    from bot.database import open_bot_database
+
+    s = folder.settings
+    db = open_bot_database(s)
+    try:
+        reviewed = ExampleStore(db).labelled_from(REVIEWED_SOURCES)
+    finally:
+        db.close()
+    return embed_and_build(kb, reviewed, s.review.memory_precision, s.train.oos_label)

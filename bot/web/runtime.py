@@ -153,7 +153,7 @@ class Runtime:
         self._memory_checked = 0.0
 
     async def _current_memory(self, kb: Any) -> Any:
-        from bot.review.desk import REVIEWED_SOURCES
+        from bot.review.memory import REVIEWED_SOURCES, embed_and_build
 
         if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
             return self.memory
@@ -166,7 +166,7 @@ class Runtime:
                 reviewed = await self.db(examples.labelled_from, REVIEWED_SOURCES)
                 target = self.settings.review.memory_precision
                 self.memory = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, build_memory, kb, reviewed, target, self.settings.train.oos_label)
+                    self.pool, embed_and_build, kb, reviewed, target, self.settings.train.oos_label)
                 self._memory_state = state
             self._memory_checked = time.monotonic()
         return self.memory
@@ -189,15 +189,6 @@ class Runtime:
 
 
 MEMORY_CHECK_S = 1.0  # a reviewer's decision reaches every worker's memory within this
-
-
-def build_memory(kb: Any, reviewed: list, target: float, oos_label: str) -> Any:
-    """The memory of these reviewed examples, embedded as the knowledge base embeds questions."""
-    from bot.review.memory import Memory
-    from knowledge.relevance import OFF_TOPIC
-
-    vectors = kb.embed_queries([kb.correct(e.text) for e in reviewed] + list(OFF_TOPIC))
-    return Memory.build(reviewed, vectors[:len(reviewed)], vectors[len(reviewed):], target, oos_label)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -104,3 +104,18 @@ async def test_a_second_worker_sees_a_new_entry(make_client, real_kb):
     await chat(first, "is my parcel still in your warehouse")
     await correct(first, "is my parcel still in your warehouse", "track_order")
     assert (await chat(second, "is my parcel still in your warehouse?"))["route"] == "template"
+
+
+def test_memory_stats_says_what_the_server_would_fit(tmp_path, capsys):
+    import run_bot
+    from runtime_doubles import write_bot
+
+    bot = write_bot(tmp_path / "bot", f'state_dir = "{tmp_path / "state"}"\n')
+    (tmp_path / "state").mkdir()
+    assert run_bot.main(["memory", "stats", "--bot", str(bot)]) == 0
+    assert "reviewed messages 0" in capsys.readouterr().out
+    settled_before(tmp_path)
+    assert run_bot.main(["memory", "stats", "--bot", str(bot)]) == 0
+    out = capsys.readouterr().out
+    assert "reviewed messages 32 (4 outcomes)" in out and "track_order: 8" in out
+    assert "fitted to precision 0.95: leave-one-out answered" in out

@@ -1,0 +1,50 @@
+"""`run_bot.py memory stats`: the memory of reviewed answers (bot.review.memory) as the server builds it: how many
+reviewed messages, the fitted similarity threshold and what its leave-one-out measured."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from bot.cli.common import add_bot_args, command, open_bot
+
+EXAMPLES = """\
+  python run_bot.py memory stats --bot mybot"""
+
+
+def register(sub) -> None:
+    memory = command(sub, "memory", lambda args: memory.print_help() or 2,
+                     "the memory of reviewed answers, consulted before the intent model", EXAMPLES)
+    inner = memory.add_subparsers(dest="memory_command", metavar="SUBCOMMAND")
+    p = command(inner, "stats", stats, "reviewed messages, the fitted similarity threshold and its measured precision",
+                EXAMPLES)
+    add_bot_args(p)
+
+
+def stats(args: argparse.Namespace) -> int:
+    from bot.review.memory import MIN_ENTRIES, memory_of
+    from knowledge.base import KnowledgeBase
+
+    folder = open_bot(args)
+    s = folder.settings
+    kb = KnowledgeBase.open(s.database_location, s.index_path, s.knowledge)
+    try:
+        memory = memory_of(folder, kb)
+    finally:
+        kb.close()
+    fit = memory.fit
+    outcomes = Counter(e.intent for e in memory.examples)
+    print(f"reviewed messages {len(memory)} ({len(outcomes)} outcomes)")
+    for outcome, n in outcomes.most_common(10):
+        print(f"  {outcome}: {n}")
+    target = folder.settings.review.memory_precision
+    if fit.fitted:
+        print(f"similarity threshold {fit.threshold:.3f}, fitted to precision {target:g}: leave-one-out answered "
+              f"{fit.answers} matches, {fit.precision:.1%} right")
+    else:
+        why = (f"fewer than {MIN_ENTRIES} reviewed messages" if len(memory) < MIN_ENTRIES
+               else f"precision {target:g} not surely reached by leave-one-out")
+        print(f"similarity threshold {fit.threshold:.3f}: near-exact repeats only ({why})")
+    if not folder.settings.review.memory:
+        print("the memory is off (review.memory = false)")
+    return 0
