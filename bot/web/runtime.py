@@ -149,8 +149,8 @@ class Runtime:
         return memory.match(vector)
 
     def memory_changed(self) -> None:
-        """A review decision was made here: the next turn reads the reviewed examples again."""
-        self._memory_checked = 0.0
+        """A review decision was made here: the next turn builds the memory again from the reviewed examples."""
+        self._memory_checked, self._memory_state = 0.0, None
 
     async def _current_memory(self, kb: Any) -> Any:
         from bot.review.memory import REVIEWED_SOURCES, embed_and_build
