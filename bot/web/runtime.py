@@ -141,11 +141,17 @@ class Runtime:
         kb = self.knowledge
         if not self.settings.review.memory or kb is None or self.desk is None or not hasattr(kb, "embed_queries"):
             return None
-        memory = await self._current_memory(kb)
-        if memory is None or not len(memory):
+        try:
+            memory = await self._current_memory(kb)
+            if memory is None or not len(memory):
+                return None
+            loop = asyncio.get_running_loop()
+            vector = await loop.run_in_executor(self.pool, lambda: kb.embed_queries([kb.correct(text)])[0])
+        except StorageError:
+            raise  # the turn cannot be logged either: 503 with the reason
+        except Exception as e:  # the memory is one signal: without it the model decides
+            log.warning("memory of reviewed answers unavailable: %s", type(e).__name__)
             return None
-        loop = asyncio.get_running_loop()
-        vector = await loop.run_in_executor(self.pool, lambda: kb.embed_queries([kb.correct(text)])[0])
         return memory.match(vector)
 
     def memory_changed(self) -> None:

@@ -119,3 +119,23 @@ def test_memory_stats_says_what_the_server_would_fit(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "reviewed messages 32 (4 outcomes)" in out and "track_order: 8" in out
     assert "fitted to precision 0.95: leave-one-out answered" in out
+
+
+async def test_a_memory_that_fails_leaves_the_decision_to_the_model(make_client, tmp_path, caplog):
+    """The memory is one signal: when it cannot embed, the turn is answered as without it and the log says so
+    (without the message)."""
+    from runtime_doubles import ScriptedKnowledge
+
+    class Failing(ScriptedKnowledge):
+        def correct(self, text):
+            return text
+
+        def embed_queries(self, texts):
+            raise RuntimeError("embedder crashed")
+
+    (tmp_path / "state").mkdir(exist_ok=True)
+    settled_before(tmp_path)
+    client = await make_client(knowledge=Failing())
+    reply = await chat(client, "Where is my order AB12345?")
+    assert reply["route"] == "template" and "AB12345" in reply["answer"]
+    assert "memory of reviewed answers unavailable: RuntimeError" in caplog.text and "AB12345" not in caplog.text
