@@ -99,11 +99,21 @@ class ModelSlot:
             log.info("serving model version %s (was %s)", router.version, previous)
             return {"previous": previous, "version": router.version, "changed": router.version != previous}
 
-    async def watch(self, interval: float) -> None:
-        """Poll the version pointer and reload when it moves; errors are logged, serving goes on."""
+    async def rebuild(self) -> None:
+        """A new router for the serving model (its bot folder's intents.yaml read again)."""
+        async with self._lock:
+            if self.current is not None:
+                model = self.current.model
+                self.current = await asyncio.to_thread(self.build, model)
+
+    async def watch(self, interval: float, stale: Callable[[], bool] = lambda: False) -> None:
+        """Poll the version pointer and reload when it moves, and rebuild the router when `stale()` says what it
+        read changed (intents.yaml edited by another worker's review page); errors are logged, serving goes on."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.reload()
+                changed = (await self.reload())["changed"]
+                if not changed and stale():
+                    await self.rebuild()
             except Exception as e:
                 log.warning("model reload failed, still serving %s: %s", self.version, e)

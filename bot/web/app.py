@@ -131,7 +131,7 @@ async def _runtime(app: web.Application, settings: Settings, folder: BotFolder, 
         tasks.append(asyncio.create_task(jobs.fold_on_start(rt)))
         tasks.append(asyncio.create_task(jobs.keep_growing(rt)))
     if s.watch_interval > 0:  # every worker: a promotion reaches them all
-        tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval)))
+        tasks.append(asyncio.create_task(rt.models.watch(s.watch_interval, rt.intents_changed)))
     if settings.retrain.interval > 0 and first:
         tasks.append(asyncio.create_task(rt.retraining.run()))
     if settings.analytics.drift_alert > 0 and first:

@@ -73,6 +73,7 @@ class Runtime:
     turn_threads: ThreadPoolExecutor | None = None  # PostgreSQL: the chat's database calls, several at once
     catching_up: bool = False  # the first worker's start-up jobs are running (bot.analytics.jobs.keep_growing)
     folded: asyncio.Event = field(default_factory=asyncio.Event)  # the start's analytics fold ended
+    intents_read: int | None = None  # intents.yaml's mtime (ns) when the serving router read it
     memory: Any = None  # bot.review.memory.Memory of the reviewed examples as `_memory_state` last saw them
     _memory_state: tuple | None = None
     _memory_checked: float = 0.0  # when the reviewed examples were last asked whether they changed (monotonic)
@@ -177,11 +178,22 @@ class Runtime:
             self._memory_checked = time.monotonic()
         return self.memory
 
+    def intents_changed(self) -> bool:
+        """Whether intents.yaml changed since the serving router read it (another worker's review page edited it)."""
+        return self._intents_mtime() != self.intents_read
+
+    def _intents_mtime(self) -> int | None:
+        try:
+            return (self.folder.path / "intents.yaml").stat().st_mtime_ns
+        except OSError:
+            return None
+
     def build_router(self, model: CalibratedClassifier) -> Router:
         """A router for a newly loaded model, with intents.yaml read again: a new version may know new
         intents, and edited answers apply without a restart."""
         s = self.settings.server
         limit_model_threads(s.model_threads)  # loading a model may have changed it
+        self.intents_read = self._intents_mtime()
         intents, entities = load_intents(self.folder.path / "intents.yaml")
         predict = model.predict
         if self.metrics is not None:

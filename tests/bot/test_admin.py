@@ -122,6 +122,22 @@ async def test_watching_the_pointer_picks_up_a_new_version(make_client):
     await eventually(moved, 10, "the watcher to load v2")
 
 
+async def test_intents_yaml_edited_by_another_worker_is_served_without_a_new_model(make_client, tmp_path):
+    """Another worker's review page edits intents.yaml: this one's watch reads it again with the same model."""
+    client = await make_client("server.watch_interval=0.02")
+    rt = client.app[RUNTIME]
+    before = rt.models.current
+    intents = tmp_path / "bot" / "intents.yaml"
+    intents.write_text(intents.read_text().replace("Order {order_id} is on its way.", "Order {order_id} ships today."))
+
+    async def reread() -> bool:
+        return rt.models.current is not before
+
+    await eventually(reread, 10, "the watcher to read intents.yaml again")
+    reply = await (await client.post("/api/chat", json={"message": "Where is my order AB12345?"})).json()
+    assert reply["answer"] == "Order AB12345 ships today." and rt.models.version == "v1"
+
+
 async def test_a_failed_reload_keeps_serving_the_old_model(make_client):
     class Flaky(FakeSource):
         def load(self):
