@@ -196,11 +196,7 @@ class KnowledgeBase:
         """answer() for each query, the queries embedded in one batch (the server batches concurrent questions)."""
         queries = [self.correct(" ".join(q.split())) for q in queries]
         distinct = [q for q in dict.fromkeys(queries) if q]
-        short = [q for q in distinct if len(q) <= QUERY_CACHE_CHARS]
-        long = [q for q in distinct if len(q) > QUERY_CACHE_CHARS]
-        vectors = dict(zip(short, self._encode(short, queries=True, cache=self._query_vectors))) if short else {}
-        if long:
-            vectors.update(zip(long, self._encode(long, queries=True)))
+        vectors = dict(zip(distinct, self.embed_queries(distinct))) if distinct else {}
         return [self._answer(q, tags, vectors.get(q)) for q in queries]
 
     def _answer(self, query: str, tags: Sequence[str], query_vector: np.ndarray | None) -> Answer:
@@ -427,8 +423,16 @@ class KnowledgeBase:
             return self._embedder
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of questions, as the base embeds them (and remembers them for its own search)."""
-        return self._encode(list(texts), queries=True, cache=self._query_vectors)
+        """Unit vectors of questions, one row each, as the base embeds them; short ones (customers' repeated
+        questions, no long personal text) through the query cache."""
+        texts = list(texts)
+        distinct = list(dict.fromkeys(texts))
+        short = [t for t in distinct if len(t) <= QUERY_CACHE_CHARS]
+        long = [t for t in distinct if len(t) > QUERY_CACHE_CHARS]
+        vectors = dict(zip(short, self._encode(short, queries=True, cache=self._query_vectors))) if short else {}
+        if long:
+            vectors.update(zip(long, self._encode(long, queries=True)))
+        return np.stack([vectors[t] for t in texts]) if texts else self._encode([], queries=True)
 
     def _encode(self, texts: list[str], queries: bool = False, cache: "VectorCache | None" = None) -> np.ndarray:
         """Vectors of passages, or with `queries` of questions (an embedder may encode those faster); through

@@ -110,13 +110,22 @@ def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, tar
     return Fit(min(threshold, 1.0), precision, answers, n, fitted)
 
 
-def embed_and_build(kb, reviewed: Sequence[Example], target: float, oos_label: str) -> Memory:
+def embed_and_build(kb, reviewed: Sequence[Example], target: float, oos_label: str,
+                    known: dict[int, tuple[str, np.ndarray]] | None = None) -> Memory:
     """The memory of these reviewed examples, embedded as the knowledge base `kb` embeds questions (typos
-    corrected the same way), with off-topic questions for its fit."""
+    corrected the same way), with off-topic questions for its fit. `known` (example id -> (text, vector)) keeps
+    vectors from one build to the next, so a new decision embeds only what is new."""
     from knowledge.relevance import OFF_TOPIC
 
-    vectors = kb.embed_queries([kb.correct(e.text) for e in reviewed] + list(OFF_TOPIC))
-    return Memory.build(reviewed, vectors[:len(reviewed)], vectors[len(reviewed):], target, oos_label)
+    known = {} if known is None else known
+    missing = [e for e in reviewed if known.get(e.id, ("",))[0] != e.text]
+    if missing:
+        known.update((e.id, (e.text, v)) for e, v in zip(missing, kb.embed_queries([kb.correct(e.text) for e in missing])))
+    for gone in set(known) - {e.id for e in reviewed}:
+        del known[gone]
+    dim = len(next(iter(known.values()))[1]) if known else 0
+    vectors = np.stack([known[e.id][1] for e in reviewed]) if reviewed else np.zeros((0, dim), np.float32)
+    return Memory.build(reviewed, vectors, kb.embed_queries(list(OFF_TOPIC)), target, oos_label)
 
 
 def memory_of(folder, kb) -> Memory:

@@ -78,6 +78,7 @@ class Runtime:
     _memory_state: tuple | None = None
     _memory_checked: float = 0.0  # when the reviewed examples were last asked whether they changed (monotonic)
     _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _memory_vectors: dict = field(default_factory=dict)  # example id -> (text, vector), kept between builds
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
@@ -173,7 +174,8 @@ class Runtime:
                 reviewed = await self.db(examples.labelled_from, REVIEWED_SOURCES)
                 target = self.settings.review.memory_precision
                 self.memory = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, embed_and_build, kb, reviewed, target, self.settings.train.oos_label)
+                    self.pool, embed_and_build, kb, reviewed, target, self.settings.train.oos_label,
+                    self._memory_vectors)
                 self._memory_state = state
             self._memory_checked = time.monotonic()
         return self.memory

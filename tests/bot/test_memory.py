@@ -66,3 +66,28 @@ def test_outcomes_that_overlap_are_only_answered_when_nearly_repeated():
     examples = [Example(e.text, f"intent_{i % 2}", "review", id=e.id) for i, e in enumerate(examples)]  # mixed labels
     memory = Memory.build(examples, vectors, off_topic(rng), target=0.95)
     assert not memory.fit.fitted and memory.fit.threshold >= NEAR_EXACT
+
+
+def test_a_new_decision_embeds_only_what_is_new():
+    from bot.review.memory import embed_and_build
+
+    class CountingBase:  # the knowledge base's embedding, counted
+        def __init__(self):
+            self.embedded: list[str] = []
+
+        def correct(self, text):
+            return text
+
+        def embed_queries(self, texts):
+            self.embedded += texts
+            return np.stack([unit(np.random.default_rng(abs(hash(t)) % 2 ** 32).normal(size=8)) for t in texts])
+
+    kb, known = CountingBase(), {}
+    first = [Example("where is my order", "track", "review", id=1), Example("cancel it", "cancel", "review", id=2)]
+    embed_and_build(kb, first, 0.95, "out_of_scope", known)
+    kb.embedded.clear()
+    second = [first[0], Example("send the receipt", "receipt", "review", id=3)]  # 2 undone, 3 new
+    memory = embed_and_build(kb, second, 0.95, "out_of_scope", known)
+    assert [t for t in kb.embedded if "receipt" in t or "order" in t or "cancel" in t] == ["send the receipt"]
+    assert set(known) == {1, 3} and [e.id for e in memory.examples] == [1, 3]
+    assert memory.match(known[3][1]).example.id == 3
