@@ -37,7 +37,11 @@ def test_a_small_memory_answers_only_near_exact_repeats():
     repeat = memory.match(unit(vectors[3] + 0.01 * rng.normal(size=32)))
     assert repeat is not None and repeat.example.intent == "intent_0" and repeat.similarity >= NEAR_EXACT
     assert repeat.describe() == f"matched reviewed turn 3, similarity {repeat.similarity:.2f}"
-    assert memory.match(centres[0]) is None or memory.match(centres[0]).similarity >= NEAR_EXACT
+    a = vectors[3]
+    other = unit(rng.normal(size=32) - (rng.normal(size=32) @ a) * a)
+    other = unit(other - (other @ a) * a)  # orthogonal to the entry
+    close = unit(0.9 * a + np.sqrt(1 - 0.81) * other)  # similarity 0.9: a paraphrase, not a repeat
+    assert abs(float(close @ a) - 0.9) < 1e-3 and memory.match(close) is None
 
 
 def test_the_threshold_is_fitted_on_the_memory_and_paraphrases_get_the_reviewed_outcome():
