@@ -186,6 +186,13 @@ class ExampleStore:
             f"select count(*) from examples where intent is not null and source in ({marks}) and created > ?",
             [*sources, since]).fetchone()[0]
 
+    def sample_per_intent(self, per_intent: int) -> list[Example]:
+        """The first `per_intent` labelled examples of each intent (by id): what the bot knows, in small."""
+        rows = self.db.execute(f"select {EXAMPLE_COLUMNS} from (select {EXAMPLE_COLUMNS}, row_number() over"
+                               f" (partition by intent order by id) as n from examples where intent is not null) e"
+                               f" where n <= ? order by id", [per_intent]).fetchall()
+        return [_example(r) for r in rows]
+
     def labelled_from(self, sources: Iterable[str], after_id: int = 0) -> list[Example]:
         """Labelled examples from these sources (reviewed ones, for the memory of reviewed answers), by id."""
         sources = list(sources)

@@ -21,7 +21,7 @@ benchmarks/bench_loop.py's first round (never its test set). `SAME` is the one f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ UNSEEN_SHARE = 0.25  # of the budget at most for unseen-intent candidates
 TIGHT_QUANTILE = 0.25  # of labelled examples' similarity to their nearest same-intent example
 FAR_QUANTILE = 0.5  # of labelled examples' similarity to their nearest example of another intent
 CHUNK = 2048  # rows of the similarity matrix at a time
+SUGGEST_FROM = 2000  # the review queue's suggested order ranks the newest this many groups of the selection
+SUGGEST_PICKS = 300  # ranked by `choose`; the other candidates follow, newest first
+KNOWN_PER_INTENT = 20  # labelled examples per intent that stand for what the bot knows
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,22 @@ def choose(vectors: np.ndarray, unsure: Sequence[float], budget: int, known: np.
         taken[r] = True
         np.maximum(closest, reps @ reps[r], out=closest)
     return picks
+
+
+def suggest(candidates: Sequence[dict[str, Any]], embed: Callable[[list[str]], np.ndarray],
+            known: Sequence[Any]) -> list[int]:
+    """The review queue's suggested order: the ids of `candidates` (ReviewStore.candidates: id, text, size, the
+    last turn's confidence; newest first), `choose`'s picks first, each followed by the near-identical groups it
+    stands for, then the rest newest first. `embed`: unit vectors of texts; `known`: labelled examples."""
+    if not candidates:
+        return []
+    vectors = embed([c["text"] for c in candidates] + [e.text for e in known])
+    unsure = [1.0 if c["confidence"] is None else min(1.0, max(0.0, 1.0 - c["confidence"])) for c in candidates]
+    picks = choose(vectors[:len(candidates)], unsure, SUGGEST_PICKS, vectors[len(candidates):],
+                   [e.intent for e in known], [c["size"] for c in candidates])
+    ranked = [i for p in picks for i in p.group]
+    rest = sorted(set(range(len(candidates))) - set(ranked))
+    return [candidates[i]["id"] for i in ranked + rest]
 
 
 def _groups(vectors: np.ndarray, unsure: np.ndarray) -> tuple[list[int], dict[int, tuple[int, ...]]]:

@@ -24,7 +24,7 @@ from core.engine import Database, migrate, on_both
 KINDS = ("low_confidence", "fallback", "clarification", "negative_feedback", "handoff", "audit",
          "shadow")  # shadow: a retrain candidate would decide the turn differently (training/retrain.py)
 STATUSES = ("new", "done", "ignored")
-SORTS = ("newest", "frequent")
+SORTS = ("suggested", "newest", "frequent")  # suggested: bot.review.selection's order
 CONFIDENT_ROUTES = ("template", "knowledge")
 SYNC_BATCH = 5000
 
@@ -85,7 +85,7 @@ class Filters:
     route: str = ""
     model_version: str = ""
     text: str = ""
-    sort: str = "newest"
+    sort: str = "suggested"
 
     def __post_init__(self) -> None:
         if self.kind and self.kind not in KINDS:
@@ -142,7 +142,7 @@ class Filters:
         return cls(kind=query.get("kind", ""), status=query.get("status", "new"), since=day("since"),
                    until=day("until", end=True), intent=query.get("intent", ""), route=query.get("route", ""),
                    model_version=query.get("model_version", ""), text=query.get("q", query.get("text", "")),
-                   sort=query.get("sort", "newest") or "newest")
+                   sort=query.get("sort", "suggested") or "suggested")
 
 
 @dataclass
@@ -326,25 +326,54 @@ class ReviewStore:
         self._set_state(key, value)
 
     # reading the queue
-    def page(self, filters: Filters, cursor: str | None = None, limit: int = 50) -> Page:
+    def candidates(self, filters: Filters, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` groups of the selection with their last turn's confidence (for the suggested order)."""
         where, args = filters.where()
-        column = "last_seen" if filters.sort == "newest" else "size"
+        sql = (f"select g.id, g.text, g.size, t.confidence from (select id, text, size, last_turn_id, last_seen"
+               f" from review_groups{' where ' + ' and '.join(where) if where else ''}"
+               f" order by last_seen desc, id desc limit ?) g left join turns t on t.id = g.last_turn_id"
+               f" order by g.last_seen desc, g.id desc")
+        rows = self.db.execute(sql, [*args, limit]).fetchall()
+        return [dict(zip(("id", "text", "size", "confidence"), r)) for r in rows]
+
+    def page(self, filters: Filters, cursor: str | None = None, limit: int = 50,
+             order: list[int] | None = None) -> Page:
+        """A page of the selection. The suggested sort pages through `order` (group ids, see `candidates`); without
+        one (no embedder to compute it with) it is the newest first."""
+        ordered = filters.sort == "suggested" and order is not None
+        if cursor and not re.fullmatch(r"\d+" if ordered else r"-?[\d.e+-]+:\d+", cursor):
+            raise ValueError(f"{cursor[:40]!r} is not a next_cursor of this sort")
+        if ordered:
+            return self._ordered_page(filters, order, int(cursor or 0), limit)
+        where, args = filters.where()
+        column = "size" if filters.sort == "frequent" else "last_seen"
         if cursor:
             value, _, last_id = cursor.partition(":")
             where.append(f"({column} < ? or ({column} = ? and id < ?))")
-            v = float(value) if column == "last_seen" else int(value)
+            v = float(value) if column == "last_seen" else int(float(value))
             args += [v, v, int(last_id)]
         sql = (f"select {', '.join(GROUP_COLUMNS)} from review_groups"
                f"{' where ' + ' and '.join(where) if where else ''} order by {column} desc, id desc limit ?")
         rows = [dict(zip(GROUP_COLUMNS, r)) for r in self.db.execute(sql, [*args, limit + 1]).fetchall()]
         more = len(rows) > limit
-        rows = rows[:limit]
+        rows = self._shown(rows[:limit])
+        cursor = f"{rows[-1][column]!r}:{rows[-1]['id']}" if more and rows else None
+        return Page(rows, cursor, self.counts(filters.status))
+
+    def _ordered_page(self, filters: Filters, order: list[int], offset: int, limit: int) -> Page:
+        ids = order[offset:offset + limit]
+        rows = {r[0]: dict(zip(GROUP_COLUMNS, r)) for r in self._where_in(
+            f"select {', '.join(GROUP_COLUMNS)} from review_groups where id in ({{}})", ids)} if ids else {}
+        groups = self._shown([rows[i] for i in ids if i in rows])
+        more = offset + limit < len(order)
+        return Page(groups, str(offset + limit) if more else None, self.counts(filters.status))
+
+    def _shown(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in rows:
             r["kinds"] = [k for k in r["kinds"].split(",") if k]
             turn = self.db.execute("select confidence from turns where id = ?", [r["last_turn_id"]]).fetchone()
             r["confidence"] = turn[0] if turn else None
-        cursor = f"{rows[-1][column]!r}:{rows[-1]['id']}" if more and rows else None
-        return Page(rows, cursor, self.counts(filters.status))
+        return rows
 
     def counts(self, status: str = "new") -> dict[str, int]:
         """Groups per flag kind (and in all) with this status ("" = any); on SQLite counted again only after a

@@ -246,8 +246,7 @@ async def queue_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     d = desk(request)
     filters = filters_from(request.query)
-    await rt.sync_review()
-    page = await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size)
+    page = await _page(request, filters)
     query = filters.query()
     context = await _context(
         request, page=page, filters=filters, query=query, qs=urlencode(query),
@@ -255,6 +254,18 @@ async def queue_page(request: web.Request) -> web.Response:
         intents=_intents_info(rt), bulk_actions=BULK_ACTIONS, status=await status(request),
         flash=_flash(request), routes=("template", "smalltalk", "clarify", "knowledge", "fallback", "handoff"))
     return aiohttp_jinja2.render_template("queue.html", request, context)
+
+
+async def _page(request: web.Request, filters: Filters) -> Any:
+    """A page of the queue, brought up to date first; the suggested order made for the selection."""
+    rt = request.app[RUNTIME]
+    d = await rt.sync_review()
+    order = await rt.suggested_order(filters) if filters.sort == "suggested" else None
+    try:
+        return await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size,
+                           order)
+    except ValueError as e:
+        raise error(web.HTTPBadRequest, f"cursor: {e}") from None
 
 
 def _flash(request: web.Request) -> dict[str, Any]:
@@ -471,11 +482,7 @@ async def _settle(request: web.Request) -> str:
 
 # JSON API
 async def queue_api(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    d = desk(request)
-    await rt.sync_review()
-    page = await rt.db(d.reviews.page, filters_from(request.query), request.query.get("cursor") or None,
-                       rt.settings.review.page_size)
+    page = await _page(request, filters_from(request.query))
     return web.json_response({"items": page.groups, "next_cursor": page.next_cursor, "counts": page.counts})
 
 

@@ -21,8 +21,8 @@ FILTERS = [
     {"name": "intent", "in": "query", "schema": STR}, {"name": "route", "in": "query", "schema": STR},
     {"name": "model_version", "in": "query", "schema": STR},
     {"name": "q", "in": "query", "schema": STR, "description": "Text the message contains."},
-    {"name": "sort", "in": "query", "schema": {"enum": ["newest", "frequent"]}},
-    {"name": "cursor", "in": "query", "schema": STR, "description": "next_cursor of the previous page (keyset pagination)."},
+    {"name": "sort", "in": "query", "schema": {"enum": ["suggested", "newest", "frequent"]}, "description": "Default suggested: what helps the bot most first (candidate new intents, then uncertain and varied messages; the newest 2000 groups ranked, the rest after them newest first)."},
+    {"name": "cursor", "in": "query", "schema": STR, "description": "next_cursor of the previous page (of the same sort)."},
 ]
 ACTION = {"type": "object", "required": ["action"], "properties": {
     "action": {"enum": ["confirm", "correct", "out_of_scope", "answer", "article", "ignore"]},

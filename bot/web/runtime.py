@@ -156,6 +156,26 @@ class Runtime:
             return None
         return memory.match(vector)
 
+    async def suggested_order(self, filters: Any) -> list[int] | None:
+        """The review queue's suggested order of this selection (bot.review.selection.suggest), embedded by the
+        knowledge base; None while it cannot be made (no knowledge base yet): the queue shows the newest first."""
+        from bot.review.selection import KNOWN_PER_INTENT, SUGGEST_FROM, suggest
+
+        kb = self.knowledge
+        if kb is None or self.desk is None or not hasattr(kb, "embed_queries"):
+            return None
+        candidates = await self.db(self.desk.reviews.candidates, filters, SUGGEST_FROM)
+        known = await self.db(self.desk.examples.sample_per_intent, KNOWN_PER_INTENT)
+
+        def embed(texts: list[str]) -> Any:
+            return kb.embed_queries([kb.correct(t) for t in texts])
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, suggest, candidates, embed, known)
+        except Exception as e:  # an order is a convenience: without it the queue is the newest first
+            log.warning("suggested review order unavailable: %s", type(e).__name__)
+            return None
+
     def memory_changed(self) -> None:
         """A review decision was made here: the next turn builds the memory again from the reviewed examples."""
         self._memory_checked, self._memory_state = 0.0, None

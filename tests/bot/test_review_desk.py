@@ -257,6 +257,23 @@ def test_filters_sort_and_keyset_pagination(bot):
     assert desk.reviews.page(Filters()).counts["fallback"] == 5
 
 
+def test_the_suggested_order_reads_its_candidates_and_pages_through_a_given_order(bot):
+    folder, log, desk = bot
+    for c in "abcde":
+        say(log, f"message {c}", version="v2" if c in "de" else "v1")
+    desk.sync()
+    candidates = desk.reviews.candidates(Filters(model_version="v2"), 10)
+    assert [(c["text"], c["size"]) for c in candidates] == [("message e", 1), ("message d", 1)]
+    ids = {g["text"]: g["id"] for g in desk.reviews.page(Filters(sort="newest")).groups}
+    order = [ids[f"message {c}"] for c in "cabed"]
+    first = desk.reviews.page(Filters(), None, 3, order)
+    rest = desk.reviews.page(Filters(), first.next_cursor, 3, order)
+    assert [g["text"] for g in first.groups + rest.groups] == [f"message {c}" for c in "cabed"]
+    assert rest.next_cursor is None
+    with pytest.raises(ValueError, match="not a next_cursor"):
+        desk.reviews.page(Filters(), "1.5:3", 3, order)
+
+
 def test_audit_sample_of_confident_answers(bot, tmp_path):
     folder, log, _ = bot
     desk = ReviewDesk(log.db, BotFolder.load(folder.path, [f'state_dir="{tmp_path / "state"}"', "review.audit_rate=0.5"]))

@@ -85,6 +85,17 @@ def test_reviewed_examples_and_the_state_that_says_they_changed(db):
     assert store.state_of(("review",)) == before == (0, 0, 0)
 
 
+def test_a_sample_per_intent_takes_each_intents_first_examples(db):
+    """What the review queue's suggested order compares new messages with: at most N examples of every intent."""
+    store = ExampleStore(db)
+    store.add([Example(f"refund question {i}", "refund", "seed") for i in range(4)]
+              + [Example(f"parcel question {i}", "order_status", "seed") for i in range(2)]
+              + [Example("unlabelled message", None, "transcript")])
+    sample = store.sample_per_intent(3)
+    assert sorted(e.text for e in sample) == ["parcel question 0", "parcel question 1", "refund question 0",
+                                              "refund question 1", "refund question 2"]
+
+
 def test_the_test_split_and_the_import_records(db):
     store = ExampleStore(db)
     store.add([Example(f"question number {i}", "a" if i < 8 else "b") for i in range(12)])

@@ -1,0 +1,75 @@
+"""The review queue's suggested order (its default) over HTTP: near-identical messages side by side, every group
+once across pages, a cursor of another sort refused with a reason. The embedder is a bag-of-words double (speed);
+the order itself is bot.review.selection's, tested on hand-made vectors in test_selection.py."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from runtime_doubles import ScriptedKnowledge
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+MESSAGES = ["zzz oak table refund wanted", "zzz parcel never came", "zzz crypto price today",
+            "zzz lamp switch broken", "zzz oak table refund wanted please"]  # the first and the last: near-identical
+
+
+class BagOfWords(ScriptedKnowledge):
+    def correct(self, text):
+        return text
+
+    def embed_queries(self, texts):
+        words = sorted({w for t in MESSAGES + list(texts) for w in re.findall(r"\w+", t.lower())})
+        vectors = np.array([[float(w in re.findall(r"\w+", t.lower())) for w in words] for t in texts], np.float32)
+        vectors = np.pad(vectors, ((0, 0), (0, 64 - len(words))))  # one width, whatever the texts
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+
+async def chat(client, message):
+    response = await client.post("/api/chat", json={"message": message})
+    assert response.status == 200
+
+
+async def queue(client, **params):
+    response = await client.get("/api/review/queue", headers=ADMIN, params=params)
+    return response.status, await response.json()
+
+
+async def test_the_default_order_puts_near_identical_messages_together_and_pages_through_every_group(make_client):
+    client = await make_client("review.page_size=2", knowledge=BagOfWords())
+    for message in MESSAGES:
+        await chat(client, message)
+    texts, cursor = [], None
+    for _ in range(5):
+        status, body = await queue(client, **({"cursor": cursor} if cursor else {}))
+        assert status == 200
+        texts += [item["text"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(texts) == sorted(MESSAGES)  # every group once
+    first, last = texts.index(MESSAGES[0]), texts.index(MESSAGES[-1])
+    assert abs(first - last) == 1  # newest first would put them at the two ends
+    _, newest = await queue(client, sort="newest")
+    assert [i["text"] for i in newest["items"]] == [MESSAGES[-1], MESSAGES[-2]]
+
+
+async def test_a_cursor_of_another_sort_or_garbage_gets_a_400_with_the_reason(make_client):
+    client = await make_client("review.page_size=1", knowledge=BagOfWords())
+    for message in MESSAGES[:3]:
+        await chat(client, message)
+    _, newest = await queue(client, sort="newest")
+    for cursor in (newest["next_cursor"], "drop table", "-1"):
+        status, body = await queue(client, cursor=cursor)
+        assert status == 400 and "next_cursor of this sort" in body["error"], (cursor, body)
+    status, body = await queue(client, sort="newest", cursor="12")
+    assert status == 400 and "next_cursor of this sort" in body["error"]
+
+
+async def test_without_an_embedder_the_suggested_order_is_the_newest_first(make_client):
+    client = await make_client("review.page_size=10")  # ScriptedKnowledge: no embed_queries
+    for message in MESSAGES:
+        await chat(client, message)
+    _, body = await queue(client)
+    assert [i["text"] for i in body["items"]] == MESSAGES[::-1]
