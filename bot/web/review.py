@@ -282,7 +282,8 @@ async def item_page(request: web.Request) -> web.Response:
     item = await _item(request, group_id)
     filters = filters_from(request.query)
     query = filters.query()
-    following = await rt.db(lambda: [g for g in desk(request).reviews.page(filters, limit=2).groups
+    order = await rt.suggested_order(filters) if filters.sort == "suggested" else None
+    following = await rt.db(lambda: [g for g in desk(request).reviews.page(filters, None, 2, order).groups
                                      if g["id"] != group_id][:1])
     context = await _context(
         request, **item, intents=_intents_info(rt), qs=urlencode(query), flash=_flash(request),

@@ -40,11 +40,12 @@ async def test_the_default_order_puts_near_identical_messages_together_and_pages
     client = await make_client("review.page_size=2", knowledge=BagOfWords())
     for message in MESSAGES:
         await chat(client, message)
-    texts, cursor = [], None
+    texts, ids, cursor = [], [], None
     for _ in range(5):
         status, body = await queue(client, **({"cursor": cursor} if cursor else {}))
         assert status == 200
         texts += [item["text"] for item in body["items"]]
+        ids += [item["id"] for item in body["items"]]
         cursor = body["next_cursor"]
         if not cursor:
             break
@@ -53,6 +54,8 @@ async def test_the_default_order_puts_near_identical_messages_together_and_pages
     assert abs(first - last) == 1  # newest first would put them at the two ends
     _, newest = await queue(client, sort="newest")
     assert [i["text"] for i in newest["items"]] == [MESSAGES[-1], MESSAGES[-2]]
+    item = await client.get(f"/review/items/{ids[0]}", headers=ADMIN)
+    assert f'href="/review/items/{ids[1]}?' in await item.text()  # "next" follows the same order
 
 
 async def test_a_cursor_of_another_sort_or_garbage_gets_a_400_with_the_reason(make_client):
