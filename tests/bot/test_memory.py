@@ -95,3 +95,23 @@ def test_a_new_decision_embeds_only_what_is_new():
     assert [t for t in kb.embedded if "receipt" in t or "order" in t or "cancel" in t] == ["send the receipt"]
     assert set(known) == {1, 3} and [e.id for e in memory.examples] == [1, 3]
     assert memory.match(known[3][1]).example.id == 3
+
+
+def test_a_large_memory_searches_an_ivf_index_and_still_never_answers_below_the_threshold(monkeypatch):
+    """Above EXACT_MAX entries the closest is found through FAISS IVF (lowered here so the test stays small)."""
+    import bot.review.memory as memory_module
+    from bot.review.memory import Fit
+
+    monkeypatch.setattr(memory_module, "EXACT_MAX", 100)
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(2000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    examples = [Example(f"message {i}", f"intent_{i % 7}", "review", id=i) for i in range(2000)]
+    memory = Memory(examples, vectors, Fit(0.95, 1.0, 0, 2000, True))
+    assert memory.index is not None and memory.index.kind == "ivf"
+    near = vectors[1234] + 0.03 * rng.normal(size=32).astype(np.float32)
+    near /= np.linalg.norm(near)
+    match = memory.match(near)
+    assert match is not None and match.example.id == 1234 and match.similarity >= 0.95
+    far = rng.normal(size=32).astype(np.float32)
+    assert memory.match(far / np.linalg.norm(far)) is None  # random: nothing within 0.95
