@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def stats(args: argparse.Namespace) -> int:
-    from bot.review.memory import MIN_ENTRIES, memory_of
+    from bot.review.memory import MIN_ENTRIES, mark_serving, memory_of
     from knowledge.base import KnowledgeBase
 
     folder = open_bot(args)
@@ -30,6 +30,7 @@ def stats(args: argparse.Namespace) -> int:
     kb = KnowledgeBase.open(s.database_location, s.index_path, s.knowledge)
     try:
         memory = memory_of(folder, kb)
+        mark_serving(folder, memory)
     finally:
         kb.close()
     fit = memory.fit
@@ -45,6 +46,9 @@ def stats(args: argparse.Namespace) -> int:
         why = (f"fewer than {MIN_ENTRIES} reviewed messages" if len(memory) < MIN_ENTRIES
                else f"precision {target:g} not surely reached by leave-one-out")
         print(f"similarity threshold {fit.threshold:.3f}: near-exact repeats only ({why})")
+    if memory.learned_version:
+        print(f"learned by the serving model {memory.learned_version}: {len(memory.learned)} of {len(memory)} "
+              f"(answered right without the memory; kept)")
     if not folder.settings.review.memory:
         print("the memory is off (review.memory = false)")
     return 0

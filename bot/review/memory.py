@@ -12,12 +12,15 @@ other outcomes only (always wrong: what a message about something new finds); of
 lowest similarity whose matches carry the right outcome often enough, and surely enough (the 90 % interval within
 5 points, knowledge.relevance.fit_threshold). Below `MIN_ENTRIES`, or where the target is not met, only
 near-exact repeats are answered.
+
+An entry the serving model now answers right by itself (`learned_by`) stays — it costs nothing and keeps the
+answer if a later model forgets — but is marked as learned, in the match and in `run_bot.py memory stats`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -37,16 +40,18 @@ class Match:
     example: Example  # the reviewed message, with what it should get (`intent`: an intent or out of scope)
     similarity: float
     threshold: float
+    learned: str | None = None  # the model version that answers the message right by itself, if the serving one does
 
     def describe(self) -> str:
         where = self.example.provenance
         turn = f"reviewed turn {where.split(':', 1)[1]}" if where.startswith("turn:") else "a reviewed message"
-        return f"matched {turn}, similarity {self.similarity:.2f}"
+        learned = f" (learned by model {self.learned})" if self.learned else ""
+        return f"matched {turn}, similarity {self.similarity:.2f}{learned}"
 
     def to_json(self) -> dict:
         return {"example": self.example.id, "provenance": self.example.provenance, "text": self.example.text,
                 "outcome": self.example.intent, "similarity": round(self.similarity, 4),
-                "threshold": round(self.threshold, 4)}
+                "threshold": round(self.threshold, 4), "learned": self.learned}
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class Memory:
 
     def __init__(self, examples: Sequence[Example], vectors: np.ndarray, fit: Fit):
         self.examples, self.vectors, self.fit = list(examples), np.asarray(vectors, np.float32), fit
+        self.learned: frozenset[int] = frozenset()  # example ids the model `learned_version` answers right
+        self.learned_version: str | None = None
         self.index = None  # large memories: approximate search (recall measured at build), under 1 ms at 100k
         if len(self.examples) > EXACT_MAX:
             from knowledge.index import VectorIndex
@@ -97,7 +104,24 @@ class Memory:
             similarity = float(similarities[best])
         if similarity < self.fit.threshold:
             return None
-        return Match(self.examples[best], similarity, self.fit.threshold)
+        example = self.examples[best]
+        return Match(example, similarity, self.fit.threshold,
+                     self.learned_version if example.id in self.learned else None)
+
+    def mark_learned(self, version: str, learned: set[int] | frozenset[int]) -> None:
+        self.learned, self.learned_version = frozenset(learned), version
+
+
+def learned_by(examples: Sequence[Example], predict: Callable, oos_label: str, batch: int = 64) -> set[int]:
+    """Ids of the reviewed examples a model answers right by itself: the reviewed intent, neither refused nor asked
+    back; or, for one marked out of scope, a refusal. `predict`: the model's (training.classifier.Prediction)."""
+    out: set[int] = set()
+    for start in range(0, len(examples), batch):
+        part = examples[start:start + batch]
+        for e, p in zip(part, predict([e.text for e in part])):
+            if (e.intent == oos_label and p.unknown) or (p.intent == e.intent and not p.unknown and not p.ambiguous):
+                out.add(e.id)
+    return out
 
 
 def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, target: float,
@@ -155,3 +179,15 @@ def memory_of(folder, kb) -> Memory:
     finally:
         db.close()
     return embed_and_build(kb, reviewed, s.review.memory_precision, s.train.oos_label)
+
+
+def mark_serving(folder, memory: Memory) -> None:
+    """Mark the entries the bot folder's serving model answers right by itself (none when it has no model yet)."""
+    from training.classifier import IntentClassifier
+    from training.registry import ModelRegistry
+
+    path = ModelRegistry(folder.settings.models_path).current_path()
+    if path is None or not memory.examples:
+        return
+    model = IntentClassifier.load(path, quantize=folder.settings.train.quantize)
+    memory.mark_learned(model.version, learned_by(memory.examples, model.predict, folder.settings.train.oos_label))

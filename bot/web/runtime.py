@@ -79,6 +79,8 @@ class Runtime:
     _memory_checked: float = 0.0  # when the reviewed examples were last asked whether they changed (monotonic)
     _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _memory_vectors: dict = field(default_factory=dict)  # example id -> (text, vector), kept between builds
+    _learned: tuple = (None, {})  # (model version, {(example id, text, outcome): the model answers it right})
+    _learning: asyncio.Task | None = None
 
     async def db(self, fn: Callable, *args: Any) -> Any:
         """Run `fn` on the database thread. A storage fault becomes `StorageError` (503 with a reason), is logged
@@ -184,10 +186,10 @@ class Runtime:
         from bot.review.memory import REVIEWED_SOURCES, embed_and_build
 
         if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
-            return self.memory
+            return self._marking(self.memory)
         async with self._memory_lock:
             if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
-                return self.memory
+                return self._marking(self.memory)
             examples = self.desk.examples
             state = await self.db(examples.state_of, REVIEWED_SOURCES)
             if state != self._memory_state:
@@ -198,7 +200,37 @@ class Runtime:
                     self._memory_vectors)
                 self._memory_state = state
             self._memory_checked = time.monotonic()
-        return self.memory
+        return self._marking(self.memory)
+
+    def _marking(self, memory: Any) -> Any:
+        """`memory`, its learned entries marked for the serving model in the background when they are not yet."""
+        version = self.models.version if self.models is not None else None
+        if (memory is not None and version and memory.learned_version != version
+                and (self._learning is None or self._learning.done())):
+            self._learning = asyncio.create_task(self._mark_learned(memory, version))
+        return memory
+
+    async def _mark_learned(self, memory: Any, version: str) -> None:
+        """Mark the entries the serving model answers right by itself (in the background: a model swap must not
+        hold up turns); the answers of a version are kept, so a new entry costs one prediction."""
+        from bot.review.memory import learned_by
+
+        router = self.models.current if self.models is not None else None
+        if router is None or router.version != version:
+            return
+        if self._learned[0] != version:
+            self._learned = (version, {})
+        known = self._learned[1]
+        key = lambda e: (e.id, e.text, e.intent)  # noqa: E731
+        new = [e for e in memory.examples if key(e) not in known]
+        try:
+            right = await asyncio.get_running_loop().run_in_executor(
+                self.model_thread, learned_by, new, router.model.predict, self.settings.train.oos_label)
+        except Exception as e:  # a mark is information only
+            log.warning("marking learned memory entries failed: %s", type(e).__name__)
+            return
+        known.update((key(e), e.id in right) for e in new)
+        memory.mark_learned(version, {e.id for e in memory.examples if known.get(key(e))})
 
     def intents_changed(self) -> bool:
         """Whether intents.yaml changed since the serving router read it (another worker's review page edited it)."""

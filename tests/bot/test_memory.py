@@ -115,3 +115,23 @@ def test_a_large_memory_searches_an_ivf_index_and_still_never_answers_below_the_
     assert match is not None and match.example.id == 1234 and match.similarity >= 0.95
     far = rng.normal(size=32).astype(np.float32)
     assert memory.match(far / np.linalg.norm(far)) is None  # random: nothing within 0.95
+
+
+def test_learned_by_is_what_the_model_answers_right_by_itself():
+    from bot.review.memory import Fit, learned_by
+    from training.classifier import Prediction
+
+    def predict(texts):
+        answers = {"a": Prediction("x", 0.9, [("x", 0.9)], False, False),  # right
+                   "b": Prediction("x", 0.9, [("x", 0.9)], False, False),  # wrong intent
+                   "c": Prediction(None, 0.2, [("x", 0.2)], True, False),  # refused: right for out of scope
+                   "d": Prediction("y", 0.5, [("y", 0.5), ("x", 0.45)], False, True)}  # asked back: not by itself
+        return [answers[t] for t in texts]
+
+    examples = [Example("a", "x", "review", id=1), Example("b", "y", "review", id=2),
+                Example("c", "out_of_scope", "review", id=3), Example("d", "y", "review", id=4)]
+    assert learned_by(examples, predict, "out_of_scope", batch=3) == {1, 3}
+    memory = Memory(examples, np.eye(4, dtype=np.float32), Fit(0.9, 1.0, 0, 4, True))
+    memory.mark_learned("v7", {1, 3})
+    assert memory.match(np.eye(4, dtype=np.float32)[0]).describe().endswith("(learned by model v7)")
+    assert memory.match(np.eye(4, dtype=np.float32)[1]).learned is None

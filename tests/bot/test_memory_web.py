@@ -139,3 +139,20 @@ async def test_a_memory_that_fails_leaves_the_decision_to_the_model(make_client,
     reply = await chat(client, "Where is my order AB12345?")
     assert reply["route"] == "template" and "AB12345" in reply["answer"]
     assert "memory of reviewed answers unavailable: RuntimeError" in caplog.text and "AB12345" not in caplog.text
+
+
+async def test_entries_the_serving_model_answers_by_itself_are_marked_learned(make_client, real_kb, tmp_path):
+    """Marked in the background once the memory is built; a learned entry still answers, and says so."""
+    (tmp_path / "state").mkdir(exist_ok=True)
+    settled_before(tmp_path)
+    client = await make_client(knowledge=real_kb)
+    await chat(client, "do you sell gift cards")  # the turn that builds the memory and starts the marking
+    rt = client.server.app[RUNTIME]
+    await rt._learning
+    by_text = {e.text: e.id for e in rt.memory.examples}
+    assert rt.memory.learned_version == rt.models.version
+    assert by_text["cancel my order"] in rt.memory.learned  # the model double answers cancel_order itself
+    assert by_text["what is the weather tomorrow"] in rt.memory.learned  # out of scope, and the model refuses it
+    assert by_text["where is my invoice"] not in rt.memory.learned  # the model says track_order: the memory knows
+    assert "(learned by model" in (await explain(client, "cancel my order please"))["rule"]
+    assert "(learned by model" not in (await explain(client, "where is my invoice?"))["rule"]
