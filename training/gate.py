@@ -3,7 +3,8 @@
 Both classify the gate's examples (the golden set, `split = test`, never trained on, plus the newest reviewed
 examples the serving model never saw) and the out-of-scope examples. The candidate is refused when its
 accuracy is lower by more than `tolerance`, when an intent with enough support loses more than
-`max_intent_drop` of its recall, or when it refuses fewer out-of-scope messages. Shadow scoring runs both
+`max_intent_drop` of its recall and the loss is unlikely to be chance (a sign test over its examples that changed,
+`intent_drop_alpha`), or when it refuses fewer out-of-scope messages. Shadow scoring runs both
 on recent real customer messages and lists every one they would decide differently.
 
 Accuracy on a handful of examples cannot tell a better model from a worse one (one gate example of two is
@@ -15,6 +16,7 @@ with no gate example and no traffic at all) is held for a person's approval rath
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Sequence
 
@@ -82,12 +84,18 @@ def compare(candidate: Classifier, serving: Classifier | None, examples: Sequenc
         reasons.append(f"accuracy {100 * cand['accuracy']:.1f} % is {100 * drop:.1f} points below the serving "
                        f"model's {100 * serv['accuracy']:.1f} % (tolerance {100 * settings.tolerance:.1f})")
     per_intent = []
+    flips = turned(examples, serv_pred, cand_pred, oos_label)
     for intent, n in cand["support"].items():
         before, after = serv["recall"].get(intent, 0.0), cand["recall"][intent]
-        per_intent.append({"intent": intent, "support": n, "serving": before, "candidate": after})
-        if n >= settings.min_intent_support and before - after > settings.max_intent_drop:
+        lost, won = flips.get(intent, (0, 0))
+        p = sign_test(lost, won)
+        per_intent.append({"intent": intent, "support": n, "serving": before, "candidate": after,
+                           "turned_wrong": lost, "turned_right": won, "p": round(p, 4)})
+        if n >= settings.min_intent_support and before - after > settings.max_intent_drop \
+                and p < settings.intent_drop_alpha:
             reasons.append(f"intent {intent} recall falls {100 * before:.0f} % -> {100 * after:.0f} % "
-                           f"({n} examples; at most {100 * settings.max_intent_drop:.0f} points allowed)")
+                           f"({n} examples, {lost} turned wrong and {won} right: p {p:.3f} of chance; at most "
+                           f"{100 * settings.max_intent_drop:.0f} points allowed)")
     result["per_intent"] = per_intent
     if serv["oos_refused"] is not None and cand["oos_refused"] < serv["oos_refused"]:
         reasons.append(f"refuses {100 * cand['oos_refused']:.0f} % of out-of-scope messages, the serving model "
@@ -97,6 +105,26 @@ def compare(candidate: Classifier, serving: Classifier | None, examples: Sequenc
         reasons.append(f"accuracy {100 * cand['accuracy']:.1f} % vs {100 * serv['accuracy']:.1f} % serving; "
                        "no intent and no out-of-scope refusal worse than allowed")
     return result
+
+
+def turned(examples: Sequence[Example], before: Sequence[Prediction], after: Sequence[Prediction],
+           oos_label: str) -> dict[str, tuple[int, int]]:
+    """Per in-scope intent: (gate examples right before and wrong after, wrong before and right after)."""
+    out: dict[str, list[int]] = {}
+    for e, b, a in zip(examples, before, after):
+        if e.intent == oos_label:
+            continue
+        was, now = (not b.unknown and b.intent == e.intent), (not a.unknown and a.intent == e.intent)
+        if was != now:
+            out.setdefault(e.intent, [0, 0])[0 if was else 1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def sign_test(lost: int, won: int) -> float:
+    """One-sided exact sign test: the chance of at least `lost` of the `lost + won` changed examples turning wrong
+    if each change were a coin toss (1.0 when nothing changed)."""
+    n = lost + won
+    return sum(math.comb(n, k) for k in range(lost, n + 1)) / 2 ** n if n else 1.0
 
 
 def changed(examples: Sequence[Example], before: Sequence[Prediction], after: Sequence[Prediction]) -> list[dict]:

@@ -83,6 +83,7 @@ class RetrainSettings:
     tolerance: float = setting(0.01, "The candidate is refused if its accuracy on the gate's data is lower than the serving model's by more than this.")
     max_intent_drop: float = setting(0.1, "The candidate is refused if any intent with enough gate examples loses more than this much recall.")
     min_intent_support: int = setting(5, "Gate examples an intent needs before its own drop can refuse a candidate.")
+    intent_drop_alpha: float = setting(0.05, "An intent's drop refuses a candidate only when chance is an unlikely explanation: a one-sided sign test over that intent's gate examples that changed between right and wrong (more turned wrong than right) below this p-value. One example of five turning wrong is a 20-point drop, and with dozens of intents some intent always moves by one.")
     min_gate_examples: int = setting(30, "In-scope gate examples (golden set + fresh reviewed) the gate needs to judge a candidate by its accuracy alone (below 30 one example moves accuracy by more than 3 points). With fewer, a candidate that changes an answer the serving model gave confidently to a logged customer message, unconfirmed by a reviewer, is held for approval in the review workspace.")
     fresh_examples: int = setting(500, "Newest reviewed examples the serving model never saw that join the golden set in the gate.")
     shadow_turns: int = setting(1000, "Latest logged customer messages the candidate classifies beside the serving model; turns it would decide differently are listed and flagged for review.")
@@ -94,7 +95,8 @@ class RetrainSettings:
             "interval": self.interval >= 0, "min_new_examples": self.min_new_examples >= 0,
             "warm_start": self.warm_start in ("auto", "always", "never"), "warm_epochs": self.warm_epochs >= 1,
             "tolerance": 0 <= self.tolerance < 1, "max_intent_drop": 0 <= self.max_intent_drop <= 1,
-            "min_intent_support": self.min_intent_support >= 1, "fresh_examples": self.fresh_examples >= 0,
+            "min_intent_support": self.min_intent_support >= 1,
+            "intent_drop_alpha": 0 < self.intent_drop_alpha <= 1, "fresh_examples": self.fresh_examples >= 0,
             "min_gate_examples": self.min_gate_examples >= 0,
             "shadow_turns": self.shadow_turns >= 0, "golden_share": 0 < self.golden_share < 0.5, "timeout": self.timeout > 0,
         }

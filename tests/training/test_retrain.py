@@ -90,7 +90,9 @@ def test_the_gate_refuses_a_candidate_trained_on_corrupted_labels_and_says_why(b
     _, store, registry, runs, _, first = bot
     wrong = [f"{t} now" for t in OLD["track"]] + [f"{t} again" for t in OLD["track"]]
     store.add(Example(t, "login", source="file") for t in wrong)  # parcels labelled as logins
-    outcome = run(bot, warm_start="never", min_intent_support=2)
+    # two golden examples an intent: no loss there can be told from chance, so the sign test is turned off
+    # (intent_drop_alpha=1: any drop beyond max_intent_drop refuses); test_gate.py covers the sign test
+    outcome = run(bot, warm_start="never", min_intent_support=2, intent_drop_alpha=1.0)
     assert not outcome.promoted, json.dumps({k: outcome.comparison[k] for k in ("candidate", "serving", "reasons")})
     assert registry.current_version() == first.version  # still serving the old one
     reasons = " ".join(outcome.comparison["reasons"])
