@@ -79,7 +79,7 @@ class Runtime:
     _memory_checked: float = 0.0  # when the reviewed examples were last asked whether they changed (monotonic)
     _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _memory_vectors: dict = field(default_factory=dict)  # example id -> (text, vector), kept between builds
-    _learned: tuple = (None, {})  # (model version, {(example id, text, outcome): the model answers it right})
+    _learned: tuple = field(default_factory=lambda: (None, {}))  # (model version, {(example id, text, outcome): right})
     _learning: asyncio.Task | None = None
 
     async def db(self, fn: Callable, *args: Any) -> Any:
@@ -226,8 +226,9 @@ class Runtime:
         try:
             right = await asyncio.get_running_loop().run_in_executor(
                 self.model_thread, learned_by, new, router.model.predict, self.settings.train.oos_label)
-        except Exception as e:  # a mark is information only
+        except Exception as e:  # a mark is information only: not tried again for this version
             log.warning("marking learned memory entries failed: %s", type(e).__name__)
+            memory.mark_learned(version, set())
             return
         known.update((key(e), e.id in right) for e in new)
         memory.mark_learned(version, {e.id for e in memory.examples if known.get(key(e))})
