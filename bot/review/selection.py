@@ -15,7 +15,9 @@ for) for review:
 
 The cut-offs of step 2 are quantiles of the labelled examples' own similarities, so they follow the embedder and
 the bot; the two quantiles were chosen by looking at which BANKING77 *training* messages they flag in
-benchmarks/bench_loop.py's first round (never its test set). `SAME` is the one fixed similarity. Uncertainty is the caller's: 1 - (top probability - second) for a model's prediction.
+benchmarks/bench_loop.py's first round (never its test set). `SAME` is the one fixed similarity. Uncertainty is
+the caller's: 1 - (top probability - second) for a model's prediction (`uncertainty`); the review queue, which
+keeps only the top probability of a logged turn, uses 1 - that.
 """
 
 from __future__ import annotations
