@@ -129,10 +129,10 @@ def scores(answers, test) -> dict:
 
 def memory_of(store, vectors):
     """The memory of reviewed answers as the server builds it: reviewed examples, fitted to 95 % precision."""
-    from bot.review.memory import REVIEWED_SOURCES, Memory
+    from bot.review.memory import Memory, settled
     from knowledge.relevance import OFF_TOPIC
 
-    reviewed = store.labelled_from(REVIEWED_SOURCES)
+    reviewed = settled(store)
     return Memory.build(reviewed, vectors([e.text for e in reviewed]), vectors(list(OFF_TOPIC)), 0.95)
 
 

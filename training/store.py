@@ -193,21 +193,21 @@ class ExampleStore:
                                f" where n <= ? order by id", [per_intent]).fetchall()
         return [_example(r) for r in rows]
 
-    def labelled_from(self, sources: Iterable[str], after_id: int = 0) -> list[Example]:
-        """Labelled examples from these sources (reviewed ones, for the memory of reviewed answers), by id."""
-        sources = list(sources)
-        marks = ", ".join("?" for _ in sources)
-        rows = self.db.execute(f"select {EXAMPLE_COLUMNS} from examples where intent is not null and source in "
-                               f"({marks}) and id > ? order by id", [*sources, after_id]).fetchall()
+    def labelled_from(self, sources: Iterable[str], after_id: int = 0, methods: Iterable[str] = ()) -> list[Example]:
+        """Labelled examples from these sources or labelled by these methods (reviewed ones, for the memory of
+        reviewed answers), by id."""
+        where, args = _from(sources, methods)
+        rows = self.db.execute(f"select {EXAMPLE_COLUMNS} from examples where intent is not null and {where} "
+                               f"and id > ? order by id", [*args, after_id]).fetchall()
         return [_example(r) for r in rows]
 
-    def state_of(self, sources: Iterable[str]) -> tuple:
-        """What changes whenever a labelled example from these sources is added, removed or relabelled: their
-        count, highest id and a checksum of their labels (cheap enough to ask every second)."""
-        sources = list(sources)
-        marks = ", ".join("?" for _ in sources)
+    def state_of(self, sources: Iterable[str], methods: Iterable[str] = ()) -> tuple:
+        """What changes whenever a labelled example from these sources (or labelled by these methods) is added,
+        removed or relabelled: their count, highest id and a checksum of their labels (cheap enough to ask every
+        second)."""
+        where, args = _from(sources, methods)
         row = self.db.execute(f"select count(*), coalesce(max(id), 0), coalesce(sum(length(intent) * id), 0) "
-                              f"from examples where intent is not null and source in ({marks})", sources).fetchone()
+                              f"from examples where intent is not null and {where}", args).fetchone()
         return tuple(row)
 
     def has_provenance(self, provenance: str) -> bool:
@@ -342,6 +342,14 @@ class ProposalStore:
         """Example ids a person already rejected as a new intent (left out of later clustering)."""
         rows = self.db.execute("select members from intent_proposals where status = 'dropped'").fetchall()
         return {m for (members,) in rows for m in json.loads(members)}
+
+
+def _from(sources: Iterable[str], methods: Iterable[str]) -> tuple[str, list[str]]:
+    """`(source in (...) or label_method in (...))` and its arguments."""
+    sources, methods = list(sources), list(methods)
+    parts = [f"{column} in ({', '.join('?' for _ in values)})"
+             for column, values in (("source", sources), ("label_method", methods)) if values]
+    return f"({' or '.join(parts) or 'false'})", [*sources, *methods]
 
 
 def _proposal(row) -> Proposal:

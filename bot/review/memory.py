@@ -1,8 +1,9 @@
 """A memory of reviewed answers, consulted before the intent model: a message close enough to one a person has
 settled gets what that person said it should get, at once, without a retrain.
 
-The memory is the labelled examples reviewers made (`REVIEWED_SOURCES`: confirmed, corrected or marked out of
-scope in the review workspace, picked from a clarifying question), so undoing a decision, renaming or deleting an
+The memory is the labelled examples people settled (`REVIEWED_SOURCES`: confirmed, corrected or marked out of
+scope in the review workspace, picked from a clarifying question; `ACCEPTED_METHODS`: imported requests labelled by
+accepting an intent proposal), so undoing a decision, renaming or deleting an
 intent changes it the way it changes the training data. Each is embedded with the knowledge base's sentence
 embedder (no second model). "Close enough" is a cosine threshold fitted to `review.memory_precision` by
 leave-one-out over the memory itself: each reviewed message is matched against all the others (right when the
@@ -28,6 +29,7 @@ from knowledge.relevance import fit_threshold
 from training.store import Example, ExampleStore
 
 REVIEWED_SOURCES = ("review", "conversation")  # examples a person settled: review decisions, clarification picks
+ACCEPTED_METHODS = ("cluster",)  # and imported requests labelled by accepting an intent proposal
 
 EXACT_MAX = 10_000  # entries searched exactly (numpy); above, an IVF index (knowledge.index.VectorIndex)
 NEAR_EXACT = 0.97  # cosine of a near-exact repeat ("where is my order" / "Where is my order?")
@@ -149,6 +151,16 @@ def fit(vectors: np.ndarray, outcomes: Sequence[str], off_topic: np.ndarray, tar
     return Fit(min(threshold, 1.0), precision, answers, n, fitted)
 
 
+def settled(store: ExampleStore) -> list[Example]:
+    """The examples the memory holds, by id."""
+    return store.labelled_from(REVIEWED_SOURCES, methods=ACCEPTED_METHODS)
+
+
+def settled_state(store: ExampleStore) -> tuple:
+    """What changes whenever the memory's examples change (ExampleStore.state_of)."""
+    return store.state_of(REVIEWED_SOURCES, methods=ACCEPTED_METHODS)
+
+
 def embed_and_build(kb, reviewed: Sequence[Example], target: float, oos_label: str,
                     known: dict[int, tuple[str, np.ndarray]] | None = None) -> Memory:
     """The memory of these reviewed examples, embedded as the knowledge base `kb` embeds questions (typos
@@ -175,7 +187,7 @@ def memory_of(folder, kb) -> Memory:
     s = folder.settings
     db = open_bot_database(s)
     try:
-        reviewed = ExampleStore(db).labelled_from(REVIEWED_SOURCES)
+        reviewed = settled(ExampleStore(db))
     finally:
         db.close()
     return embed_and_build(kb, reviewed, s.review.memory_precision, s.train.oos_label)

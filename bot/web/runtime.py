@@ -183,7 +183,7 @@ class Runtime:
         self._memory_checked, self._memory_state = 0.0, None
 
     async def _current_memory(self, kb: Any) -> Any:
-        from bot.review.memory import REVIEWED_SOURCES, embed_and_build
+        from bot.review.memory import embed_and_build, settled, settled_state
 
         if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
             return self._marking(self.memory)
@@ -191,9 +191,9 @@ class Runtime:
             if time.monotonic() - self._memory_checked < MEMORY_CHECK_S:
                 return self._marking(self.memory)
             examples = self.desk.examples
-            state = await self.db(examples.state_of, REVIEWED_SOURCES)
+            state = await self.db(settled_state, examples)
             if state != self._memory_state:
-                reviewed = await self.db(examples.labelled_from, REVIEWED_SOURCES)
+                reviewed = await self.db(settled, examples)
                 target = self.settings.review.memory_precision
                 self.memory = await asyncio.get_running_loop().run_in_executor(
                     self.pool, embed_and_build, kb, reviewed, target, self.settings.train.oos_label,

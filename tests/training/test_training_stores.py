@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import types
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,20 @@ def test_reviewed_examples_and_the_state_that_says_they_changed(db):
     with db.transaction():
         store.remove([reviewed.id])
     assert store.state_of(("review",)) == before == (0, 0, 0)
+
+
+def test_the_memory_also_holds_requests_labelled_by_accepting_an_intent_proposal(db):
+    from bot.review.memory import settled, settled_state
+
+    store = ExampleStore(db)
+    store.add([Example("parcel stuck in customs", None, "transcript", provenance="t.csv:2"),
+               Example("customs fee question", None, "transcript", provenance="t.csv:3"),
+               Example("where is my order", "track_order", "seed")])
+    before = settled_state(store)
+    ids = [e.id for e in store.examples(labelled=False)]
+    ProposalStore(db).label_members(types.SimpleNamespace(members=ids[:1]), "customs")  # accepting a proposal
+    assert settled_state(store) != before
+    assert [(e.text, e.intent) for e in settled(store)] == [("parcel stuck in customs", "customs")]
 
 
 def test_a_sample_per_intent_takes_each_intents_first_examples(db):
