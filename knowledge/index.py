@@ -38,8 +38,9 @@ class VectorIndex:
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, exact_max: int = 50_000,
-              target_recall: float = 0.97, seed: int = 0) -> "VectorIndex":
-        """An index over the given unit vectors: exact when small, IVF (nprobe tuned) when large."""
+              target_recall: float = 0.97, seed: int = 0, noise: float = 1.0, k: int = 10) -> "VectorIndex":
+        """An index over the given unit vectors: exact when small, IVF (nprobe tuned) when large. `noise` and `k`:
+        the tuning's queries and recall@k (see `tune`)."""
         import faiss
 
         ids = np.asarray(ids, dtype=np.int64)
@@ -58,19 +59,21 @@ class VectorIndex:
         index.train(sample)
         index.add_with_ids(vectors, ids)
         built = cls(index, ids, "ivf")
-        built.tune(ids, vectors, target_recall, rng)
+        built.tune(ids, vectors, target_recall, rng, noise=noise, k=k)
         return built
 
-    def tune(self, ids: np.ndarray, vectors: np.ndarray, target_recall: float, rng: np.random.Generator, queries: int = 200) -> None:
-        """Smallest nprobe whose recall@10 against exact search reaches the target, on perturbed stored vectors.
+    def tune(self, ids: np.ndarray, vectors: np.ndarray, target_recall: float, rng: np.random.Generator,
+             queries: int = 200, noise: float = 1.0, k: int = 10) -> None:
+        """Smallest nprobe whose recall@k against exact search reaches the target, on perturbed stored vectors.
 
-        Queries are stored vectors plus noise of about their own length (cosine ~0.7 to the original),
-        like a question against the passage that answers it.
+        Queries are stored vectors plus noise of `noise` times their own length: 1 (cosine ~0.7 to the original)
+        is a question against the passage that answers it; the memory of reviewed answers, which only answers
+        near neighbours, tunes with less.
         """
         rows = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
-        q = vectors[rows] + rng.standard_normal((len(rows), self.dim)).astype(np.float32) / np.sqrt(self.dim)
+        q = vectors[rows] + noise * rng.standard_normal((len(rows), self.dim)).astype(np.float32) / np.float32(np.sqrt(self.dim))
         q /= np.linalg.norm(q, axis=1, keepdims=True)
-        k = min(10, len(vectors))
+        k = min(k, len(vectors))
         exact = exact_search(vectors, ids, q, k)
         self.nprobe, self.recall = NPROBES[-1], 0.0
         for nprobe in NPROBES:
