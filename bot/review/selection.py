@@ -84,20 +84,27 @@ def choose(vectors: np.ndarray, unsure: Sequence[float], budget: int, known: np.
     return picks
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    order: list[int]  # group ids in review order
+    unseen: frozenset[int]  # the groups picked as candidates for an intent the bot does not have
+
+
 def suggest(candidates: Sequence[dict[str, Any]], embed: Callable[[list[str]], np.ndarray],
-            known: Sequence[Any]) -> list[int]:
+            known: Sequence[Any]) -> Suggestion:
     """The review queue's suggested order: the ids of `candidates` (ReviewStore.candidates: id, text, size, the
     last turn's confidence; newest first), `choose`'s picks first, each followed by the near-identical groups it
     stands for, then the rest newest first. `embed`: unit vectors of texts; `known`: labelled examples."""
     if not candidates:
-        return []
+        return Suggestion([], frozenset())
     vectors = embed([c["text"] for c in candidates] + [e.text for e in known])
     unsure = [1.0 if c["confidence"] is None else min(1.0, max(0.0, 1.0 - c["confidence"])) for c in candidates]
     picks = choose(vectors[:len(candidates)], unsure, SUGGEST_PICKS, vectors[len(candidates):],
                    [e.intent for e in known], [c["size"] for c in candidates])
     ranked = [i for p in picks for i in p.group]
     rest = sorted(set(range(len(candidates))) - set(ranked))
-    return [candidates[i]["id"] for i in ranked + rest]
+    return Suggestion([candidates[i]["id"] for i in ranked + rest],
+                      frozenset(candidates[p.index]["id"] for p in picks if p.reason == "unseen"))
 
 
 def _groups(vectors: np.ndarray, unsure: np.ndarray) -> tuple[list[int], dict[int, tuple[int, ...]]]:

@@ -260,12 +260,15 @@ async def _page(request: web.Request, filters: Filters) -> Any:
     """A page of the queue, brought up to date first; the suggested order made for the selection."""
     rt = request.app[RUNTIME]
     d = await rt.sync_review()
-    order = await rt.suggested_order(filters) if filters.sort == "suggested" else None
+    suggestion = await rt.suggested_order(filters) if filters.sort == "suggested" else None
     try:
-        return await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size,
-                           order)
+        page = await rt.db(d.reviews.page, filters, request.query.get("cursor") or None, rt.settings.review.page_size,
+                           suggestion and suggestion.order)
     except ValueError as e:
         raise error(web.HTTPBadRequest, f"cursor: {e}") from None
+    for g in page.groups:  # picked first as a tight cluster far from every intent: perhaps a new one
+        g["new_intent_candidate"] = suggestion is not None and g["id"] in suggestion.unseen
+    return page
 
 
 def _flash(request: web.Request) -> dict[str, Any]:
@@ -282,7 +285,8 @@ async def item_page(request: web.Request) -> web.Response:
     item = await _item(request, group_id)
     filters = filters_from(request.query)
     query = filters.query()
-    order = await rt.suggested_order(filters) if filters.sort == "suggested" else None
+    suggestion = await rt.suggested_order(filters) if filters.sort == "suggested" else None
+    order = suggestion and suggestion.order
     following = await rt.db(lambda: [g for g in desk(request).reviews.page(filters, None, 2, order).groups
                                      if g["id"] != group_id][:1])
     context = await _context(

@@ -158,8 +158,8 @@ class Runtime:
             return None
         return memory.match(vector)
 
-    async def suggested_order(self, filters: Any) -> list[int] | None:
-        """The review queue's suggested order of this selection (bot.review.selection.suggest), embedded by the
+    async def suggested_order(self, filters: Any) -> Any:
+        """The review queue's suggested order of this selection (bot.review.selection.Suggestion), embedded by the
         knowledge base; None while it cannot be made (no knowledge base yet): the queue shows the newest first."""
         from bot.review.selection import KNOWN_PER_INTENT, SUGGEST_FROM, suggest
 

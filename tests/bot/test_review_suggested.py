@@ -76,3 +76,26 @@ async def test_without_an_embedder_the_suggested_order_is_the_newest_first(make_
         await chat(client, message)
     _, body = await queue(client)
     assert [i["text"] for i in body["items"]] == MESSAGES[::-1]
+
+
+async def test_a_tight_cluster_far_from_every_intent_comes_first_marked_new_intent(make_client, tmp_path):
+    from core.sqlite import connect
+    from training.store import Example, ExampleStore
+
+    (tmp_path / "state").mkdir(exist_ok=True)
+    ExampleStore(connect(tmp_path / "state" / "supportbot.db")).add(
+        Example(t, intent, "seed") for intent, texts in
+        {"refund": ["refund my order", "money back refund please", "refund order money"],
+         "transfer": ["bank transfer money", "transfer to my bank", "money transfer late order"]}.items()
+        for t in texts)
+    client = await make_client("review.page_size=10", knowledge=BagOfWords())
+    asked = ["crypto wallet price", "refund money order please", "crypto wallet price today",
+             "bank money transfer late", "crypto wallet value price"]
+    for message in asked:
+        await chat(client, message)
+    _, body = await queue(client)
+    first = body["items"][0]
+    assert first["text"].startswith("crypto wallet") and first["new_intent_candidate"] is True
+    assert [i["text"] for i in body["items"] if i["new_intent_candidate"]] == [first["text"]]  # one per cluster
+    page = await (await client.get("/review", headers=ADMIN)).text()
+    assert page.count(">new intent?</span>") == 1
