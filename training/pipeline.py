@@ -65,7 +65,7 @@ def train(
     check_trainable(in_scope)
     warnings = single_example_warnings(in_scope, "training data") + few_example_warnings(in_scope, "training data")
     base = resolve_model_path(settings.base_model)
-    train_part, val_part = stratified_split(in_scope, settings.val_fraction, settings.seed)
+    train_part, val_part = calibration_split(in_scope, settings)
     if settings.typo_augment:  # noised copies of training examples only: validation stays as customers wrote it
         from training.noise import augment
 
@@ -124,6 +124,24 @@ def train(
         registry.prune(settings.keep_versions)
     log.info("trained model version %s", version)
     return TrainResult(version, registry.path(version), metrics, warnings)
+
+
+CHOSEN_AS_HARD = ("review", "conversation")  # picked by the review queue or asked back about: harder than traffic
+
+
+def calibration_split(in_scope: Sequence[Example], settings: TrainSettings) -> tuple[list[Example], list[Example]]:
+    """(training, validation). The validation examples are what the answer threshold is fitted on, so they are
+    drawn from examples like the bot's traffic: not the reviewed ones (`CHOSEN_AS_HARD`), which the review queue
+    chose because the bot was unsure of them — a threshold fitted on those refuses ordinary messages (on BANKING77,
+    a third of them: benchmarks/bench_loop.py); reviewed examples all train. Where the other examples are too few
+    to fit a threshold (training.calibrate.validation_needed), the validation is drawn from all of them."""
+    from training.calibrate import validation_needed
+
+    typical = [e for e in in_scope if e.source not in CHOSEN_AS_HARD]
+    train_part, val_part = stratified_split(typical, settings.val_fraction, settings.seed)
+    if len(val_part) >= validation_needed(settings.target_precision):
+        return train_part + [e for e in in_scope if e.source in CHOSEN_AS_HARD], val_part
+    return stratified_split(in_scope, settings.val_fraction, settings.seed)
 
 
 def fallback_warning(calibration, validation: int, settings: TrainSettings) -> str:

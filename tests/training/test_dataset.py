@@ -49,3 +49,22 @@ def test_stratified_split_holds_out_each_intent_and_hash_ignores_order():
     assert len(train) + len(val) == len(examples)
     assert data_hash(examples) == data_hash(list(reversed(examples)))
     assert data_hash(examples) != data_hash(examples[1:])
+
+
+def test_the_answer_threshold_is_fitted_on_examples_like_traffic_not_on_reviewed_ones():
+    """Reviewed examples were chosen for being hard: they all train, and validation comes from the others while
+    those are enough to fit a threshold; otherwise from all."""
+    from training.calibrate import validation_needed
+    from training.pipeline import calibration_split
+    from training.settings import TrainSettings
+
+    settings = TrainSettings(val_fraction=0.2)
+    needed = validation_needed(settings.target_precision)
+    seed = [Example(f"seed {i} of {k}", f"intent_{k}", "seed") for k in range(needed) for i in range(5)]
+    reviewed = [Example(f"hard {i} of {k}", f"intent_{k}", "review") for k in range(needed) for i in range(5)]
+    train, val = calibration_split(seed + reviewed, settings)
+    assert val and all(e.source == "seed" for e in val) and len(val) >= needed
+    assert set(reviewed) <= set(train) and len(train) + len(val) == len(seed + reviewed)
+    few = seed[:10] + reviewed  # too few typical examples to fit on: validation from all of them
+    train, val = calibration_split(few, settings)
+    assert any(e.source == "review" for e in val)
