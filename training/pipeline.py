@@ -83,7 +83,6 @@ def train(
         warnings.append(fallback_warning(calibration, len(val_part), settings))
     classifier = IntentClassifier(fit.model, fit.tokenizer, fit.labels, calibration.to_dict(), "unsaved",
                                   settings.max_length, stats["serving"])
-    oos_out = (tensors["oos_features"], tensors["oos_logits"]) if oos else None
     metrics = {
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "train_seconds": round(fit.seconds, 1),

@@ -244,7 +244,6 @@ def _with(url: str, **params: Any) -> str:
 # pages
 async def queue_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    d = desk(request)
     filters = filters_from(request.query)
     page = await _page(request, filters)
     query = filters.query()
