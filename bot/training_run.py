@@ -184,7 +184,7 @@ def evaluate_bot(folder: BotFolder, path: Path, data: Path | None = None, out: P
         write_predictions(prediction_rows(examples, predictions, oos_label, classifier.threshold, floor),
                           predictions_file)
     summary = markdown(result).split("\n## Per intent")[0]
-    expected = knowledge_expectation(folder)
+    expected = "\n".join(line for line in (knowledge_expectation(folder), memory_expectation(folder)) if line)
     return Evaluation(summary + (f"\n\n{expected}" if expected else ""), json_path, md_path, len(predictions),
                       tuple(warnings))
 
@@ -204,6 +204,31 @@ def knowledge_expectation(folder: BotFolder) -> str:
     finally:
         kb.close()
     return f"knowledge base: answer threshold {threshold:.3f}, {tuned.expected()}" if tuned and tuned.answers else ""
+
+
+def memory_expectation(folder: BotFolder) -> str:
+    """What the memory of reviewed answers would answer (its fit, bot.review.memory), or "" when it is off or
+    empty. Builds it as the server does: embeds every reviewed message."""
+    from bot.database import open_bot_database
+    from bot.review.memory import memory_of, settled_state
+    from knowledge.base import KnowledgeBase
+    from training.store import ExampleStore
+
+    s = folder.settings
+    if not s.review.memory:
+        return ""
+    db = open_bot_database(s)
+    try:
+        if not settled_state(ExampleStore(db))[0]:
+            return ""
+    finally:
+        db.close()
+    kb = KnowledgeBase.open(s.database_location, s.index_path, s.knowledge)
+    try:
+        memory = memory_of(folder, kb)
+    finally:
+        kb.close()
+    return f"memory of reviewed answers: {len(memory)} messages, {memory.describe(s.review.memory_precision)}"
 
 
 def _evaluation_examples(folder: BotFolder, data: Path | None) -> tuple[list, list[str]]:

@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def stats(args: argparse.Namespace) -> int:
-    from bot.review.memory import MIN_ENTRIES, mark_serving, memory_of
+    from bot.review.memory import mark_serving, memory_of
     from knowledge.base import KnowledgeBase
 
     folder = open_bot(args)
@@ -33,19 +33,11 @@ def stats(args: argparse.Namespace) -> int:
         mark_serving(folder, memory)
     finally:
         kb.close()
-    fit = memory.fit
     outcomes = Counter(e.intent for e in memory.examples)
     print(f"reviewed messages {len(memory)} ({len(outcomes)} outcomes)")
     for outcome, n in outcomes.most_common(10):
         print(f"  {outcome}: {n}")
-    target = folder.settings.review.memory_precision
-    if fit.fitted:
-        print(f"similarity threshold {fit.threshold:.3f}, fitted to precision {target:g}: leave-one-out answered "
-              f"{fit.answers} matches, {fit.precision:.1%} right")
-    else:
-        why = (f"fewer than {MIN_ENTRIES} reviewed messages" if len(memory) < MIN_ENTRIES
-               else f"precision {target:g} not surely reached by leave-one-out")
-        print(f"similarity threshold {fit.threshold:.3f}: near-exact repeats only ({why})")
+    print(memory.describe(folder.settings.review.memory_precision))
     if memory.learned_version:
         print(f"learned by the serving model {memory.learned_version}: {len(memory.learned)} of {len(memory)} "
               f"(answered right without the memory; kept)")

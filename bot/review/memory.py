@@ -114,6 +114,16 @@ class Memory:
     def mark_learned(self, version: str, learned: set[int] | frozenset[int]) -> None:
         self.learned, self.learned_version = frozenset(learned), version
 
+    def describe(self, target: float) -> str:
+        """What the fit says (for `memory stats` and `evaluate`)."""
+        fit = self.fit
+        if fit.fitted:
+            return (f"similarity threshold {fit.threshold:.3f}, fitted to precision {target:g}: leave-one-out answered "
+                    f"{fit.answers} matches, {fit.precision:.1%} right")
+        why = (f"fewer than {MIN_ENTRIES} reviewed messages" if len(self) < MIN_ENTRIES
+               else f"precision {target:g} not surely reached by leave-one-out")
+        return f"similarity threshold {fit.threshold:.3f}: near-exact repeats only ({why})"
+
 
 def learned_by(examples: Sequence[Example], predict: Callable, oos_label: str, batch: int = 64) -> set[int]:
     """Ids of the reviewed examples a model answers right by itself: the reviewed intent, neither refused nor asked

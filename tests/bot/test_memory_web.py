@@ -119,6 +119,11 @@ def test_memory_stats_says_what_the_server_would_fit(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "reviewed messages 32 (4 outcomes)" in out and "track_order: 8" in out
     assert "fitted to precision 0.95: leave-one-out answered" in out
+    from bot.folder.bot_folder import BotFolder
+    from bot.training_run import memory_expectation
+
+    line = memory_expectation(BotFolder.load(bot))  # what `run_bot.py evaluate` prints under its summary
+    assert line.startswith("memory of reviewed answers: 32 messages, similarity threshold")
 
 
 async def test_a_memory_that_fails_leaves_the_decision_to_the_model(make_client, tmp_path, caplog):
