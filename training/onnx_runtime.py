@@ -2,10 +2,14 @@
 
 `prepare` exports a trained model (encoder, mean pooling, normalisation and head, as one graph), fuses it,
 quantises it dynamically to int8 with per-channel weights (knowledge.onnx_graph, shared with the knowledge
-base's embedder), and measures both copies on the validation examples against the PyTorch model: top-1
-accuracy, agreement of the top intent, and the simulated out-of-scope refusal at the threshold. int8 serves when its accuracy is within
-`train.max_quantization_drop` points of fp32's and it refuses no fewer simulated out-of-scope messages;
-otherwise fp32 ONNX; PyTorch when the export or ONNX Runtime fails (the reason is kept in runtime.json).
+base's embedder), and measures both copies against the PyTorch model: on the validation examples (accuracy,
+agreement of the top intent, the simulated out-of-scope refusal at the threshold, the outputs calibration is
+fitted on) and on the training examples too (up to EVIDENCE_MAX in all: both copies share the weights, so where
+they disagree on the same message is evidence about quantisation whether or not the model saw it). int8 serves
+unless it is measurably worse (`decide_int8`): it gets more of those messages wrong, or refuses fewer simulated
+out-of-scope ones, than fp32 by more than `train.max_quantization_drop` points *and* a one-sided sign test over
+the messages where the two disagree puts chance below WORSE_ALPHA. Otherwise fp32 ONNX; PyTorch when the export
+or ONNX Runtime fails (the reason is kept in runtime.json, with the evidence).
 PyTorch stays the training runtime.
 """
 
@@ -23,6 +27,8 @@ from knowledge import onnx_graph
 log = logging.getLogger("supportbot.onnx")
 FP32_FILE, INT8_FILE, RUNTIME_FILE = "model.onnx", "model.int8.onnx", "runtime.json"
 FILES = {"onnx-fp32": FP32_FILE, "onnx-int8": INT8_FILE}
+EVIDENCE_MAX = 5000  # labelled messages int8 and fp32 are compared on (validation first, then training ones)
+WORSE_ALPHA = 0.05  # int8 is measurably worse when a sign test over the disagreements puts chance below this
 
 
 class _Outputs(torch.nn.Module):
@@ -64,17 +70,48 @@ def _measure(outputs, texts, tokenizer, max_length: int, targets: torch.Tensor, 
         features.append(f.float()), logits.append(lg.float())
     features, logits = torch.cat(features), torch.cat(logits)
     probs = (logits / temperature).softmax(-1)
+    right = probs.argmax(-1) == targets
+    refused = leave_intent_out_confidence(probs, targets) < threshold
     return {
-        "features": features, "logits": logits, "top": probs.argmax(-1),
-        "accuracy": float((probs.argmax(-1) == targets).float().mean()),
-        "oos_refused": float((leave_intent_out_confidence(probs, targets) < threshold).float().mean()),
+        "features": features, "logits": logits, "top": probs.argmax(-1), "right": right, "refused": refused,
+        "accuracy": float(right.float().mean()), "oos_refused": float(refused.float().mean()),
     }
 
 
+def decide_int8(fp32_right, int8_right, fp32_refused, int8_refused, max_drop: float) -> tuple[bool, str, dict]:
+    """(serve int8?, reason, evidence) from per-message outcomes of the two copies on the same labelled messages:
+    right (top intent) and refused as out of scope when the message's own intent is left out (simulated). int8
+    is refused only where it is worse by more than `max_drop` points and a one-sided sign test over the messages
+    where the two differ says chance is unlikely (p < WORSE_ALPHA)."""
+    from training.gate import sign_test
+
+    n = len(fp32_right)
+    evidence, worse = {"messages": n}, []
+    for name, fp32, int8, what in (("accuracy", fp32_right, int8_right, "right"),
+                                   ("oos_refused", fp32_refused, int8_refused, "refused")):
+        lost = int((fp32 & ~int8).sum())  # fp32 right (or refusing) where int8 is not
+        won = int((int8 & ~fp32).sum())
+        drop = 100 * (lost - won) / max(n, 1)
+        p = sign_test(lost, won)
+        evidence[name] = {"fp32": round(float(fp32.float().mean()), 4), "int8": round(float(int8.float().mean()), 4),
+                          "only_fp32": lost, "only_int8": won, "drop_points": round(drop, 2), "p": round(p, 4)}
+        if drop > max_drop and p < WORSE_ALPHA:
+            worse.append(f"{what} on {lost} of {n} messages fp32 got and {won} the other way (drop {drop:.2f} points, "
+                         f"p {p:.3f} of chance)")
+    if worse:
+        return False, "int8 is measurably worse: " + "; ".join(worse) + f" (at most {max_drop} points allowed)", evidence
+    a, r = evidence["accuracy"], evidence["oos_refused"]
+    return True, (f"int8 not measurably worse on {n} labelled messages: {a['only_fp32']} right only with fp32 and "
+                  f"{a['only_int8']} only with int8 (p {a['p']:.2f}); simulated out-of-scope refused "
+                  f"{r['only_fp32']} only by fp32, {r['only_int8']} only by int8 (p {r['p']:.2f})"), evidence
+
+
 def prepare(model, tokenizer, texts: list[str], targets: torch.Tensor, max_length: int, max_drop: float,
-            threshold: float, temperature: float, scratch: Path) -> dict:
-    """Export to `scratch`, measure on the validation `texts`, choose -> the runtime record (runtime.json), with
-    the chosen runtime's validation outputs under "features"/"logits" (for calibrating on what will serve)."""
+            threshold: float, temperature: float, scratch: Path, more: tuple[list[str], torch.Tensor] = ([], None)
+            ) -> dict:
+    """Export to `scratch`, measure on the validation `texts` (and `more` labelled messages: training ones, up to
+    EVIDENCE_MAX in all), choose -> the runtime record (runtime.json), with the chosen runtime's validation
+    outputs under "features"/"logits" (for calibrating on what will serve)."""
     try:
         export(model, tokenizer, scratch)
     except Exception as e:  # an architecture the exporter cannot take: serve with PyTorch, say why
@@ -90,16 +127,24 @@ def prepare(model, tokenizer, texts: list[str], targets: torch.Tensor, max_lengt
 
     args = (texts, tokenizer, max_length, targets, threshold, temperature)
     reference = _measure(torch_outputs, *args)
-    measured = {name: _measure(OnnxModel(scratch / file).outputs, *args) for name, file in FILES.items()}
-    fp32, int8 = measured["onnx-fp32"], measured["onnx-int8"]
-    drop = 100 * (fp32["accuracy"] - int8["accuracy"])
-    good = drop <= max_drop and int8["oos_refused"] >= fp32["oos_refused"]
+    runtimes = {name: OnnxModel(scratch / file) for name, file in FILES.items()}
+    measured = {name: _measure(runtime.outputs, *args) for name, runtime in runtimes.items()}
+    extra_texts, extra_targets = more
+    room = max(0, EVIDENCE_MAX - len(texts))
+    if extra_texts and room:
+        extra = {name: _measure(runtime.outputs, list(extra_texts[:room]), tokenizer, max_length,
+                                extra_targets[:room], threshold, temperature) for name, runtime in runtimes.items()}
+    else:
+        extra = {name: {"right": torch.zeros(0, dtype=torch.bool), "refused": torch.zeros(0, dtype=torch.bool)}
+                 for name in runtimes}
+    both = {name: {k: torch.cat([measured[name][k], extra[name][k]]) for k in ("right", "refused")} for name in runtimes}
+    good, reason, evidence = decide_int8(both["onnx-fp32"]["right"], both["onnx-int8"]["right"],
+                                         both["onnx-fp32"]["refused"], both["onnx-int8"]["refused"], max_drop)
     serve = "onnx-int8" if good else "onnx-fp32"
     record = {
         "serve": serve,
-        "reason": (f"int8 accuracy {100 * int8['accuracy']:.2f} % vs fp32 {100 * fp32['accuracy']:.2f} % (drop "
-                   f"{drop:.2f} points, at most {max_drop}); simulated out-of-scope refused {100 * int8['oos_refused']:.1f} "
-                   f"% vs {100 * fp32['oos_refused']:.1f} %"),
+        "reason": reason,
+        "evidence": {**evidence, "validation_messages": len(texts), "training_messages": len(both["onnx-fp32"]["right"]) - len(texts)},
         "validation": {name: {"accuracy": m["accuracy"], "oos_refused": m["oos_refused"],
                               "agreement_with_torch": float((m["top"] == reference["top"]).float().mean())}
                        for name, m in {"torch": reference, **measured}.items()},

@@ -66,6 +66,7 @@ def train(
     warnings = single_example_warnings(in_scope, "training data") + few_example_warnings(in_scope, "training data")
     base = resolve_model_path(settings.base_model)
     train_part, val_part = calibration_split(in_scope, settings)
+    written = train_part  # as customers wrote them (the typo copies below are not): int8's evidence (onnx_runtime)
     if settings.typo_augment:  # noised copies of training examples only: validation stays as customers wrote it
         from training.noise import augment
 
@@ -76,7 +77,7 @@ def train(
     calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)
     runtime = None
     if settings.onnx and not settings.quantize:
-        fit, runtime = serving_runtime(fit, val_part, calibration, settings, Path(scratch.name))
+        fit, runtime = serving_runtime(fit, val_part, calibration, settings, Path(scratch.name), written)
         if runtime.get("calibrated_on") != "torch":
             calibration, stats, tensors = fit_calibration(fit, oos, settings, classify_oos=True)
     if calibration.expected_precision is None:
@@ -156,17 +157,24 @@ def fallback_warning(calibration, validation: int, settings: TrainSettings) -> s
             "transcripts (`run_bot.py import`), then train again.")
 
 
-def serving_runtime(fit, val_part, calibration, settings: TrainSettings, scratch: Path):
+def serving_runtime(fit, val_part, calibration, settings: TrainSettings, scratch: Path,
+                    train_part: Sequence[Example] = ()):
     """Export and measure the ONNX copies (training.onnx_runtime) -> (fit, runtime record). When the model that
     serves is the one the validation outputs came from (no small-data refit), they are replaced by the chosen
     runtime's, so the calibration is fitted on the logits that will serve; after a refit the validation
-    examples were trained on, and the calibration stays on the first run's PyTorch outputs."""
+    examples were trained on, and the calibration stays on the first run's PyTorch outputs. `train_part`: more
+    labelled messages the int8 decision compares the copies on."""
     from training import onnx_runtime
 
+    import torch
+
     texts = [e.text for e in val_part]
+    index = {label: i for i, label in enumerate(fit.labels)}
+    known = [e for e in train_part if e.intent in index]
+    more = ([e.text for e in known], torch.tensor([index[e.intent] for e in known], dtype=torch.long))
     record = onnx_runtime.prepare(fit.model, fit.tokenizer, texts, fit.val_targets, settings.max_length,
                                   settings.max_quantization_drop, calibration.threshold, calibration.temperature,
-                                  scratch)
+                                  scratch, more)
     refit = len(fit.bank_targets) != len(fit.fit_targets)
     record["validation_trained_on"] = refit  # a refit model has seen its validation examples: compare, do not quote
     if "logits" in record and not refit:

@@ -38,7 +38,7 @@ class TrainSettings:
     oos_label: str = setting("out_of_scope", "Intent name that marks out-of-scope examples (used for calibration only).")
     quantize: bool = setting(False, "Serve a PyTorch dynamically int8-quantised copy of the model (CPU), instead of ONNX Runtime.")
     onnx: bool = setting(True, "Export each new version to ONNX (fp32 and an int8 copy), measure both on the validation examples and serve through ONNX Runtime (training.onnx_runtime); PyTorch when the export fails.")
-    max_quantization_drop: float = setting(0.3, "Most validation accuracy points the int8 ONNX copy may lose against fp32 and still serve.")
+    max_quantization_drop: float = setting(0.3, "Most points of accuracy (or of simulated out-of-scope refusal) the int8 ONNX copy may lose against fp32 on the labelled messages (validation and training, up to 5000) and still serve; a larger loss refuses int8 only when a sign test over the messages where the two disagree says chance is unlikely (p < 0.05).")
     keep_versions: int = setting(5, "Model versions kept on disk; older ones are pruned (the serving one never).")
 
     def __post_init__(self) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 
 import pytest
+import torch
 
 from training import onnx_runtime
 from training.classifier import IntentClassifier
@@ -56,13 +56,38 @@ def test_a_version_serves_the_onnx_copy_it_chose_with_the_same_outputs_as_pytorc
     assert IntentClassifier.load(path, quantize=True).runtime is None  # PyTorch's int8 asked for explicitly
 
 
-def test_int8_is_refused_when_it_may_lose_nothing_and_loses_something(onnx_version, tmp_path):
-    settings, _ = onnx_version
-    strict = dataclasses.replace(settings, max_quantization_drop=-1.0)  # even an equal accuracy is too low
-    path = train(EXAMPLES, strict, ModelRegistry(tmp_path), progress=False).path
+def test_the_int8_decision_is_recorded_with_its_evidence(onnx_version):
+    _, path = onnx_version
     record = json.loads((path / onnx_runtime.RUNTIME_FILE).read_text())
-    assert record["serve"] == "onnx-fp32" and "at most -1.0" in record["reason"]
-    assert IntentClassifier.load(path).runtime.path.name == onnx_runtime.FP32_FILE
+    evidence = record["evidence"]
+    assert evidence["messages"] == evidence["validation_messages"] + evidence["training_messages"]
+    assert evidence["training_messages"] > 0  # training messages count as evidence about quantisation too
+    assert {"only_fp32", "only_int8", "p"} <= set(evidence["accuracy"]) and "p" in evidence["oos_refused"]
+
+
+def outcomes(n, fp32_only, int8_only):
+    """Per-message right (or refused) flags of fp32 and int8: both on all but the disagreements."""
+    fp32, int8 = torch.ones(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)
+    int8[:fp32_only] = False
+    fp32[fp32_only:fp32_only + int8_only] = False
+    return fp32, int8
+
+
+def test_one_message_of_noise_does_not_refuse_int8():
+    """The demo's old case: int8 refused one simulated out-of-scope message fewer of 28 (a 3.6-point drop)."""
+    right, refused = outcomes(28, 0, 0), outcomes(28, 1, 0)
+    good, reason, evidence = onnx_runtime.decide_int8(*right, *refused, max_drop=0.3)
+    assert good and "not measurably worse on 28" in reason
+    assert evidence["oos_refused"]["only_fp32"] == 1 and evidence["oos_refused"]["p"] == 0.5
+
+
+def test_int8_that_loses_many_more_messages_than_it_gains_is_refused_and_says_why():
+    right, refused = outcomes(500, 12, 1), outcomes(500, 0, 0)
+    good, reason, evidence = onnx_runtime.decide_int8(*right, *refused, max_drop=0.3)
+    assert not good and "measurably worse" in reason and "12 of 500" in reason
+    assert evidence["accuracy"]["drop_points"] == 2.2 and evidence["accuracy"]["p"] < 0.05
+    good, _, _ = onnx_runtime.decide_int8(*right, *refused, max_drop=5.0)  # a drop allowed by the setting
+    assert good
 
 
 def test_a_failed_export_serves_with_pytorch_and_says_why(onnx_version, tmp_path, monkeypatch, caplog):
