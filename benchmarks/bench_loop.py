@@ -127,7 +127,7 @@ def scores(answers, test) -> dict:
     return {"accuracy": sum(correct) / len(test), "held_out_recall": sum(held) / len(held) if held else None}
 
 
-def memory_of(store, vectors):
+def reviewed_memory(store, vectors):
     """The memory of reviewed answers as the server builds it: reviewed examples, fitted to 95 % precision."""
     from bot.review.memory import Memory, settled
     from knowledge.relevance import OFF_TOPIC
@@ -168,7 +168,7 @@ def simulate(strategy: str, start, rest, test, args, settings) -> list[dict]:
     train(store.examples(), settings.train, registry, progress=False)
     history = [{"round": 0, "reviews": 0, "retrain_s": round(time.perf_counter() - t0, 1),
                 **evaluate(IntentClassifier.load(registry.current_path()), test,
-                           vectors and memory_of(store, vectors), vectors)}]
+                           vectors and reviewed_memory(store, vectors), vectors)}]
     print(f"[{strategy}] round 0: {history[-1]}", flush=True)
     reviewed = 0
     for round_ in range(1, args.rounds + 1):
@@ -189,7 +189,7 @@ def simulate(strategy: str, start, rest, test, args, settings) -> list[dict]:
         store.add(new)
         before, memory = {}, None
         if vectors is not None:  # queue + memory: asked before the retrain, with the serving model
-            memory = memory_of(store, vectors)
+            memory = reviewed_memory(store, vectors)
             served = evaluate(serving, test, memory, vectors)
             before = {"paraphrases": paraphrases(memory, {traffic[i][1] for i in picked}, test, vectors),
                       "held_out_recall_before_retrain": served["held_out_recall_with_memory"],

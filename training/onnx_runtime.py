@@ -131,20 +131,19 @@ def prepare(model, tokenizer, texts: list[str], targets: torch.Tensor, max_lengt
     measured = {name: _measure(runtime.outputs, *args) for name, runtime in runtimes.items()}
     extra_texts, extra_targets = more
     room = max(0, EVIDENCE_MAX - len(texts))
-    if extra_texts and room:
-        extra = {name: _measure(runtime.outputs, list(extra_texts[:room]), tokenizer, max_length,
-                                extra_targets[:room], threshold, temperature) for name, runtime in runtimes.items()}
-    else:
-        extra = {name: {"right": torch.zeros(0, dtype=torch.bool), "refused": torch.zeros(0, dtype=torch.bool)}
-                 for name in runtimes}
-    both = {name: {k: torch.cat([measured[name][k], extra[name][k]]) for k in ("right", "refused")} for name in runtimes}
-    good, reason, evidence = decide_int8(both["onnx-fp32"]["right"], both["onnx-int8"]["right"],
-                                         both["onnx-fp32"]["refused"], both["onnx-int8"]["refused"], max_drop)
+    extra = {name: _measure(runtime.outputs, list(extra_texts[:room]), tokenizer, max_length, extra_targets[:room],
+                            threshold, temperature) for name, runtime in runtimes.items()} if extra_texts and room else {}
+
+    def flags(name: str, key: str) -> torch.Tensor:  # validation first, then the training messages
+        return torch.cat([measured[name][key], *([extra[name][key]] if extra else [])])
+
+    good, reason, evidence = decide_int8(flags("onnx-fp32", "right"), flags("onnx-int8", "right"),
+                                         flags("onnx-fp32", "refused"), flags("onnx-int8", "refused"), max_drop)
     serve = "onnx-int8" if good else "onnx-fp32"
     record = {
         "serve": serve,
         "reason": reason,
-        "evidence": {**evidence, "validation_messages": len(texts), "training_messages": len(both["onnx-fp32"]["right"]) - len(texts)},
+        "evidence": {**evidence, "validation_messages": len(texts), "training_messages": evidence["messages"] - len(texts)},
         "validation": {name: {"accuracy": m["accuracy"], "oos_refused": m["oos_refused"],
                               "agreement_with_torch": float((m["top"] == reference["top"]).float().mean())}
                        for name, m in {"torch": reference, **measured}.items()},
